@@ -1,0 +1,1 @@
+"""Simulated devices: product code, selectable by setting, scriptable by tests."""
