@@ -87,8 +87,10 @@ class CardReader(Device):
     def power_on(self) -> bytes:
         """Power the card and return its ATR. CardRemovedError if there is no card."""
         with self._operation("power_on"):
-            self._atr = self._guard(self._do_power_on)
-            return self._atr
+            atr = self._guard(self._do_power_on)
+            self._presence(True)
+            self._atr = atr
+            return atr
 
     def power_off(self) -> None:
         with self._operation("power_off"):
