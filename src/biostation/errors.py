@@ -29,6 +29,7 @@
     ├── PersoError                       personalization line
     │   └── OrderRejected                an order refused before a card is touched (``.reason``)
     └── StoreError                       durable store / journal
+        └── JournalBusyError             another process holds the journal
 """
 
 from __future__ import annotations
@@ -159,4 +160,8 @@ class OrderRejected(PersoError):
 
 
 class StoreError(BiostationError):
+    pass
+
+
+class JournalBusyError(StoreError):
     pass
