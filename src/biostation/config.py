@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     sim_camera_source: Path | None = Field(
         None, description="Video file or image folder the simulated camera plays (default: the first "
         "video of ../shared/data/faces/VIDEO when present, else a generated clip).")
+    usb_replay_dir: Path | None = Field(
+        None, description="A folder with a umockdev recording (device, capture.ioctl): USB drivers "
+        "then see the recorded device instead of libusb (demos, tests).")
     sim_time_scale: float = Field(1.0, ge=0, description="Multiplies the simulated devices' delays "
                                   "(0: as fast as possible, for tests).")
 
