@@ -70,7 +70,7 @@ class SimulatedCamera(Camera):
 
     @classmethod
     def create(cls, source: Path | str, settings: Settings | None = None,
-               key: str = "sim:camera-test") -> "SimulatedCamera":
+               key: str = "sim:camera-test") -> SimulatedCamera:
         settings = (settings or Settings(sim_time_scale=0.0)).model_copy(update={"sim_camera_source": Path(source)})
         return cls(Attachment("sim", key, cls.full_name), settings)
 

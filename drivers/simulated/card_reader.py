@@ -52,7 +52,7 @@ class SimulatedCardReader(CardReader):
 
     @classmethod
     def create(cls, card: SimulatedCard | None = None, key: str = "sim:reader-test",
-               settings: Settings | None = None) -> "SimulatedCardReader":
+               settings: Settings | None = None) -> SimulatedCardReader:
         dev = cls(Attachment("sim", key, cls.full_name), settings or Settings(sim_time_scale=0.0))
         if card is not None:
             dev.insert(card)

@@ -16,15 +16,23 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
 from biostation.config import Settings
 from biostation.errors import DeviceGoneError, ImageError
-from biostation.hal import Attachment, Deadline, Feature, FingerPosition, FingerprintScanner, ImpressionKind
+from biostation.hal import (
+    Attachment,
+    Deadline,
+    Feature,
+    FingerPosition,
+    FingerprintScanner,
+    ImpressionKind,
+)
 
 from .synthetic import synthetic_set
 
@@ -68,7 +76,7 @@ class SimulatedScanner(FingerprintScanner):
     @classmethod
     def create(cls, images: Sequence[np.ndarray] | None = None, source: Source | None = None,
                dpi: int = 500, settings: Settings | None = None, key: str = "sim:scanner-test",
-               **faults: Any) -> "SimulatedScanner":
+               **faults: Any) -> SimulatedScanner:
         """A scanner for tests or embedding, fed from ``images`` (cycled) or ``source``."""
         settings = settings or Settings(sim_time_scale=0.0)
         dev = cls(Attachment("sim", key, cls.full_name), settings)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
-from biostation.errors import CardRemovedError, DeviceGoneError, DeviceProtocolError, DeviceStateError
-from biostation.hal import ApduTransport, CameraSettings, DeviceState, EventKind
 from biostation_drivers.simulated.camera import SimulatedCamera, generated_clip
 from biostation_drivers.simulated.card_reader import BlankCard, SimulatedCardReader
+
+from biostation.errors import (
+    CardRemovedError,
+    DeviceGoneError,
+    DeviceProtocolError,
+    DeviceStateError,
+)
+from biostation.hal import ApduTransport, CameraSettings, DeviceState, EventKind
 
 
 # --- camera ------------------------------------------------------------------------------------

@@ -7,11 +7,17 @@ import time
 
 import numpy as np
 import pytest
+from biostation_drivers.simulated.scanner import SimulatedScanner, folder_images
 
 from biostation.config import Settings
-from biostation.errors import DeviceBusyError, DeviceGoneError, DeviceProtocolError, DeviceStateError, DeviceTimeoutError
+from biostation.errors import (
+    DeviceBusyError,
+    DeviceGoneError,
+    DeviceProtocolError,
+    DeviceStateError,
+    DeviceTimeoutError,
+)
 from biostation.hal import DeviceState, EventBus, EventKind, FingerPosition, ImpressionKind
-from biostation_drivers.simulated.scanner import SimulatedScanner, folder_images
 
 
 def _recorder(dev):

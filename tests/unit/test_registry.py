@@ -5,14 +5,21 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint
 
 import pytest
-
-from biostation.config import DeviceMode
-from biostation.errors import DeviceNotFoundError
-from biostation.hal import Attachment, DeviceClass, DeviceState, DriverRegistry, EventKind, FingerprintScanner
-from biostation.hal import registry as registry_mod
 from biostation_drivers.simulated.camera import SimulatedCamera
 from biostation_drivers.simulated.card_reader import SimulatedCardReader
 from biostation_drivers.simulated.scanner import SimulatedScanner
+
+from biostation.config import DeviceMode
+from biostation.errors import DeviceNotFoundError
+from biostation.hal import (
+    Attachment,
+    DeviceClass,
+    DeviceState,
+    DriverRegistry,
+    EventKind,
+    FingerprintScanner,
+)
+from biostation.hal import registry as registry_mod
 
 ATTACHED: list[Attachment] = []
 

@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 
 
-def settings_from(data_dir: Optional[Path] = None, devices: Optional[DeviceMode] = None, **kw: object) -> Settings:
+def settings_from(data_dir: Path | None = None, devices: DeviceMode | None = None, **kw: object) -> Settings:
     """Settings from the environment, with command-line options on top."""
     over = {k: v for k, v in kw.items() if v is not None}
     if data_dir is not None:
@@ -51,11 +51,11 @@ DevicesOpt = typer.Option(None, "--devices", help="auto: hardware where found, s
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, help="Address to bind (default 127.0.0.1: this machine only)."),
-    port: Optional[int] = typer.Option(None, help="TCP port (default 8470; 0 picks a free one)."),
-    devices: Optional[DeviceMode] = DevicesOpt,
-    data_dir: Optional[Path] = DataDirOpt,
-    log_level: Optional[str] = typer.Option(None, help="debug, info, warning, error."),
+    host: str | None = typer.Option(None, help="Address to bind (default 127.0.0.1: this machine only)."),
+    port: int | None = typer.Option(None, help="TCP port (default 8470; 0 picks a free one)."),
+    devices: DeviceMode | None = DevicesOpt,
+    data_dir: Path | None = DataDirOpt,
+    log_level: str | None = typer.Option(None, help="debug, info, warning, error."),
 ) -> None:
     """Run the station daemon (HTTP API, device events, operator page) until Ctrl+C."""
     import uvicorn
@@ -90,8 +90,8 @@ def serve(
 
 @app.command()
 def devices(
-    devices: Optional[DeviceMode] = DevicesOpt,
-    data_dir: Optional[Path] = DataDirOpt,
+    devices: DeviceMode | None = DevicesOpt,
+    data_dir: Path | None = DataDirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the devices this machine has, and the driver chosen for each."""
@@ -119,7 +119,7 @@ def devices(
 
 
 @app.command()
-def token(data_dir: Optional[Path] = DataDirOpt) -> None:
+def token(data_dir: Path | None = DataDirOpt) -> None:
     """Print the station's API token (made on first use, stored 0600 in the data directory)."""
     from ..station.auth import ensure_token
 

@@ -6,11 +6,37 @@ from .camera import Camera, CameraSettings, Frame
 from .card_reader import ApduTransport, CardReader
 from .events import Event, EventBus, EventKind, EventQueue
 from .registry import DriverRegistry, load_driver_classes
-from .scanner import Deadline, FingerPosition, FingerprintScanner, Impression, ImpressionKind, PreviewFrame
+from .scanner import (
+    Deadline,
+    FingerPosition,
+    FingerprintScanner,
+    Impression,
+    ImpressionKind,
+    PreviewFrame,
+)
 
 __all__ = [
-    "Attachment", "Device", "DeviceClass", "DeviceInfo", "DeviceState", "Feature",
-    "Camera", "CameraSettings", "Frame", "ApduTransport", "CardReader",
-    "Event", "EventBus", "EventKind", "EventQueue", "DriverRegistry", "load_driver_classes",
-    "Deadline", "FingerPosition", "FingerprintScanner", "Impression", "ImpressionKind", "PreviewFrame",
+    "ApduTransport",
+    "Attachment",
+    "Camera",
+    "CameraSettings",
+    "CardReader",
+    "Deadline",
+    "Device",
+    "DeviceClass",
+    "DeviceInfo",
+    "DeviceState",
+    "DriverRegistry",
+    "Event",
+    "EventBus",
+    "EventKind",
+    "EventQueue",
+    "Feature",
+    "FingerPosition",
+    "FingerprintScanner",
+    "Frame",
+    "Impression",
+    "ImpressionKind",
+    "PreviewFrame",
+    "load_driver_classes",
 ]

@@ -20,9 +20,10 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum, IntFlag
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import DeviceBusyError, DeviceError, DeviceGoneError, DeviceStateError
 from .events import EventBus, EventKind
@@ -119,7 +120,7 @@ class Device:
 
     # --- discovery (class level) ---------------------------------------------------------------
     @classmethod
-    def probe(cls, settings: "Settings") -> list[Attachment]:
+    def probe(cls, settings: Settings) -> list[Attachment]:
         """Attachments this driver can see now. Must be cheap and must not open devices."""
         return []
 
@@ -134,7 +135,7 @@ class Device:
         return 0
 
     # --- instance --------------------------------------------------------------------------------
-    def __init__(self, attachment: Attachment, settings: "Settings", bus: EventBus | None = None,
+    def __init__(self, attachment: Attachment, settings: Settings, bus: EventBus | None = None,
                  device_id: str | None = None):
         self.attachment = attachment
         self.settings = settings

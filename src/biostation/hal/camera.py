@@ -9,8 +9,9 @@ and time out; a driver whose device vanished raises DeviceGoneError and the came
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

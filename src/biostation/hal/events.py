@@ -14,9 +14,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ Observer = Callable[[Event], None]
 class EventQueue:
     """A bounded queue of events for one consumer; the oldest events go first when full."""
 
-    def __init__(self, bus: "EventBus", maxsize: int):
+    def __init__(self, bus: EventBus, maxsize: int):
         self._bus = bus
         self._q: queue.Queue[Event] = queue.Queue(maxsize=maxsize)
         self.dropped = 0

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from importlib.metadata import entry_points
-from typing import Iterable
 
 from ..config import DeviceMode, Settings
 from ..errors import DeviceNotFoundError

@@ -5,15 +5,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import cv2
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ..errors import BiostationError, DeviceStateError
-from ..hal import Camera, DeviceInfo, DriverRegistry, Event, FingerPosition, FingerprintScanner, ImpressionKind
+from ..errors import BiostationError, DeviceProtocolError, DeviceStateError
+from ..hal import (
+    Camera,
+    DeviceInfo,
+    DriverRegistry,
+    Event,
+    FingerPosition,
+    FingerprintScanner,
+    ImpressionKind,
+)
 
 router = APIRouter(prefix="/v1", tags=["devices"])
 
@@ -37,7 +46,7 @@ class DeviceOut(BaseModel):
     details: dict[str, Any] = {}
 
     @classmethod
-    def of(cls, info: DeviceInfo) -> "DeviceOut":
+    def of(cls, info: DeviceInfo) -> DeviceOut:
         return cls(**info.to_dict())
 
 
@@ -79,6 +88,8 @@ def capture(device_id: str, body: CaptureRequest, request: Request) -> CaptureOu
         raise DeviceStateError(f"{device_id} is a {dev.device_class.value}, not a fingerprint scanner", device_id)
     imp = dev.capture(body.kind, body.position, timeout_s=body.timeout_s)
     ok, png = cv2.imencode(".png", imp.image)
+    if not ok:
+        raise DeviceProtocolError("the captured image could not be encoded as PNG", device_id)
     meta = imp.meta()
     return CaptureOut(device_id=device_id, kind=meta["kind"], position=meta["position"], width=meta["width"],
                       height=meta["height"], dpi=meta["dpi"], duration_s=meta["duration_s"],
@@ -93,6 +104,8 @@ def camera_frame(device_id: str, request: Request) -> Response:
         raise DeviceStateError(f"{device_id} is a {dev.device_class.value}, not a camera", device_id)
     frame = dev.read()
     ok, jpg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise DeviceProtocolError("the camera frame could not be encoded as JPEG", device_id)
     return Response(jpg.tobytes(), media_type="image/jpeg")
 
 
@@ -139,7 +152,7 @@ async def events(request: Request) -> StreamingResponse:
             while True:
                 try:
                     ev = await asyncio.wait_for(queue.get(), timeout=15.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
                 yield f"id: {ev.seq}\nevent: {ev.kind.value}\ndata: {json.dumps(ev.to_dict())}\n\n".encode()
