@@ -1,0 +1,146 @@
+"""Stage 7: minutiae detection on the skeleton: position, type, direction, quality.
+
+Endings are skeleton pixels whose neighbours form one group, bifurcations those whose
+neighbours form three or more (the 8-connected form of Rutovitz's crossing number; adjacent
+bifurcation pixels are merged). The skeleton minus small discs around the bifurcations falls
+apart into *ridge segments*; each minutia knows the segments it lies on, which is what the
+false-minutiae rules of :mod:`.filtering` work with.
+
+Directions follow ISO/IEC 19794-2 (see :mod:`biostation.templates.model`) but are kept here in
+image coordinates (radians from +x towards +y, y down) until the orchestrator converts them:
+
+* ridge ending: along the ridge, from the ending into the ridge body;
+* bifurcation: along the ridges, from the fork away from the stem (between the two branches).
+
+These are the senses of the SecuGen ISO templates of the FVC2002 images (a commercial,
+interoperability-tested extractor): measured on 40 images, 99 % of the paired endings and 98 %
+of the paired bifurcations agree within 30 degrees (``tests/unit/test_extract_iso.py``).
+
+Each direction is measured on the skeleton (centroid of the segment pixels within
+``DIRECTION_RADIUS`` ridge periods) and snapped to the smoothed orientation field, which is
+more precise than a few skeleton pixels, keeping the skeleton's sense.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from . import params as P
+from .skeleton import BRANCHES, neighbour_code
+
+ENDING, BIFURCATION = 1, 2
+
+
+@dataclass
+class RidgeGraph:
+    """The skeleton cut at the bifurcations: ``labels`` (int32, 0 = none) and the pixel count of
+    each segment (``lengths[label]``)."""
+
+    labels: np.ndarray
+    lengths: np.ndarray
+
+
+@dataclass
+class Candidates:
+    """Minutiae candidates in work-resolution pixels. ``segments`` (N, 3) lists the ridge
+    segments each lies on (-1 for none): one for an ending, three or more (first three kept) for
+    a bifurcation."""
+
+    x: np.ndarray
+    y: np.ndarray
+    kind: np.ndarray
+    angle: np.ndarray
+    quality: np.ndarray
+    segments: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, keep: np.ndarray) -> "Candidates":
+        return Candidates(self.x[keep], self.y[keep], self.kind[keep], self.angle[keep],
+                          self.quality[keep], self.segments[keep])
+
+
+def _windows(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, r: int) -> np.ndarray:
+    """(N, 2r+1, 2r+1) windows of ``img`` centred on integer points (zero outside)."""
+    padded = np.pad(img, r)
+    d = np.arange(-r, r + 1)
+    return padded[(ys + r)[:, None, None] + d[None, :, None], (xs + r)[:, None, None] + d[None, None, :]]
+
+
+def detect(skel: np.ndarray, theta: np.ndarray, coherence: np.ndarray, mask_distance: np.ndarray,
+           period: float) -> tuple[Candidates, RidgeGraph]:
+    """Minutiae candidates of a skeleton, with the ridge graph used to filter them.
+
+    ``theta``: ridge orientation (image coordinates, modulo pi); ``coherence``: 0..1;
+    ``mask_distance``: distance (px) of each pixel to the background; ``period``: ridge period (px).
+    """
+    branches = cv2.LUT(neighbour_code(skel), BRANCHES) * skel
+    ey, ex = np.nonzero(branches == 1)
+    fork = (branches >= 3).astype(np.uint8)
+    nf, _, _, centroids = cv2.connectedComponentsWithStats(fork, connectivity=8)
+    fxy = np.rint(centroids[1:]).astype(np.intp) if nf > 1 else np.zeros((0, 2), np.intp)
+    # ridge segments: the skeleton with a 3x3 disc removed around every fork pixel
+    junction = cv2.dilate(fork, np.ones((3, 3), np.uint8))
+    seg = skel & (1 - junction)
+    nseg, labels, stats, _ = cv2.connectedComponentsWithStats(seg, connectivity=8, ltype=cv2.CV_32S)
+    lengths = stats[:, cv2.CC_STAT_AREA].astype(np.int32)
+    lengths[0] = 0
+    graph = RidgeGraph(labels, lengths)
+
+    xs = np.concatenate([ex, fxy[:, 0]]).astype(np.intp)
+    ys = np.concatenate([ey, fxy[:, 1]]).astype(np.intp)
+    kind = np.concatenate([np.full(len(ex), ENDING, np.uint8), np.full(len(fxy), BIFURCATION, np.uint8)])
+    n = len(xs)
+    segments = np.full((n, 3), -1, np.int32)
+    if n == 0:
+        empty = np.zeros(0, np.float32)
+        return Candidates(empty, empty, kind, empty, np.zeros(0, np.uint8), segments), graph
+    segments[: len(ex), 0] = labels[ey, ex]
+    # the segments around a fork: distinct labels in the 5x5 window of its centre
+    if len(fxy):
+        win = _windows(labels, fxy[:, 1], fxy[:, 0], 2).reshape(len(fxy), -1)
+        for i, row in enumerate(win):
+            u = np.unique(row[row > 0])[:3]
+            segments[len(ex) + i, : len(u)] = u
+
+    # direction: centroid of each segment's pixels within the radius, relative to the minutia
+    r = max(3, int(round(P.DIRECTION_RADIUS * period)))
+    win = _windows(labels, ys, xs, r)  # (n, 2r+1, 2r+1)
+    d = np.arange(-r, r + 1, dtype=np.float32)
+    disc = (d[None, :] ** 2 + d[:, None] ** 2) <= r * r
+    vx = np.zeros((n, 3), np.float32)
+    vy = np.zeros((n, 3), np.float32)
+    for j in range(3):
+        lab = segments[:, j]
+        sel = (win == lab[:, None, None]) & disc[None] & (lab[:, None, None] > 0)
+        cnt = sel.sum(axis=(1, 2)).astype(np.float32)
+        ok = cnt > 0
+        vx[ok, j] = (sel * d[None, None, :]).sum(axis=(1, 2))[ok] / cnt[ok]
+        vy[ok, j] = (sel * d[None, :, None]).sum(axis=(1, 2))[ok] / cnt[ok]
+    ang = np.arctan2(vy, vx)
+    valid = (vx != 0) | (vy != 0)
+    # ending: into its ridge; bifurcation: away from its stem (the branch least aligned with
+    # the other two)
+    direction = np.arctan2(vy[:, 0], vx[:, 0])
+    fk = kind == BIFURCATION
+    if fk.any():
+        a = ang[fk]
+        ok = valid[fk]
+        unit = np.stack([np.cos(a), np.sin(a)], -1) * ok[..., None]
+        sim = np.einsum("nik,njk->nij", unit, unit)
+        score = sim.sum(axis=2) - 1.0 + np.where(ok, 0.0, 9.0)
+        stem = np.argmin(score, axis=1)
+        direction[fk] = a[np.arange(len(a)), stem] + np.pi
+    # snap to the orientation field, keeping the skeleton's sense
+    axis = theta[ys, xs].astype(np.float64)
+    flip = np.cos(direction - axis) < 0
+    angle = np.mod(axis + np.pi * flip, 2 * np.pi).astype(np.float32)
+
+    coh = coherence[ys, xs]
+    border = np.clip(mask_distance[ys, xs] / (3.0 * period), 0.0, 1.0)
+    quality = np.clip(np.rint(100.0 * np.sqrt(np.clip(coh, 0, 1)) * border), 1, 100).astype(np.uint8)
+    return Candidates(xs.astype(np.float32), ys.astype(np.float32), kind, angle, quality, segments), graph

@@ -1,0 +1,96 @@
+"""Tuned numbers of the minutiae extractor, each with its unit.
+
+Every length is given in pixels at :data:`WORK_DPI` (500 pixels per inch, the FBI/ISO reference
+resolution); the extractor resamples other resolutions to it first, so these numbers hold for
+any sensor. Lengths that depend on the finger are given as multiples of the local ridge period
+(pixels from one ridge to the next, about 9 px at 500 dpi for an adult finger: Maltoni et al.,
+*Handbook of Fingerprint Recognition*, 2nd ed., sec. 3.6, inter-ridge distance 8-12 px at 500 dpi).
+"""
+
+from __future__ import annotations
+
+# --- input ----------------------------------------------------------------------------------
+#: resolution every stage works at (pixels per inch)
+WORK_DPI = 500.0
+#: a resolution within this relative distance of WORK_DPI is used as is (no resampling)
+DPI_TOLERANCE = 0.03
+#: accepted input resolutions (pixels per inch)
+MIN_DPI, MAX_DPI = 250.0, 2000.0
+#: smallest accepted image side (pixels at WORK_DPI): about 3 ridges across
+MIN_SIDE = 32
+#: largest accepted image side and area (input pixels): a 1000 ppi FBI slap is 3200 x 3000
+MAX_SIDE = 8192
+MAX_PIXELS = 24_000_000
+
+# --- normalization and segmentation ---------------------------------------------------------
+#: Gaussian sigma (px) of the local mean and contrast used to normalize the image
+NORM_SIGMA = 8.0
+#: band-pass (difference of Gaussians) sigmas (px): keeps periods of about 4..20 px
+BANDPASS_SIGMAS = (0.9, 4.0)
+#: Gaussian sigma (px) of the local ridge energy and coherence windows used for segmentation
+SEG_SIGMA = 7.0
+#: foreground = energy above this fraction of the image's robust top energy ...
+SEG_ENERGY_FRACTION = 0.22
+#: ... and orientation coherence above this (0..1)
+SEG_MIN_COHERENCE = 0.30
+#: percentile of the energy taken as the image's "top" energy
+SEG_TOP_PERCENTILE = 95.0
+#: structuring element diameter (px) of the morphological clean-up of the mask
+SEG_CLOSE_DIAMETER = 15
+SEG_OPEN_DIAMETER = 11
+#: a foreground region smaller than this fraction of the largest one is dropped
+SEG_MIN_REGION_FRACTION = 0.15
+#: smallest usable foreground (px^2 at WORK_DPI): about 2 x 2 mm
+MIN_FOREGROUND_AREA = 40 * 40
+#: images whose grey levels have a standard deviation below this are blank (grey levels)
+MIN_CONTRAST = 2.0
+
+# --- orientation field ----------------------------------------------------------------------
+#: sigma (px) of the Gaussian applied before the gradient
+GRADIENT_SIGMA = 1.0
+#: sigma (px) of the structure-tensor window (orientation smoothing)
+ORIENTATION_SIGMA = 7.0
+
+# --- ridge frequency ------------------------------------------------------------------------
+#: sigma (px) of the windows of the local gradient-to-signal energy ratio
+FREQUENCY_SIGMA = 12.0
+#: accepted ridge periods (px at WORK_DPI)
+MIN_PERIOD, MAX_PERIOD = 5.0, 16.0
+#: period assumed where it cannot be measured (px)
+DEFAULT_PERIOD = 9.0
+
+# --- enhancement (Gabor filter bank applied in the frequency domain) ------------------------
+#: number of orientation channels over 180 degrees; pixels interpolate between the two nearest
+GABOR_ORIENTATIONS = 8
+#: Gaussian envelope sigmas, as multiples of the ridge period: across and along the ridges
+#: (Hong, Wan, Jain 1998 used 4 px for a period of about 9 px, i.e. 0.44)
+GABOR_SIGMA_ACROSS = 0.45
+GABOR_SIGMA_ALONG = 0.55
+
+# --- binarization and thinning --------------------------------------------------------------
+#: holes in a binarized ridge smaller than this (px^2) are pores or noise and get filled
+MAX_PORE_AREA = 20
+#: ridge fragments smaller than this (px^2) are noise and get removed
+MIN_BLOB_AREA = 25
+
+# --- minutiae -------------------------------------------------------------------------------
+#: radius (ridge periods) of the skeleton stretch used to measure a minutia's direction
+DIRECTION_RADIUS = 1.1
+#: a minutia closer than this (ridge periods) to the foreground border is dropped
+BORDER_DISTANCE = 0.9
+#: a ridge segment shorter than this (ridge periods) that ends in two endings is a dot/short
+#: ridge, one with an ending and a bifurcation is a spur, one between bifurcations is a bridge
+SHORT_RIDGE = 1.6
+SPUR_LENGTH = 1.1
+BRIDGE_LENGTH = 1.0
+#: two endings closer than this (ridge periods), facing each other, are a broken ridge
+BROKEN_RIDGE_GAP = 1.6
+#: cosine of the largest angle between the gap and the two endings' directions for a break
+BROKEN_RIDGE_ALIGNMENT = 0.6
+#: a minutia with more than this many others within CLUSTER_RADIUS is noise (ridge periods)
+CLUSTER_RADIUS = 1.2
+CLUSTER_MAX_NEIGHBOURS = 2
+#: minutiae where the orientation coherence is below this are dropped (0..1)
+MIN_MINUTIA_COHERENCE = 0.25
+#: most minutiae kept per view, by quality (ISO/IEC 19794-2 allows 255)
+MAX_MINUTIAE = 120
