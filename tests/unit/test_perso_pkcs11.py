@@ -1,0 +1,109 @@
+"""The PKCS#11 Document Signer against the real SoftHSM2 module."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from biostation.card.pkcs11 import DEFAULT_MODULE
+from biostation.errors import ConfigError
+
+pytestmark = pytest.mark.skipif(not (Path(DEFAULT_MODULE).is_file() and shutil.which("softhsm2-util")),
+                                reason="SoftHSM2 not installed (apt-get install softhsm2)")
+
+LABEL, PIN, SO_PIN = "biostation-test", "4321", "87654321"
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory):
+    """One SoftHSM2 token per test session: SoftHSM reads SOFTHSM2_CONF once per process."""
+    from biostation.card.pkcs11 import softhsm_token
+
+    conf = softhsm_token(tmp_path_factory.getbasetemp() / "softhsm", LABEL, PIN, SO_PIN)
+    os.environ.setdefault("SOFTHSM2_CONF", str(conf))
+    if os.environ["SOFTHSM2_CONF"] != str(conf):
+        pytest.skip("another SOFTHSM2_CONF is already in use in this process")
+    return conf
+
+
+def _cert(key, name="DS"):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    c = (x509.CertificateBuilder().subject_name(n).issuer_name(n).public_key(key.public_key()).serial_number(7)
+         .not_valid_before(dt.datetime(2024, 1, 1)).not_valid_after(dt.datetime(2034, 1, 1)).sign(key, hashes.SHA256()))
+    return c.public_bytes(serialization.Encoding.DER)
+
+
+def test_ec_signer_signs_in_token(softhsm):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from biostation.card.pkcs11 import Pkcs11Signer, import_private_key
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    import_private_key(DEFAULT_MODULE, LABEL, PIN, "ds-ec", key)
+    s = Pkcs11Signer(LABEL, "ds-ec", PIN, _cert(key))
+    msg = b"signed attributes" * 10
+    sig = s.sign(msg)
+    key.public_key().verify(sig, msg, ec.ECDSA(hashes.SHA256()))  # DER, verifies with the certificate
+    assert s.algorithm == "ecdsa-with-sha256"
+    assert PIN not in repr(s)
+    s.close()
+
+
+@pytest.mark.parametrize("pss", [False, True])
+def test_rsa_signer(softhsm, pss):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from biostation.card.pkcs11 import Pkcs11Signer, import_private_key
+
+    key = rsa.generate_private_key(65537, 2048)
+    label = f"ds-rsa-{pss}"
+    import_private_key(DEFAULT_MODULE, LABEL, PIN, label, key)
+    s = Pkcs11Signer(LABEL, label, PIN, _cert(key), rsa_pss=pss)
+    sig = s.sign(b"abc")
+    pad = padding.PSS(padding.MGF1(hashes.SHA256()), 32) if pss else padding.PKCS1v15()
+    key.public_key().verify(sig, b"abc", pad, hashes.SHA256())
+    s.close()
+
+
+def test_key_generated_in_token_is_not_extractable(softhsm):
+    import pkcs11
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    from biostation.card.pkcs11 import generate_keypair
+
+    spki = generate_keypair(DEFAULT_MODULE, LABEL, PIN, "ds-gen")
+    assert load_der_public_key(spki).curve.name == "secp256r1"
+    tok = pkcs11.lib(DEFAULT_MODULE).get_token(token_label=LABEL)
+    with tok.open(user_pin=PIN) as sess:
+        priv = sess.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label="ds-gen")
+        assert priv[pkcs11.Attribute.SENSITIVE] and not priv[pkcs11.Attribute.EXTRACTABLE]
+
+
+def test_errors_are_typed(softhsm):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from biostation.card.pkcs11 import Pkcs11Signer, import_private_key
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    import_private_key(DEFAULT_MODULE, LABEL, PIN, "ds-x", key)
+    with pytest.raises(ConfigError, match="wrong PIN"):
+        Pkcs11Signer(LABEL, "ds-x", "0000", _cert(key))
+    with pytest.raises(ConfigError, match="NoSuchKey"):
+        Pkcs11Signer(LABEL, "no-such-key", PIN, _cert(key))
+    with pytest.raises(ConfigError, match="NoSuchToken"):
+        Pkcs11Signer("no-such-token", "ds-x", PIN, _cert(key))
+    other = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(ConfigError, match="does not match"):
+        Pkcs11Signer(LABEL, "ds-x", PIN, _cert(other))
+    with pytest.raises(ConfigError, match="not found"):
+        Pkcs11Signer(LABEL, "ds-x", PIN, _cert(key), module="/nonexistent/lib.so")
