@@ -57,7 +57,7 @@ def _enc_int(v: int) -> bytes:
 @dataclass
 class SecurityInfo:
     oid: str
-    raw: bytes = b""
+    raw: bytes = field(default=b"", repr=False)
 
     def encode(self) -> bytes:
         return self.raw
@@ -127,7 +127,7 @@ class ChipAuthInfo(SecurityInfo):
 
 @dataclass
 class ChipAuthPublicKeyInfo(SecurityInfo):
-    public_key_info: bytes = b""  # DER SubjectPublicKeyInfo
+    public_key_info: bytes = field(default=b"", repr=False)  # DER SubjectPublicKeyInfo
     key_id: int | None = None
 
     def encode(self) -> bytes:
