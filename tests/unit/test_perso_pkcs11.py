@@ -51,10 +51,29 @@ def test_ec_signer_signs_in_token(softhsm):
     import_private_key(DEFAULT_MODULE, LABEL, PIN, "ds-ec", key)
     s = Pkcs11Signer(LABEL, "ds-ec", PIN, _cert(key))
     msg = b"signed attributes" * 10
-    sig = s.sign(msg)
+    sig = s.sign(msg, "sha256")
     key.public_key().verify(sig, msg, ec.ECDSA(hashes.SHA256()))  # DER, verifies with the certificate
-    assert s.algorithm == "ecdsa-with-sha256"
+    key.public_key().verify(s.sign(msg, "sha384"), msg, ec.ECDSA(hashes.SHA384()))
     assert PIN not in repr(s)
+    s.close()
+
+
+def test_sod_signed_in_token_passes_passive_authentication(softhsm):
+    from biostation.card.pkcs11 import Pkcs11Signer, import_private_key
+    from biostation.card.pki import make_test_pki
+    from biostation.card.sod import build_sod, passive_authentication
+    from biostation.card.trust import TrustStore
+    from cryptography.hazmat.primitives import serialization
+
+    pki = make_test_pki()  # brainpoolP256r1, as several states use
+    import_private_key(DEFAULT_MODULE, LABEL, PIN, "ds-pki", pki.ds_key)
+    s = Pkcs11Signer(LABEL, "ds-pki", PIN, pki.ds_cert)
+    dgs = {1: b"\x61\x03\x5f\x1f\x00", 2: b"\x75\x00"}
+    sod = build_sod(dgs, s)
+    trust = TrustStore()
+    trust.add_der(pki.csca_cert.public_bytes(serialization.Encoding.DER))
+    r = passive_authentication(sod, dgs, trust)
+    assert r.status == "verified", r.problems
     s.close()
 
 
@@ -68,8 +87,8 @@ def test_rsa_signer(softhsm, pss):
     key = rsa.generate_private_key(65537, 2048)
     label = f"ds-rsa-{pss}"
     import_private_key(DEFAULT_MODULE, LABEL, PIN, label, key)
-    s = Pkcs11Signer(LABEL, label, PIN, _cert(key), rsa_pss=pss)
-    sig = s.sign(b"abc")
+    s = Pkcs11Signer(LABEL, label, PIN, _cert(key), pss=pss)
+    sig = s.sign(b"abc", "sha256")
     pad = padding.PSS(padding.MGF1(hashes.SHA256()), 32) if pss else padding.PKCS1v15()
     key.public_key().verify(sig, b"abc", pad, hashes.SHA256())
     s.close()

@@ -20,6 +20,7 @@ Thread-safety: one session, serialised by a lock (a PKCS#11 session is not re-en
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,10 @@ def _open(module: str, token_label: str, pin: str) -> tuple[Any, Any]:
         raise ConfigError(f"PKCS#11 token {token_label!r}: {exc.__class__.__name__}") from None
     try:
         session = token.open(user_pin=pin, rw=True)
+    except pkcs11.UserAlreadyLoggedIn:
+        # PKCS#11 login is per application and token: another session of ours is logged in,
+        # and a new session shares that state
+        session = token.open(rw=True)
     except pkcs11.PinIncorrect:
         raise ConfigError(f"PKCS#11 token {token_label!r}: wrong PIN") from None
     except pkcs11.PKCS11Error as exc:
@@ -66,27 +71,25 @@ def _open(module: str, token_label: str, pin: str) -> tuple[Any, Any]:
 class Pkcs11Signer:
     """Signs with the private key ``key_label`` of token ``token_label``.
 
-    ``certificate``: DER of the Document Signer certificate that matches the key (it goes into the
-    SOD); its public key is checked against the token's key at start. ``hash_name``: ``sha256``
-    (default), ``sha384`` or ``sha512``. ``rsa_pss``: use RSASSA-PSS for an RSA key (else
-    PKCS#1 v1.5).
+    Implements :class:`biostation.card.sod.Signer`: ``certificate`` (the Document Signer
+    certificate, a ``cryptography`` X.509 object, which goes into the SOD) and
+    ``sign(data, hash_name)``. The token's key is checked against the certificate at start.
+    ``pss``: RSASSA-PSS for an RSA key (salt = hash length), else PKCS#1 v1.5.
     """
 
-    def __init__(self, token_label: str, key_label: str, pin: str, certificate: bytes, *,
-                 module: str = DEFAULT_MODULE, hash_name: str = "sha256", rsa_pss: bool = False):
+    def __init__(self, token_label: str, key_label: str, pin: str, certificate: Any, *,
+                 module: str = DEFAULT_MODULE, pss: bool = False):
         import pkcs11
         from cryptography import x509
         from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-        if hash_name not in _HASHES:
-            raise ConfigError(f"hash {hash_name!r}: one of {', '.join(_HASHES)}")
-        self.hash_name = hash_name
-        self.certificate = bytes(certificate)
-        try:
-            cert = x509.load_der_x509_certificate(self.certificate)
-        except ValueError:
-            raise ConfigError("Document Signer certificate: not DER X.509") from None
-        pub = cert.public_key()
+        if isinstance(certificate, (bytes, bytearray)):
+            try:
+                certificate = x509.load_der_x509_certificate(bytes(certificate))
+            except ValueError:
+                raise ConfigError("Document Signer certificate: not DER X.509") from None
+        self.certificate = certificate
+        pub = certificate.public_key()
         self._token, self._session = _open(module, token_label, pin)
         try:
             key = self._session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=key_label)
@@ -95,55 +98,50 @@ class Pkcs11Signer:
             raise ConfigError(f"PKCS#11 key {key_label!r} in {token_label!r}: {exc.__class__.__name__}") from None
         self._key = key
         self._lock = threading.Lock()
-        self._prehash = False
-        M = pkcs11.Mechanism
+        self._mechs = self._mechanisms()
         if key.key_type == pkcs11.KeyType.EC:
             if not isinstance(pub, ec.EllipticCurvePublicKey):
-                raise ConfigError("certificate key is not EC but the token key is")
+                raise ConfigError("the certificate's key is not EC but the token's key is")
             self.key_type = "ec"
-            self._mech = {"sha256": M.ECDSA_SHA256, "sha384": M.ECDSA_SHA384, "sha512": M.ECDSA_SHA512}[hash_name]
-            self._mech_param = None
-            if self._mech not in self._mechanisms():
-                # SoftHSM 2.6 and many HSMs offer plain CKM_ECDSA only: hash here, sign the digest
-                self._prehash = True
-                self._mech = M.ECDSA
-            self.algorithm = f"ecdsa-with-{hash_name}"
         elif key.key_type == pkcs11.KeyType.RSA:
             if not isinstance(pub, rsa.RSAPublicKey):
-                raise ConfigError("certificate key is not RSA but the token key is")
+                raise ConfigError("the certificate's key is not RSA but the token's key is")
             self.key_type = "rsa"
-            if rsa_pss:
-                self._mech = {"sha256": M.SHA256_RSA_PKCS_PSS, "sha384": M.SHA384_RSA_PKCS_PSS,
-                              "sha512": M.SHA512_RSA_PKCS_PSS}[hash_name]
-                mgf = {"sha256": pkcs11.MGF.SHA256, "sha384": pkcs11.MGF.SHA384, "sha512": pkcs11.MGF.SHA512}[hash_name]
-                hm = {"sha256": M.SHA256, "sha384": M.SHA384, "sha512": M.SHA512}[hash_name]
-                self._mech_param = (hm, mgf, {"sha256": 32, "sha384": 48, "sha512": 64}[hash_name])
-                self.algorithm = "rsassa-pss"
-            else:
-                self._mech = {"sha256": M.SHA256_RSA_PKCS, "sha384": M.SHA384_RSA_PKCS,
-                              "sha512": M.SHA512_RSA_PKCS}[hash_name]
-                self._mech_param = None
-                self.algorithm = f"{hash_name}-with-rsa"
         else:
             raise ConfigError(f"PKCS#11 key type {key.key_type!r} cannot sign an SOD")
-        self.rsa_pss = rsa_pss and self.key_type == "rsa"
-        # the key must be the certificate's: sign once and verify with the certificate
+        self.pss = bool(pss) and self.key_type == "rsa"
         self.verify_pair(pub)
 
+    def _mechanism(self, hash_name: str) -> tuple[Any, Any, bool]:
+        """(mechanism, parameter, hash here first) for ``hash_name``."""
+        import pkcs11
+
+        if hash_name not in _HASHES:
+            raise PersoError(f"hash {hash_name!r}: one of {', '.join(_HASHES)}")
+        M = pkcs11.Mechanism
+        H = hash_name.upper()
+        if self.key_type == "ec":
+            mech = getattr(M, f"ECDSA_{H}")
+            if mech in self._mechs:
+                return mech, None, False
+            # SoftHSM 2.6 and many HSMs offer plain CKM_ECDSA only: hash here, sign the digest
+            return M.ECDSA, None, True
+        if self.pss:
+            mgf = getattr(pkcs11.MGF, H)
+            return getattr(M, f"{H}_RSA_PKCS_PSS"), (getattr(M, H), mgf, hashlib.new(hash_name).digest_size), False
+        return getattr(M, f"{H}_RSA_PKCS"), None, False
+
     # --- the Signer protocol ------------------------------------------------------------------
-    def sign(self, data: bytes) -> bytes:
-        """Signature over ``data`` (hashed in the token). DER ECDSA-Sig-Value for EC keys."""
+    def sign(self, data: bytes, hash_name: str = "sha256") -> bytes:
+        """Signature over ``data`` as CMS carries it (DER ECDSA-Sig-Value for EC keys)."""
         import pkcs11
         from pkcs11.util.ec import encode_ecdsa_signature
 
-        data = bytes(data)
-        if self._prehash:
-            import hashlib
-
-            data = hashlib.new(self.hash_name, data).digest()
+        mech, param, prehash = self._mechanism(hash_name)
+        data = hashlib.new(hash_name, bytes(data)).digest() if prehash else bytes(data)
         with self._lock:
             try:
-                sig = self._key.sign(data, mechanism=self._mech, mechanism_param=self._mech_param)
+                sig = self._key.sign(data, mechanism=mech, mechanism_param=param)
             except pkcs11.PKCS11Error as exc:
                 raise PersoError(f"PKCS#11 signing failed: {exc.__class__.__name__}") from None
         return encode_ecdsa_signature(sig) if self.key_type == "ec" else bytes(sig)
@@ -154,25 +152,19 @@ class Pkcs11Signer:
         except Exception:
             return set()
 
-    @property
-    def public_key(self) -> Any:
-        from cryptography import x509
-
-        return x509.load_der_x509_certificate(self.certificate).public_key()
-
     def verify_pair(self, pub: Any) -> None:
         """ConfigError unless the token's key signs what ``pub`` verifies."""
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-        h = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[self.hash_name]
         probe = b"biostation: Document Signer key check"
-        sig = self.sign(probe)
+        sig = self.sign(probe, "sha256")
+        h = hashes.SHA256()
         try:
             if self.key_type == "ec":
                 pub.verify(sig, probe, ec.ECDSA(h))
-            elif self.rsa_pss:
+            elif self.pss:
                 pub.verify(sig, probe, padding.PSS(padding.MGF1(h), h.digest_size), h)
             else:
                 pub.verify(sig, probe, padding.PKCS1v15(), h)
@@ -184,7 +176,7 @@ class Pkcs11Signer:
             self._session.close()
 
     def __repr__(self) -> str:
-        return f"Pkcs11Signer({self.algorithm})"
+        return f"Pkcs11Signer({self.key_type}{'-pss' if self.pss else ''})"
 
 
 def import_private_key(module: str, token_label: str, pin: str, key_label: str, private_key: Any) -> None:
