@@ -14,9 +14,13 @@ STEP = 4
 
 
 def shrink(x: np.ndarray) -> np.ndarray:
-    """Mean of each STEP x STEP cell (the last partial cells are averaged too)."""
+    """Mean of each STEP x STEP cell; the image is first padded (edge pixels repeated) to a
+    multiple of STEP, which keeps OpenCV on its fast integer-factor path."""
     h, w = x.shape
-    return cv2.resize(x, ((w + STEP - 1) // STEP, (h + STEP - 1) // STEP), interpolation=cv2.INTER_AREA)
+    ph, pw = -h % STEP, -w % STEP
+    if ph or pw:
+        x = cv2.copyMakeBorder(x, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+    return cv2.resize(x, ((w + pw) // STEP, (h + ph) // STEP), interpolation=cv2.INTER_AREA)
 
 
 def blur_small(small: np.ndarray, sigma: float) -> np.ndarray:
@@ -26,8 +30,9 @@ def blur_small(small: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def grow(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Back to full resolution (bilinear)."""
-    return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    """Back to full resolution (bilinear; cell centres stay where :func:`shrink` put them)."""
+    big = cv2.resize(small, (small.shape[1] * STEP, small.shape[0] * STEP), interpolation=cv2.INTER_LINEAR)
+    return big[: shape[0], : shape[1]]
 
 
 def wide_blur(x: np.ndarray, sigma: float) -> np.ndarray:

@@ -16,7 +16,15 @@ from .normalization import bandpass, normalize
 from .orientation import orientation_field
 from .segmentation import segment
 from .skeleton import binarize, thin
-from .trace import emit
+from .trace import active, emit
+
+
+def _emit_framed(key: str, value: np.ndarray, box: tuple[slice, slice], shape: tuple[int, int]) -> None:
+    """Emit a cropped stage output in the frame of the whole (500 dpi) image."""
+    if active():
+        full = np.zeros(shape, value.dtype)
+        full[box] = value
+        emit(key, full)
 
 
 def extract(image: np.ndarray, dpi: float = 500) -> Template:
@@ -66,18 +74,27 @@ def extract(image: np.ndarray, dpi: float = 500) -> Template:
     if int(mask.sum()) < P.MIN_FOREGROUND_AREA:
         template.reason = "no fingerprint found (no area of coherent ridges)"
         return template
+    # the later stages only need the finger's bounding box (plus a margin for the filters)
+    bx, by, bw, bh = cv2.boundingRect(mask)
+    x0, y0 = max(bx - P.CROP_MARGIN, 0), max(by - P.CROP_MARGIN, 0)
+    x1, y1 = min(bx + bw + P.CROP_MARGIN, mask.shape[1]), min(by + bh + P.CROP_MARGIN, mask.shape[0])
+    box = (slice(y0, y1), slice(x0, x1))
+    bp, norm, theta, coherence, mask = bp[box], norm[box], theta[box], coherence[box], mask[box]
+
     period_map, period = ridge_period(bp, mask)
-    emit("period", period_map)
+    _emit_framed("period", period_map, box, work.shape)
     enhanced = enhance(norm, theta, period)
-    emit("enhanced", enhanced)
+    _emit_framed("enhanced", enhanced, box, work.shape)
     ridges = binarize(enhanced, mask)
-    emit("binarized", ridges)
+    _emit_framed("binarized", ridges, box, work.shape)
     skel = thin(ridges)
-    emit("skeleton", skel)
+    _emit_framed("skeleton", skel, box, work.shape)
     dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
     cand, graph = detect(skel, theta, coherence, dist, period)
     emit("candidates", cand)
     found = remove_false(cand, graph, coherence, dist, period)
+    found.x += np.float32(x0)
+    found.y += np.float32(y0)
 
     if len(found) > P.MAX_MINUTIAE:
         found = found.take(np.sort(np.argsort(-found.quality.astype(np.int32), kind="stable")[: P.MAX_MINUTIAE]))

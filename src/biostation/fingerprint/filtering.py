@@ -14,7 +14,8 @@ Rules, in order (lengths in ridge periods, see :mod:`.params`):
 7. borders: closer than ``BORDER_DISTANCE`` to the background, where ridges are cut by the edge
    of the finger or of the sensor.
 
-Pores are also handled earlier: :func:`.skeleton.binarize` fills small holes in ridges.
+A pore that survives the Gabor filter is a small hole in a ridge: after thinning, two forks
+joined by short segments, which rule 4 removes.
 """
 
 from __future__ import annotations

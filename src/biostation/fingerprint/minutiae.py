@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from . import params as P
 from .skeleton import BRANCHES, neighbour_code
@@ -71,6 +73,23 @@ def _windows(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, r: int) -> np.ndar
     return padded[(ys + r)[:, None, None] + d[None, :, None], (xs + r)[:, None, None] + d[None, None, :]]
 
 
+def _merge_forks(fy: np.ndarray, fx: np.ndarray) -> np.ndarray:
+    """Centres (x, y) of the 8-connected groups of fork pixels (a junction often has 2-4)."""
+    if len(fx) == 0:
+        return np.zeros((0, 2), np.intp)
+    near = (np.abs(fx[:, None] - fx[None]) <= 1) & (np.abs(fy[:, None] - fy[None]) <= 1)
+    i, j = np.nonzero(near)
+    n, group = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(len(fx),) * 2), directed=False)
+    cnt = np.bincount(group, minlength=n)
+    cx = np.bincount(group, fx, minlength=n) / cnt
+    cy = np.bincount(group, fy, minlength=n) / cnt
+    # the group's pixel nearest its mean, so the fork lies on the skeleton
+    d = (fx - cx[group]) ** 2 + (fy - cy[group]) ** 2
+    order = np.lexsort((d, group))
+    first = order[np.r_[0, np.nonzero(np.diff(group[order]))[0] + 1]]
+    return np.stack([fx[first], fy[first]], axis=1).astype(np.intp)
+
+
 def detect(skel: np.ndarray, theta: np.ndarray, coherence: np.ndarray, mask_distance: np.ndarray,
            period: float) -> tuple[Candidates, RidgeGraph]:
     """Minutiae candidates of a skeleton, with the ridge graph used to filter them.
@@ -81,13 +100,12 @@ def detect(skel: np.ndarray, theta: np.ndarray, coherence: np.ndarray, mask_dist
     branches = cv2.LUT(neighbour_code(skel), BRANCHES) * skel
     ey, ex = np.nonzero(branches == 1)
     fork = (branches >= 3).astype(np.uint8)
-    nf, _, _, centroids = cv2.connectedComponentsWithStats(fork, connectivity=8)
-    fxy = np.rint(centroids[1:]).astype(np.intp) if nf > 1 else np.zeros((0, 2), np.intp)
+    fxy = _merge_forks(*np.nonzero(fork))
     # ridge segments: the skeleton with a 3x3 disc removed around every fork pixel
     junction = cv2.dilate(fork, np.ones((3, 3), np.uint8))
     seg = skel & (1 - junction)
-    nseg, labels, stats, _ = cv2.connectedComponentsWithStats(seg, connectivity=8, ltype=cv2.CV_32S)
-    lengths = stats[:, cv2.CC_STAT_AREA].astype(np.int32)
+    nseg, labels = cv2.connectedComponents(seg, connectivity=8, ltype=cv2.CV_32S)
+    lengths = np.bincount(labels.ravel(), minlength=nseg).astype(np.int32)
     lengths[0] = 0
     graph = RidgeGraph(labels, lengths)
 
@@ -100,12 +118,17 @@ def detect(skel: np.ndarray, theta: np.ndarray, coherence: np.ndarray, mask_dist
         empty = np.zeros(0, np.float32)
         return Candidates(empty, empty, kind, empty, np.zeros(0, np.uint8), segments), graph
     segments[: len(ex), 0] = labels[ey, ex]
-    # the segments around a fork: distinct labels in the 5x5 window of its centre
+    # the segments around a fork: the first three distinct labels in the 5x5 window of its centre
     if len(fxy):
-        win = _windows(labels, fxy[:, 1], fxy[:, 0], 2).reshape(len(fxy), -1)
-        for i, row in enumerate(win):
-            u = np.unique(row[row > 0])[:3]
-            segments[len(ex) + i, : len(u)] = u
+        win = np.sort(_windows(labels, fxy[:, 1], fxy[:, 0], 2).reshape(len(fxy), -1), axis=1)
+        new = np.ones(win.shape, bool)
+        new[:, 1:] = win[:, 1:] != win[:, :-1]
+        new &= win > 0
+        rank = np.cumsum(new, axis=1) - 1
+        for k in range(3):
+            sel = new & (rank == k)
+            rows = np.nonzero(sel.any(axis=1))[0]
+            segments[len(ex) + rows, k] = win[sel]
 
     # direction: centroid of each segment's pixels within the radius, relative to the minutia
     r = max(3, int(round(P.DIRECTION_RADIUS * period)))

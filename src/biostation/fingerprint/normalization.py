@@ -18,7 +18,7 @@ def bandpass(image: np.ndarray) -> np.ndarray:
     f = image.astype(np.float32)
     s1, s2 = P.BANDPASS_SIGMAS
     # dark ridges: the wide blur minus the fine one is positive on a ridge
-    return cv2.GaussianBlur(f, (0, 0), s2) - cv2.GaussianBlur(f, (0, 0), s1)
+    return wide_blur(f, s2) - cv2.GaussianBlur(f, (0, 0), s1)
 
 
 def normalize(bp: np.ndarray) -> np.ndarray:

@@ -67,11 +67,8 @@ GABOR_ORIENTATIONS = 8
 GABOR_SIGMA_ACROSS = 0.45
 GABOR_SIGMA_ALONG = 0.55
 
-# --- binarization and thinning --------------------------------------------------------------
-#: holes in a binarized ridge smaller than this (px^2) are pores or noise and get filled
-MAX_PORE_AREA = 20
-#: ridge fragments smaller than this (px^2) are noise and get removed
-MIN_BLOB_AREA = 25
+#: margin (px) kept around the foreground's bounding box for the later stages
+CROP_MARGIN = 12
 
 # --- minutiae -------------------------------------------------------------------------------
 #: radius (ridge periods) of the skeleton stretch used to measure a minutia's direction
