@@ -1,9 +1,15 @@
 """Camera driver for V4L2 devices (USB webcams, document cameras) on ``cv2.VideoCapture``.
 
-Devices are found as ``/dev/video*`` nodes that OpenCV can open; resolution, frame rate and
-exposure are set where the device allows and read back (what the device reports is what
-:meth:`configure` returns). A device that stops giving frames is reopened until the read
-deadline; a device node that disappears is reported GONE.
+Devices are found as ``/dev/video*`` capture nodes (metadata nodes, whose sysfs ``index`` is not
+0, are left out). An attachment names its device by path (``v4l2:/dev/video2``) or by index
+(``v4l2:2``, which means ``/dev/video2``). Resolution, frame rate and exposure are set where the
+device allows and read back (what the device reports is what :meth:`configure` returns; a
+camera without manual exposure simply reports its own value). A device that stops giving frames
+is reopened, with the last settings, until the read deadline (a USB reset, a replug into the
+same port); a device node that disappears is reported GONE.
+
+``api_preference`` is a class attribute (``cv2.CAP_V4L2``) so that a replay test can subclass
+the driver with ``cv2.CAP_ANY`` and a video file standing in for the node.
 """
 
 from __future__ import annotations
@@ -24,17 +30,25 @@ from biostation.hal import Attachment, Camera, CameraSettings, Deadline, Feature
 class OpenCVCamera(Camera):
     id = "opencv-v4l2"
     full_name = "V4L2 camera (OpenCV)"
-    features = Feature.CAMERA_SETTINGS
+    features = Feature.CAMERA_SETTINGS | Feature.PREVIEW
+    #: OpenCV capture backend; V4L2 on Linux
+    api_preference: int = cv2.CAP_V4L2
+    #: pause before reopening a device that stopped giving frames (s)
+    reopen_pause_s: float = 0.2
 
     @classmethod
     def probe(cls, settings: Settings) -> list[Attachment]:
         out = []
         for node in sorted(glob.glob("/dev/video*")):
             name = ""
-            sysname = f"/sys/class/video4linux/{os.path.basename(node)}/name"
-            if os.path.exists(sysname):
-                with open(sysname) as f:
+            sysdir = f"/sys/class/video4linux/{os.path.basename(node)}"
+            if os.path.exists(f"{sysdir}/name"):
+                with open(f"{sysdir}/name") as f:
                     name = f.read().strip()
+            if os.path.exists(f"{sysdir}/index"):
+                with open(f"{sysdir}/index") as f:
+                    if f.read().strip() not in ("", "0"):
+                        continue  # a metadata node of a camera listed already
             out.append(Attachment("v4l2", f"v4l2:{node}", name or node, extra=(("path", node),)))
         return out
 
@@ -45,12 +59,13 @@ class OpenCVCamera(Camera):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._cap: cv2.VideoCapture | None = None
-        self._path = self.attachment.get("path", self.attachment.key.split(":", 1)[-1])
+        self._path = device_path(self.attachment.get("path", self.attachment.key.split(":", 1)[-1]))
+        self._reopens = 0
 
     def _open(self) -> cv2.VideoCapture:
         if not os.path.exists(self._path):
             raise DeviceGoneError(f"{self._path} is gone", self.device_id)
-        cap = cv2.VideoCapture(self._path, cv2.CAP_V4L2)
+        cap = cv2.VideoCapture(self._path, self.api_preference)
         if not cap.isOpened():
             raise DeviceProtocolError(f"cannot open {self._path}", self.device_id)
         self._apply(cap, self._settings)
@@ -91,6 +106,8 @@ class OpenCVCamera(Camera):
             if self._cap is not None:
                 ok, img = self._cap.read()
                 if ok and img is not None:
+                    if img.ndim == 2:  # monochrome (IR) cameras
+                        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
                     return img
                 self._cap.release()
                 self._cap = None
@@ -98,11 +115,19 @@ class OpenCVCamera(Camera):
                 raise DeviceGoneError(f"{self._path} was unplugged", self.device_id)
             if deadline.expired():
                 raise DeviceTimeoutError(f"no frame from {self._path}", self.device_id)
-            time.sleep(0.2)  # replugged node: give the driver a moment, then reopen
+            # the device stopped giving frames: give the kernel driver a moment, then reopen
+            deadline.sleep(self.reopen_pause_s, self.device_id, f"reading {self._path}")
             try:
                 self._cap = self._open()
+                self._reopens += 1
             except DeviceProtocolError:
                 pass
 
     def _do_info(self) -> dict[str, Any]:
-        return {"model": self.attachment.name, "serial": self._path}
+        return {"model": self.attachment.name, "serial": self._path, "reopens": self._reopens}
+
+
+def device_path(spec: str) -> str:
+    """``"2"`` -> ``"/dev/video2"``; a path is returned unchanged."""
+    spec = spec.strip()
+    return f"/dev/video{int(spec)}" if spec.isdigit() else spec

@@ -5,6 +5,10 @@ short clip the package draws once into the data directory. Plays at the clip's f
 ``Settings.sim_time_scale``) and loops. An image folder is played through OpenCV's image-sequence
 backend (``CAP_IMAGES``) via a folder of numbered links, so the real ``VideoCapture`` path runs
 either way.
+
+For tests, :meth:`SimulatedCamera.scripted` takes the frames themselves: a sequence of arrays
+(played in order, looping) or a handler ``f(index) -> array | None`` (``None``: no frame yet,
+so the read waits and times out like a stalled camera).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence, Union
 
 import cv2
 import numpy as np
@@ -21,6 +25,8 @@ import numpy as np
 from biostation.config import Settings
 from biostation.errors import DeviceGoneError, DeviceProtocolError, DeviceTimeoutError
 from biostation.hal import Attachment, Camera, CameraSettings, Deadline, Feature
+
+FrameScript = Union[Sequence[np.ndarray], Callable[[int], "np.ndarray | None"]]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}
 
@@ -74,8 +80,20 @@ class SimulatedCamera(Camera):
         settings = (settings or Settings(sim_time_scale=0.0)).model_copy(update={"sim_camera_source": Path(source)})
         return cls(Attachment("sim", key, cls.full_name), settings)
 
+    @classmethod
+    def scripted(cls, script: FrameScript, settings: Settings | None = None,
+                 key: str = "sim:camera-scripted") -> "SimulatedCamera":
+        """A camera that serves ``script``: a sequence of frames (looping) or ``f(index)``."""
+        if not callable(script) and len(script) == 0:
+            raise ValueError("a scripted camera needs at least one frame")
+        cam = cls(Attachment("sim", key, cls.full_name), settings or Settings(sim_time_scale=0.0))
+        cam._script = script
+        return cam
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self._script: FrameScript | None = None
+        self._played = 0
         self._cap: cv2.VideoCapture | None = None
         self._fps = 25.0
         self._last_t = 0.0
@@ -117,6 +135,9 @@ class SimulatedCamera(Camera):
     def _do_open(self) -> None:
         if self._gone.is_set():
             raise DeviceGoneError(f"{self.device_id} was unplugged", self.device_id)
+        if self._script is not None:
+            self._source_name = "script"
+            return
         self._cap = self._open_capture()
 
     def _do_close(self) -> None:
@@ -129,20 +150,39 @@ class SimulatedCamera(Camera):
 
     def _do_info(self) -> dict[str, Any]:
         return {"vendor": "biostation", "model": "simulated", "serial": self.attachment.key,
-                "source": self._source_name, "fps": self._fps}
+                "source": self._source_name, "fps": self._fps, "frames_played": self._played}
 
     def _do_apply_settings(self, requested: CameraSettings) -> CameraSettings:
         return CameraSettings(width=requested.width, height=requested.height,
                               fps=requested.fps or self._fps, exposure=None)
 
+    def _scripted_frame(self, deadline: Deadline) -> np.ndarray:
+        script = self._script
+        assert script is not None
+        while True:
+            if callable(script):
+                img = script(self._played)
+            else:
+                img = script[self._played % len(script)]
+            if img is not None:
+                return np.asarray(img)
+            if deadline.expired():
+                raise DeviceTimeoutError(f"{self.device_id}: the script gave no frame", self.device_id)
+            deadline.sleep(0.01, self.device_id, "frame")
+
     def _do_read(self, deadline: Deadline) -> np.ndarray:
         if self._gone.is_set():
             raise DeviceGoneError(f"{self.device_id} was unplugged", self.device_id)
-        assert self._cap is not None
         fps = self.settings_fps()
         wait = self._last_t + self.settings.sim_time_scale / fps - time.monotonic()
         if wait > 0:
             deadline.sleep(wait, self.device_id, "frame")
+        if self._script is not None:
+            img = self._scripted_frame(deadline)
+            self._played += 1
+            self._last_t = time.monotonic()
+            return self._shape(img)
+        assert self._cap is not None
         ok, img = self._cap.read()
         if not ok:  # end of clip: loop
             self._cap.release()
@@ -151,8 +191,14 @@ class SimulatedCamera(Camera):
             if not ok:
                 raise DeviceTimeoutError(f"{self._source_name} gives no frames", self.device_id)
         self._last_t = time.monotonic()
+        self._played += 1
+        return self._shape(img)
+
+    def _shape(self, img: np.ndarray) -> np.ndarray:
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        elif img.ndim == 3 and img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
         s = self.settings_size()
         if s is not None and (img.shape[1], img.shape[0]) != s:
             img = cv2.resize(img, s, interpolation=cv2.INTER_AREA)
