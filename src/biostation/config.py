@@ -12,7 +12,7 @@ from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,22 @@ class Settings(BaseSettings):
 
     # --- matcher ----------------------------------------------------------------------------
     purepython: bool = Field(False, description="Force the numpy matcher even when the C kernels are built.")
+
+    # --- card personalization line ----------------------------------------------------------
+    perso_signer: str = Field("pkcs11", pattern="^(pkcs11|keyfile)$", description="Where the Document "
+                              "Signer key is: pkcs11 (an HSM or token: production) or keyfile (development only).")
+    perso_pkcs11_module: Path = Field(Path("/usr/lib/softhsm/libsofthsm2.so"), description="PKCS#11 module.")
+    perso_pkcs11_token: str = Field("biostation-ds", description="Label of the token holding the DS key.")
+    perso_pkcs11_key: str = Field("document-signer", description="Label of the DS private key in the token.")
+    perso_pkcs11_pin: SecretStr | None = Field(None, description="User PIN of the token (never logged).")
+    perso_pki_dir: Path | None = Field(None, description="Folder of the PKI (csca.pem, ds.pem; ds.key for "
+                                       "the keyfile signer). Default: <data_dir>/perso/pki.")
+    perso_max_portrait_bytes: int = Field(48 * 1024, gt=0, description="Largest portrait an order may carry.")
+    perso_chunk: int = Field(223, ge=1, le=255, description="UPDATE BINARY bytes per APDU.")
+
+    @property
+    def resolved_pki_dir(self) -> Path:
+        return self.perso_pki_dir or self.data_dir / "perso" / "pki"
 
     @property
     def token_path(self) -> Path:
