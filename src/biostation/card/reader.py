@@ -1,0 +1,266 @@
+"""Reading an eMRTD end to end: access control, files, checks (Doc 9303-10, -11).
+
+:class:`CardFiles` selects and reads files over an :class:`~biostation.card.apdu.ApduChannel`:
+by SFI (one APDU per chunk, no SELECT) or by FID, in READ BINARY chunks sized to what the card
+takes (``0xDF`` bytes under short-length secure messaging, larger when the card announces
+extended length in EF.ATR/INFO), with the odd READ BINARY (DO54 offset) beyond 32 KiB.
+
+:func:`read_document` runs the whole read the way a desk needs it:
+
+1. EF.CardAccess (plain) to choose PACE and its parameters; PACE with the CAN or MRZ, or BAC
+   with the MRZ where the chip offers no PACE (or a PACE variant not supported here);
+2. EF.COM, DG14 then chip authentication (before anything else is trusted), EF.SOD, every data
+   group EF.COM lists (DG3/DG4 need terminal authentication: reported as skipped);
+3. active authentication (DG15), passive authentication against the CSCA trust store, and the
+   Vietnamese ID cross-check when the card carries DG13 or a VNM TD1 MRZ.
+
+Failures that mean "stop": wrong CAN/MRZ (AccessDeniedError, raised at once, one attempt only),
+card removed (CardRemovedError: the partial read is dropped, nothing is returned), SM failure.
+Failed *checks* (a hash mismatch, an unknown CSCA) are reported in the result, never hidden.
+
+Personal data stays in the returned object; logs carry file names, sizes and timings only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import AccessDeniedError, ApduError, CardError, TLVError, VerificationError
+from . import lds, tlv
+from .apdu import INS, ApduChannel, Command, Transport
+from .auth import AAResult, active_authentication, chip_authentication
+from .bac import perform_bac
+from .cccd import cross_check
+from .mrz import key_from_text
+from .pace import Password, check_supported, perform_pace
+from .secinfo import SecurityInfos, parse_security_infos
+from .sod import PassiveAuthResult, passive_authentication
+from .trust import TrustStore
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CardFiles", "DocumentRead", "read_document", "ICAO_AID"]
+
+ICAO_AID = bytes.fromhex("A0000002471001")
+
+Progress = Callable[[str, int, int], None]
+
+
+class CardFiles:
+    """File access on one card. ``max_read``: bytes per READ BINARY (None: 0xDF, or what the
+    card announces for extended length)."""
+
+    SHORT_SM_CHUNK = 0xDF  # 223: fits a short R-APDU once DO87 padding, DO99 and DO8E are added
+
+    def __init__(self, channel: ApduChannel, max_read: int | None = None):
+        self.channel = channel
+        self.max_read = max_read or self.SHORT_SM_CHUNK
+
+    def select_application(self, aid: bytes = ICAO_AID) -> None:
+        self.channel.send(Command(0x00, INS.SELECT, 0x04, 0x0C, aid), "SELECT eMRTD application")
+
+    def select(self, fid: int, name: str = "") -> None:
+        self.channel.send(Command(0x00, INS.SELECT, 0x02, 0x0C, fid.to_bytes(2, "big")),
+                          f"SELECT {name or format(fid, '04X')}")
+
+    def _read(self, offset: int, n: int, sfi: int | None, name: str) -> bytes:
+        if sfi is not None and offset < 256:
+            cmd = Command(0x00, INS.READ_BINARY, 0x80 | sfi, offset, le=n)
+        elif offset <= 0x7FFF:
+            cmd = Command(0x00, INS.READ_BINARY, offset >> 8, offset & 0xFF, le=n)
+        else:  # odd INS: offset in DO54, data come back in DO53
+            cmd = Command(0x00, INS.READ_BINARY_ODD, 0, 0, tlv.encode(0x54, offset.to_bytes(3, "big")), le=n)
+        resp = self.channel.transmit(cmd)
+        if resp.sw not in (0x9000, 0x6282):  # 6282: end of file reached before Le bytes
+            from .apdu import check_sw
+            check_sw(resp, f"READ BINARY {name} at {offset}")
+        data = resp.data
+        if cmd.ins == INS.READ_BINARY_ODD:
+            data = tlv.decode_one(data, name, expect=0x53, allow_trailing=True).value
+        return data
+
+    def read(self, file: lds.File | str, use_sfi: bool = True, progress: Progress | None = None) -> bytes:
+        """The whole file. Reads the header first, then the rest in ``max_read`` chunks."""
+        f = lds.FILES[file] if isinstance(file, str) else file
+        sfi = f.sfi if use_sfi else None
+        if sfi is None:
+            self.select(f.fid, f.name)
+        first = self._read(0, min(self.max_read, 256 if not self.channel.extended else self.max_read), sfi, f.name)
+        if not first:
+            raise TLVError("file is empty", f.name, 0)
+        if f.tag is None:  # not a TLV file (EF.ATR/INFO): what came is what there is
+            return first
+        try:
+            total = tlv.total_length(first, f.name)
+        except TLVError:
+            if len(first) < 6:
+                raise
+            raise
+        if total > 16 * 1024 * 1024:
+            raise TLVError(f"file claims {total} bytes", f.name, 0)
+        buf = bytearray(first[:total])
+        if progress:
+            progress(f.name, len(buf), total)
+        while len(buf) < total:
+            chunk = self._read(len(buf), min(self.max_read, total - len(buf)), None if len(buf) > 255 else sfi, f.name)
+            if not chunk:
+                raise TLVError(f"card returned no data at offset {len(buf)} of {total}", f.name, len(buf))
+            buf += chunk[:total - len(buf)]
+            if progress:
+                progress(f.name, len(buf), total)
+        return bytes(buf)
+
+
+@dataclass
+class DocumentRead:
+    """Everything one read produced. ``files`` holds raw file bytes by name (``DG1``, ``EF.SOD``)."""
+
+    access: str = ""
+    card_access: SecurityInfos | None = None
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)
+    decoded: dict[str, Any] = field(default_factory=dict, repr=False)
+    skipped: dict[str, str] = field(default_factory=dict)
+    passive: PassiveAuthResult | None = None
+    active: AAResult | None = None
+    chip_auth: str = "not offered"
+    cccd: dict[str, Any] | None = None
+    apdu_count: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def data_groups(self) -> dict[int, bytes]:
+        return {int(k[2:]): v for k, v in self.files.items() if k.startswith("DG")}
+
+    def holder(self) -> dict[str, Any]:
+        """Holder data as the card states it (MRZ, DG11, DG13), for display."""
+        out: dict[str, Any] = {}
+        dg1 = self.decoded.get("DG1")
+        if dg1 is not None:
+            out["mrz"] = dg1.mrz.to_dict()
+        for name in ("DG11", "DG12", "DG13"):
+            d = self.decoded.get(name)
+            if d is not None:
+                out[name.lower()] = d.fields
+        dg2 = self.decoded.get("DG2")
+        if dg2 is not None:
+            out["faces"] = [{"format": f.extension, "width": f.width, "height": f.height, "bytes": len(f.image)}
+                            for f in dg2.faces]
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {"access_control": self.access,
+                                  "passive_authentication": self.passive.to_dict() if self.passive else None,
+                                  "active_authentication": self.active.to_dict() if self.active else "not offered",
+                                  "chip_authentication": self.chip_auth}
+        if self.cccd is not None:
+            checks["vn_id"] = self.cccd
+        return {"holder": self.holder(), "checks": checks,
+                "files": {k: len(v) for k, v in self.files.items()}, "skipped": dict(self.skipped),
+                "apdus": self.apdu_count, "seconds": round(self.seconds, 3),
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}}
+
+
+def _choose_pace(infos: SecurityInfos) -> tuple[Any, str | None]:
+    reasons = []
+    for info in infos.pace:
+        try:
+            check_supported(info)
+            return info, None
+        except CardError as exc:
+            reasons.append(str(exc))
+    return None, "; ".join(reasons) or "no PACEInfo"
+
+
+def read_document(transport: Transport, *, can: str | None = None, mrz: str | None = None,
+                  trust: TrustStore | None = None, data_groups: list[int] | None = None,
+                  active_auth: bool = True, chip_auth: bool = True, max_read: int | None = None,
+                  extended: bool = False, progress: Progress | None = None) -> DocumentRead:
+    """Read and check a document on ``transport``. ``can`` (digits) or ``mrz`` (full MRZ text or
+    ``DOCNO/YYMMDD/YYMMDD``) is required. See the module docstring for what raises."""
+    if not can and not mrz:
+        raise AccessDeniedError("a CAN or the MRZ data is needed to open the chip")
+    t0 = time.monotonic()
+    channel = ApduChannel(transport, extended=extended)
+    files = CardFiles(channel, max_read)
+    out = DocumentRead()
+    mrz_info = key_from_text(mrz) if mrz else None
+
+    def lap(name: str, since: float) -> float:
+        now = time.monotonic()
+        out.timings[name] = now - since
+        return now
+
+    # 1. access control --------------------------------------------------------------------------
+    t = time.monotonic()
+    pace_info, why_not = None, "EF.CardAccess absent"
+    try:
+        raw = files.read("EF.CardAccess")
+        out.files["EF.CardAccess"] = raw
+        out.card_access = parse_security_infos(raw, "EF.CardAccess")
+        pace_info, why_not = _choose_pace(out.card_access)
+    except ApduError:
+        pass  # no EF.CardAccess: a BAC-only chip
+    if pace_info is not None:
+        password = Password.can(can) if can else Password.mrz(mrz_info)  # type: ignore[arg-type]
+        perform_pace(channel, password, pace_info)
+        out.access = f"PACE {pace_info.describe()} ({'CAN' if can else 'MRZ'})"
+        files.select_application()
+    else:
+        if mrz_info is None:
+            raise AccessDeniedError(f"the chip offers no usable PACE ({why_not}); BAC needs the MRZ, not a CAN")
+        files.select_application()
+        perform_bac(channel, mrz_info)
+        out.access = "BAC" + (f" (PACE not used: {why_not})" if out.card_access else "")
+    t = lap("access_control", t)
+
+    # 2. files -----------------------------------------------------------------------------------
+    out.files["EF.COM"] = files.read("EF.COM", progress=progress)
+    com = lds.decode_com(out.files["EF.COM"])
+    out.decoded["EF.COM"] = com
+    wanted = [n for n in (data_groups or com.data_groups)]
+    if 14 in wanted:
+        out.files["DG14"] = files.read("DG14", progress=progress)
+        out.decoded["DG14"] = lds.decode_dg14(out.files["DG14"])
+        if chip_auth and out.decoded["DG14"].security_infos.chip_auth:
+            try:
+                chip_authentication(channel, out.decoded["DG14"])
+                out.chip_auth = "passed"
+            except VerificationError as exc:
+                out.chip_auth = f"FAILED: {exc}"
+                raise
+    out.files["EF.SOD"] = files.read("EF.SOD", progress=progress)
+    for n in wanted:
+        name = f"DG{n}"
+        if name in out.files:
+            continue
+        if n in (3, 4):  # EAC-protected biometrics: need terminal authentication
+            out.skipped[name] = "needs terminal authentication (EAC), not performed"
+            continue
+        ts = time.monotonic()
+        try:
+            out.files[name] = files.read(name, progress=progress)
+        except AccessDeniedError as exc:
+            out.skipped[name] = f"access denied: {exc}"
+            continue
+        out.timings[f"read_{name}"] = time.monotonic() - ts
+        out.decoded[name] = lds.decode(n, out.files[name])
+    t = lap("read_files", t)
+
+    # 3. checks ----------------------------------------------------------------------------------
+    if active_auth and "DG15" in out.decoded:
+        out.active = active_authentication(channel, out.decoded["DG15"], out.decoded.get("DG14"))
+    out.passive = passive_authentication(out.files["EF.SOD"], out.data_groups, trust)
+    dg1 = out.decoded.get("DG1")
+    dg13 = out.decoded.get("DG13")
+    if dg13 is not None or (dg1 is not None and dg1.mrz.kind == "TD1" and dg1.mrz.issuing_state == "VNM"):
+        out.cccd = cross_check(None, dg13.fields if dg13 is not None else None, dg1.mrz if dg1 else None)
+    lap("checks", t)
+    out.apdu_count = channel.apdu_count
+    out.seconds = time.monotonic() - t0
+    log.info("card read: %s, %d files, %d APDUs, %.2f s", out.access.split(" (")[0], len(out.files),
+             out.apdu_count, out.seconds)
+    return out

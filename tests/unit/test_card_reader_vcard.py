@@ -1,0 +1,195 @@
+"""End-to-end reads against the in-process virtual card (no pcscd): PACE, BAC, checks, faults."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from biostation.card import lds, trust
+from biostation.card.apdu import ApduChannel
+from biostation.card.reader import CardFiles, read_document
+from biostation.errors import AccessDeniedError, CardRemovedError, SecureMessagingError
+from biostation_drivers.simulated.card_reader import SimulatedCardReader
+from biostation_drivers.simulated.vcard.card import CardData, Faults, VirtualCard
+from biostation_drivers.simulated.vcard.profiles import build_profile
+
+
+@pytest.fixture(scope="module")
+def cccd():
+    return build_profile("cccd")
+
+
+@pytest.fixture(scope="module")
+def td3():
+    return build_profile("td3", face_bytes=5000)
+
+
+def clone(data: CardData) -> CardData:
+    d = copy.copy(data)
+    d.files = {k: copy.copy(v) for k, v in data.files.items()}
+    d.counters = dict(data.counters)
+    d.state = dict(data.state)
+    return d
+
+
+def store_for(profile) -> trust.TrustStore:
+    der = profile.pki.csca_cert.public_bytes(serialization.Encoding.DER)
+    return trust.TrustStore([trust.load_certificate(der, "csca")])
+
+
+class Counting:
+    """Transport wrapper that records the INS of every APDU (plain or SM)."""
+
+    def __init__(self, card):
+        self.card = card
+        self.ins = []
+
+    def transmit(self, apdu: bytes) -> bytes:
+        self.ins.append(apdu[1])
+        return self.card.process(apdu)
+
+
+def reader_with(card) -> SimulatedCardReader:
+    r = SimulatedCardReader.create(card)
+    r.power_on()
+    return r
+
+
+def test_cccd_read_with_pace_can_all_checks_pass(cccd):
+    card = VirtualCard(clone(cccd.data))
+    r = read_document(reader_with(card), can=cccd.can, trust=store_for(cccd))
+    assert r.access.startswith("PACE PACE-ECDH-GM AES-128 paramId 13 (CAN)")
+    assert r.passive.status == "verified"
+    assert r.passive.data_groups == {1: "valid", 2: "valid", 3: "not read", 13: "valid", 14: "valid", 15: "valid"}
+    assert r.active.ok and r.chip_auth == "passed" and card.access == "pace+ca"
+    assert r.cccd["ok"] and r.cccd["id"]["number"] == "001099012345"
+    assert r.skipped == {"DG3": "needs terminal authentication (EAC), not performed"}
+    h = r.holder()
+    assert h["dg13"]["full_name"] == "Nguyễn Văn An" and h["faces"][0]["bytes"] == 20_000
+    assert r.decoded["DG2"].faces[0].image.startswith(b"\xff\xd8")
+
+
+def test_cccd_read_with_pace_mrz(cccd):
+    r = read_document(reader_with(VirtualCard(clone(cccd.data))), mrz=cccd.mrz, trust=store_for(cccd))
+    assert r.access.endswith("(MRZ)") and r.passive.status == "verified"
+
+
+def test_td3_bac_fallback_and_rsa_active_authentication(td3):
+    r = read_document(reader_with(VirtualCard(clone(td3.data))), mrz="L898902C/690806/940623", trust=store_for(td3))
+    assert r.access == "BAC" and r.passive.status == "verified"
+    assert r.active.ok and "9796-2" in r.active.algorithm
+    with pytest.raises(AccessDeniedError, match="BAC needs the MRZ"):
+        read_document(reader_with(VirtualCard(clone(td3.data))), can="123456")
+
+
+def test_files_are_protected_before_authentication(cccd):
+    ch = ApduChannel(reader_with(VirtualCard(clone(cccd.data))))
+    files = CardFiles(ch)
+    assert files.read("EF.CardAccess")[:1] == b"\x31"  # the one file readable in the clear
+    files.select_application()
+    with pytest.raises(AccessDeniedError) as ei:
+        files.read("DG1")
+    assert ei.value.sw == 0x6982
+
+
+def test_wrong_can_is_one_attempt_then_counter_then_blocked(cccd):
+    card = VirtualCard(clone(cccd.data))
+    t = Counting(card)
+    with pytest.raises(AccessDeniedError, match="wrong CAN") as ei:
+        read_document(t, can="000000")
+    assert ei.value.__cause__ is None
+    assert t.ins.count(0x86) == 4 and t.ins.count(0x22) == 1  # one PACE run: no retry storm
+    assert card.data.counters["can"] == 2
+    for _ in range(2):
+        with pytest.raises(AccessDeniedError):
+            read_document(Counting(card), can="000000")
+    assert card.data.counters["can"] == 0
+    with pytest.raises(AccessDeniedError, match="6983|blocked"):
+        read_document(Counting(card), can=cccd.can)  # even the right CAN: the counter is spent
+
+
+def test_right_can_resets_the_counter(cccd):
+    card = VirtualCard(clone(cccd.data))
+    with pytest.raises(AccessDeniedError):
+        read_document(Counting(card), can="999999")
+    assert card.data.counters["can"] == 2
+    read_document(Counting(card), can=cccd.can, active_auth=False)
+    assert card.data.counters["can"] == 3
+
+
+def test_wrong_mrz_on_bac_card(td3):
+    with pytest.raises(AccessDeniedError, match="wrong MRZ"):
+        read_document(reader_with(VirtualCard(clone(td3.data))), mrz="L898902C/690806/940624")
+
+
+def test_card_pulled_mid_dg2_raises_and_returns_nothing(cccd):
+    card = VirtualCard(clone(cccd.data), Faults(pull_in_file=0x0102, pull_after_bytes=9000))
+    rd = reader_with(card)
+    events = []
+    rd.bus.subscribe(lambda e: events.append(e.kind.value))
+    result = None
+    with pytest.raises(CardRemovedError):
+        result = read_document(rd, can=cccd.can)
+    assert result is None  # nothing partial comes back
+    assert not rd.powered and "card.removed" in events  # the reader dropped the session and said so
+
+
+def test_bad_mac_from_the_card_stops_the_read(cccd):
+    card = VirtualCard(clone(cccd.data), Faults(bad_mac_at=3))
+    with pytest.raises(SecureMessagingError, match="MAC"):
+        read_document(reader_with(card), can=cccd.can)
+
+
+def test_unknown_csca_shows_data_as_unverified(cccd, td3):
+    r = read_document(reader_with(VirtualCard(clone(cccd.data))), can=cccd.can, trust=store_for(td3))
+    assert r.passive.status == "unverified" and any("unknown CSCA" in p for p in r.passive.problems)
+    assert r.holder()["dg13"]["id_number"] == "001099012345"  # data still shown
+    r = read_document(reader_with(VirtualCard(clone(cccd.data))), can=cccd.can)
+    assert r.passive.status == "unverified"
+
+
+def test_tampered_data_group_and_id_mismatch_are_reported(cccd):
+    data = clone(cccd.data)
+    fields = lds.decode_dg13(data.files[0x010D].data).fields
+    fields["id_number"] = "001199012345"  # sex digit says female, MRZ says 001099012345
+    data.files[0x010D].data = lds.encode_dg13(fields)
+    r = read_document(reader_with(VirtualCard(data)), can=cccd.can, trust=store_for(cccd))
+    assert r.passive.data_groups[13] == "MISMATCH" and r.passive.status == "failed"
+    assert not r.cccd["ok"] and r.cccd["checks"]["mrz_document_number"] is False
+
+
+def test_extended_length_reads_dg2_in_fewer_apdus(cccd):
+    short = read_document(reader_with(VirtualCard(clone(cccd.data))), can=cccd.can, data_groups=[2],
+                          active_auth=False, chip_auth=False)
+    ext = read_document(reader_with(VirtualCard(clone(cccd.data))), can=cccd.can, data_groups=[2],
+                        active_auth=False, chip_auth=False, extended=True, max_read=8192)
+    assert ext.files["DG2"] == short.files["DG2"]
+    assert ext.apdu_count < short.apdu_count - 80
+
+
+def test_odd_read_binary_beyond_32k(cccd):
+    data = clone(cccd.data)
+    big = lds.encode_dg2([lds.FaceImage(b"\xff\xd8" + bytes(40_000), 0, 480, 640)])
+    data.files[0x0102].data = big
+    ch = ApduChannel(reader_with(VirtualCard(data)), extended=True)
+    from biostation.card.pace import Password, perform_pace
+    from biostation.card.secinfo import parse_security_infos
+    files = CardFiles(ch, max_read=4096)
+    info = parse_security_infos(files.read("EF.CardAccess")).pace[0]
+    perform_pace(ch, Password.can(cccd.can), info)
+    files.select_application()
+    assert files.read("DG2") == big
+
+
+def test_card_state_saves_and_loads(cccd, tmp_path):
+    data = clone(cccd.data)
+    data.counters["can"] = 1
+    data.lifecycle = "locked"
+    data.save(tmp_path)
+    back = CardData.load(tmp_path)
+    assert back.counters["can"] == 1 and back.lifecycle == "locked"
+    assert {f: x.data for f, x in back.files.items()} == {f: x.data for f, x in data.files.items()}
+    r = read_document(reader_with(VirtualCard(back)), can=cccd.can, trust=store_for(cccd))
+    assert r.active.ok and r.chip_auth == "passed"
