@@ -77,8 +77,8 @@ class _Plain:
 
 def test_lifecycle_and_persistence(pki, tmp_path):
     image = build_image(_order(), pki.signer())
-    path = tmp_path / "card.json"
-    card = PersoCard("0A0B0C0D", state_path=path)
+    path = tmp_path / "card"
+    card = PersoCard("0A0B0C0D", state_dir=path)
     assert card.lifecycle is Lifecycle.BLANK
     ch = ApduChannel(_Plain(card))
     assert cplc_serial(ch).endswith("0A0B0C0D")
@@ -102,8 +102,8 @@ def test_lifecycle_and_persistence(pki, tmp_path):
     again = PersoCard.load(path)
     assert again.lifecycle is Lifecycle.LOCKED and again.serial == "0A0B0C0D"
     assert {n: again.file(FILES[n].fid) for n in image.files} == image.files
-    assert again.mrz_seed == ("099012345", "990131", "390131") and again.can == "012345"
-    assert again.aa_key_der is not None
+    assert again.data.mrz_information == image.mrz_information and again.data.can == "012345"
+    assert again.data.aa_key is not None
 
 
 def test_lock_refused_on_a_blank_card():
@@ -121,8 +121,8 @@ def test_tearing_at_each_kind_of_step(pki, tmp_path, mode):
     steps = plan(image)
     n = len(steps)
     for idx in sorted({0, 1, 2, 3, n // 2, n - 2, n - 1}):
-        path = tmp_path / f"{mode}-{idx}.json"
-        card = PersoCard(state_path=path, tear_at=idx, tear_mode=mode)
+        path = tmp_path / f"{mode}-{idx}"
+        card = PersoCard(state_dir=path, tear_at=idx, tear_mode=mode)
         with pytest.raises(CardRemovedError):
             write(ApduChannel(_Plain(card)), steps)
         with pytest.raises(CardRemovedError):
@@ -142,7 +142,7 @@ def test_simulated_encoder_feeds_fresh_cards(tmp_path):
     s2 = cplc_serial(ApduChannel(r))
     enc.unload(True)
     assert s1 != s2 and enc.rejects == [s1[-8:]] and enc.output == [s2[-8:]]
-    assert len(list(tmp_path.glob("*.json"))) == 2
+    assert len(list(tmp_path.glob("*/card.json"))) == 2
     from biostation.errors import DeviceTimeoutError
 
     with pytest.raises(DeviceTimeoutError):

@@ -7,15 +7,17 @@ CAN and AA key, and the lock ``PUT DATA DE AD``) and moves through::
 
     BLANK --first write--> PERSONALIZED --lock--> LOCKED
 
-Once LOCKED every write answers ``6985`` (conditions of use not satisfied) and the card serves
-the reading protocol (PACE, BAC, secure messaging, READ BINARY, INTERNAL AUTHENTICATE) through
-the virtual card of :mod:`biostation_drivers.simulated.vcard`, built from the files and secrets
-written here. Before the lock, reading commands are refused with ``6985`` too: a half-written
-chip never answers like an issued one.
+It *is* the virtual card of :mod:`biostation_drivers.simulated.vcard.card` (a ``VirtualCard``
+over ``CardData`` with lifecycle ``blank``): the personalization instructions go into its
+handler table and a ``before_dispatch`` hook enforces the lifecycle. Once LOCKED every write
+answers ``6985`` (conditions of use not satisfied) and the card serves the reading protocol
+(PACE, BAC, secure messaging, READ BINARY, INTERNAL AUTHENTICATE) from the files and secrets
+written. Before the lock, reading commands are refused with ``6985`` too: a half-written chip
+never answers like an issued one.
 
-State kept across restarts: with ``state_path`` every change is written to a JSON file (write to
-a temporary file, then an atomic rename), so a card survives the test process or the runner
-being killed and can be read back and audited afterwards with :meth:`PersoCard.load`.
+State kept across restarts: with ``state_dir`` every change is saved (``CardData.save``: the
+files, then an atomic rename of ``card.json``), so a card survives the test process or the
+runner being killed and can be read back and audited afterwards with :meth:`PersoCard.load`.
 
 Timing: ``timing`` gives the delay of a real contact chip, ``latency_s`` per APDU (command
 processing and EEPROM writes: 10-20 ms on the chips in service) plus ``byte_s`` per byte each way
@@ -31,27 +33,30 @@ Secrets (MRZ key, CAN, AA key) are in the state file in clear: it is a simulator
 
 from __future__ import annotations
 
-import json
 import os
 import secrets as _secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
 from biostation.card import tlv
 from biostation.card.apdu import INS, Command, Response
-from biostation.errors import CardRemovedError, TLVError
+from biostation.card.lds import FILES
+from biostation.card.mrz import bac_seed_info
+from biostation.errors import CardRemovedError
 
-__all__ = ["Lifecycle", "PersoCard", "ChipTiming", "CONTACT_CHIP", "NO_DELAY"]
+from .card import ACCESS_ALWAYS, ACCESS_EAC, ACCESS_SM, SW, CardData, CardFile, VirtualCard
 
-ATR = bytes.fromhex("3B8F8001804F0CA0000003060300030000000068")  # ISO 14443-4 card, PC/SC style ATR
-AID = bytes.fromhex("A0000002471001")
+__all__ = ["Lifecycle", "PersoCard", "ChipTiming", "CONTACT_CHIP", "NO_DELAY", "SimulatedEncoder"]
 
-SW_OK, SW_COND, SW_NOT_FOUND, SW_WRONG_LEN = 0x9000, 0x6985, 0x6A82, 0x6700
-SW_INS, SW_P1P2, SW_DATA, SW_NO_EF, SW_EXISTS, SW_SPACE = 0x6D00, 0x6A86, 0x6A80, 0x6986, 0x6A89, 0x6A84
+_FID_INFO = {f.fid: f for f in FILES.values()}
+#: reading commands a chip refuses until it is locked: a half-made chip never acts as an issued one
+_READING = (INS.READ_BINARY, INS.READ_BINARY_ODD, INS.GET_CHALLENGE, INS.EXTERNAL_AUTHENTICATE, INS.MSE,
+            INS.GENERAL_AUTHENTICATE, INS.INTERNAL_AUTHENTICATE)
+_WRITING = (INS.CREATE_FILE, INS.UPDATE_BINARY, INS.UPDATE_BINARY | 1, INS.PUT_DATA)
 
 
 class Lifecycle(str, Enum):
@@ -74,37 +79,26 @@ CONTACT_CHIP = ChipTiming(0.015, 10 / 115200)
 NO_DELAY = ChipTiming()
 
 
-@dataclass
-class _State:
-    serial: str  # 4-byte IC serial, hex
-    lifecycle: str = Lifecycle.BLANK.value
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # "011E" -> {"size": n, "data": hex}
-    mrz_seed: list[str] | None = None  # docno, birth, expiry
-    can: str | None = None
-    aa_key: str | None = None  # PKCS#8 DER hex
-    writes: int = 0
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True)
-
-
-class PersoCard:
+class PersoCard(VirtualCard):
     """A blank virtual eMRTD chip that can be personalized once.
 
-    Implements the simulated-card protocol of ``drivers/simulated/card_reader.py``
-    (``atr``, ``reset()``, ``process(apdu) -> response``). Thread-safe (one lock per card).
+    A :class:`~biostation_drivers.simulated.vcard.card.VirtualCard` whose
+    :class:`~biostation_drivers.simulated.vcard.card.CardData` starts empty with lifecycle
+    ``blank``; the personalization instructions are registered in its handler table and a
+    ``before_dispatch`` hook enforces the lifecycle. ``state_dir``: the card saves itself there
+    (``CardData.save``) after every change. Thread-safe (one lock per card).
     """
 
-    atr = ATR
-
-    def __init__(self, serial: str | None = None, *, state_path: str | os.PathLike[str] | None = None,
+    def __init__(self, serial: str | None = None, *, state_dir: str | os.PathLike[str] | None = None,
                  timing: ChipTiming = NO_DELAY, tear_at: int | None = None, tear_mode: str = "before",
-                 capacity: int = 144 * 1024, reader_factory: Callable[["PersoCard"], Any] | None = None,
+                 capacity: int = 144 * 1024, data: CardData | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         if tear_mode not in ("before", "after"):
             raise ValueError("tear_mode: 'before' or 'after'")
-        self.state = _State(serial or _secrets.token_hex(4).upper())
-        self.state_path = Path(state_path) if state_path is not None else None
+        if data is None:
+            data = CardData(lifecycle=Lifecycle.BLANK.value, aa_hash="sha256",
+                            state={"serial": serial or _secrets.token_hex(4).upper(), "writes": 0})
+        super().__init__(data, state_dir=Path(state_dir) if state_dir is not None else None)
         self.timing = timing
         self.tear_at = tear_at
         self.tear_mode = tear_mode
@@ -113,69 +107,32 @@ class PersoCard:
         self.torn = False
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._selected_app = False
-        self._selected: str | None = None
-        self._reader_factory = reader_factory
-        self._reader: Any = None
-        if self.state_path is not None:
-            self._save()
+        self.register(INS.CREATE_FILE, self._create)
+        self.register(INS.UPDATE_BINARY, self._update)
+        self.register(INS.UPDATE_BINARY | 1, self._update)
+        self.register(INS.PUT_DATA, self._put_data)
+        self.before_dispatch.append(PersoCard._gate)
+        self.save()
 
-    # --- persistence ------------------------------------------------------------------------------
     @classmethod
-    def load(cls, state_path: str | os.PathLike[str], **kw: Any) -> "PersoCard":
-        """The card saved at ``state_path`` (its lifecycle, files and secrets), powered off."""
-        path = Path(state_path)
-        raw = json.loads(path.read_text())
-        card = cls.__new__(cls)
-        cls.__init__(card, raw["serial"], state_path=None, **kw)
-        card.state = _State(**raw)
-        card.state_path = path
-        return card
+    def load(cls, state_dir: str | os.PathLike[str], **kw: Any) -> "PersoCard":
+        """The card saved in ``state_dir`` (lifecycle, files, secrets), freshly powered."""
+        return cls(state_dir=state_dir, data=CardData.load(Path(state_dir)), **kw)
 
-    def _save(self) -> None:
-        if self.state_path is None:
-            return
-        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        tmp.write_text(self.state.to_json())
-        os.replace(tmp, self.state_path)  # atomic: a kill leaves the old or the new state
-
-    # --- what the tests and the reader look at ------------------------------------------------------
+    # --- what tests and audits look at -----------------------------------------------------------------
     @property
     def serial(self) -> str:
-        return self.state.serial
+        return str(self.data.state["serial"])
 
     @property
     def lifecycle(self) -> Lifecycle:
-        return Lifecycle(self.state.lifecycle)
+        return Lifecycle(self.data.lifecycle)
 
     def file(self, fid: int) -> bytes | None:
-        f = self.state.files.get(f"{fid:04X}")
-        return None if f is None else bytes.fromhex(f["data"])
+        f = self.data.files.get(fid)
+        return None if f is None else f.data
 
-    @property
-    def files(self) -> dict[int, bytes]:
-        return {int(k, 16): bytes.fromhex(v["data"]) for k, v in self.state.files.items()}
-
-    @property
-    def mrz_seed(self) -> tuple[str, str, str] | None:
-        return tuple(self.state.mrz_seed) if self.state.mrz_seed else None  # type: ignore[return-value]
-
-    @property
-    def can(self) -> str | None:
-        return self.state.can
-
-    @property
-    def aa_key_der(self) -> bytes | None:
-        return bytes.fromhex(self.state.aa_key) if self.state.aa_key else None
-
-    # --- the simulated-card protocol ------------------------------------------------------------------
-    def reset(self) -> None:
-        if self.torn:
-            raise CardRemovedError("the card left the field")
-        self._selected_app = False
-        self._selected = None
-        self._reader = None
-
+    # --- the simulated-card protocol, with timing and tearing ------------------------------------------
     def process(self, apdu: bytes) -> bytes:
         with self._lock:
             if self.torn:
@@ -185,8 +142,8 @@ class PersoCard:
             tearing = self.tear_at is not None and index == self.tear_at
             if tearing and self.tear_mode == "before":
                 self._tear(len(apdu))
-            resp = self._process(apdu)
-            if self.timing is not NO_DELAY:
+            resp = super().process(apdu)
+            if self.timing != NO_DELAY:
                 self._sleep(self.timing.delay(len(apdu) + len(resp)))
             if tearing:
                 self._tear(0)
@@ -194,164 +151,129 @@ class PersoCard:
 
     def _tear(self, n: int) -> None:
         self.torn = True
-        if self.timing is not NO_DELAY:
+        self.pull()
+        if self.timing != NO_DELAY:
             self._sleep(self.timing.delay(n) / 2)
         raise CardRemovedError("the card left the field")
 
-    # --- commands ----------------------------------------------------------------------------------------
-    def _process(self, raw: bytes) -> bytes:
-        try:
-            cmd = Command.parse(raw)
-        except ValueError:
-            return Response(b"", SW_WRONG_LEN).to_bytes()
-        if self.lifecycle is Lifecycle.LOCKED:
-            if cmd.ins in (INS.CREATE_FILE, INS.UPDATE_BINARY, INS.UPDATE_BINARY | 1, INS.PUT_DATA):
-                return Response(b"", SW_COND).to_bytes()
-            if cmd.cla & 0x80 and cmd.ins == 0xCA:
-                return self._cplc(cmd)
-            return self._locked(raw)
-        handler = self._HANDLERS.get((cmd.cla & 0x80, cmd.ins))
-        if handler is None:
-            # reading commands before the lock: a half-made chip does not act as an issued one
-            return Response(b"", SW_COND if cmd.ins in (INS.READ_BINARY, INS.GET_CHALLENGE, INS.MSE,
-                                                        INS.GENERAL_AUTHENTICATE) else SW_INS).to_bytes()
-        try:
-            return handler(self, cmd).to_bytes()
-        except TLVError:
-            return Response(b"", SW_DATA).to_bytes()
+    # --- lifecycle gate (a before_dispatch hook) ----------------------------------------------------------
+    def _gate(self, cmd: Command) -> Response | None:
+        if cmd.cla & 0x80 and cmd.ins == 0xCA:
+            return self._cplc(cmd)
+        if self.data.lifecycle == Lifecycle.LOCKED.value:
+            if cmd.ins in _WRITING:
+                return Response(b"", SW["conditions"])
+            return None
+        if cmd.ins in _READING:
+            return Response(b"", SW["conditions"])
+        return None
 
-    def _select(self, cmd: Command) -> Response:
-        if cmd.p1 == 0x04:
-            if cmd.data != AID:
-                return Response(b"", SW_NOT_FOUND)
-            self._selected_app, self._selected = True, None
-            return Response(b"", SW_OK)
-        if cmd.p1 == 0x02 and len(cmd.data) == 2 and self._selected_app:
-            key = cmd.data.hex().upper()
-            if key not in self.state.files:
-                return Response(b"", SW_NOT_FOUND)
-            self._selected = key
-            return Response(b"", SW_OK)
-        return Response(b"", SW_P1P2 if cmd.p1 not in (0x02, 0x04) else SW_COND)
+    def _cplc(self, cmd: Command) -> Response:
+        if (cmd.p1, cmd.p2) != (0x9F, 0x7F):
+            return Response(b"", SW["no_ref"])
+        # fabricator 4790 and the rest made up; the IC serial number at bytes 12..15
+        body = bytes.fromhex("4790" "5040" "4791" "6352" "0100" "6001") + bytes.fromhex(self.serial) + bytes(26)
+        return Response(tlv.encode(0x9F7F, body), SW["ok"])
 
+    # --- personalization instructions ----------------------------------------------------------------------
     def _create(self, cmd: Command) -> Response:
-        if not self._selected_app:
-            return Response(b"", SW_COND)
+        if not self.app_selected:
+            return Response(b"", SW["conditions"])
         t = tlv.decode_one(cmd.data, "CREATE FILE", expect=0x63)
         if len(t.value) != 4:
-            return Response(b"", SW_DATA)
-        size, fid = int.from_bytes(t.value[:2], "big"), t.value[2:].hex().upper()
-        if fid in self.state.files:
-            return Response(b"", SW_EXISTS)
-        used = sum(f["size"] for f in self.state.files.values())
-        if used + size > self.capacity:
-            return Response(b"", SW_SPACE)
-        self.state.files[fid] = {"size": size, "data": "00" * size}
+            return Response(b"", SW["bad_data"])
+        size, fid = int.from_bytes(t.value[:2], "big"), int.from_bytes(t.value[2:], "big")
+        if fid in self.data.files:
+            return Response(b"", 0x6A89)  # file already exists
+        if sum(len(f.data) for f in self.data.files.values()) + size > self.capacity:
+            return Response(b"", 0x6A84)  # not enough memory
+        info = _FID_INFO.get(fid)
+        in_mf = fid in (0x011C, 0x2F01)  # EF.CardAccess, EF.ATR/INFO: in the master file, readable by all
+        read = ACCESS_ALWAYS if in_mf else ACCESS_EAC if fid in (0x0103, 0x0104) else ACCESS_SM
+        self.data.files[fid] = CardFile(fid, bytes(size), info.sfi if info else None, read, in_mf)
         self._changed()
-        return Response(b"", SW_OK)
+        return Response(b"", SW["ok"])
 
     def _update(self, cmd: Command) -> Response:
-        if self._selected is None:
-            return Response(b"", SW_NO_EF)
+        f = self.current
+        if f is None:
+            return Response(b"", 0x6986)  # no current EF
         if cmd.ins == INS.UPDATE_BINARY:
             if cmd.p1 & 0x80:
-                return Response(b"", SW_P1P2)  # short-EF addressing is not offered
+                return Response(b"", SW["p1p2"])  # short-EF addressing is not offered for writing
             off, data = (cmd.p1 << 8) | cmd.p2, cmd.data
         else:
             dos = tlv.decode(cmd.data, "UPDATE BINARY")
             o, d = tlv.find(dos, 0x54), tlv.find(dos, 0x53)
             if o is None or d is None:
-                return Response(b"", SW_DATA)
+                return Response(b"", SW["bad_data"])
             off, data = int.from_bytes(o.value, "big"), d.value
-        f = self.state.files[self._selected]
-        if off + len(data) > f["size"]:
-            return Response(b"", 0x6B00)
-        buf = bytearray.fromhex(f["data"])
-        buf[off:off + len(data)] = data
-        f["data"] = buf.hex()
+        if off + len(data) > len(f.data):
+            return Response(b"", SW["offset"])
+        f.data = f.data[:off] + bytes(data) + f.data[off + len(data):]
         self._changed()
-        return Response(b"", SW_OK)
+        return Response(b"", SW["ok"])
 
     def _put_data(self, cmd: Command) -> Response:
-        if not self._selected_app:
-            return Response(b"", SW_COND)
+        from cryptography.hazmat.primitives import serialization
+
+        if not self.app_selected:
+            return Response(b"", SW["conditions"])
         p1p2 = (cmd.p1 << 8) | cmd.p2
+        d = self.data
         if p1p2 == 0xDEAD:
-            if not self.state.files or self.state.mrz_seed is None:
-                return Response(b"", SW_COND)  # nothing to protect the data with yet
-            self.state.lifecycle = Lifecycle.LOCKED.value
-            self._save()
-            return Response(b"", SW_OK)
+            if not d.files or d.mrz_information is None:
+                return Response(b"", SW["conditions"])  # nothing to protect the data with yet
+            d.lifecycle = Lifecycle.LOCKED.value
+            self.save()
+            return Response(b"", SW["ok"])
         if p1p2 == 0x0062:
             t = tlv.decode_one(cmd.data, "PUT DATA MRZ", expect=0x62)
             parts = [t.find(tag) for tag in (0x5F1F, 0x5F18, 0x5F19)]
             if any(p is None for p in parts):
-                return Response(b"", SW_DATA)
-            self.state.mrz_seed = [p.value.decode("ascii", "replace") for p in parts]  # type: ignore[union-attr]
+                return Response(b"", SW["bad_data"])
+            try:
+                d.mrz_information = bac_seed_info(*(p.value.decode("ascii") for p in parts))  # type: ignore[union-attr]
+            except (ValueError, UnicodeDecodeError):
+                return Response(b"", SW["bad_data"])
         elif p1p2 == 0x0066:
-            t = tlv.decode_one(cmd.data, "PUT DATA CAN", expect=0x66)
-            c = t.find(0x80)
+            c = tlv.decode_one(cmd.data, "PUT DATA CAN", expect=0x66).find(0x80)
             if c is None or not c.value.isdigit():
-                return Response(b"", SW_DATA)
-            self.state.can = c.value.decode()
+                return Response(b"", SW["bad_data"])
+            d.can = c.value.decode()
         elif p1p2 == 0x0063:
             t = tlv.decode_one(cmd.data, "PUT DATA AA", expect=0x63)
-            self.state.aa_key = t.value.hex()
+            try:
+                d.aa_key = serialization.load_der_private_key(t.value, None)
+            except (ValueError, TypeError):
+                return Response(b"", SW["bad_data"])
         else:
-            return Response(b"", SW_P1P2)
+            return Response(b"", SW["p1p2"])
         self._changed()
-        return Response(b"", SW_OK)
-
-    def _cplc(self, cmd: Command) -> Response:
-        if (cmd.p1, cmd.p2) != (0x9F, 0x7F):
-            return Response(b"", 0x6A88)
-        # fabricator 4790 (a made-up one), IC type, OS id/date/level, fab date, then the serial
-        body = bytes.fromhex("4790" "5040" "4791" "6352" "0100" "6001") + bytes.fromhex(self.serial) + bytes(26)
-        return Response(tlv.encode(0x9F7F, body), SW_OK)
+        return Response(b"", SW["ok"])
 
     def _changed(self) -> None:
-        self.state.writes += 1
-        if self.state.lifecycle == Lifecycle.BLANK.value:
-            self.state.lifecycle = Lifecycle.PERSONALIZED.value
-        self._save()
-
-    _HANDLERS: dict[tuple[int, int], Callable[["PersoCard", Command], Response]] = {
-        (0x00, INS.SELECT): _select,
-        (0x00, INS.CREATE_FILE): _create,
-        (0x00, INS.UPDATE_BINARY): _update,
-        (0x00, INS.UPDATE_BINARY | 1): _update,
-        (0x00, INS.PUT_DATA): _put_data,
-        (0x80, 0xCA): _cplc,
-    }
-
-    # --- after the lock: the reading protocol ---------------------------------------------------------
-    def _locked(self, raw: bytes) -> bytes:
-        if self._reader is None:
-            if self._reader_factory is None:
-                from . import issued_card  # the virtual card of the card-reading line
-
-                self._reader = issued_card(self)
-            else:
-                self._reader = self._reader_factory(self)
-        return self._reader.process(raw)
+        self.data.state["writes"] = int(self.data.state.get("writes", 0)) + 1
+        if self.data.lifecycle == Lifecycle.BLANK.value:
+            self.data.lifecycle = Lifecycle.PERSONALIZED.value
+        self.save()
 
     def __repr__(self) -> str:
-        return f"PersoCard({self.serial}, {self.state.lifecycle}, {len(self.state.files)} files)"
+        return f"PersoCard({self.serial}, {self.data.lifecycle}, {len(self.data.files)} files)"
 
 
 class SimulatedEncoder:
     """An encoding station fed with blank :class:`PersoCard` chips, for the line and its tests.
 
     Each :meth:`load` inserts a fresh blank card into a simulated reader and powers it.
-    ``card_dir``: every card keeps its state in ``<card_dir>/<serial>.json`` (kept after the
+    ``card_dir``: every card keeps its state in ``<card_dir>/<serial>/`` (kept after the
     process ends, for audits). ``tear(k) -> (index, mode) | None`` decides whether the k-th card
     this encoder loads (from 0) is torn, at which of its APDUs. ``hopper``: how many blank cards
     there are (None: no end). :attr:`output` and :attr:`rejects` list the serials sent out.
     """
 
     def __init__(self, name: str, *, card_dir: str | os.PathLike[str] | None = None, timing: ChipTiming = NO_DELAY,
-                 tear: Callable[[int], tuple[int, str] | None] | None = None, hopper: int | None = None,
-                 reader_factory: Callable[[PersoCard], Any] | None = None):
+                 tear: Callable[[int], tuple[int, str] | None] | None = None, hopper: int | None = None):
         from biostation_drivers.simulated.card_reader import SimulatedCardReader
 
         self.name = name
@@ -361,7 +283,6 @@ class SimulatedEncoder:
         self.timing = timing
         self.tear = tear
         self.hopper = hopper
-        self.reader_factory = reader_factory
         self.reader = SimulatedCardReader.create(key=f"sim:encoder-{name}")
         self.reader.remove()  # the station starts empty
         self.reader.open()
@@ -379,11 +300,11 @@ class SimulatedEncoder:
         serial = _secrets.token_hex(4).upper()
         path = None
         if self.card_dir is not None:
-            while (self.card_dir / f"{serial}.json").exists():
+            while (self.card_dir / serial).exists():
                 serial = _secrets.token_hex(4).upper()
-            path = self.card_dir / f"{serial}.json"
-        self.card = PersoCard(serial, state_path=path, timing=self.timing, tear_at=t[0] if t else None,
-                              tear_mode=t[1] if t else "before", reader_factory=self.reader_factory)
+            path = self.card_dir / serial
+        self.card = PersoCard(serial, state_dir=path, timing=self.timing, tear_at=t[0] if t else None,
+                              tear_mode=t[1] if t else "before")
         self.loaded += 1
         self.reader.insert(self.card)
         self.reader.power_on()

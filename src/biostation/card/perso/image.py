@@ -35,7 +35,8 @@ __all__ = ["ChipImage", "build_image", "PACE_INFO", "ECDSA_SHA256_OID"]
 
 #: the PACE set of the CCCD: ECDH generic mapping, AES-128, brainpoolP256r1 (paramId 13)
 PACE_INFO = PaceInfo(PaceInfo.oid_for("ECDH", "GM", "AES", 16), b"", 2, 13)
-ECDSA_SHA256_OID = "1.2.840.10045.4.3.2"
+#: ecdsa-plain-SHA256 (BSI TR-03111), the AA algorithm the CCCD profile announces
+ECDSA_SHA256_OID = "0.4.0.127.0.7.1.1.4.1.3"
 
 
 @dataclass

@@ -26,8 +26,9 @@ Rules and their sources:
   137/2015/ND-CP): 3 digits for the province of birth registration (the province codes of
   Decision 124/2004/QD-TTg, 001 Ha Noi ... 096 Ca Mau), 1 digit for sex and century of birth
   (0/1: male/female born 1900-1999, 2/3: 2000-2099, 4/5: 2100-2199, 6/7: 2200-2299, 8/9: 2300-2399),
-  2 digits for the last two digits of the year of birth, 6 digits of serial. All three parts are
-  checked against the order's date of birth and sex. On the CCCD's TD1 MRZ the document number is
+  2 digits for the last two digits of the year of birth, 6 digits of serial
+  (:mod:`biostation.card.cccd` decodes it). All three parts are checked against the order's date
+  of birth and sex. On the CCCD's TD1 MRZ the document number is
   the last 9 digits of the ID (``shared/specs/vn-cccd-chip.md``).
 * Portrait: JPEG or JPEG 2000 (the two encodings ISO/IEC 19794-5 allows), decodable, at most
   ``max_portrait_bytes`` (EF.DG2 has to fit the chip with the other files).
@@ -49,19 +50,11 @@ from typing import Any
 from ...errors import OrderRejected
 from .. import mrz as mrzlib
 
-__all__ = ["Order", "validate", "validate_vn_id", "order_digest", "VN_PROVINCES", "DEFAULT_MAX_PORTRAIT_BYTES",
+__all__ = ["Order", "validate", "validate_vn_id", "order_digest", "DEFAULT_MAX_PORTRAIT_BYTES",
            "parse_line"]
 
 #: a full-frontal ISO 19794-5 JPEG of 480x640 at usual quality is 15-30 KB; chips hold 72-144 KB
 DEFAULT_MAX_PORTRAIT_BYTES = 48 * 1024
-
-#: province codes of the 12-digit ID (Decision 124/2004/QD-TTg administrative codes, as used by
-#: Circular 07/2016/TT-BCA); codes of the 63 provinces and centrally-run cities
-VN_PROVINCES = frozenset({
-    1, 2, 4, 6, 8, 10, 11, 12, 14, 15, 17, 19, 20, 22, 24, 25, 26, 27, 30, 31, 33, 34, 35, 36, 37, 38,
-    40, 42, 44, 45, 46, 48, 49, 51, 52, 54, 56, 58, 60, 62, 64, 66, 67, 68, 70, 72, 74, 75, 77, 79, 80,
-    82, 83, 84, 86, 87, 89, 91, 92, 93, 94, 95, 96,
-})
 
 REQUIRED = ("order_id", "surname", "nationality", "sex", "date_of_birth", "date_of_expiry")
 
@@ -144,20 +137,23 @@ def _text(raw: dict[str, Any], key: str, required: bool = True, default: str = "
 def validate_vn_id(id_number: str, date_of_birth: dt.date, sex: str) -> None:
     """Check a 12-digit Vietnamese personal ID against the holder's birth date and sex.
 
-    OrderRejected names the part that fails (length, province, sex/century, year).
+    The number is decoded by :func:`biostation.card.cccd.parse_id` (province table and digit
+    layout live there); OrderRejected names the part that fails (length, province, sex/century,
+    year).
     """
-    if not re.fullmatch(r"\d{12}", id_number):
-        raise OrderRejected("id_number: must be 12 digits")
-    province = int(id_number[0:3])
-    if province not in VN_PROVINCES:
-        raise OrderRejected(f"id_number: province code {id_number[0:3]} does not exist")
-    g = int(id_number[3])
-    century = 1900 + 100 * (g // 2)
-    if date_of_birth.year // 100 * 100 != century:
+    from ..cccd import parse_id
+
+    try:
+        rec = parse_id(id_number)
+    except ValueError:
+        raise OrderRejected("id_number: must be 12 digits") from None
+    if rec.province is None:
+        raise OrderRejected(f"id_number: province code {rec.province_code} does not exist")
+    if date_of_birth.year // 100 * 100 != rec.century:
         raise OrderRejected("id_number: century digit does not match the date of birth")
-    if sex in ("M", "F") and (g % 2 == 0) != (sex == "M"):
+    if sex in ("M", "F") and rec.sex != sex:
         raise OrderRejected("id_number: sex digit does not match the sex")
-    if int(id_number[4:6]) != date_of_birth.year % 100:
+    if rec.birth_year != date_of_birth.year:
         raise OrderRejected("id_number: year digits do not match the date of birth")
 
 

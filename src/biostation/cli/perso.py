@@ -1,0 +1,238 @@
+"""``biostation perso ...``: the card personalization line.
+
+* ``perso pki``: make a test PKI (CSCA + Document Signer); with ``--pkcs11`` the DS key goes into
+  the PKCS#11 token (SoftHSM2 in development) and no key file is left behind.
+* ``perso run ORDERS.jsonl [--encoder READER]...``: personalize, read back, journal.
+* ``perso status``: the journal's counts and its exactly-once audit.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+perso_app = typer.Typer(help="Card personalization line: test PKI, run orders, journal status.",
+                        no_args_is_help=True)
+
+
+def _settings(data_dir: Optional[Path]) -> Any:
+    from . import settings_from
+
+    return settings_from(data_dir)
+
+
+def _journal_path(settings: Any, journal: Optional[Path]) -> Path:
+    return journal or settings.data_dir / "perso" / "journal.db"
+
+
+def _signer(settings: Any) -> Any:
+    """The Document Signer the settings name: the PKCS#11 token (default) or a key file."""
+    from cryptography import x509
+
+    from ..errors import ConfigError
+
+    pki = settings.resolved_pki_dir
+    ds_pem = pki / "ds.pem"
+    if not ds_pem.is_file():
+        raise ConfigError(f"no Document Signer certificate at {ds_pem}: run `biostation perso pki` first")
+    cert = x509.load_pem_x509_certificate(ds_pem.read_bytes())
+    if settings.perso_signer == "keyfile":
+        from cryptography.hazmat.primitives import serialization
+
+        from ..card.sod import KeySigner
+
+        typer.secho("warning: signing with a key file: for development only; production signs in a "
+                    "PKCS#11 token (BIOSTATION_PERSO_SIGNER=pkcs11)", fg="yellow", err=True)
+        key = serialization.load_pem_private_key((pki / "ds.key").read_bytes(), None)
+        return KeySigner(key, cert)
+    from ..card.pkcs11 import Pkcs11Signer
+
+    if settings.perso_pkcs11_pin is None:
+        raise ConfigError("the token PIN is not set (BIOSTATION_PERSO_PKCS11_PIN)")
+    return Pkcs11Signer(settings.perso_pkcs11_token, settings.perso_pkcs11_key,
+                        settings.perso_pkcs11_pin.get_secret_value(), cert, module=str(settings.perso_pkcs11_module))
+
+
+def _trust(settings: Any) -> Any:
+    from ..card.trust import TrustStore
+    from ..errors import ConfigError
+
+    csca = settings.resolved_pki_dir / "csca.pem"
+    if not csca.is_file():
+        raise ConfigError(f"no CSCA certificate at {csca}: the read-back has nothing to trust")
+    return TrustStore.load(csca)
+
+
+@perso_app.command("pki")
+def pki_cmd(
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Station data directory."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write (default: the settings' PKI folder)."),
+    country: str = typer.Option("VN", help="Country code of the CSCA and DS."),
+    key_type: str = typer.Option("ec", help="ec (brainpoolP256r1), P-256, P-384 or rsa (2048)."),
+    pkcs11: bool = typer.Option(False, "--pkcs11", help="Put the DS key into the PKCS#11 token of the "
+                                "settings and leave no DS key file."),
+) -> None:
+    """Make a test PKI: a CSCA (csca.pem, the read-back's trust anchor) and a Document Signer."""
+    from ..card.pki import make_test_pki
+
+    settings = _settings(data_dir)
+    folder = out or settings.resolved_pki_dir
+    pki = make_test_pki(country=country, key_type=key_type)
+    paths = pki.write(folder)
+    if pkcs11:
+        from ..card.pkcs11 import Pkcs11Signer, import_private_key
+        from ..errors import ConfigError
+
+        if settings.perso_pkcs11_pin is None:
+            raise ConfigError("the token PIN is not set (BIOSTATION_PERSO_PKCS11_PIN)")
+        pin = settings.perso_pkcs11_pin.get_secret_value()
+        import_private_key(str(settings.perso_pkcs11_module), settings.perso_pkcs11_token, pin,
+                           settings.perso_pkcs11_key, pki.ds_key)
+        Pkcs11Signer(settings.perso_pkcs11_token, settings.perso_pkcs11_key, pin, pki.ds_cert,
+                     module=str(settings.perso_pkcs11_module)).close()  # the token signs for the cert
+        paths["ds_key"].unlink()
+        print(f"DS key stored in token {settings.perso_pkcs11_token!r} as {settings.perso_pkcs11_key!r}")
+    for name, p in paths.items():
+        if p.exists():
+            print(f"{name}: {p}")
+
+
+def _encoders(names: list[str], simulated: int, settings: Any, card_dir: Optional[Path], apdu_ms: float,
+              baud: int, tear_rate: float, seed: Optional[int]) -> list[Any]:
+    from ..card.perso.line import ReaderEncoder
+    from ..errors import DeviceNotFoundError
+
+    names = list(names) + [f"sim{i}" for i in range(simulated)]
+    if not names:
+        names = ["sim0"]
+    out: list[Any] = []
+    registry = None
+    rng = random.Random(seed)
+    for name in names:
+        if name.startswith("sim"):
+            from biostation_drivers.simulated.vcard.perso import ChipTiming, SimulatedEncoder
+
+            timing = ChipTiming(apdu_ms / 1000.0, (10.0 / baud) if baud > 0 else 0.0)
+
+            def tear(k: int, _r: random.Random = random.Random(rng.random())) -> tuple[int, str] | None:
+                if tear_rate > 0 and _r.random() < tear_rate:
+                    return _r.randrange(0, 160), _r.choice(("before", "after"))
+                return None
+
+            out.append(SimulatedEncoder(name, card_dir=(card_dir / name) if card_dir else None, timing=timing,
+                                        tear=tear if tear_rate > 0 else None))
+            continue
+        if registry is None:
+            from ..hal import DriverRegistry
+
+            registry = DriverRegistry(settings)
+            registry.scan()
+        dev = next((d for d in registry.devices() if d.device_id == name), None)
+        if dev is None:
+            raise DeviceNotFoundError(f"no card reader {name!r} (see `biostation devices`)", name)
+        dev.open()
+        out.append(ReaderEncoder(dev))
+    return out
+
+
+@perso_app.command("run")
+def run_cmd(
+    orders: Path = typer.Argument(..., help="Orders, one JSON object a line."),
+    encoder: list[str] = typer.Option([], "--encoder", "-e", help="A card reader device id (repeat for "
+                                      "several encoders); names starting with 'sim' are simulated encoders."),
+    simulated: int = typer.Option(0, "--simulated", help="Add this many simulated encoders."),
+    journal: Optional[Path] = typer.Option(None, "--journal", help="Journal (default <data_dir>/perso/journal.db)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Station data directory."),
+    card_dir: Optional[Path] = typer.Option(None, "--card-dir", help="Simulated encoders keep each card's state here."),
+    apdu_ms: float = typer.Option(15.0, "--sim-apdu-ms", help="Simulated chip: ms per APDU (contact chips: 10-20)."),
+    baud: int = typer.Option(115200, "--sim-baud", help="Simulated chip: line speed (0: no transfer time)."),
+    tear_rate: float = typer.Option(0.0, "--sim-tear-rate", help="Simulated cards: share torn at a random APDU."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the simulated tearing."),
+    no_aa: bool = typer.Option(False, "--no-active-auth", help="Write no AA key / DG15."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Personalize the orders' cards on the encoders in parallel; every card is read back (PACE or
+    BAC, passive and active authentication) before its order is done. Restart after any crash:
+    the journal resumes where it stopped."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..card.perso.line import PersoLine
+    from ..store import Journal
+
+    settings = _settings(data_dir)
+    console = Console(stderr=True)
+    signer = _signer(settings)
+    trust = _trust(settings)
+    encs = _encoders(encoder, simulated, settings, card_dir, apdu_ms, baud, tear_rate, seed)
+    with Journal.open_exclusive(_journal_path(settings, journal)) as j:
+        rec = j.recover()
+        if rec["cards_interrupted"] or rec["orders_requeued"]:
+            console.print(f"resumed: {rec['cards_interrupted']} interrupted card(s) rejected, "
+                          f"{rec['orders_requeued']} order(s) back in the queue")
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("rejected cards: {task.fields[bad]}"), TimeRemainingColumn(),
+                      console=console, disable=as_json) as bar:
+            task = bar.add_task("orders", total=None, bad=0)
+            bad = [0]
+
+            def on_event(kind: str, info: dict[str, Any]) -> None:
+                if kind == "done":
+                    bar.advance(task)
+                elif kind == "rejected_card":
+                    bad[0] += 1
+                    bar.update(task, bad=bad[0])
+                    if info.get("order_status") == "rejected":
+                        bar.advance(task)
+                elif kind == "encoder_stopped":
+                    console.print(f"encoder {info['encoder']} stopped: {info['reason']}")
+
+            line = PersoLine(j, signer, trust, encs, chunk=settings.perso_chunk, active_auth=not no_aa,
+                             max_portrait_bytes=settings.perso_max_portrait_bytes, on_event=on_event)
+            rep = line.load_orders(orders)
+            for oid, why in rep.rejected.items():
+                console.print(f"order {oid} rejected: {why}")
+            for oid in rep.conflicts:
+                console.print(f"order {oid}: already in the journal with other content: not queued again")
+            bar.update(task, total=rep.pending)
+            summary = line.run()
+        summary["load"] = {"lines": rep.lines, "added": rep.added, "rejected": len(rep.rejected),
+                           "conflicts": len(rep.conflicts)}
+        summary["audit"] = j.check()
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    t = summary["total"]
+    print(f"orders: {summary['orders']}")
+    print(f"cards: {summary['cards']}  ({summary['cards_per_hour']:.0f} cards/h on {len(encs)} encoder(s), "
+          f"wall {summary['wall_s']:.1f} s)")
+    share = t["share"]
+    print("time: " + ", ".join(f"{k} {v * 100:.0f}%" for k, v in share.items()))
+    print("audit: " + ("exactly-once holds" if not summary["audit"] else "; ".join(summary["audit"])))
+
+
+@perso_app.command("status")
+def status_cmd(
+    journal: Optional[Path] = typer.Option(None, "--journal", help="Journal (default <data_dir>/perso/journal.db)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Station data directory."),
+) -> None:
+    """Counts of orders and cards, and the exactly-once audit, as JSON."""
+    from ..store import Journal
+
+    settings = _settings(data_dir)
+    path = _journal_path(settings, journal)
+    if not path.is_file():
+        raise typer.BadParameter(f"no journal at {path}")
+    j = Journal(path)
+    try:
+        print(json.dumps({"orders": j.counts(), "cards": j.card_counts(), "audit": j.check()}, indent=2))
+    finally:
+        j.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(perso_app, name="perso")
