@@ -14,6 +14,7 @@ from .image import as_gray, check_dpi, to_work_resolution
 from .minutiae import detect
 from .normalization import bandpass, normalize
 from .orientation import orientation_field
+from .reliability import reliability
 from .segmentation import segment
 from .skeleton import binarize, thin
 from .trace import active, emit
@@ -85,14 +86,16 @@ def extract(image: np.ndarray, dpi: float = 500) -> Template:
     _emit_framed("period", period_map, box, work.shape)
     enhanced = enhance(norm, theta, period)
     _emit_framed("enhanced", enhanced, box, work.shape)
+    rel = reliability(norm, enhanced)
+    _emit_framed("reliability", rel, box, work.shape)
     ridges = binarize(enhanced, mask)
     _emit_framed("binarized", ridges, box, work.shape)
     skel = thin(ridges)
     _emit_framed("skeleton", skel, box, work.shape)
     dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
-    cand, graph = detect(skel, theta, coherence, dist, period)
+    cand, graph = detect(skel, theta, coherence, rel, dist, period)
     emit("candidates", cand)
-    found = remove_false(cand, graph, coherence, dist, period)
+    found = remove_false(cand, graph, coherence, rel, dist, period)
     found.x += np.float32(x0)
     found.y += np.float32(y0)
 

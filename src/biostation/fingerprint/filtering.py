@@ -10,7 +10,8 @@ Rules, in order (lengths in ridge periods, see :mod:`.params`):
 5. broken ridges: two endings closer than ``BROKEN_RIDGE_GAP`` that face each other along the
    line joining them (both go);
 6. noise: a minutia with more than ``CLUSTER_MAX_NEIGHBOURS`` others within ``CLUSTER_RADIUS``,
-   or where the orientation coherence is below ``MIN_MINUTIA_COHERENCE``;
+   or where the orientation coherence is below ``MIN_MINUTIA_COHERENCE`` or the reliability
+   (:mod:`.reliability`) below ``MIN_MINUTIA_RELIABILITY``;
 7. borders: closer than ``BORDER_DISTANCE`` to the background, where ridges are cut by the edge
    of the finger or of the sensor.
 
@@ -80,8 +81,8 @@ def _clusters(c: Candidates, period: float) -> np.ndarray:
     return near <= P.CLUSTER_MAX_NEIGHBOURS
 
 
-def remove_false(c: Candidates, g: RidgeGraph, coherence: np.ndarray, mask_distance: np.ndarray,
-                 period: float) -> Candidates:
+def remove_false(c: Candidates, g: RidgeGraph, coherence: np.ndarray, reliability: np.ndarray,
+                 mask_distance: np.ndarray, period: float) -> Candidates:
     """The candidates that survive every rule of this module, in their original order."""
     if len(c) == 0:
         return c
@@ -94,5 +95,6 @@ def remove_false(c: Candidates, g: RidgeGraph, coherence: np.ndarray, mask_dista
     xi, yi = c.x.astype(np.intp), c.y.astype(np.intp)
     keep = _clusters(c, period)
     keep &= coherence[yi, xi] >= P.MIN_MINUTIA_COHERENCE
+    keep &= reliability[yi, xi] >= P.MIN_MINUTIA_RELIABILITY
     keep &= mask_distance[yi, xi] >= P.BORDER_DISTANCE * period
     return c.take(keep)

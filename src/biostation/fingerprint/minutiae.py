@@ -90,11 +90,12 @@ def _merge_forks(fy: np.ndarray, fx: np.ndarray) -> np.ndarray:
     return np.stack([fx[first], fy[first]], axis=1).astype(np.intp)
 
 
-def detect(skel: np.ndarray, theta: np.ndarray, coherence: np.ndarray, mask_distance: np.ndarray,
-           period: float) -> tuple[Candidates, RidgeGraph]:
+def detect(skel: np.ndarray, theta: np.ndarray, coherence: np.ndarray, reliability: np.ndarray,
+           mask_distance: np.ndarray, period: float) -> tuple[Candidates, RidgeGraph]:
     """Minutiae candidates of a skeleton, with the ridge graph used to filter them.
 
-    ``theta``: ridge orientation (image coordinates, modulo pi); ``coherence``: 0..1;
+    ``theta``: ridge orientation (image coordinates, modulo pi); ``coherence`` and
+    ``reliability`` (:mod:`.reliability`): 0..1;
     ``mask_distance``: distance (px) of each pixel to the background; ``period``: ridge period (px).
     """
     branches = cv2.LUT(neighbour_code(skel), BRANCHES) * skel
@@ -165,5 +166,6 @@ def detect(skel: np.ndarray, theta: np.ndarray, coherence: np.ndarray, mask_dist
 
     coh = coherence[ys, xs]
     border = np.clip(mask_distance[ys, xs] / (3.0 * period), 0.0, 1.0)
-    quality = np.clip(np.rint(100.0 * np.sqrt(np.clip(coh, 0, 1)) * border), 1, 100).astype(np.uint8)
+    rel = reliability[ys, xs]
+    quality = np.clip(np.rint(100.0 * np.sqrt(np.clip(coh, 0, 1) * rel) * border), 1, 100).astype(np.uint8)
     return Candidates(xs.astype(np.float32), ys.astype(np.float32), kind, angle, quality, segments), graph

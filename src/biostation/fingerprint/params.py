@@ -67,6 +67,9 @@ GABOR_ORIENTATIONS = 8
 GABOR_SIGMA_ACROSS = 0.45
 GABOR_SIGMA_ALONG = 0.55
 
+#: sigma (px) of the windows of the reliability map (enhanced / input energy)
+RELIABILITY_SIGMA = 6.0
+
 #: margin (px) kept around the foreground's bounding box for the later stages
 CROP_MARGIN = 12
 
@@ -89,5 +92,8 @@ CLUSTER_RADIUS = 1.2
 CLUSTER_MAX_NEIGHBOURS = 2
 #: minutiae where the orientation coherence is below this are dropped (0..1)
 MIN_MINUTIA_COHERENCE = 0.25
+#: minutiae where the reliability (enhanced / input energy, relative to the image's best) is
+#: below this are dropped (0..1)
+MIN_MINUTIA_RELIABILITY = 0.0
 #: most minutiae kept per view, by quality (ISO/IEC 19794-2 allows 255)
 MAX_MINUTIAE = 120

@@ -44,5 +44,9 @@ def segment(bp: np.ndarray, coherence: np.ndarray) -> np.ndarray:
     cv2.floodFill(flood, np.zeros((flood.shape[0] + 2, flood.shape[1] + 2), np.uint8), (0, 0), 1)
     mask |= 1 - flood
     mask = mask[1:-1, 1:-1]
-    full = grow(mask.astype(np.float32), bp.shape)
-    return (full > 0.5).astype(np.uint8)
+    full = (grow(mask.astype(np.float32), bp.shape) > 0.5).astype(np.uint8)
+    # the image edge is the edge of the finger as far as the later stages know: ridges are cut
+    # there, and minutiae near it must be measured as near a border
+    full[0, :] = full[-1, :] = 0
+    full[:, 0] = full[:, -1] = 0
+    return full

@@ -32,6 +32,7 @@ _SINK: ContextVar[Sink | None] = ContextVar("biostation_fingerprint_trace", defa
 
 #: the keys the extractor emits, in pipeline order
 KEYS = ("input", "normalized", "orientation", "coherence", "segmentation", "period", "enhanced",
+        "reliability",
         "binarized", "skeleton", "candidates", "minutiae")
 
 
