@@ -1,0 +1,579 @@
+/*
+ * C kernels of the biostation minutiae matcher: biostation.matcher._native.
+ *
+ * A line-by-line port of src/biostation/matcher/_reference.py (the specification: read its
+ * docstring for the algorithm). All arithmetic is integer, so scores equal the reference's bit
+ * for bit. Tuned numbers and lookup tables are not compiled in: matcher/__init__.py passes
+ * them from params.py once at import through configure().
+ *
+ * Inputs are buffers (numpy arrays): C-contiguous, native byte order, exact item sizes. The
+ * kernels never write to them and release the GIL while scoring.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXN 255
+#define MAX_TOP 64
+#define MAX_WORDS 32
+#define NPARAMS 20
+
+enum {
+    P_DESC_WORDS, P_PAIR_MAX_DIR, P_SIM_SCALE, P_SIM_MIN_BITS, P_TOP_PAIRS, P_CONS_DIST_ABS,
+    P_CONS_DIST_REL, P_CONS_ANGLE, P_CONS_DIR, P_SEEDS, P_ALIGN_DIST, P_ALIGN_GROW, P_ALIGN_DIR,
+    P_OVERLAP_MARGIN, P_MIN_OVERLAP, P_SCORE_SCALE, P_PAIR_BONUS, P_PAIR_UNIT, P_TRIG_BITS, P_ATAN_RES
+};
+
+static int configured = 0;
+static int64_t prm[NPARAMS];
+static int64_t COS_T[256], SIN_T[256];
+static int64_t *ATAN_T = NULL;
+
+typedef struct {
+    const int32_t *x, *y, *t, *c;
+    const uint64_t *d;
+    int n;
+    uint64_t key;
+} tpl_t;
+
+/* DIRD[(a - b) & 255]: circular distance of two direction codes */
+static uint8_t DIRD[256];
+
+static inline int dirdiff(int64_t a, int64_t b) { return DIRD[(a - b) & 255]; }
+
+static inline int64_t floordiv(int64_t a, int64_t b) /* b > 0 */
+{
+    int64_t q = a / b;
+    if ((a % b) != 0 && a < 0)
+        q--;
+    return q;
+}
+
+static inline int64_t floorshift(int64_t v, int k)
+{
+    return v >= 0 ? (v >> k) : -((-v + ((int64_t)1 << k) - 1) >> k);
+}
+
+static inline int64_t isqrt64(int64_t v) { return (int64_t)floor(sqrt((double)v)); }
+
+static inline int64_t atan256(int64_t dx, int64_t dy)
+{
+    int64_t vy = -dy, ax = dx < 0 ? -dx : dx, ay = vy < 0 ? -vy : vy, t;
+    if (ax == 0 && ay == 0)
+        return 0;
+    if (ay <= ax)
+        t = ATAN_T[(ay * prm[P_ATAN_RES]) / ax];
+    else
+        t = 64 - ATAN_T[(ax * prm[P_ATAN_RES]) / ay];
+    if (dx >= 0)
+        t = vy >= 0 ? t : 256 - t;
+    else
+        t = vy >= 0 ? 128 - t : 128 + t;
+    return t & 255;
+}
+
+/* popcount of the AND of two descriptors; compiled for popcnt/AVX2 where the CPU has them */
+__attribute__((target_clones("popcnt", "default")))
+static void sim_rows(const tpl_t *A, const tpl_t *B, int32_t *sim, int64_t *topk, int *ntop)
+{
+    const int W = (int)prm[P_DESC_WORDS], L = (int)prm[P_TOP_PAIRS];
+    /* 32-bit arithmetic is exact here: 2 * SIM_SCALE * (64 * DESC_WORDS) < 2^31 (checked in configure) */
+    const uint32_t scale2 = (uint32_t)(2 * prm[P_SIM_SCALE]), minbits = (uint32_t)prm[P_SIM_MIN_BITS];
+    const int maxdir = (int)prm[P_PAIR_MAX_DIR];
+    const int32_t *tb = B->t, *cb = B->c;
+    int cnt = 0;
+    for (int i = 0; i < A->n; i++) {
+        const uint64_t *da = A->d + (size_t)i * W;
+        const int ta = A->t[i];
+        const uint32_t ca = (uint32_t)A->c[i];
+        for (int j = 0; j < B->n; j++) {
+            int32_t s = 0;
+            const uint32_t tot = ca + (uint32_t)cb[j];
+            if (DIRD[(ta - tb[j]) & 255] <= maxdir && tot >= minbits) {
+                const uint64_t *db = B->d + (size_t)j * W;
+                uint32_t inter = 0;
+                for (int w = 0; w < W; w++)
+                    inter += (uint32_t)__builtin_popcountll(da[w] & db[w]);
+                if (inter)
+                    s = (int32_t)((scale2 * inter) / tot);
+            }
+            sim[i * B->n + j] = s;
+            if (s > 0) {
+                int64_t key = (int64_t)s * 65536 + (65535 - (i * 256 + j));
+                if (cnt < L || key > topk[cnt - 1]) {
+                    int p = cnt < L ? cnt++ : L - 1;
+                    while (p > 0 && topk[p - 1] < key) {
+                        topk[p] = topk[p - 1];
+                        p--;
+                    }
+                    topk[p] = key;
+                }
+            }
+        }
+    }
+    *ntop = cnt;
+}
+
+static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
+{
+    const tpl_t *A = a0, *B = b0;
+    if (A->n == 0 || B->n == 0)
+        return 0;
+    if (!(A->n < B->n || (A->n == B->n && A->key <= B->key))) {
+        A = b0;
+        B = a0;
+    }
+    const int na = A->n, nb = B->n, TB = (int)prm[P_TRIG_BITS];
+    int64_t topk[MAX_TOP];
+    int L;
+    sim_rows(A, B, sim, topk, &L);
+    if (L == 0)
+        return 0;
+
+    int ci[MAX_TOP], cj[MAX_TOP], support[MAX_TOP];
+    int64_t ax[MAX_TOP], ay[MAX_TOP], at[MAX_TOP], bx[MAX_TOP], by[MAX_TOP], bt[MAX_TOP];
+    uint8_t comp[MAX_TOP][MAX_TOP];
+    for (int u = 0; u < L; u++) {
+        int ij = 65535 - (int)(topk[u] & 0xFFFF);
+        ci[u] = ij >> 8;
+        cj[u] = ij & 255;
+        ax[u] = A->x[ci[u]]; ay[u] = A->y[ci[u]]; at[u] = A->t[ci[u]];
+        bx[u] = B->x[cj[u]]; by[u] = B->y[cj[u]]; bt[u] = B->t[cj[u]];
+        support[u] = 0;
+        comp[u][u] = 0;
+    }
+    /* 3. pairwise consistency (symmetric) */
+    for (int u = 0; u < L; u++) {
+        for (int v = u + 1; v < L; v++) {
+            /* cheapest tests first; the outcome is the same conjunction as the reference's */
+            int ok = ci[u] != ci[v] && cj[u] != cj[v] && dirdiff(at[v] - at[u], bt[v] - bt[u]) <= prm[P_CONS_DIR];
+            if (ok) {
+                int64_t dAx = ax[v] - ax[u], dAy = ay[v] - ay[u], dBx = bx[v] - bx[u], dBy = by[v] - by[u];
+                int64_t lA = isqrt64(dAx * dAx + dAy * dAy), lB = isqrt64(dBx * dBx + dBy * dBy);
+                int64_t tol = ((lA + lB) * prm[P_CONS_DIST_REL]) >> 9;
+                if (tol < prm[P_CONS_DIST_ABS])
+                    tol = prm[P_CONS_DIST_ABS];
+                int64_t dl = lA - lB;
+                ok = (dl < 0 ? -dl : dl) <= tol;
+                if (ok) {
+                    int64_t eA = atan256(dAx, dAy), eB = atan256(dBx, dBy);
+                    ok = dirdiff(eA - at[u], eB - bt[u]) <= prm[P_CONS_ANGLE]
+                        && dirdiff(eA + 128 - at[v], eB + 128 - bt[v]) <= prm[P_CONS_ANGLE];
+                }
+            }
+            comp[u][v] = comp[v][u] = (uint8_t)ok;
+            support[u] += ok;
+            support[v] += ok;
+        }
+    }
+    /* 4. seeds: highest support * 256 + (255 - u) */
+    int nseeds = (int)prm[P_SEEDS] < L ? (int)prm[P_SEEDS] : L;
+    int seeds[MAX_TOP];
+    uint8_t taken[MAX_TOP] = {0};
+    for (int k = 0; k < nseeds; k++) {
+        int bestu = -1;
+        int64_t bestkey = -1;
+        for (int u = 0; u < L; u++) {
+            int64_t key = (int64_t)support[u] * 256 + (255 - u);
+            if (!taken[u] && key > bestkey) {
+                bestkey = key;
+                bestu = u;
+            }
+        }
+        taken[bestu] = 1;
+        seeds[k] = bestu;
+    }
+
+    int64_t best = 0;
+    int64_t px[MAXN], py[MAXN], cost_bi[MAXN];
+    int bi[MAXN], rt[MAXN];
+    const int aligndir = (int)prm[P_ALIGN_DIR];
+    const int64_t BIG = INT64_MAX / 4, margin = prm[P_OVERLAP_MARGIN];
+    for (int k = 0; k < nseeds; k++) {
+        const int s = seeds[k];
+        int64_t q = 0, dsum = 0;
+        const int64_t rot_s = (at[s] - bt[s]) & 255;
+        for (int u = 0; u < L; u++)
+            if (u == s || comp[s][u]) {
+                q++;
+                dsum += ((at[u] - bt[u] - rot_s + 128) & 255) - 128;
+            }
+        const int64_t rot = (rot_s + floordiv(2 * dsum + q, 2 * q)) & 255;
+        const int64_t C = COS_T[rot], S = SIN_T[rot];
+        int64_t sx = 0, sy = 0;
+        for (int u = 0; u < L; u++)
+            if (u == s || comp[s][u]) {
+                sx += (ax[u] << TB) - (bx[u] * C + by[u] * S);
+                sy += (ay[u] << TB) - (-bx[u] * S + by[u] * C);
+            }
+        const int64_t tx = floordiv(sx, q), ty = floordiv(sy, q), half = (int64_t)1 << (TB - 1);
+        int64_t bx0 = BIG, by0 = BIG, bx1 = -BIG, by1 = -BIG;
+        for (int j = 0; j < nb; j++) {
+            int64_t X = (int64_t)B->x[j] * C + (int64_t)B->y[j] * S + tx;
+            int64_t Y = -(int64_t)B->x[j] * S + (int64_t)B->y[j] * C + ty;
+            px[j] = floorshift(X + half, TB);
+            py[j] = floorshift(Y + half, TB);
+            if (px[j] < bx0) bx0 = px[j];
+            if (px[j] > bx1) bx1 = px[j];
+            if (py[j] < by0) by0 = py[j];
+            if (py[j] > by1) by1 = py[j];
+            cost_bi[j] = BIG;
+            bi[j] = 0;
+            rt[j] = (B->t[j] + rot) & 255;
+        }
+        /* 5. mutual nearest neighbours */
+        int bj[MAXN];
+        int64_t bjc[MAXN];
+        int64_t ax0 = BIG, ay0 = BIG, ax1 = -BIG, ay1 = -BIG;
+        for (int i = 0; i < na; i++) {
+            const int64_t xi = A->x[i], yi = A->y[i];
+            if (xi < ax0) ax0 = xi;
+            if (xi > ax1) ax1 = xi;
+            if (yi < ay0) ay0 = yi;
+            if (yi > ay1) ay1 = yi;
+            const int64_t rx = xi - ax[s], ry = yi - ay[s];
+            const int64_t tolA = prm[P_ALIGN_DIST] + ((isqrt64(rx * rx + ry * ry) * prm[P_ALIGN_GROW]) >> 8);
+            const int64_t tol2 = tolA * tolA;
+            int64_t bc = BIG;
+            int bjj = 0;
+            const int ti = A->t[i];
+            for (int j = 0; j < nb; j++) {
+                const int64_t dx = xi - px[j];
+                if (dx * dx > tol2) /* cheapest test first; same conjunction as the reference */
+                    continue;
+                const int64_t dy = yi - py[j], d2 = dx * dx + dy * dy;
+                if (d2 > tol2 || DIRD[(ti - rt[j]) & 255] > aligndir)
+                    continue;
+                if (d2 < bc) {
+                    bc = d2;
+                    bjj = j;
+                }
+                if (d2 < cost_bi[j]) {
+                    cost_bi[j] = d2;
+                    bi[j] = i;
+                }
+            }
+            bj[i] = bjj;
+            bjc[i] = bc;
+        }
+        int64_t Wsum = 0, inA = 0, inB = 0;
+        for (int i = 0; i < na; i++) {
+            if (bjc[i] < BIG && bi[bj[i]] == i)
+                Wsum += sim[i * nb + bj[i]] + prm[P_PAIR_BONUS];
+            const int64_t xi = A->x[i], yi = A->y[i];
+            inA += xi >= bx0 - margin && xi <= bx1 + margin && yi >= by0 - margin && yi <= by1 + margin;
+        }
+        for (int j = 0; j < nb; j++)
+            inB += px[j] >= ax0 - margin && px[j] <= ax1 + margin && py[j] >= ay0 - margin && py[j] <= ay1 + margin;
+        if (inA < prm[P_MIN_OVERLAP]) inA = prm[P_MIN_OVERLAP];
+        if (inB < prm[P_MIN_OVERLAP]) inB = prm[P_MIN_OVERLAP];
+        const int64_t unit = prm[P_PAIR_UNIT];
+        int64_t sc = (Wsum * Wsum * prm[P_SCORE_SCALE]) / (inA * inB * unit * unit);
+        if (sc > prm[P_SCORE_SCALE])
+            sc = prm[P_SCORE_SCALE];
+        if (sc > best)
+            best = sc;
+    }
+    return (int32_t)best;
+}
+
+/* ---------------------------------------------------------------- Python glue -------------- */
+
+typedef struct {
+    Py_buffer b[5];
+    int nb;
+} bufset_t;
+
+static void release(bufset_t *s)
+{
+    for (int k = 0; k < s->nb; k++)
+        PyBuffer_Release(&s->b[k]);
+    s->nb = 0;
+}
+
+/* get a read-only C-contiguous buffer of native items of the given size and signedness */
+static int getbuf(PyObject *o, Py_buffer *v, Py_ssize_t itemsize, int is_signed, const char *what)
+{
+    if (PyObject_GetBuffer(o, v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    const char *f = v->format ? v->format : "B";
+    if (*f == '@' || *f == '=' || *f == '<')
+        f++;
+    char c = *f;
+    int ok = v->itemsize == itemsize && f[1] == '\0';
+    if (ok)
+        ok = is_signed ? (c == 'i' || c == 'l' || c == 'q') : (c == 'I' || c == 'L' || c == 'Q');
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a contiguous %s%d-bit array, got format '%s' itemsize %zd",
+                     what, is_signed ? "int" : "uint", (int)(8 * itemsize), v->format ? v->format : "B",
+                     v->itemsize);
+        PyBuffer_Release(v);
+        return -1;
+    }
+    return 0;
+}
+
+/* x, y, t, desc, cnt as a flat set; n = number of minutiae (rows) */
+static int get_tpl(PyObject *x, PyObject *y, PyObject *t, PyObject *d, PyObject *c, bufset_t *bs, Py_ssize_t *n)
+{
+    PyObject *objs[5] = {x, y, t, d, c};
+    const char *names[5] = {"x", "y", "t", "desc", "cnt"};
+    bs->nb = 0;
+    for (int k = 0; k < 5; k++) {
+        if (getbuf(objs[k], &bs->b[k], k == 3 ? 8 : 4, k != 3, names[k]) < 0) {
+            release(bs);
+            return -1;
+        }
+        bs->nb++;
+    }
+    Py_ssize_t rows = bs->b[0].len / 4;
+    if (bs->b[1].len / 4 != rows || bs->b[2].len / 4 != rows || bs->b[4].len / 4 != rows
+        || bs->b[3].len / 8 != rows * prm[P_DESC_WORDS]) {
+        PyErr_SetString(PyExc_ValueError, "template arrays disagree in length");
+        release(bs);
+        return -1;
+    }
+    const int32_t *tt = bs->b[2].buf, *cc = bs->b[4].buf;
+    for (Py_ssize_t i = 0; i < rows; i++)
+        if (tt[i] < 0 || tt[i] > 255 || cc[i] < 0 || cc[i] > 64 * prm[P_DESC_WORDS]) {
+            PyErr_SetString(PyExc_ValueError, "direction code or descriptor count out of range");
+            release(bs);
+            return -1;
+        }
+    *n = rows;
+    return 0;
+}
+
+static PyObject *need_config(void)
+{
+    PyErr_SetString(PyExc_RuntimeError, "_native.configure() has not been called");
+    return NULL;
+}
+
+static PyObject *py_configure(PyObject *self, PyObject *args)
+{
+    PyObject *params, *cs, *sn, *at;
+    if (!PyArg_ParseTuple(args, "OOOO", &params, &cs, &sn, &at))
+        return NULL;
+    PyObject *seq = PySequence_Fast(params, "params must be a sequence");
+    if (!seq)
+        return NULL;
+    if (PySequence_Fast_GET_SIZE(seq) != NPARAMS) {
+        Py_DECREF(seq);
+        return PyErr_Format(PyExc_ValueError, "expected %d parameters", NPARAMS);
+    }
+    int64_t p[NPARAMS];
+    for (int k = 0; k < NPARAMS; k++) {
+        p[k] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, k));
+        if (p[k] == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    if (p[P_DESC_WORDS] < 1 || p[P_DESC_WORDS] > MAX_WORDS || p[P_TOP_PAIRS] < 1 || p[P_TOP_PAIRS] > MAX_TOP
+        || p[P_SEEDS] < 1 || p[P_TRIG_BITS] < 2 || p[P_TRIG_BITS] > 20 || p[P_ATAN_RES] < 1
+        || p[P_SIM_SCALE] < 1 || p[P_SIM_SCALE] > (1 << 20) / p[P_DESC_WORDS] || p[P_PAIR_UNIT] < 1
+        || p[P_MIN_OVERLAP] < 1 || p[P_SCORE_SCALE] < 1 || p[P_SCORE_SCALE] > 1000000 || p[P_ATAN_RES] > 4096)
+        return PyErr_Format(PyExc_ValueError, "parameters out of range");
+    Py_buffer bc, bs, ba;
+    if (getbuf(cs, &bc, 8, 1, "cos") < 0)
+        return NULL;
+    if (getbuf(sn, &bs, 8, 1, "sin") < 0) {
+        PyBuffer_Release(&bc);
+        return NULL;
+    }
+    if (getbuf(at, &ba, 8, 1, "atan") < 0) {
+        PyBuffer_Release(&bc);
+        PyBuffer_Release(&bs);
+        return NULL;
+    }
+    PyObject *ret = NULL;
+    if (bc.len != 256 * 8 || bs.len != 256 * 8 || ba.len != (p[P_ATAN_RES] + 1) * 8) {
+        PyErr_SetString(PyExc_ValueError, "table sizes do not match the parameters");
+    } else {
+        int64_t *na = malloc((size_t)ba.len);
+        if (!na) {
+            PyErr_NoMemory();
+        } else {
+            memcpy(na, ba.buf, (size_t)ba.len);
+            free(ATAN_T);
+            ATAN_T = na;
+            memcpy(COS_T, bc.buf, sizeof COS_T);
+            memcpy(SIN_T, bs.buf, sizeof SIN_T);
+            memcpy(prm, p, sizeof prm);
+            configured = 1;
+            ret = Py_None;
+            Py_INCREF(ret);
+        }
+    }
+    PyBuffer_Release(&bc);
+    PyBuffer_Release(&bs);
+    PyBuffer_Release(&ba);
+    return ret;
+}
+
+static PyObject *py_score_pair(PyObject *self, PyObject *args)
+{
+    PyObject *a[5], *b[5];
+    unsigned long long ka, kb;
+    if (!configured)
+        return need_config();
+    if (!PyArg_ParseTuple(args, "OOOOOKOOOOOK", &a[0], &a[1], &a[2], &a[3], &a[4], &ka, &b[0], &b[1], &b[2],
+                          &b[3], &b[4], &kb))
+        return NULL;
+    bufset_t sa, sb;
+    Py_ssize_t na, nb;
+    if (get_tpl(a[0], a[1], a[2], a[3], a[4], &sa, &na) < 0)
+        return NULL;
+    if (get_tpl(b[0], b[1], b[2], b[3], b[4], &sb, &nb) < 0) {
+        release(&sa);
+        return NULL;
+    }
+    if (na > MAXN || nb > MAXN) {
+        release(&sa);
+        release(&sb);
+        return PyErr_Format(PyExc_ValueError, "at most %d minutiae per template", MAXN);
+    }
+    tpl_t A = {sa.b[0].buf, sa.b[1].buf, sa.b[2].buf, sa.b[4].buf, sa.b[3].buf, (int)na, ka};
+    tpl_t B = {sb.b[0].buf, sb.b[1].buf, sb.b[2].buf, sb.b[4].buf, sb.b[3].buf, (int)nb, kb};
+    int32_t *sim = malloc(sizeof(int32_t) * (size_t)(na ? na : 1) * (size_t)(nb ? nb : 1));
+    if (!sim) {
+        release(&sa);
+        release(&sb);
+        return PyErr_NoMemory();
+    }
+    int32_t r;
+    Py_BEGIN_ALLOW_THREADS
+    r = score_pair(&A, &B, sim);
+    Py_END_ALLOW_THREADS
+    free(sim);
+    release(&sa);
+    release(&sb);
+    return PyLong_FromLong(r);
+}
+
+static PyObject *py_score_many(PyObject *self, PyObject *args)
+{
+    PyObject *a[5], *g[5], *offs_o, *keys_o, *idx_o, *out_o;
+    unsigned long long ka;
+    if (!configured)
+        return need_config();
+    if (!PyArg_ParseTuple(args, "OOOOOKOOOOOOOOO", &a[0], &a[1], &a[2], &a[3], &a[4], &ka, &g[0], &g[1], &g[2],
+                          &g[3], &g[4], &offs_o, &keys_o, &idx_o, &out_o))
+        return NULL;
+    bufset_t sa, sg;
+    Py_ssize_t na, ng;
+    Py_buffer bo, bk, bi, bout;
+    if (get_tpl(a[0], a[1], a[2], a[3], a[4], &sa, &na) < 0)
+        return NULL;
+    if (get_tpl(g[0], g[1], g[2], g[3], g[4], &sg, &ng) < 0) {
+        release(&sa);
+        return NULL;
+    }
+    int have = 0;
+    PyObject *ret = NULL;
+    if (getbuf(offs_o, &bo, 8, 1, "offsets") < 0)
+        goto done;
+    have = 1;
+    if (getbuf(keys_o, &bk, 8, 0, "keys") < 0)
+        goto done;
+    have = 2;
+    if (getbuf(idx_o, &bi, 8, 1, "index") < 0)
+        goto done;
+    have = 3;
+    if (PyObject_GetBuffer(out_o, &bout, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0)
+        goto done;
+    have = 4;
+    {
+        const Py_ssize_t G = bk.len / 8, K = bi.len / 8;
+        const int64_t *offs = bo.buf, *idx = bi.buf;
+        const uint64_t *keys = bk.buf;
+        if (na > MAXN) {
+            PyErr_Format(PyExc_ValueError, "at most %d minutiae per template", MAXN);
+            goto done;
+        }
+        if (bo.len / 8 != G + 1 || offs[0] != 0 || offs[G] != ng) {
+            PyErr_SetString(PyExc_ValueError, "offsets do not describe the gallery arrays");
+            goto done;
+        }
+        for (Py_ssize_t k = 0; k < G; k++)
+            if (offs[k + 1] < offs[k] || offs[k + 1] - offs[k] > MAXN) {
+                PyErr_SetString(PyExc_ValueError, "offsets must be non-decreasing, at most 255 minutiae apart");
+                goto done;
+            }
+        for (Py_ssize_t k = 0; k < K; k++)
+            if (idx[k] < 0 || idx[k] >= G) {
+                PyErr_SetString(PyExc_IndexError, "gallery index out of range");
+                goto done;
+            }
+        if (bout.itemsize != 4 || bout.len / 4 != K) {
+            PyErr_SetString(PyExc_ValueError, "out must be an int32 array as long as index");
+            goto done;
+        }
+        int32_t *out = bout.buf;
+        int32_t *sim = malloc(sizeof(int32_t) * MAXN * MAXN);
+        if (!sim) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        tpl_t A = {sa.b[0].buf, sa.b[1].buf, sa.b[2].buf, sa.b[4].buf, sa.b[3].buf, (int)na, ka};
+        const int32_t *gx = sg.b[0].buf, *gy = sg.b[1].buf, *gt = sg.b[2].buf, *gc = sg.b[4].buf;
+        const uint64_t *gd = sg.b[3].buf;
+        const int64_t W = prm[P_DESC_WORDS];
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t k = 0; k < K; k++) {
+            const int64_t e = idx[k], o = offs[e];
+            tpl_t B = {gx + o, gy + o, gt + o, gc + o, gd + o * W, (int)(offs[e + 1] - o), keys[e]};
+            out[k] = score_pair(&A, &B, sim);
+        }
+        Py_END_ALLOW_THREADS
+        free(sim);
+        ret = Py_None;
+        Py_INCREF(ret);
+    }
+done:
+    if (have >= 4) PyBuffer_Release(&bout);
+    if (have >= 3) PyBuffer_Release(&bi);
+    if (have >= 2) PyBuffer_Release(&bk);
+    if (have >= 1) PyBuffer_Release(&bo);
+    release(&sa);
+    release(&sg);
+    return ret;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", py_configure, METH_VARARGS,
+     "configure(params, cos, sin, atan): set the tuned numbers (order of PARAM_NAMES) and tables."},
+    {"score_pair", py_score_pair, METH_VARARGS,
+     "score_pair(ax, ay, at, adesc, acnt, akey, bx, by, bt, bdesc, bcnt, bkey) -> int"},
+    {"score_many", py_score_many, METH_VARARGS,
+     "score_many(px, py, pt, pdesc, pcnt, pkey, gx, gy, gt, gdesc, gcnt, offsets, keys, index, out) -> None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_native", "C kernels of the biostation matcher.",
+                                       -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m)
+        return NULL;
+    for (int d = 0; d < 256; d++)
+        DIRD[d] = (uint8_t)(d < 256 - d ? d : 256 - d);
+    PyObject *names = Py_BuildValue(
+        "(ssssssssssssssssssss)", "DESC_WORDS", "PAIR_MAX_DIR", "SIM_SCALE", "SIM_MIN_BITS", "TOP_PAIRS",
+        "CONS_DIST_ABS", "CONS_DIST_REL", "CONS_ANGLE", "CONS_DIR", "SEEDS", "ALIGN_DIST", "ALIGN_GROW",
+        "ALIGN_DIR", "OVERLAP_MARGIN", "MIN_OVERLAP", "SCORE_SCALE", "PAIR_BONUS", "PAIR_UNIT", "TRIG_BITS",
+        "ATAN_RES");
+    if (!names || PyModule_AddObject(m, "PARAM_NAMES", names) < 0) {
+        Py_XDECREF(names);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

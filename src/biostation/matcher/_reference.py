@@ -1,0 +1,221 @@
+"""The executable specification of the comparison: plain, vectorized numpy.
+
+Everything here is integer arithmetic on the arrays of :mod:`.prepare`, so the C kernels in
+``native/`` reproduce the scores bit for bit. The comparison of templates ``A`` and ``B``:
+
+0. Order. If ``(n_B, key_B) < (n_A, key_A)`` the two swap roles: the score is symmetric.
+   Either template empty: score 0.
+1. Local similarity. For each minutia pair (i, j) whose directions differ by at most
+   ``PAIR_MAX_DIR``: ``sim = 2 * SIM_SCALE * popcount(desc_A[i] & desc_B[j]) // (cnt_A[i] + cnt_B[j])``
+   (a Dice coefficient of the neighbourhood codes); 0 when ``cnt_A[i] + cnt_B[j] < SIM_MIN_BITS``.
+2. Candidates. The ``TOP_PAIRS`` pairs of highest ``sim > 0``, ties to the lower i, then j.
+3. Consistency. Two candidate pairs (i1, j1), (i2, j2) with ``i1 != i2`` and ``j1 != j2`` are
+   consistent when the segment i1-i2 in A and j1-j2 in B have the same length (within
+   ``CONS_DIST_ABS`` or ``CONS_DIST_REL``/512 of the summed length), the same direction relative
+   to both end minutiae (within ``CONS_ANGLE``) and the same relative minutia direction (within
+   ``CONS_DIR``). A pair's *support* is the number of candidates consistent with it.
+4. Alignment. For each of the ``SEEDS`` best-supported pairs (ties to the earlier candidate),
+   the rotation is the seed's direction difference corrected by the mean difference over the
+   seed and its consistent pairs, the translation the mean offset of those pairs; B is mapped
+   onto A (fixed point, ``TRIG_BITS``).
+5. Pairing. A minutia of A and one of B are paired when each is the other's nearest (squared
+   distance, ties to the lower index) among those within ``ALIGN_DIR`` and within
+   ``ALIGN_DIST + r * ALIGN_GROW / 256`` pixels, r being the A minutia's distance from the seed.
+6. Score. ``W`` sums ``sim + PAIR_BONUS`` over the pairs; with ``n_A'`` minutiae of A inside the
+   bounding box of the mapped B (plus ``OVERLAP_MARGIN``) and ``n_B'`` the converse:
+   ``min(SCORE_SCALE, W*W*SCORE_SCALE // (max(n_A', MIN_OVERLAP) * max(n_B', MIN_OVERLAP) * PAIR_UNIT**2))``;
+   the best over the seeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import params as P
+from .prepare import ATAN_TABLE, COS_TABLE, SIN_TABLE, PackedGallery, SearchTemplate
+
+NAME = "numpy"
+_A = P.ANGLE_STEPS
+_HALF = 1 << (P.TRIG_BITS - 1)
+#: gallery templates scored per vectorized batch (bounds temporary memory)
+CHUNK = 256
+
+
+def _dirdiff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = (a - b) & (_A - 1)
+    return np.minimum(d, _A - d)
+
+
+def _atan256(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Direction code of the vector (dx, dy) in image coordinates (y down), integer only."""
+    vy = -dy
+    ax, ay = np.abs(dx), np.abs(vy)
+    flat = ay <= ax
+    num = np.where(flat, ay, ax) * P.ATAN_RES
+    den = np.maximum(np.where(flat, ax, ay), 1)
+    t = ATAN_TABLE[num // den]
+    t = np.where(flat, t, _A // 4 - t)
+    t = np.where(dx >= 0, np.where(vy >= 0, t, _A - t), np.where(vy >= 0, _A // 2 - t, _A // 2 + t))
+    return np.where((ax == 0) & (ay == 0), 0, t) & (_A - 1)
+
+
+def _isqrt(v: np.ndarray) -> np.ndarray:
+    return np.floor(np.sqrt(v.astype(np.float64))).astype(np.int64)
+
+
+def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(a, idx, axis=1)
+
+
+def _score_batch(A: dict, B: dict) -> np.ndarray:
+    """Scores of row-wise pairs; A and B hold [G, N] padded arrays and 'n' [G]."""
+    G, N = A["x"].shape
+    idx = np.arange(N)
+    validA = idx[None, :] < A["n"][:, None]
+    validB = idx[None, :] < B["n"][:, None]
+    # 1. local similarity [G, N, N]
+    inter = np.zeros((G, N, N), np.int64)
+    for w in range(P.DESC_WORDS):
+        inter += np.bitwise_count(A["desc"][:, :, None, w] & B["desc"][:, None, :, w])
+    tot = A["cnt"][:, :, None].astype(np.int64) + B["cnt"][:, None, :]
+    ok = (validA[:, :, None] & validB[:, None, :] & (tot >= P.SIM_MIN_BITS)
+          & (_dirdiff(A["t"][:, :, None], B["t"][:, None, :]) <= P.PAIR_MAX_DIR))
+    sim = np.where(ok, (2 * P.SIM_SCALE * inter) // np.maximum(tot, 1), 0)
+    # 2. top candidates, ties to lower (i, j)
+    order_key = sim * 65536 + (65535 - (idx[:, None] * 256 + idx[None, :]))[None]
+    flat = order_key.reshape(G, N * N)
+    L = min(P.TOP_PAIRS, N * N)
+    part = np.argpartition(-flat, L - 1, axis=1)[:, :L] if L < N * N else np.broadcast_to(np.arange(N * N), (G, N * N))
+    keys = _take(flat, part)
+    srt = np.argsort(-keys, axis=1, kind="stable")
+    top = _take(part, srt)
+    present = _take(keys, srt) >= 65536  # sim > 0
+    ci, cj = top // N, top % N  # [G, L]
+    ax_, ay_, at_ = _take(A["x"], ci).astype(np.int64), _take(A["y"], ci).astype(np.int64), _take(A["t"], ci)
+    bx_, by_, bt_ = _take(B["x"], cj).astype(np.int64), _take(B["y"], cj).astype(np.int64), _take(B["t"], cj)
+    # 3. consistency [G, L, L]: u is the first pair, v the second
+    dAx, dAy = ax_[:, None, :] - ax_[:, :, None], ay_[:, None, :] - ay_[:, :, None]
+    dBx, dBy = bx_[:, None, :] - bx_[:, :, None], by_[:, None, :] - by_[:, :, None]
+    lA, lB = _isqrt(dAx * dAx + dAy * dAy), _isqrt(dBx * dBx + dBy * dBy)
+    tol = np.maximum(P.CONS_DIST_ABS, ((lA + lB) * P.CONS_DIST_REL) >> 9)
+    eA, eB = _atan256(dAx, dAy), _atan256(dBx, dBy)
+    c = (np.abs(lA - lB) <= tol)
+    c &= _dirdiff((eA - at_[:, :, None]), (eB - bt_[:, :, None])) <= P.CONS_ANGLE
+    c &= _dirdiff((eA + _A // 2 - at_[:, None, :]), (eB + _A // 2 - bt_[:, None, :])) <= P.CONS_ANGLE
+    c &= _dirdiff(at_[:, None, :] - at_[:, :, None], bt_[:, None, :] - bt_[:, :, None]) <= P.CONS_DIR
+    c &= (ci[:, :, None] != ci[:, None, :]) & (cj[:, :, None] != cj[:, None, :])
+    c &= present[:, :, None] & present[:, None, :]
+    support = c.sum(axis=2)
+    # 4. seeds: best support, ties to the earlier candidate
+    Lr = top.shape[1]
+    skey = np.where(present, support * 256 + (255 - np.arange(Lr))[None], -1)
+    seeds = np.argsort(-skey, axis=1, kind="stable")[:, :P.SEEDS]
+    best = np.zeros(G, np.int64)
+    Ax64, Ay64 = A["x"].astype(np.int64), A["y"].astype(np.int64)
+    Bx64, By64 = B["x"].astype(np.int64), B["y"].astype(np.int64)
+    rows = np.arange(G)
+    bigA = np.iinfo(np.int64).max // 4
+    for k in range(seeds.shape[1]):
+        s = seeds[:, k]
+        alive = skey[rows, s] >= 0
+        Q = c[rows, s, :] | (np.arange(Lr)[None] == s[:, None])
+        Q &= present
+        q = Q.sum(axis=1)
+        q1 = np.maximum(q, 1)
+        rot_s = (at_[rows, s] - bt_[rows, s]) & (_A - 1)
+        delta = ((at_ - bt_ - rot_s[:, None] + _A // 2) & (_A - 1)) - _A // 2
+        dsum = np.where(Q, delta, 0).sum(axis=1)
+        rot = (rot_s + (2 * dsum + q1) // (2 * q1)) & (_A - 1)
+        C, S = COS_TABLE[rot][:, None], SIN_TABLE[rot][:, None]
+        # rotated B (scaled by 2^TRIG_BITS), translation = mean offset over Q
+        rXq, rYq = bx_ * C + by_ * S, -bx_ * S + by_ * C
+        tx = np.where(Q, (ax_ << P.TRIG_BITS) - rXq, 0).sum(axis=1) // q1
+        ty = np.where(Q, (ay_ << P.TRIG_BITS) - rYq, 0).sum(axis=1) // q1
+        X = Bx64 * C + By64 * S + tx[:, None]
+        Y = -Bx64 * S + By64 * C + ty[:, None]
+        px, py = (X + _HALF) >> P.TRIG_BITS, (Y + _HALF) >> P.TRIG_BITS  # mapped B, pixels
+        dx = Ax64[:, :, None] - px[:, None, :]
+        dy = Ay64[:, :, None] - py[:, None, :]
+        d2 = dx * dx + dy * dy
+        # tolerance grows with the distance from the seed: elastic distortion accumulates
+        rA = _isqrt((Ax64 - ax_[rows, s][:, None]) ** 2 + (Ay64 - ay_[rows, s][:, None]) ** 2)
+        tolA = P.ALIGN_DIST + ((rA * P.ALIGN_GROW) >> 8)
+        elig = (d2 <= (tolA * tolA)[:, :, None]) & validA[:, :, None] & validB[:, None, :]
+        elig &= _dirdiff(A["t"][:, :, None], (B["t"][:, None, :] + rot[:, None, None])) <= P.ALIGN_DIR
+        cost = np.where(elig, d2, bigA)
+        bj = np.argmin(cost, axis=2)  # first minimum: lowest j
+        bi = np.argmin(cost, axis=1)  # lowest i
+        has = _take(cost.reshape(G, N * N), (idx[None, :] * N + bj)) < bigA
+        mutual = has & (_take(bi, bj) == idx[None, :])
+        ms = _take(sim.reshape(G, N * N), (idx[None, :] * N + bj))
+        W = np.where(mutual, ms + P.PAIR_BONUS, 0).sum(axis=1)  # weighted pair count
+        # overlap counts
+        m = P.OVERLAP_MARGIN
+        inf = 1 << 40
+        pxv, pyv = np.where(validB, px, inf), np.where(validB, py, inf)
+        bx0, by0 = pxv.min(axis=1), pyv.min(axis=1)
+        bx1, by1 = np.where(validB, px, -inf).max(axis=1), np.where(validB, py, -inf).max(axis=1)
+        ax0, ay0 = np.where(validA, Ax64, inf).min(axis=1), np.where(validA, Ay64, inf).min(axis=1)
+        ax1, ay1 = np.where(validA, Ax64, -inf).max(axis=1), np.where(validA, Ay64, -inf).max(axis=1)
+        inA = validA & (Ax64 >= (bx0 - m)[:, None]) & (Ax64 <= (bx1 + m)[:, None]) \
+            & (Ay64 >= (by0 - m)[:, None]) & (Ay64 <= (by1 + m)[:, None])
+        inB = validB & (px >= (ax0 - m)[:, None]) & (px <= (ax1 + m)[:, None]) \
+            & (py >= (ay0 - m)[:, None]) & (py <= (ay1 + m)[:, None])
+        na = np.maximum(inA.sum(axis=1), P.MIN_OVERLAP)
+        nb = np.maximum(inB.sum(axis=1), P.MIN_OVERLAP)
+        sc = np.minimum(P.SCORE_SCALE, (W * W * P.SCORE_SCALE) // (na * nb * P.PAIR_UNIT * P.PAIR_UNIT))
+        best = np.maximum(best, np.where(alive & (q > 0), sc, 0))
+    return np.where((A["n"] > 0) & (B["n"] > 0), best, 0).astype(np.int32)
+
+
+def _pad(parts: list[SearchTemplate], N: int) -> dict:
+    G = len(parts)
+    out = {"x": np.zeros((G, N), np.int32), "y": np.zeros((G, N), np.int32), "t": np.zeros((G, N), np.int64),
+           "cnt": np.zeros((G, N), np.int32), "desc": np.zeros((G, N, P.DESC_WORDS), np.uint64),
+           "n": np.array([s.n for s in parts], np.int64)}
+    for g, s in enumerate(parts):
+        n = s.n
+        out["x"][g, :n], out["y"][g, :n], out["t"][g, :n] = s.x, s.y, s.t
+        out["cnt"][g, :n], out["desc"][g, :n] = s.cnt, s.desc
+    return out
+
+
+def _first(a: SearchTemplate, b: SearchTemplate) -> bool:
+    """True when ``a`` plays the role of A against ``b``."""
+    return (a.n, a.key) <= (b.n, b.key)
+
+
+def score_pairs(left: list[SearchTemplate], right: list[SearchTemplate]) -> np.ndarray:
+    """Scores of ``left[k]`` against ``right[k]`` for every k, as int32."""
+    out = np.zeros(len(left), np.int32)
+    for lo in range(0, len(left), CHUNK):
+        As, Bs = [], []
+        for a, b in zip(left[lo:lo + CHUNK], right[lo:lo + CHUNK]):
+            if not _first(a, b):
+                a, b = b, a
+            As.append(a)
+            Bs.append(b)
+        N = max([1] + [s.n for s in As] + [s.n for s in Bs])
+        out[lo:lo + len(As)] = _score_batch(_pad(As, N), _pad(Bs, N))
+    return out
+
+
+def score(a: SearchTemplate, b: SearchTemplate) -> int:
+    """Score of one pair (0..SCORE_SCALE)."""
+    return int(score_pairs([a], [b])[0])
+
+
+def score_many(probe: SearchTemplate, gallery: PackedGallery, index: np.ndarray | None = None) -> np.ndarray:
+    """Scores of ``probe`` against gallery entries ``index`` (default all), int32.
+
+    Entries are grouped by minutia count so that padding stays small.
+    """
+    ids = np.arange(len(gallery)) if index is None else np.asarray(index, np.int64)
+    counts = gallery.offsets[ids + 1] - gallery.offsets[ids]
+    order = np.argsort(counts, kind="stable")
+    out = np.zeros(len(ids), np.int32)
+    for lo in range(0, len(order), CHUNK):
+        sel = order[lo:lo + CHUNK]
+        cands = [gallery.get(int(g)) for g in ids[sel]]
+        out[sel] = score_pairs([probe] * len(cands), cands)
+    return out
