@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     sim_time_scale: float = Field(1.0, ge=0, description="Multiplies the simulated devices' delays "
                                   "(0: as fast as possible, for tests).")
 
+    # --- quality ----------------------------------------------------------------------------
+    nfiq2_model: Path | None = Field(
+        None, description="NIST's NFIQ 2 random forest (YAML); default: "
+        "../shared/models/nfiq2/nist_plain_tir-ink.yaml when present.")
+
     # --- matcher ----------------------------------------------------------------------------
     purepython: bool = Field(False, description="Force the numpy matcher even when the C kernels are built.")
 

@@ -13,3 +13,4 @@ from .image import read_image
 from .trace import TraceRecorder, tracing
 
 __all__ = ["extract", "read_image", "tracing", "TraceRecorder"]
+from .nfiq2 import NFIQ2Result, nfiq2  # noqa: E402  (quality, issue 5)
