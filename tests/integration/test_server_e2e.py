@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import stat
@@ -11,39 +10,11 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(tmp_path):
-    data = tmp_path / "station"
-    env = dict(os.environ, BIOSTATION_SIM_TIME_SCALE="0.5", BIOSTATION_DEVICE_POLL_S="0.2",
-               BIOSTATION_LOG_LEVEL="warning", PYTHONUNBUFFERED="1")
-    env.pop("BIOSTATION_DEVICES", None)
-    proc = subprocess.Popen([sys.executable, "-m", "biostation", "serve", "--port", "0", "--devices", "simulated",
-                             "--data-dir", str(data)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
-    first = lines.get(timeout=60)
-    assert "listening on http://127.0.0.1:" in first, first
-    base = first.split("listening on ")[1].strip()
-    for _ in range(100):
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield proc, base, data, lines
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
 
 
 def _events(base, token, sink, stop):
@@ -74,8 +45,8 @@ def _wait_for(sink, kind, timeout=10.0, **match):
     pytest.fail(f"no {kind} event {match} within {timeout}s; saw {seen}")
 
 
-def test_served_station_end_to_end(server):
-    proc, base, data, lines = server
+def test_served_station_end_to_end(station_server):
+    proc, base, data, lines = station_server
     # auth: the token file is private, the CLI prints the same token, and only health is open
     token_file = data / "token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600

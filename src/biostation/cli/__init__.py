@@ -81,7 +81,8 @@ def serve(
     shown = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
     base = f"http://{shown}:{actual_port}"
     print(f"biostation {__version__} listening on {base}", flush=True)
-    print(f"  API docs:  {base}/docs  (sign in with the token: biostation token)", flush=True)
+    print(f"  operator page: {base}/  API docs: {base}/docs  (sign in with the token: biostation token)",
+          flush=True)
     print(f"  devices:   {settings.devices.value}; data in {settings.data_dir}", flush=True)
     config = uvicorn.Config(app_, http="h11", log_level=settings.log_level.lower(), access_log=False,
                             timeout_graceful_shutdown=5)

@@ -159,6 +159,8 @@ class DriverRegistry:
         for dev in self.devices(DeviceClass.CARD_READER):
             assert isinstance(dev, CardReader)
             try:
+                if dev.state is DeviceState.CLOSED:  # watch card presence on every attached reader
+                    dev.open()
                 dev.poll()
             except Exception as exc:
                 log.debug("presence poll of %s failed: %s", dev.device_id, exc)

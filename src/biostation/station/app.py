@@ -11,6 +11,7 @@ tokens are never logged.
 from __future__ import annotations
 
 import logging
+from importlib import resources
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -123,6 +124,14 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    @app.get("/", include_in_schema=False)
+    def operator_page(request: Request) -> Response:
+        """The desk operator's page (devices, capture, live camera, events); sign-in first."""
+        if not token_matches(app.state.token, request.cookies.get(COOKIE)):
+            return HTMLResponse(_SIGN_IN.replace("{next}", "/"), status_code=401)
+        page = resources.files("biostation.station").joinpath("static/operator.html").read_text("utf-8")
+        return HTMLResponse(page, headers={"Content-Security-Policy": _PAGE_CSP, "Cache-Control": "no-store"})
+
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> Response:
         if not token_matches(app.state.token, request.cookies.get(COOKIE)):
@@ -144,6 +153,10 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
         app.include_router(module.router, dependencies=[Depends(require_token)])
     return app
 
+
+#: the operator page loads nothing from elsewhere; images come as data: and blob: URLs
+_PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+             "script-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'")
 
 _SIGN_IN = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>biostation: sign in</title>
 <style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;color:#1b2733}

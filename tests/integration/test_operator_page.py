@@ -1,0 +1,80 @@
+"""The operator page in real headless Chromium (Debian's), driven by Playwright, against the real daemon."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which("chromium"):
+        pytest.skip("Debian chromium is not installed (scripts/install test installs it)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_operator_signs_in_sees_devices_captures_and_sees_events(station_server, browser, tmp_path):
+    _, base, data, _ = station_server
+    token = (data / "token").read_text().strip()
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    resp = page.goto(base + "/")
+    assert resp.status == 401  # not signed in: the sign-in form
+    page.fill("input[name=token]", "wrong")
+    page.click("button[type=submit]")
+    assert "wrong token" in page.content()
+    page.goto(base + "/")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#health.ok", timeout=15000)
+
+    # the three simulated devices, with their class and state
+    page.wait_for_selector("article.card[data-cls=scanner]")
+    assert page.locator("article.card").count() == 3
+    scanner = page.locator("article.card[data-cls=scanner]")
+    assert "simulated" in scanner.inner_text()
+
+    scanner.locator("[data-role=capture]").click()
+    page.wait_for_selector("article.card[data-cls=scanner] [data-role=view] img", timeout=20000)
+    meta = scanner.locator("[data-role=meta]").inner_text()
+    assert "dpi" in meta and "×" in meta
+    page.wait_for_selector("#log li[data-kind='capture.done']", timeout=10000)
+
+    camera = page.locator("article.card[data-cls=camera]")
+    camera.locator("[data-role=live]").click()
+    page.wait_for_selector("article.card[data-cls=camera] [data-role=view] img", timeout=20000)
+    camera.locator("[data-role=live]").click()
+
+    # the reader is watched: its (blank) card shows up
+    reader = page.locator("article.card[data-cls=card_reader] .presence")
+    reader.wait_for(state="visible", timeout=10000)
+    assert reader.inner_text() == "card present"
+
+    # Vietnamese labels
+    page.click("#lang")
+    assert page.locator("[data-role=capture]").inner_text() == "Lấy vân tay"
+
+    # a fault: the scanner is unplugged; the page shows an error, logs it and drops the device
+    import httpx
+
+    scanner_id = httpx.get(base + "/v1/devices", headers={"Authorization": f"Bearer {token}"}).json()
+    scanner_id = next(d["device_id"] for d in scanner_id if d["device_class"] == "scanner")
+    httpx.post(f"{base}/v1/devices/{scanner_id}/simulate", json={"fault": "unplug"},
+               headers={"Authorization": f"Bearer {token}"})
+    page.wait_for_selector("#log li[data-kind='device.removed']", timeout=10000)
+    page.wait_for_function("document.querySelectorAll('article.card').length === 2", timeout=10000)
+    page.screenshot(path=str(tmp_path / "operator.png"), full_page=True)
+    assert errors == []
