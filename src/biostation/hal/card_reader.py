@@ -58,6 +58,11 @@ class CardReader(Device):
     def powered(self) -> bool:
         return self._atr is not None
 
+    def info(self):  # type: ignore[no-untyped-def]
+        info = super().info()
+        info.details["card_present"] = self._present  # None until first looked at
+        return info
+
     def poll(self) -> bool:
         """Check card presence; emits ``card.inserted`` / ``card.removed`` on change."""
         if self._state in (DeviceState.GONE, DeviceState.CLOSED):
