@@ -12,6 +12,7 @@ card gone (``SCARD_W_REMOVED_CARD``, ``SCARD_E_NO_SMARTCARD``, "Card was removed
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from biostation.config import Settings
@@ -39,6 +40,8 @@ class PcscReader(CardReader):
     id = "pcsc"
     full_name = "PC/SC reader (pyscard)"
     features = Feature.CARD_CONTACTLESS | Feature.CARD_CONTACT
+    #: how long after a failed exchange to watch for the card leaving before calling it a protocol error (s)
+    removal_grace_s = 1.0
 
     @classmethod
     def probe(cls, settings: Settings) -> list[Attachment]:
@@ -150,10 +153,24 @@ class PcscReader(CardReader):
             data, sw1, sw2 = conn.transmit(list(apdu))
         except CardConnectionException as exc:
             self._disconnect()
-            if _card_gone(exc):
+            if _card_gone(exc) or self._gone_within(self.removal_grace_s):
                 raise CardRemovedError(f"card left {self.reader_name} during an exchange") from None
             raise DeviceProtocolError(f"transmit: {exc}", self.device_id) from None
         return bytes(data) + bytes([sw1, sw2])
+
+    def _gone_within(self, seconds: float) -> bool:
+        """Some readers (vpcd among them) report a card that left mid-APDU only as "no valid
+        response"; the presence state, a moment later, tells removal from a mute card."""
+        end = time.monotonic() + seconds
+        while True:
+            try:
+                if not self._do_card_present():
+                    return True
+            except Exception:
+                return False
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.05)
 
     def _do_info(self) -> dict[str, Any]:
         return {"vendor": "", "model": self.reader_name, "serial": "",
