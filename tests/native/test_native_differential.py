@@ -1,0 +1,144 @@
+"""The C kernels against the numpy specification on generated nasty inputs.
+
+Integer scores must agree bit for bit (the tolerance for floats is moot: every score is an
+integer). Run once under AddressSanitizer as described in native/README.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from biostation import matcher
+from biostation.matcher import _reference
+from biostation.matcher.prepare import prepare
+from biostation.templates import MINUTIA_DTYPE, Template
+
+native = matcher.backends().get("native")
+pytestmark = pytest.mark.skipif(native is None, reason="C kernels not built")
+
+TWO_PI_BELOW = float(np.nextafter(np.float32(2 * math.pi), np.float32(0)))
+W, H = 400, 500
+
+
+@st.composite
+def templates(draw, max_n=255):
+    n = draw(st.sampled_from([0, 1, 2, 3, 12, 40, 100, 255]) | st.integers(0, max_n))
+    n = min(n, max_n)
+    dpi = draw(st.sampled_from([500.0, 500.38, 1000.0, 250.0, 569.0]))
+    edge_x = st.sampled_from([0, 1, W - 1]) | st.integers(0, W - 1)
+    edge_y = st.sampled_from([0, 1, H - 1]) | st.integers(0, H - 1)
+    angle = st.sampled_from([0.0, TWO_PI_BELOW, math.pi, 1e-7]) | st.floats(0, TWO_PI_BELOW, width=32)
+    m = np.zeros(n, MINUTIA_DTYPE)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    m["x"] = rng.integers(0, W, n)
+    m["y"] = rng.integers(0, H, n)
+    m["angle"] = (rng.integers(0, 256, n) * (2 * math.pi / 256)).astype(np.float32) % np.float32(2 * math.pi)
+    m["kind"] = rng.integers(0, 3, n)
+    for k in range(min(n, draw(st.integers(0, 6)))):  # some hand-picked extremes
+        m[k] = (draw(edge_x), draw(edge_y), draw(angle), 1, 0)
+    if n >= 4 and draw(st.booleans()):  # duplicates
+        m[n // 2:] = m[: n - n // 2]
+    return Template(width=W, height=H, dpi=dpi, minutiae=m)
+
+
+def near_copy(t: Template, rng) -> Template:
+    """The same template slightly moved: a genuine-like partner, to exercise every stage."""
+    m = t.minutiae.copy()
+    if len(m):
+        m["x"] = np.clip(m["x"].astype(int) + rng.integers(-3, 4, len(m)), 0, W - 1)
+        m["y"] = np.clip(m["y"].astype(int) + rng.integers(-3, 4, len(m)), 0, H - 1)
+        keep = rng.random(len(m)) > 0.2
+        m = m[keep]
+    return Template(width=W, height=H, dpi=t.dpi, minutiae=m)
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(a=templates(), b=templates(), seed=st.integers(0, 1000))
+def test_scores_agree(a, b, seed):
+    rng = np.random.default_rng(seed)
+    pa, pb, pc = prepare(a), prepare(b), prepare(near_copy(a, rng))
+    for x, y in ((pa, pb), (pa, pc), (pc, pa), (pa, pa)):
+        assert native.score(x, y) == _reference.score(x, y)
+    gallery = matcher.pack([pb, pc, pa])
+    assert np.array_equal(native.score_many(pa, gallery), _reference.score_many(pa, gallery))
+
+
+def test_extreme_sizes_agree():
+    rng = np.random.default_rng(7)
+    full = Template(width=W, height=H, minutiae=np.zeros(255, MINUTIA_DTYPE))
+    full.minutiae["x"] = rng.integers(0, W, 255)
+    full.minutiae["y"] = rng.integers(0, H, 255)
+    full.minutiae["angle"] = rng.random(255).astype(np.float32) * 6
+    one = Template(width=W, height=H, minutiae=full.minutiae[:1].copy())
+    empty = Template(width=W, height=H)
+    corners = Template(width=16383, height=16383, dpi=50.0,
+                       minutiae=np.array([(0, 0, 0.0, 1, 0), (16382, 16382, TWO_PI_BELOW, 2, 0),
+                                          (0, 16382, 3.0, 1, 0), (16382, 0, 1.0, 1, 0)], MINUTIA_DTYPE))
+    ts = [prepare(t) for t in (full, one, empty, corners, near_copy(full, rng))]
+    for x in ts:
+        for y in ts:
+            assert native.score(x, y) == _reference.score(x, y)
+
+
+def test_non_contiguous_and_big_endian_inputs_are_normalized():
+    rng = np.random.default_rng(3)
+    m = np.zeros(60, MINUTIA_DTYPE)
+    m["x"], m["y"] = rng.integers(0, W, 60), rng.integers(0, H, 60)
+    m["angle"] = rng.random(60).astype(np.float32) * 6
+    t = Template(width=W, height=H, minutiae=m[::2])  # strided view
+    s = prepare(t)
+    odd = type(s)(x=s.x.astype(">i4"), y=s.y[::1].astype(np.int64), t=np.asfortranarray(s.t), desc=s.desc.copy(),
+                  cnt=s.cnt.astype(np.int16), key=s.key)
+    assert native.score(odd, s) == _reference.score(s, s)
+
+
+def test_native_does_not_modify_inputs():
+    rng = np.random.default_rng(5)
+    ts = []
+    for n in (30, 45, 0, 255):
+        m = np.zeros(n, MINUTIA_DTYPE)
+        m["x"], m["y"] = rng.integers(0, W, n), rng.integers(0, H, n)
+        m["angle"] = rng.random(n).astype(np.float32) * 6
+        ts.append(prepare(Template(width=W, height=H, minutiae=m)))
+    gallery = matcher.pack(ts)
+    before = {k: getattr(gallery, k).copy() for k in ("x", "y", "t", "desc", "cnt", "offsets", "keys")}
+    probe_before = [a.copy() for a in (ts[0].x, ts[0].y, ts[0].t, ts[0].desc, ts[0].cnt)]
+    native.score_many(ts[0], gallery)
+    native.score(ts[0], ts[1])
+    for k, v in before.items():
+        assert np.array_equal(getattr(gallery, k), v), k
+    for a, b in zip((ts[0].x, ts[0].y, ts[0].t, ts[0].desc, ts[0].cnt), probe_before):
+        assert np.array_equal(a, b)
+
+
+def test_raw_c_calls_reject_bad_buffers():
+    from biostation.matcher import _native
+
+    s = prepare(Template(width=W, height=H, minutiae=np.array([(5, 5, 1.0, 1, 0)] * 3, MINUTIA_DTYPE)))
+    good = (s.x, s.y, s.t, s.desc, s.cnt, s.key)
+    with pytest.raises(TypeError):
+        _native.score_pair(s.x.astype(np.float32), *good[1:], *good)
+    with pytest.raises(TypeError):
+        _native.score_pair(s.x.astype(">i4"), *good[1:], *good)
+    with pytest.raises(ValueError):
+        _native.score_pair(s.x[:2].copy(), *good[1:], *good)
+    bad_t = s.t.copy()
+    bad_t[0] = 300
+    with pytest.raises(ValueError):
+        _native.score_pair(s.x, s.y, bad_t, *good[3:], *good)
+    g = matcher.pack([s])
+    out = np.zeros(1, np.int32)
+    args = (*good, g.x, g.y, g.t, g.desc, g.cnt)
+    with pytest.raises(ValueError):
+        _native.score_many(*args, np.array([0, 5]), g.keys, np.zeros(1, np.int64), out)
+    with pytest.raises(IndexError):
+        _native.score_many(*args, g.offsets, g.keys, np.array([1]), out)
+    with pytest.raises(ValueError):
+        _native.score_many(*args, g.offsets, g.keys, np.zeros(2, np.int64), out)
+    big = np.zeros(256, np.int32)
+    with pytest.raises(ValueError):
+        _native.score_pair(big, big, big, np.zeros((256, s.desc.shape[1]), np.uint64), big, 0, *good)
