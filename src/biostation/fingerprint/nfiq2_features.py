@@ -485,8 +485,13 @@ _ZS_LUTS = ((_DELETABLE & (_N * _E * _S == 0) & (_E * _S * _W == 0)).astype(np.u
             (_DELETABLE & (_N * _E * _W == 0) & (_N * _S * _W == 0)).astype(np.uint8))
 
 
+_ZS_LUTS_CV = tuple(lut.reshape(1, 256) for lut in _ZS_LUTS)
+_CROSSINGS_CV = _CROSSINGS.astype(np.uint8).reshape(1, 256)
+
+
 def _neighbour_code(b: np.ndarray) -> np.ndarray:
-    return cv2.filter2D(b, cv2.CV_16S, _CODE_KERNEL, borderType=cv2.BORDER_CONSTANT).astype(np.uint8)
+    """8-bit code of the 8 neighbours of every pixel of a 0/1 image (the sum fits in a byte)."""
+    return cv2.filter2D(b, cv2.CV_8U, _CODE_KERNEL, borderType=cv2.BORDER_CONSTANT)
 
 
 def _thin(b: np.ndarray, max_iter: int = 30) -> np.ndarray:
@@ -494,11 +499,11 @@ def _thin(b: np.ndarray, max_iter: int = 30) -> np.ndarray:
     b = b.copy()
     for _ in range(max_iter):
         changed = 0
-        for lut in _ZS_LUTS:
-            kill = lut[_neighbour_code(b)] & b
-            n = int(np.count_nonzero(kill))
+        for lut in _ZS_LUTS_CV:
+            kill = cv2.bitwise_and(cv2.LUT(_neighbour_code(b), lut), b)
+            n = cv2.countNonZero(kill)
             if n:
-                b -= kill
+                cv2.subtract(b, kill, dst=b)
                 changed += n
         if not changed:
             break
@@ -519,7 +524,7 @@ def detect_minutiae(img: np.ndarray, fg: np.ndarray) -> np.ndarray:
     background = cv2.GaussianBlur(f, (0, 0), MINUTIAE_BACKGROUND_SIGMA)
     ridges = ((smooth < background) & roi_mask).astype(np.uint8)
     skel = _thin(ridges)
-    cn = _CROSSINGS[_neighbour_code(skel)]
+    cn = cv2.LUT(_neighbour_code(skel), _CROSSINGS_CV)
     k = 2 * MINUTIAE_ROI_MARGIN + 1
     inner = cv2.erode(roi_mask.astype(np.uint8), np.ones((k, k), np.uint8))
     py, px = np.nonzero((skel == 1) & ((cn == 1) | (cn == 3)) & (inner == 1))
