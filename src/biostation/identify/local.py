@@ -1,0 +1,197 @@
+"""The in-process gallery backend: packed numpy arrays, persisted to a directory.
+
+On disk (``directory``):
+
+* ``journal.bin``: the source of truth, append-only. Each record is
+  ``op (1 byte: I or D) | id length u16 | id UTF-8 | data length u32 | template (native format)``,
+  little-endian; a torn last record (crash mid-write) is ignored on load.
+* ``packed.npz``: a cache of the prepared (search-form) arrays with the journal length and a
+  digest of the matcher parameters it was built at. A restart loads it and replays only the
+  journal written after it, so the gallery is not re-prepared; a parameter change (a new digest)
+  rebuilds it from the journal. Write it with :meth:`LocalBackend.checkpoint`.
+
+Memory: :meth:`LocalBackend.memory` reports bytes per template of the packed arrays (about
+40 bytes per minutia plus 16 per template at the default parameters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .. import matcher
+from ..errors import GalleryError, TemplateError
+from ..matcher import params as P
+from ..matcher.prepare import PackedGallery, SearchTemplate, pack, prepare
+from ..templates import TemplateFormat, decode, encode
+from ..templates.model import Template
+from .engine import Candidate
+
+_REC = struct.Struct("<cHI")  # op, id length, data length (id bytes between the two lengths)
+
+
+def params_digest() -> str:
+    """Digest of every tuned number: a packed cache built under other parameters is stale."""
+    items = sorted((k, repr(getattr(P, k))) for k in dir(P) if k.isupper())
+    return hashlib.sha256(repr(items).encode()).hexdigest()[:16]
+
+
+class LocalBackend:
+    """Gallery in this process. ``directory=None``: in memory only (tests, benchmarks)."""
+
+    def __init__(self, directory: Path | str | None = None):
+        self._lock = threading.RLock()
+        self._ids: list[str] = []
+        self._index: dict[str, int] = {}
+        self._items: list[SearchTemplate] = []
+        self._packed: PackedGallery | None = None
+        self._dir = Path(directory) if directory is not None else None
+        self._journal_len = 0
+        if self._dir is not None:
+            self.load_shard(self._dir)
+
+    # --- persistence -------------------------------------------------------------------------
+    def load_shard(self, path: Path | str) -> int:
+        path = Path(path)
+        with self._lock:
+            self._dir = path
+            path.mkdir(parents=True, exist_ok=True)
+            self._ids, self._index, self._items, self._packed = [], {}, [], None
+            start = self._load_cache(path)
+            self._journal_len = self._replay(path / "journal.bin", start)
+            return len(self._ids)
+
+    def _load_cache(self, path: Path) -> int:
+        cache = path / "packed.npz"
+        if not cache.is_file():
+            return 0
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["digest"]) != params_digest():
+                    return 0
+                g = PackedGallery(x=z["x"], y=z["y"], t=z["t"], desc=z["desc"], cnt=z["cnt"], offsets=z["offsets"],
+                                  keys=z["keys"])
+                ids = [str(s) for s in z["ids"]]
+                upto = int(z["journal_len"])
+        except (OSError, KeyError, ValueError):
+            return 0  # unreadable cache: rebuild from the journal
+        self._ids = ids
+        self._index = {r: i for i, r in enumerate(ids)}
+        self._items = [g.get(i) for i in range(len(g))]
+        self._packed = g
+        return upto
+
+    def _replay(self, journal: Path, start: int) -> int:
+        if not journal.is_file():
+            return 0
+        data = journal.read_bytes()
+        if start > len(data):  # journal replaced under the cache: trust the journal
+            self._ids, self._index, self._items, self._packed = [], {}, [], None
+            start = 0
+        pos = start
+        while pos + _REC.size <= len(data):
+            op, id_len, data_len = _REC.unpack_from(data, pos)
+            end = pos + _REC.size + id_len + data_len
+            if end > len(data) or op not in (b"I", b"D"):
+                break  # torn tail
+            rid = data[pos + _REC.size:pos + _REC.size + id_len].decode("utf-8")
+            if op == b"I":
+                try:
+                    t = decode(data[pos + _REC.size + id_len:end], TemplateFormat.NATIVE).views[0]
+                except (TemplateError, IndexError):
+                    break  # corrupt tail
+                self._add(rid, prepare(t))
+            elif rid in self._index:
+                self._remove(rid)
+            pos = end
+        return pos
+
+    def _append(self, op: bytes, rid: str, payload: bytes = b"") -> None:
+        if self._dir is None:
+            return
+        raw = rid.encode("utf-8")
+        with open(self._dir / "journal.bin", "ab") as f:
+            f.write(_REC.pack(op, len(raw), len(payload)) + raw + payload)
+            f.flush()
+        self._journal_len += _REC.size + len(raw) + len(payload)
+
+    def checkpoint(self) -> None:
+        """Write ``packed.npz`` so that the next start skips preparing the templates."""
+        with self._lock:
+            if self._dir is None:
+                return
+            g = self._gallery()
+            tmp = self._dir / "packed.tmp.npz"
+            np.savez(tmp, x=g.x, y=g.y, t=g.t, desc=g.desc, cnt=g.cnt, offsets=g.offsets, keys=g.keys,
+                     ids=np.array(self._ids, dtype=str), digest=np.array(params_digest()),
+                     journal_len=np.array(self._journal_len, np.int64))
+            tmp.replace(self._dir / "packed.npz")
+
+    # --- mutations -----------------------------------------------------------------------------
+    def _add(self, rid: str, s: SearchTemplate) -> None:
+        self._index[rid] = len(self._ids)
+        self._ids.append(rid)
+        self._items.append(s)
+        self._packed = None
+
+    def _remove(self, rid: str) -> None:
+        i = self._index.pop(rid)
+        del self._ids[i]
+        del self._items[i]
+        for j in range(i, len(self._ids)):
+            self._index[self._ids[j]] = j
+        self._packed = None
+
+    def insert(self, reference_id: str, template: Template) -> None:
+        if not isinstance(reference_id, str) or not reference_id or len(reference_id.encode()) > 1024:
+            raise GalleryError("reference id must be a non-empty string of at most 1024 bytes")
+        s = prepare(template)  # MatcherError for an invalid template, before anything is written
+        payload = encode(template, TemplateFormat.NATIVE)
+        with self._lock:
+            if reference_id in self._index:
+                raise GalleryError(f"reference {reference_id!r} is already enrolled")
+            self._append(b"I", reference_id, payload)
+            self._add(reference_id, s)
+
+    def delete(self, reference_id: str) -> None:
+        with self._lock:
+            if reference_id not in self._index:
+                raise GalleryError(f"unknown reference {reference_id!r}")
+            self._append(b"D", reference_id)
+            self._remove(reference_id)
+
+    def count(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, reference_id: str) -> bool:
+        return reference_id in self._index
+
+    # --- search ----------------------------------------------------------------------------------
+    def _gallery(self) -> PackedGallery:
+        if self._packed is None:
+            self._packed = pack(self._items)
+        return self._packed
+
+    def search(self, probe: Template | SearchTemplate, k: int = 10) -> list[Candidate]:
+        """Exhaustive search (no screening stage): every reference is scored in full."""
+        if k < 1:
+            raise GalleryError("k must be at least 1")
+        sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
+        with self._lock:
+            g, ids = self._gallery(), list(self._ids)
+        if not ids:
+            return []
+        scores = matcher.match_many(sp, g)
+        order = np.lexsort((np.arange(len(scores)), -scores.astype(np.int64)))[:k]
+        return [Candidate(score=int(scores[i]), reference_id=ids[i]) for i in order]
+
+    def memory(self) -> dict[str, float]:
+        """Bytes held by the packed gallery, in all and per template."""
+        with self._lock:
+            g = self._gallery()
+            n = max(1, len(self._ids))
+            return {"templates": len(self._ids), "bytes": g.nbytes, "bytes_per_template": g.nbytes / n}
