@@ -75,48 +75,64 @@ static inline int64_t atan256(int64_t dx, int64_t dy)
     return t & 255;
 }
 
-/* popcount of the AND of two descriptors; compiled for popcnt/AVX2 where the CPU has them */
-__attribute__((target_clones("popcnt", "default")))
+/* RECIP[d] = ceil(2^31 / d): floor(x / d) == (x * RECIP[d]) >> 31 for every x < 2^20 and
+ * d <= 2^11 (Granlund and Montgomery, "Division by invariant integers using multiplication",
+ * PLDI 1994, theorem 4.2); configure() checks that the parameters keep x and d in range. */
+#define RECIP_SHIFT 31
+static uint64_t RECIP[2049];
+
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "popcnt", "default")))
+
+/* local similarities of every pair, and the best TOP_PAIRS of them by (sim, -i, -j) */
+CLONES
 static void sim_rows(const tpl_t *A, const tpl_t *B, int32_t *sim, int64_t *topk, int *ntop)
 {
     const int W = (int)prm[P_DESC_WORDS], L = (int)prm[P_TOP_PAIRS];
-    /* 32-bit arithmetic is exact here: 2 * SIM_SCALE * (64 * DESC_WORDS) < 2^31 (checked in configure) */
-    const uint32_t scale2 = (uint32_t)(2 * prm[P_SIM_SCALE]), minbits = (uint32_t)prm[P_SIM_MIN_BITS];
+    const uint64_t scale2 = (uint64_t)(2 * prm[P_SIM_SCALE]);
+    const uint32_t minbits = (uint32_t)prm[P_SIM_MIN_BITS];
     const int maxdir = (int)prm[P_PAIR_MAX_DIR];
     const int32_t *tb = B->t, *cb = B->c;
+    const int nb = B->n;
     int cnt = 0;
     for (int i = 0; i < A->n; i++) {
         const uint64_t *da = A->d + (size_t)i * W;
         const int ta = A->t[i];
         const uint32_t ca = (uint32_t)A->c[i];
-        for (int j = 0; j < B->n; j++) {
-            int32_t s = 0;
-            const uint32_t tot = ca + (uint32_t)cb[j];
-            if (DIRD[(ta - tb[j]) & 255] <= maxdir && tot >= minbits) {
-                const uint64_t *db = B->d + (size_t)j * W;
-                uint32_t inter = 0;
+        int32_t *row = sim + (size_t)i * nb;
+        for (int j = 0; j < nb; j++) {
+            const uint64_t *db = B->d + (size_t)j * W;
+            uint64_t inter = 0;
+            if (W == 4)
+                inter = (uint64_t)(__builtin_popcountll(da[0] & db[0]) + __builtin_popcountll(da[1] & db[1])
+                                   + __builtin_popcountll(da[2] & db[2]) + __builtin_popcountll(da[3] & db[3]));
+            else
                 for (int w = 0; w < W; w++)
-                    inter += (uint32_t)__builtin_popcountll(da[w] & db[w]);
-                if (inter)
-                    s = (int32_t)((scale2 * inter) / tot);
-            }
-            sim[i * B->n + j] = s;
-            if (s > 0) {
-                int64_t key = (int64_t)s * 65536 + (65535 - (i * 256 + j));
-                if (cnt < L || key > topk[cnt - 1]) {
-                    int p = cnt < L ? cnt++ : L - 1;
-                    while (p > 0 && topk[p - 1] < key) {
-                        topk[p] = topk[p - 1];
-                        p--;
-                    }
-                    topk[p] = key;
+                    inter += (uint64_t)__builtin_popcountll(da[w] & db[w]);
+            const uint32_t tot = ca + (uint32_t)cb[j];
+            /* dirdiff(ta, tb) <= maxdir, without a table: ((ta - tb + maxdir) & 255) <= 2 maxdir */
+            const int gate = (((ta - tb[j] + maxdir) & 255) <= 2 * maxdir) & (tot >= minbits);
+            row[j] = gate ? (int32_t)((scale2 * inter * RECIP[tot]) >> RECIP_SHIFT) : 0;
+        }
+        /* a pair enters the list when its key beats the weakest kept one; until the list is full,
+         * any pair with sim > 0 does (keys of sim 0 are below 65536) */
+        int64_t kmin = cnt < L ? 65535 : topk[L - 1];
+        for (int j = 0; j < nb; j++) {
+            const int64_t key = (int64_t)row[j] * 65536 + (65535 - (i * 256 + j));
+            if (key > kmin) {
+                int p = cnt < L ? cnt++ : L - 1;
+                while (p > 0 && topk[p - 1] < key) {
+                    topk[p] = topk[p - 1];
+                    p--;
                 }
+                topk[p] = key;
+                kmin = cnt < L ? 65535 : topk[L - 1];
             }
         }
     }
     *ntop = cnt;
 }
 
+CLONES
 static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
 {
     const tpl_t *A = a0, *B = b0;
@@ -188,9 +204,8 @@ static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
     }
 
     int64_t best = 0;
-    int64_t px[MAXN], py[MAXN], cost_bi[MAXN];
-    int bi[MAXN], rt[MAXN];
-    const int aligndir = (int)prm[P_ALIGN_DIR];
+    int64_t px[MAXN], py[MAXN], cost_bi[MAXN], crow[MAXN], bi[MAXN], rt[MAXN];
+    const int64_t aligndir = prm[P_ALIGN_DIR];
     const int64_t BIG = INT64_MAX / 4, margin = prm[P_OVERLAP_MARGIN];
     for (int k = 0; k < nseeds; k++) {
         const int s = seeds[k];
@@ -237,31 +252,30 @@ static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
             const int64_t rx = xi - ax[s], ry = yi - ay[s];
             const int64_t tolA = prm[P_ALIGN_DIST] + ((isqrt64(rx * rx + ry * ry) * prm[P_ALIGN_GROW]) >> 8);
             const int64_t tol2 = tolA * tolA;
+            /* branch-free so that the compiler vectorizes it; the same conjunction as the
+             * reference: distance within tol, direction within ALIGN_DIR (as in sim_rows) */
+            const int64_t ti = A->t[i];
             int64_t bc = BIG;
-            int bjj = 0;
-            const int ti = A->t[i];
             for (int j = 0; j < nb; j++) {
-                const int64_t dx = xi - px[j];
-                if (dx * dx > tol2) /* cheapest test first; same conjunction as the reference */
-                    continue;
-                const int64_t dy = yi - py[j], d2 = dx * dx + dy * dy;
-                if (d2 > tol2 || DIRD[(ti - rt[j]) & 255] > aligndir)
-                    continue;
-                if (d2 < bc) {
-                    bc = d2;
-                    bjj = j;
-                }
-                if (d2 < cost_bi[j]) {
-                    cost_bi[j] = d2;
-                    bi[j] = i;
-                }
+                const int64_t dx = xi - px[j], dy = yi - py[j], d2 = dx * dx + dy * dy;
+                const int ok = (d2 <= tol2) & (((ti - rt[j] + aligndir) & 255) <= 2 * aligndir);
+                const int64_t c = ok ? d2 : BIG;
+                crow[j] = c;
+                bc = c < bc ? c : bc;
+                const int upd = c < cost_bi[j];
+                cost_bi[j] = upd ? c : cost_bi[j];
+                bi[j] = upd ? i : bi[j];
             }
+            int bjj = 0;
+            if (bc < BIG)
+                while (crow[bjj] != bc) /* the first j at the minimum */
+                    bjj++;
             bj[i] = bjj;
             bjc[i] = bc;
         }
         int64_t Wsum = 0, inA = 0, inB = 0;
         for (int i = 0; i < na; i++) {
-            if (bjc[i] < BIG && bi[bj[i]] == i)
+            if (bjc[i] < BIG && bi[bj[i]] == (int64_t)i)
                 Wsum += sim[i * nb + bj[i]] + prm[P_PAIR_BONUS];
             const int64_t xi = A->x[i], yi = A->y[i];
             inA += xi >= bx0 - margin && xi <= bx1 + margin && yi >= by0 - margin && yi <= by1 + margin;
@@ -376,7 +390,8 @@ static PyObject *py_configure(PyObject *self, PyObject *args)
     Py_DECREF(seq);
     if (p[P_DESC_WORDS] < 1 || p[P_DESC_WORDS] > MAX_WORDS || p[P_TOP_PAIRS] < 1 || p[P_TOP_PAIRS] > MAX_TOP
         || p[P_SEEDS] < 1 || p[P_TRIG_BITS] < 2 || p[P_TRIG_BITS] > 20 || p[P_ATAN_RES] < 1
-        || p[P_SIM_SCALE] < 1 || p[P_SIM_SCALE] > (1 << 20) / p[P_DESC_WORDS] || p[P_PAIR_UNIT] < 1
+        || p[P_SIM_SCALE] < 1 || 2 * p[P_SIM_SCALE] * 64 * p[P_DESC_WORDS] >= (1 << 20) || p[P_PAIR_UNIT] < 1
+        || p[P_PAIR_MAX_DIR] < 0 || p[P_PAIR_MAX_DIR] > 127 || p[P_ALIGN_DIR] < 0 || p[P_ALIGN_DIR] > 127
         || p[P_MIN_OVERLAP] < 1 || p[P_SCORE_SCALE] < 1 || p[P_SCORE_SCALE] > 1000000 || p[P_ATAN_RES] > 4096)
         return PyErr_Format(PyExc_ValueError, "parameters out of range");
     Py_buffer bc, bs, ba;
@@ -405,6 +420,9 @@ static PyObject *py_configure(PyObject *self, PyObject *args)
             memcpy(COS_T, bc.buf, sizeof COS_T);
             memcpy(SIN_T, bs.buf, sizeof SIN_T);
             memcpy(prm, p, sizeof prm);
+            RECIP[0] = 0;
+            for (uint64_t d = 1; d <= 2048; d++)
+                RECIP[d] = (((uint64_t)1 << RECIP_SHIFT) + d - 1) / d;
             configured = 1;
             ret = Py_None;
             Py_INCREF(ret);

@@ -33,7 +33,7 @@ SIM_SCALE = 1024
 #: two descriptors with fewer set bits between them than this are not compared (bits)
 SIM_MIN_BITS = 8
 #: best local pairs kept for the consistency step (pairs)
-TOP_PAIRS = 24
+TOP_PAIRS = 16
 
 # --- consistency of two pairs (rotation/translation invariant) ----------------------------------
 #: segment lengths may differ by this much (pixels at REF_DPI) ...
