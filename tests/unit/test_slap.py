@@ -1,0 +1,95 @@
+"""Slap segmentation on slaps composed from FVC2002 fingers with known ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from biostation.errors import ImageError
+from biostation.fingerprint.slap import SLAP_ORDER, segment_slap
+from biostation.fingerprint.slap_compose import compose_slap, hits
+from biostation.hal.scanner import FingerPosition as FP
+
+
+@pytest.fixture(scope="module")
+def fingers():
+    root = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fvc2002"
+    files = sorted(root.glob("DB1_B/*_1.tif")) + sorted(root.glob("DB3_B/*_1.tif"))
+    if not files:
+        pytest.skip("../shared FVC2002 data not present")
+    return [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files]
+
+
+def pick(fingers, n, seed):
+    rng = np.random.default_rng(seed)
+    return [fingers[i] for i in rng.choice(len(fingers), n, replace=False)]
+
+
+@pytest.mark.parametrize("slap", [FP.PLAIN_RIGHT_FOUR, FP.PLAIN_LEFT_FOUR])
+def test_four_fingers_apart_and_rotated(fingers, slap):
+    img, truth = compose_slap(pick(fingers, 4, 3), slap, angles=[-20, 5, 12, 25], gaps=[30, 60, 15])
+    r = segment_slap(img, slap, quality=False)
+    assert not r.problems
+    assert [f.position for f in r.fingers] == list(SLAP_ORDER[slap])
+    assert all(hits(r, truth)), [(f.position.name, f.center, f.angle) for f in r.fingers]
+    for f, t in zip(r.fingers, truth):
+        assert abs(f.angle - t.angle) < 8
+        x, y, w, h = f.box
+        assert x <= t.center[0] <= x + w and y <= t.center[1] <= y + h
+
+
+def test_touching_fingers_are_split(fingers):
+    img, truth = compose_slap(pick(fingers, 4, 5), FP.PLAIN_RIGHT_FOUR, angles=[-5, 0, 4, 8], gaps=[-10, -8, -12])
+    r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
+    assert len(r.fingers) == 4
+    assert sum(hits(r, truth)) >= 3
+
+
+def test_declared_missing_finger_and_thumbs(fingers):
+    img, truth = compose_slap(pick(fingers, 3, 7), FP.PLAIN_LEFT_FOUR, angles=[8, -6, 10], missing=[FP.LEFT_RING])
+    r = segment_slap(img, FP.PLAIN_LEFT_FOUR, missing=[FP.LEFT_RING], quality=False)
+    assert [f.position for f in r.fingers] == [FP.LEFT_LITTLE, FP.LEFT_MIDDLE, FP.LEFT_INDEX]
+    assert all(hits(r, truth))
+    img, truth = compose_slap(pick(fingers, 2, 9), FP.PLAIN_THUMBS, angles=[-25, 25], gaps=[120])
+    r = segment_slap(img, FP.PLAIN_THUMBS, quality=False)
+    assert all(hits(r, truth))
+
+
+def test_undeclared_missing_finger_is_reported(fingers):
+    img, _ = compose_slap(pick(fingers, 3, 11), FP.PLAIN_RIGHT_FOUR, missing=[FP.RIGHT_LITTLE])
+    r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
+    assert r.problems == ["expected 4 fingers, found 3"]
+
+
+def test_per_finger_quality_and_upright_crops(fingers):
+    img, truth = compose_slap(pick(fingers, 4, 13), FP.PLAIN_RIGHT_FOUR, angles=[-15, 0, 10, 20])
+    r = segment_slap(img, FP.PLAIN_RIGHT_FOUR)
+    assert all(f.quality is not None and 0 <= f.quality <= 100 for f in r.fingers)
+    assert max(f.quality for f in r.fingers) >= 20
+    for f in r.fingers:
+        h, w = f.image.shape
+        assert h >= w * 0.9  # upright: longer than wide
+
+
+@pytest.mark.parametrize("value,word", [(0, "all black"), (255, "blank"), (128, "uniform")])
+def test_uniform_slap_is_a_clear_error(value, word):
+    with pytest.raises(ImageError, match=word):
+        segment_slap(np.full((800, 1600), value, np.uint8), quality=False)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((800, 1600, 3), np.uint8), np.zeros((100, 100), np.uint8),
+                                 np.zeros((800, 1600), np.float32), "slap.png"])
+def test_bad_input(bad):
+    with pytest.raises(ImageError):
+        segment_slap(bad, quality=False)
+
+
+def test_wrong_slap_code_or_missing_finger():
+    img = np.full((800, 1600), 255, np.uint8)
+    with pytest.raises(ValueError):
+        segment_slap(img, FP.RIGHT_INDEX)
+    with pytest.raises(ValueError):
+        segment_slap(img, FP.PLAIN_RIGHT_FOUR, missing=[FP.LEFT_INDEX])
