@@ -193,3 +193,73 @@ def test_card_state_saves_and_loads(cccd, tmp_path):
     assert {f: x.data for f, x in back.files.items()} == {f: x.data for f, x in data.files.items()}
     r = read_document(reader_with(VirtualCard(back)), can=cccd.can, trust=store_for(cccd))
     assert r.active.ok and r.chip_auth == "passed"
+
+
+def test_cloned_chip_fails_active_and_chip_authentication(cccd):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from biostation.errors import VerificationError
+
+    data = clone(cccd.data)
+    data.aa_key = ec.generate_private_key(ec.BrainpoolP256R1())  # a copy of the files, not of the keys
+    r = read_document(reader_with(VirtualCard(data)), can=cccd.can, trust=store_for(cccd))
+    assert r.passive.status == "verified" and r.active.ok is False and "does not verify" in r.active.detail
+    data = clone(cccd.data)
+    data.ca_key = ec.generate_private_key(ec.BrainpoolP256R1())
+    with pytest.raises(VerificationError, match="chip authentication failed"):
+        read_document(reader_with(VirtualCard(data)), can=cccd.can, trust=store_for(cccd))
+
+
+def _master_list(cert_ders, signer_key=None, signer_cert=None) -> bytes:
+    import hashlib
+
+    from asn1crypto import cms, x509 as ax509
+
+    from biostation.card.sod import KeySigner
+    from biostation.card.trust import CscaMasterList
+
+    ml = CscaMasterList({"version": 0, "cert_list": [ax509.Certificate.load(d) for d in cert_ders]}).dump()
+    sd = {"version": "v3", "digest_algorithms": [{"algorithm": "sha256"}],
+          "encap_content_info": {"content_type": "2.23.136.1.1.2", "content": ml}, "signer_infos": []}
+    if signer_key is not None:
+        cert = ax509.Certificate.load(signer_cert.public_bytes(serialization.Encoding.DER))
+        attrs = cms.CMSAttributes([{"type": "content_type", "values": ["2.23.136.1.1.2"]},
+                                   {"type": "message_digest", "values": [hashlib.sha256(ml).digest()]}])
+        sig = KeySigner(signer_key, signer_cert).sign(b"\x31" + attrs.dump()[1:], "sha256")
+        sd["certificates"] = [cert]
+        sd["signer_infos"] = [{"version": "v1", "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
+            "issuer": cert.issuer, "serial_number": cert.serial_number}}), "digest_algorithm": {"algorithm": "sha256"},
+            "signed_attrs": attrs, "signature_algorithm": {"algorithm": "sha256_ecdsa"}, "signature": sig}]
+    return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(sd)}).dump()
+
+
+def test_trust_store_reads_an_icao_master_list(cccd, td3, tmp_path):
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ders = [p.pki.csca_cert.public_bytes(serialization.Encoding.DER) for p in (cccd, td3)]
+    (tmp_path / "unsigned.ml").write_bytes(_master_list(ders))
+    store = trust.TrustStore.load(tmp_path)
+    assert len(store) == 2 and store.problems == ["unsigned.ml: master list is not signed"]
+    r = read_document(reader_with(VirtualCard(clone(cccd.data))), can=cccd.can, trust=store)
+    assert r.passive.status == "verified"
+    # a properly signed list: signer certificate issued by the VN CSCA it carries
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    signer = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ML signer")]))
+              .issuer_name(cccd.pki.csca_cert.subject).public_key(key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+              .not_valid_after(now + dt.timedelta(days=30)).sign(cccd.pki.csca_key, hashes.SHA256()))
+    signed = tmp_path / "signed"
+    signed.mkdir()
+    (signed / "vn.mls").write_bytes(_master_list(ders, key, signer))
+    store = trust.TrustStore.load(signed)
+    assert len(store) == 2 and store.problems == []
+    raw = bytearray(_master_list(ders, key, signer))
+    raw[-3] ^= 0xFF  # inside the signature
+    (signed / "vn.mls").write_bytes(bytes(raw))
+    assert "does not verify" in trust.TrustStore.load(signed).problems[0]

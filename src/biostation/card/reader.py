@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import AccessDeniedError, ApduError, CardError, TLVError, VerificationError
+from ..errors import AccessDeniedError, ApduError, CardError, SecureMessagingError, TLVError, VerificationError
 from . import lds, tlv
 from .apdu import INS, ApduChannel, Command, Transport
 from .auth import AAResult, active_authentication, chip_authentication
@@ -232,7 +232,14 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
             except VerificationError as exc:
                 out.chip_auth = f"FAILED: {exc}"
                 raise
-    out.files["EF.SOD"] = files.read("EF.SOD", progress=progress)
+    try:
+        out.files["EF.SOD"] = files.read("EF.SOD", progress=progress)
+    except SecureMessagingError as exc:
+        if out.chip_auth != "passed":
+            raise
+        # the first answer under the CA keys does not verify: the chip does not hold the DG14 key
+        out.chip_auth = "FAILED: the chip could not continue with the chip-authentication keys"
+        raise VerificationError(f"chip authentication failed: not the chip DG14 describes ({exc})") from None
     for n in wanted:
         name = f"DG{n}"
         if name in out.files:

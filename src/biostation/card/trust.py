@@ -3,8 +3,9 @@
 Files ending ``.pem``, ``.crt``, ``.cer``, ``.der`` are certificates (PEM or DER); ``.ml``,
 ``.mls`` are master lists: CMS SignedData whose content (OID 2.23.136.1.1.2) is
 ``CscaMasterList ::= SEQUENCE { version INTEGER, certList SET OF Certificate }``. A master
-list's own signature is checked against the certificates it carries (a self-consistency check;
-its signer must be trusted out of band).
+list's own signature is checked (signer certificate from the CMS, issued by one of the CSCAs the
+list carries); a list that is unsigned or does not verify still loads, with a line in
+:attr:`TrustStore.problems`, since its publisher must be trusted out of band anyway.
 
 A file that cannot be read is not silently skipped: it lands in :attr:`TrustStore.problems` with
 its name and the byte offset of the fault, and :meth:`TrustStore.load` raises TLVError for it.
@@ -71,11 +72,57 @@ def load_master_list(data: bytes, source: str) -> list[ax509.Certificate]:
             raise TLVError(f"content type {eci['content_type'].dotted} is not a CSCA master list", source, 0)
         content = eci["content"].native if isinstance(eci["content"].native, bytes) else eci["content"].contents
         ml = CscaMasterList.load(content)
-        return [c for c in ml["cert_list"]]
+        certs = [c for c in ml["cert_list"]]
     except TLVError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
         raise TLVError(f"not a CSCA master list: {exc}", source, 0) from None
+    return certs
+
+
+def master_list_signature_problem(data: bytes, source: str) -> str | None:
+    """None when the master list's CMS signature verifies and chains to a CSCA it lists."""
+    import hashlib
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+
+    from .sod import verify_signature
+
+    try:
+        sd = cms.ContentInfo.load(data)["content"]
+        eci = sd["encap_content_info"]
+        content = eci["content"].native if isinstance(eci["content"].native, bytes) else eci["content"].contents
+        certs = [c.chosen for c in sd["certificates"]] if sd["certificates"].native is not None else []
+        listed = CscaMasterList.load(content)["cert_list"]
+        if len(sd["signer_infos"]) == 0:
+            return f"{source}: master list is not signed"
+        si = sd["signer_infos"][0]
+        sid = si["sid"].chosen
+        signer = next((c for c in certs if si["sid"].name == "issuer_and_serial_number"
+                       and c.issuer == sid["issuer"] and c.serial_number == sid["serial_number"].native), None)
+        if signer is None:
+            return f"{source}: master list signer certificate not included"
+        attrs = si["signed_attrs"]
+        digest = si["digest_algorithm"]["algorithm"].native
+        md = next((a["values"][0].native for a in attrs if a["type"].native == "message_digest"), None)
+        if md != hashlib.new(digest, content).digest():
+            return f"{source}: master list content does not match its messageDigest"
+        key = serialization.load_der_public_key(signer.public_key.dump())
+        verify_signature(key, si["signature"].native, b"\x31" + attrs.dump()[1:], si["signature_algorithm"], digest)
+        for csca in listed:
+            if csca.subject != signer.issuer:
+                continue
+            try:
+                verify_signature(serialization.load_der_public_key(csca.public_key.dump()),
+                                 signer["signature_value"].native, signer["tbs_certificate"].dump(),
+                                 signer["signature_algorithm"])
+                return None
+            except (InvalidSignature, ValueError):
+                continue
+        return f"{source}: master list signer is not issued by a CSCA on the list"
+    except (InvalidSignature, ValueError, TypeError, KeyError) as exc:
+        return f"{source}: master list signature does not verify ({type(exc).__name__})"
 
 
 class TrustStore:
@@ -99,6 +146,9 @@ class TrustStore:
         data = path.read_bytes()
         if path.suffix.lower() in self.ML_SUFFIXES:
             certs = load_master_list(data, path.name)
+            problem = master_list_signature_problem(data, path.name)
+            if problem:
+                self.problems.append(problem)
         else:
             certs = [load_certificate(d, path.name) for d in _der_from(data, path.name)]
         self.certificates.extend(certs)
