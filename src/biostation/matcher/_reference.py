@@ -38,7 +38,7 @@ NAME = "numpy"
 _A = P.ANGLE_STEPS
 _HALF = 1 << (P.TRIG_BITS - 1)
 #: gallery templates scored per vectorized batch (bounds temporary memory)
-CHUNK = 256
+CHUNK = 64
 
 
 def _dirdiff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -73,19 +73,30 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
     idx = np.arange(N)
     validA = idx[None, :] < A["n"][:, None]
     validB = idx[None, :] < B["n"][:, None]
+    validAB = validA[:, :, None] & validB[:, None, :]
+    # direction codes as uint8: differences wrap modulo 256 by themselves
+    tA8, tB8 = A["t"].astype(np.uint8), B["t"].astype(np.uint8)
     # 1. local similarity [G, N, N]
-    inter = np.zeros((G, N, N), np.int64)
-    for w in range(P.DESC_WORDS):
-        inter += np.bitwise_count(A["desc"][:, :, None, w] & B["desc"][:, None, :, w])
-    tot = A["cnt"][:, :, None].astype(np.int64) + B["cnt"][:, None, :]
-    ok = (validA[:, :, None] & validB[:, None, :] & (tot >= P.SIM_MIN_BITS)
-          & (_dirdiff(A["t"][:, :, None], B["t"][:, None, :]) <= P.PAIR_MAX_DIR))
-    sim = np.where(ok, (2 * P.SIM_SCALE * inter) // np.maximum(tot, 1), 0)
+    dd = tA8[:, :, None] - tB8[:, None, :]
+    gate = np.minimum(dd, -dd) <= P.PAIR_MAX_DIR
+    inter = np.bitwise_count(A["desc"][:, :, None, 0] & B["desc"][:, None, :, 0]).astype(np.uint16)
+    for w in range(1, P.DESC_WORDS):
+        np.add(inter, np.bitwise_count(A["desc"][:, :, None, w] & B["desc"][:, None, :, w]), out=inter)
+    tot = A["cnt"].astype(np.int16)[:, :, None] + B["cnt"].astype(np.int16)[:, None, :]
+    gate &= tot >= P.SIM_MIN_BITS
+    gate &= validAB
+    # floor of a float64 quotient is exact here: numerator < 2^20, denominator <= 2^11
+    sim = np.floor((2.0 * P.SIM_SCALE) * inter / np.maximum(tot, 1)).astype(np.int64)
+    sim *= gate
     # 2. top candidates, ties to lower (i, j)
-    order_key = sim * 65536 + (65535 - (idx[:, None] * 256 + idx[None, :]))[None]
+    order_key = sim * 65536
+    order_key += (65535 - (idx[:, None] * 256 + idx[None, :]))[None]
     flat = order_key.reshape(G, N * N)
     L = min(P.TOP_PAIRS, N * N)
-    part = np.argpartition(-flat, L - 1, axis=1)[:, :L] if L < N * N else np.broadcast_to(np.arange(N * N), (G, N * N))
+    if L < N * N:
+        part = np.argpartition(flat, N * N - L, axis=1)[:, N * N - L:]
+    else:
+        part = np.broadcast_to(np.arange(N * N), (G, N * N))
     keys = _take(flat, part)
     srt = np.argsort(-keys, axis=1, kind="stable")
     top = _take(part, srt)
@@ -134,14 +145,18 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
         X = Bx64 * C + By64 * S + tx[:, None]
         Y = -Bx64 * S + By64 * C + ty[:, None]
         px, py = (X + _HALF) >> P.TRIG_BITS, (Y + _HALF) >> P.TRIG_BITS  # mapped B, pixels
-        dx = Ax64[:, :, None] - px[:, None, :]
+        d2 = Ax64[:, :, None] - px[:, None, :]
+        d2 *= d2
         dy = Ay64[:, :, None] - py[:, None, :]
-        d2 = dx * dx + dy * dy
+        dy *= dy
+        d2 += dy
         # tolerance grows with the distance from the seed: elastic distortion accumulates
         rA = _isqrt((Ax64 - ax_[rows, s][:, None]) ** 2 + (Ay64 - ay_[rows, s][:, None]) ** 2)
         tolA = P.ALIGN_DIST + ((rA * P.ALIGN_GROW) >> 8)
-        elig = (d2 <= (tolA * tolA)[:, :, None]) & validA[:, :, None] & validB[:, None, :]
-        elig &= _dirdiff(A["t"][:, :, None], (B["t"][:, None, :] + rot[:, None, None])) <= P.ALIGN_DIR
+        elig = d2 <= (tolA * tolA)[:, :, None]
+        dd = tA8[:, :, None] - (tB8 + rot.astype(np.uint8)[:, None])[:, None, :]
+        elig &= np.minimum(dd, -dd) <= P.ALIGN_DIR
+        elig &= validAB
         cost = np.where(elig, d2, bigA)
         bj = np.argmin(cost, axis=2)  # first minimum: lowest j
         bi = np.argmin(cost, axis=1)  # lowest i

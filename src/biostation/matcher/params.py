@@ -47,7 +47,7 @@ CONS_DIR = 14
 
 # --- global alignment -----------------------------------------------------------------------------
 #: seeds (best-supported pairs) tried for global alignment
-SEEDS = 2
+SEEDS = 1
 #: a transformed minutia matches one at most this far (pixels at REF_DPI) ...
 ALIGN_DIST = 16
 #: ... plus this much per pixel of distance from the seed minutia, in 1/256 (elastic distortion)
