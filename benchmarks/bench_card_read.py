@@ -73,7 +73,7 @@ def main() -> int:
         dev.power_on()
         local = SimulatedCardReader.create(VirtualCard(prof.data))
         local.power_on()
-        modes = {"short (223 B/read)": {}, "extended (4096 B/read)": {"extended": True, "max_read": 4096}}
+        modes = {"short (223 B/read)": {"extended": False}, "extended (4096 B/read)": {"extended": True, "max_read": 4096}}
         print(f"DG2 read, {args.repeat} runs each, card behind {'pcscd started here' if daemon.started_here else 'running pcscd'}"
               f" / vpcd '{name}', after PACE-ECDH-GM brainpoolP256r1 AES-128")
         print(f"{'mode':26} {'path':12} {'DG2 bytes':>9} {'APDUs':>6} {'B/APDU':>7} {'median ms':>10} {'p95 ms':>8}")

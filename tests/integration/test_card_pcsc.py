@@ -85,7 +85,7 @@ def test_cccd_read_through_pcscd_with_pace(vpcd_card, open_reader, cccd):
 def test_dg2_read_time_and_apdu_count(vpcd_card, open_reader, cccd, capsys):
     _, name = vpcd_card(fresh_card(cccd))
     figures = {}
-    for label, kw in (("short", {}), ("extended", {"extended": True, "max_read": 4096})):
+    for label, kw in (("short", {"extended": False}), ("extended", {"extended": True, "max_read": 4096})):
         dev = open_reader(name)
         r = read_document(dev, can=cccd.can, data_groups=[2], active_auth=False, chip_auth=False, **kw)
         figures[label] = (r.timings["read_DG2"], r.apdu_count, len(r.files["DG2"]))

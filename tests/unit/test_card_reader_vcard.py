@@ -162,11 +162,21 @@ def test_tampered_data_group_and_id_mismatch_are_reported(cccd):
 
 def test_extended_length_reads_dg2_in_fewer_apdus(cccd):
     short = read_document(reader_with(VirtualCard(clone(cccd.data))), can=cccd.can, data_groups=[2],
-                          active_auth=False, chip_auth=False)
+                          active_auth=False, chip_auth=False, extended=False)
     ext = read_document(reader_with(VirtualCard(clone(cccd.data))), can=cccd.can, data_groups=[2],
                         active_auth=False, chip_auth=False, extended=True, max_read=8192)
-    assert ext.files["DG2"] == short.files["DG2"]
+    auto = read_document(reader_with(VirtualCard(clone(cccd.data))), can=cccd.can, data_groups=[2],
+                         active_auth=False, chip_auth=False)  # the card announces 64 KiB in EF.ATR/INFO
+    assert ext.files["DG2"] == short.files["DG2"] == auto.files["DG2"]
     assert ext.apdu_count < short.apdu_count - 80
+    assert auto.apdu_count < short.apdu_count - 80
+    # a card that announces nothing gets short APDUs
+    data = clone(cccd.data)
+    data.historical_bytes = b""
+    del data.files[0x2F01]
+    plain = read_document(reader_with(VirtualCard(data)), can=cccd.can, data_groups=[2], active_auth=False,
+                          chip_auth=False)
+    assert plain.apdu_count >= short.apdu_count
 
 
 def test_odd_read_binary_beyond_32k(cccd):

@@ -88,7 +88,8 @@ class CardData:
     lifecycle: str = "personalized"
     state: dict[str, Any] = field(default_factory=dict)
     max_le: int = 65536  # largest response the chip builds (extended length)
-    historical_bytes: bytes = b"\x80\x31\x80\x65\xb0\x83\x11\x17\x83"  # card capabilities: ext. length
+    # category 80, compact TLV 73 = card capabilities; third byte C0: chaining + extended Lc/Le
+    historical_bytes: bytes = b"\x80\x73\x80\x21\xc0"
 
     def add(self, fid: int, data: bytes, sfi: int | None = None, read: str = ACCESS_SM, in_mf: bool = False) -> None:
         self.files[fid] = CardFile(fid, bytes(data), sfi, read, in_mf)
@@ -318,7 +319,9 @@ class VirtualCard:
     def _read_binary(self, cmd: Command) -> Response:
         if cmd.p1 & 0x80:
             sfi = cmd.p1 & 0x1F
-            f = next((x for x in self.data.files.values() if x.sfi == sfi and (x.in_mf or self.app_selected)), None)
+            # an SFI names a file of the current DF: the application's once it is selected
+            scope = [x for x in self.data.files.values() if x.sfi == sfi and x.in_mf != self.app_selected]
+            f = scope[0] if scope else None
             if f is None:
                 return Response(b"", SW["not_found"])
             self.current = f

@@ -140,6 +140,8 @@ def _cccd(pki: TestPKI, face_bytes: int, id_number: str, can_tries: int | None) 
                     aa_hash="sha256", ca_key=ca_key,
                     counters={"can": can_tries, "can_max": can_tries} if can_tries else {})
     data.add(0x011C, card_access, 0x1C, ACCESS_ALWAYS, in_mf=True)
+    # EF.ATR/INFO: extended length information, 64 KiB commands and responses
+    data.add(0x2F01, bytes.fromhex("7F66080202FFFF0202FFFF"), 0x01, ACCESS_ALWAYS, in_mf=True)
     _finish(data, dgs, [1, 2, 3, 13, 14, 15], pki)
     return Profile(data, pki, id_number[6:], "\n".join(lines), "cccd")
 

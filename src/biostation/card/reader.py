@@ -48,6 +48,61 @@ ICAO_AID = bytes.fromhex("A0000002471001")
 
 Progress = Callable[[str, int, int], None]
 
+#: largest READ BINARY asked for with extended length, whatever the card allows: some CCID
+#: readers buffer less than a full 64 KiB APDU
+READ_CAP = 4096
+
+
+def historical_bytes(atr: bytes) -> bytes:
+    """The historical bytes of an ATR (ISO/IEC 7816-3 §8.2): skip the interface bytes."""
+    if len(atr) < 2:
+        return b""
+    k = atr[1] & 0x0F
+    y, pos = atr[1] >> 4, 2
+    while True:
+        pos += bin(y).count("1")
+        if not y & 0x8 or pos > len(atr):
+            break
+        y = atr[pos - 1] >> 4
+    return bytes(atr[pos:pos + k])
+
+
+def card_limits(atr: bytes | None, atr_info: bytes | None) -> tuple[bool, int]:
+    """(extended length supported, largest response in bytes) as the card announces them.
+
+    From the ATR's card capabilities (compact-TLV tag 7, third byte bit 7: extended Lc/Le,
+    ISO/IEC 7816-4 §12.1.1.9) and EF.ATR/INFO's extended length information (``7F66 { 02 max
+    command, 02 max response }``, ISO/IEC 7816-4 §12.7.1, Doc 9303-10 §3.11).
+    """
+    ext, max_resp = False, 256
+    hist = historical_bytes(atr or b"")
+    if hist[:1] == b"\x80":
+        i = 1
+        while i < len(hist):
+            tag, n = hist[i] >> 4, hist[i] & 0x0F
+            v = hist[i + 1:i + 1 + n]
+            if tag == 7 and len(v) >= 3 and v[2] & 0x40:
+                ext, max_resp = True, 65536
+            i += 1 + n
+    if atr_info:
+        try:
+            for t in tlv.walk(tlv.decode(atr_info, "EF.ATR/INFO")):
+                if t.tag == 0x7F66:
+                    ints = [c for c in t.children if c.tag == 0x02]
+                    if len(ints) >= 2:
+                        ext, max_resp = True, int.from_bytes(ints[1].value, "big") or 65536
+        except TLVError:
+            pass  # a malformed optional file: keep what the ATR said
+    return ext, max_resp
+
+
+def sm_read_size(max_response: int) -> int:
+    """Plain bytes per READ BINARY so that the SM response fits ``max_response``: DO87 with
+    padding to a 16-byte block, DO99 (4) and DO8E (10) add at most 39 bytes."""
+    if max_response <= 256:
+        return 0xDF
+    return max(0xDF, ((min(max_response, READ_CAP + 64) - 40) // 16) * 16 - 1)
+
 
 class CardFiles:
     """File access on one card. ``max_read``: bytes per READ BINARY (None: 0xDF, or what the
@@ -178,14 +233,30 @@ def _choose_pace(infos: SecurityInfos) -> tuple[Any, str | None]:
 def read_document(transport: Transport, *, can: str | None = None, mrz: str | None = None,
                   trust: TrustStore | None = None, data_groups: list[int] | None = None,
                   active_auth: bool = True, chip_auth: bool = True, max_read: int | None = None,
-                  extended: bool = False, progress: Progress | None = None) -> DocumentRead:
+                  extended: bool | None = None, progress: Progress | None = None) -> DocumentRead:
     """Read and check a document on ``transport``. ``can`` (digits) or ``mrz`` (full MRZ text or
-    ``DOCNO/YYMMDD/YYMMDD``) is required. See the module docstring for what raises."""
+    ``DOCNO/YYMMDD/YYMMDD``) is required. See the module docstring for what raises.
+
+    ``extended``: None (default) uses extended-length reads when the card announces them (ATR
+    card capabilities, EF.ATR/INFO), with ``max_read`` from its limits (at most READ_CAP);
+    False forces short APDUs (a reader that cannot carry extended ones); True forces them."""
     if not can and not mrz:
         raise AccessDeniedError("a CAN or the MRZ data is needed to open the chip")
     t0 = time.monotonic()
-    channel = ApduChannel(transport, extended=extended)
+    channel = ApduChannel(transport, extended=bool(extended))
     files = CardFiles(channel, max_read)
+    if extended is None:
+        atr_info = None
+        try:
+            atr_info = files.read("EF.ATR/INFO")
+        except CardError:
+            pass  # optional file
+        ext, max_resp = card_limits(getattr(transport, "atr", None), atr_info)
+        channel.extended = ext
+        if max_read is None and ext:
+            files.max_read = sm_read_size(max_resp)
+    elif extended and max_read is None:
+        files.max_read = sm_read_size(65536)
     out = DocumentRead()
     mrz_info = key_from_text(mrz) if mrz else None
 

@@ -65,10 +65,11 @@ def register(app: typer.Typer) -> None:
                                             "and/or ICAO master lists, or one file."),
         out: Optional[Path] = typer.Option(None, "--out", help="Write the data groups, EF.SOD, the face "
                                            "image(s) and summary.json to this folder."),
-        extended: bool = typer.Option(False, "--extended", help="Use extended-length APDUs (fewer, larger "
-                                      "reads) when the reader and card support them."),
-        max_read: Optional[int] = typer.Option(None, "--max-read", help="Bytes per READ BINARY (default 223, "
-                                               "or 4096 with --extended)."),
+        extended: Optional[bool] = typer.Option(None, "--extended/--short", help="Force extended-length "
+                                                "APDUs (fewer, larger reads) or short ones. Default: extended "
+                                                "when the card announces it (ATR, EF.ATR/INFO)."),
+        max_read: Optional[int] = typer.Option(None, "--max-read", help="Bytes per READ BINARY (default 223 "
+                                               "short; with extended length from the card's limits, at most 4096)."),
         wait: float = typer.Option(10.0, "--wait", help="Seconds to wait for a card."),
     ) -> None:
         """Read a chip (PACE with the CAN or MRZ, BAC fallback), verify it and print a JSON summary.
@@ -112,7 +113,7 @@ def register(app: typer.Typer) -> None:
                     prog.update(tasks[name], completed=done)
 
                 result = read_document(dev, can=can, mrz=mrz, trust=trust, extended=extended,
-                                       max_read=max_read or (4096 if extended else None), progress=progress)
+                                       max_read=max_read, progress=progress)
             dev.power_off()
         except AccessDeniedError as exc:
             raise _err(f"access denied: {exc}", EXIT_ACCESS)
