@@ -102,15 +102,19 @@ class PcscReader(CardReader):
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        try:
+            conn.release()  # disconnects, then releases its PC/SC context
+        except Exception:
+            # the card (or pcscd) is gone: drop the handles ourselves, or pyscard's __del__
+            # retries later and complains, possibly after pcscd has stopped
             try:
-                conn.disconnect()
+                _scard.SCardReleaseContext(conn.hcontext)
             except Exception:
                 pass
-            try:
-                conn.release()
-            except Exception:
-                pass
+            conn.hcard = None
+            conn.hcontext = None
 
     def _do_card_present(self) -> bool:
         if self._ctx is None:

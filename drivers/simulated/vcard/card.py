@@ -319,8 +319,11 @@ class VirtualCard:
     def _read_binary(self, cmd: Command) -> Response:
         if cmd.p1 & 0x80:
             sfi = cmd.p1 & 0x1F
-            # an SFI names a file of the current DF: the application's once it is selected
-            scope = [x for x in self.data.files.values() if x.sfi == sfi and x.in_mf != self.app_selected]
+            # an SFI names a file of the current DF (the application's once it is selected);
+            # the master file's EF.CardAccess stays reachable as real chips allow
+            same = [x for x in self.data.files.values() if x.sfi == sfi]
+            scope = [x for x in same if not x.in_mf] if self.app_selected else []
+            scope = scope or [x for x in same if x.in_mf]
             f = scope[0] if scope else None
             if f is None:
                 return Response(b"", SW["not_found"])
