@@ -30,9 +30,9 @@ BANDPASS_SIGMAS = (0.9, 4.0)
 #: Gaussian sigma (px) of the local ridge energy and coherence windows used for segmentation
 SEG_SIGMA = 7.0
 #: foreground = energy above this fraction of the image's robust top energy ...
-SEG_ENERGY_FRACTION = 0.22
+SEG_ENERGY_FRACTION = 0.14
 #: ... and orientation coherence above this (0..1)
-SEG_MIN_COHERENCE = 0.30
+SEG_MIN_COHERENCE = 0.20
 #: percentile of the energy taken as the image's "top" energy
 SEG_TOP_PERCENTILE = 95.0
 #: structuring element diameter (px) of the morphological clean-up of the mask
@@ -48,8 +48,10 @@ MIN_CONTRAST = 2.0
 # --- orientation field ----------------------------------------------------------------------
 #: sigma (px) of the Gaussian applied before the gradient
 GRADIENT_SIGMA = 1.0
-#: sigma (px) of the structure-tensor window (orientation smoothing)
-ORIENTATION_SIGMA = 7.0
+#: sigma (px) of the structure-tensor window of the orientation (about 1.4 ridge periods)
+ORIENTATION_SIGMA = 13.0
+#: sigma (px) of the structure-tensor window of the coherence
+COHERENCE_SIGMA = 7.0
 
 # --- ridge frequency ------------------------------------------------------------------------
 #: sigma (px) of the windows of the local gradient-to-signal energy ratio
@@ -65,7 +67,7 @@ GABOR_ORIENTATIONS = 8
 #: Gaussian envelope sigmas, as multiples of the ridge period: across and along the ridges
 #: (Hong, Wan, Jain 1998 used 4 px for a period of about 9 px, i.e. 0.44)
 GABOR_SIGMA_ACROSS = 0.45
-GABOR_SIGMA_ALONG = 0.55
+GABOR_SIGMA_ALONG = 0.75
 
 #: sigma (px) of the windows of the reliability map (enhanced / input energy)
 RELIABILITY_SIGMA = 6.0
