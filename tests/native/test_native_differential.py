@@ -75,9 +75,10 @@ def test_extreme_sizes_agree():
     full.minutiae["angle"] = rng.random(255).astype(np.float32) * 6
     one = Template(width=W, height=H, minutiae=full.minutiae[:1].copy())
     empty = Template(width=W, height=H)
-    corners = Template(width=16383, height=16383, dpi=50.0,
-                       minutiae=np.array([(0, 0, 0.0, 1, 0), (16382, 16382, TWO_PI_BELOW, 2, 0),
-                                          (0, 16382, 3.0, 1, 0), (16382, 0, 1.0, 1, 0)], MINUTIA_DTYPE))
+    # the largest coordinates the matcher takes: 1638 px at 100 dpi = 8190 px at 500 dpi
+    corners = Template(width=1639, height=1639, dpi=100.0,
+                       minutiae=np.array([(0, 0, 0.0, 1, 0), (1638, 1638, TWO_PI_BELOW, 2, 0),
+                                          (0, 1638, 3.0, 1, 0), (1638, 0, 1.0, 1, 0)], MINUTIA_DTYPE))
     ts = [prepare(t) for t in (full, one, empty, corners, near_copy(full, rng))]
     for x in ts:
         for y in ts:

@@ -103,6 +103,10 @@ def test_invalid_template_is_a_typed_error():
     nan = Template(width=100, height=100, minutiae=np.array([(5, 5, np.nan, 1, 0)], MINUTIA_DTYPE))
     with pytest.raises(MatcherError):
         matcher.prepare(nan)
+    huge = Template(width=20000, height=100, dpi=500,
+                    minutiae=np.array([(10000, 5, 1.0, 1, 0)], MINUTIA_DTYPE))  # 51 cm wide
+    with pytest.raises(MatcherError):
+        matcher.prepare(huge)
 
 
 def test_score_bounds_and_duplicates():

@@ -104,18 +104,21 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
     ci, cj = top // N, top % N  # [G, L]
     ax_, ay_, at_ = _take(A["x"], ci).astype(np.int64), _take(A["y"], ci).astype(np.int64), _take(A["t"], ci)
     bx_, by_, bt_ = _take(B["x"], cj).astype(np.int64), _take(B["y"], cj).astype(np.int64), _take(B["t"], cj)
-    # 3. consistency [G, L, L]: u is the first pair, v the second
-    dAx, dAy = ax_[:, None, :] - ax_[:, :, None], ay_[:, None, :] - ay_[:, :, None]
-    dBx, dBy = bx_[:, None, :] - bx_[:, :, None], by_[:, None, :] - by_[:, :, None]
+    # 3. consistency [G, L, L]: u is the first pair, v the second. The cheap conditions first,
+    # then the geometry only where they hold (the same conjunction, computed on fewer elements)
+    c = (ci[:, :, None] != ci[:, None, :]) & (cj[:, :, None] != cj[:, None, :])
+    c &= present[:, :, None] & present[:, None, :]
+    c &= _dirdiff(at_[:, None, :] - at_[:, :, None], bt_[:, None, :] - bt_[:, :, None]) <= P.CONS_DIR
+    g_, u_, v_ = np.nonzero(c)
+    dAx, dAy = ax_[g_, v_] - ax_[g_, u_], ay_[g_, v_] - ay_[g_, u_]
+    dBx, dBy = bx_[g_, v_] - bx_[g_, u_], by_[g_, v_] - by_[g_, u_]
     lA, lB = _isqrt(dAx * dAx + dAy * dAy), _isqrt(dBx * dBx + dBy * dBy)
     tol = np.maximum(P.CONS_DIST_ABS, ((lA + lB) * P.CONS_DIST_REL) >> 9)
     eA, eB = _atan256(dAx, dAy), _atan256(dBx, dBy)
-    c = (np.abs(lA - lB) <= tol)
-    c &= _dirdiff((eA - at_[:, :, None]), (eB - bt_[:, :, None])) <= P.CONS_ANGLE
-    c &= _dirdiff((eA + _A // 2 - at_[:, None, :]), (eB + _A // 2 - bt_[:, None, :])) <= P.CONS_ANGLE
-    c &= _dirdiff(at_[:, None, :] - at_[:, :, None], bt_[:, None, :] - bt_[:, :, None]) <= P.CONS_DIR
-    c &= (ci[:, :, None] != ci[:, None, :]) & (cj[:, :, None] != cj[:, None, :])
-    c &= present[:, :, None] & present[:, None, :]
+    ok = np.abs(lA - lB) <= tol
+    ok &= _dirdiff(eA - at_[g_, u_], eB - bt_[g_, u_]) <= P.CONS_ANGLE
+    ok &= _dirdiff(eA + _A // 2 - at_[g_, v_], eB + _A // 2 - bt_[g_, v_]) <= P.CONS_ANGLE
+    c[g_, u_, v_] = ok
     support = c.sum(axis=2)
     # 4. seeds: best support, ties to the earlier candidate
     Lr = top.shape[1]
@@ -125,7 +128,8 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
     Ax64, Ay64 = A["x"].astype(np.int64), A["y"].astype(np.int64)
     Bx64, By64 = B["x"].astype(np.int64), B["y"].astype(np.int64)
     rows = np.arange(G)
-    bigA = np.iinfo(np.int64).max // 4
+    bigA = np.uint32(0xFFFFFFFF)
+    Ax32, Ay32 = A["x"].astype(np.int32), A["y"].astype(np.int32)
     for k in range(seeds.shape[1]):
         s = seeds[:, k]
         alive = skey[rows, s] >= 0
@@ -145,19 +149,22 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
         X = Bx64 * C + By64 * S + tx[:, None]
         Y = -Bx64 * S + By64 * C + ty[:, None]
         px, py = (X + _HALF) >> P.TRIG_BITS, (Y + _HALF) >> P.TRIG_BITS  # mapped B, pixels
-        d2 = Ax64[:, :, None] - px[:, None, :]
-        d2 *= d2
-        dy = Ay64[:, :, None] - py[:, None, :]
-        dy *= dy
-        d2 += dy
+        # 32-bit is enough: coordinates <= MAX_COORD put |dx| below 2^16 and dx^2 + dy^2 below 2^32
+        px32, py32 = px.astype(np.int32), py.astype(np.int32)
+        d = Ax32[:, :, None] - px32[:, None, :]
+        d *= d
+        d2 = d.view(np.uint32)
+        d = Ay32[:, :, None] - py32[:, None, :]
+        d *= d
+        d2 += d.view(np.uint32)
         # tolerance grows with the distance from the seed: elastic distortion accumulates
         rA = _isqrt((Ax64 - ax_[rows, s][:, None]) ** 2 + (Ay64 - ay_[rows, s][:, None]) ** 2)
-        tolA = P.ALIGN_DIST + ((rA * P.ALIGN_GROW) >> 8)
+        tolA = (P.ALIGN_DIST + ((rA * P.ALIGN_GROW) >> 8)).astype(np.uint32)
         elig = d2 <= (tolA * tolA)[:, :, None]
         dd = tA8[:, :, None] - (tB8 + rot.astype(np.uint8)[:, None])[:, None, :]
         elig &= np.minimum(dd, -dd) <= P.ALIGN_DIR
         elig &= validAB
-        cost = np.where(elig, d2, bigA)
+        cost = np.where(elig, d2, bigA)  # uint32
         bj = np.argmin(cost, axis=2)  # first minimum: lowest j
         bi = np.argmin(cost, axis=1)  # lowest i
         has = _take(cost.reshape(G, N * N), (idx[None, :] * N + bj)) < bigA
@@ -220,10 +227,30 @@ def score(a: SearchTemplate, b: SearchTemplate) -> int:
     return int(score_pairs([a], [b])[0])
 
 
+def _pad_gallery(gallery: PackedGallery, ids: np.ndarray, N: int) -> dict:
+    """Padded [G, N] arrays of gallery entries ``ids``, gathered from the CSR layout at once."""
+    start = gallery.offsets[ids]
+    n = gallery.offsets[ids + 1] - start
+    G = len(ids)
+    rows = np.repeat(np.arange(G), n)
+    cols = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    src = np.repeat(start, n) + cols
+    out = {"n": n.astype(np.int64)}
+    for key, dtype in (("x", np.int32), ("y", np.int32), ("t", np.int64), ("cnt", np.int32)):
+        a = np.zeros((G, N), dtype)
+        a[rows, cols] = getattr(gallery, key)[src]
+        out[key] = a
+    d = np.zeros((G, N, P.DESC_WORDS), np.uint64)
+    d[rows, cols] = gallery.desc[src]
+    out["desc"] = d
+    return out
+
+
 def score_many(probe: SearchTemplate, gallery: PackedGallery, index: np.ndarray | None = None) -> np.ndarray:
     """Scores of ``probe`` against gallery entries ``index`` (default all), int32.
 
-    Entries are grouped by minutia count so that padding stays small.
+    Entries are grouped by minutia count so that padding stays small; the probe takes the role
+    of A or B per entry exactly as :func:`score` would give it.
     """
     ids = np.arange(len(gallery)) if index is None else np.asarray(index, np.int64)
     counts = gallery.offsets[ids + 1] - gallery.offsets[ids]
@@ -231,6 +258,18 @@ def score_many(probe: SearchTemplate, gallery: PackedGallery, index: np.ndarray 
     out = np.zeros(len(ids), np.int32)
     for lo in range(0, len(order), CHUNK):
         sel = order[lo:lo + CHUNK]
-        cands = [gallery.get(int(g)) for g in ids[sel]]
-        out[sel] = score_pairs([probe] * len(cands), cands)
+        g_ids = ids[sel]
+        N = max(1, probe.n, int(counts[sel].max()))
+        Gp = _pad_gallery(gallery, g_ids, N)
+        Pp = _pad([probe], N)
+        # the probe is A where (n_p, key_p) <= (n_g, key_g), as in _first
+        gk = gallery.keys[g_ids]
+        probe_first = (probe.n < Gp["n"]) | ((probe.n == Gp["n"]) & (np.uint64(probe.key) <= gk))
+        A, B = {}, {}
+        for key in Gp:
+            pa = np.broadcast_to(Pp[key], Gp[key].shape)
+            m = probe_first.reshape((-1,) + (1,) * (Gp[key].ndim - 1))
+            A[key] = np.where(m, pa, Gp[key])
+            B[key] = np.where(m, Gp[key], pa)
+        out[sel] = _score_batch(A, B)
     return out

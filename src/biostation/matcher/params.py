@@ -10,6 +10,9 @@ turn (the ISO/IEC 19794-2 unit, 1.40625 degrees).
 REF_DPI = 500.0
 #: direction codes per full turn (so 64 = 90 degrees)
 ANGLE_STEPS = 256
+#: largest coordinate after scaling to REF_DPI (pixels; 41 cm): bounds keep the kernels' squared
+#: distances within 32 bits
+MAX_COORD = 8191
 
 # --- local descriptor (binary neighbourhood code, built once per template) ---------------------
 #: radius of a minutia's neighbourhood (pixels at REF_DPI)

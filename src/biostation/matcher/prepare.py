@@ -108,6 +108,8 @@ def prepare(template: Template) -> SearchTemplate:
     y = np.floor(m["y"].astype(np.float64) * scale + 0.5).astype(np.int32)
     t = (np.floor(m["angle"].astype(np.float64) * (P.ANGLE_STEPS / (2 * math.pi)) + 0.5).astype(np.int64)
          % P.ANGLE_STEPS).astype(np.int32)
+    if len(x) and max(int(x.max()), int(y.max())) > P.MAX_COORD:
+        raise MatcherError(f"template spans more than {P.MAX_COORD} pixels at {P.REF_DPI:g} dpi; not a fingerprint")
     order = np.lexsort((t, x, y))
     x, y, t = (np.ascontiguousarray(a[order]) for a in (x, y, t))
     desc = _descriptors(x, y, t)
