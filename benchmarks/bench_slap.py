@@ -7,6 +7,11 @@ A finger is a hit when a segment carries its finger position code, its centre is
 finger widths of the true centre and its angle within 12 degrees. Scenarios: fingers apart
 (gaps 5-120 px), rotated (+-25 degrees), touching (overlap up to 25 px), a declared missing
 finger, thumbs; plus how often an undeclared missing finger is reported.
+
+``--sessions N`` also runs the sequence check on N composed capture sessions per fault and per
+FVC2002 database (ten fingers of one database = one person; single captures and slaps from
+different impressions; faults: swapped single captures, a finger captured twice, the wrong hand
+in the right slap), and prints detection and false-alarm rates.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20, help="slaps per scenario")
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--sessions", type=int, default=0, help="sequence-check sessions per fault and database")
     args = ap.parse_args()
     files = sorted((SHARED / "data" / "fvc2002").glob("DB1_B/*.tif")) + \
         sorted((SHARED / "data" / "fvc2002").glob("DB3_B/*.tif"))  # the 500 ppi databases
@@ -76,7 +82,32 @@ def main() -> int:
             print(f"{scenario:<22}{len(hs):>8}{np.mean(hs) * 100:>9.1f}%{np.median(t_s) * 1e3:>9.0f}")
     print(f"{'all':<22}{len(total):>8}{np.mean(total) * 100:>9.1f}%{np.median(times) * 1e3:>9.0f}")
     print(f"undeclared missing finger reported as a count mismatch: {np.mean(flagged) * 100:.0f} % of {len(flagged)}")
+    if args.sessions:
+        sequence(args.sessions, rng)
     return 0
+
+
+def sequence(n: int, rng: np.random.Generator) -> None:
+    from biostation.fingerprint.sequence_compose import FAULTS, make_session, run_session
+
+    dbs = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
+    print(f"\nsequence check, {n} session(s) per fault per database")
+    print(f"{'fault':<12}{'sessions':>9}{'flagged':>9}{'right kind':>11}{'s/session':>10}")
+    for fault in FAULTS:
+        flagged = right = count = 0
+        t0 = time.perf_counter()
+        for db, dpi in dbs.items():
+            for _ in range(n):
+                s = make_session(SHARED / "data" / "fvc2002" / db, fault, rng, dpi)
+                r = run_session(s)
+                count += 1
+                flagged += not r.ok
+                right += bool(r.kinds() & s.expected) if s.expected else r.ok
+        dt = (time.perf_counter() - t0) / max(count, 1)
+        label = "false alarm" if fault == "clean" else "detected"
+        rate = flagged / count if fault == "clean" else right / count
+        print(f"{fault:<12}{count:>9}{flagged:>9}{right if fault != 'clean' else '-':>11}{dt:>10.1f}"
+              f"   {label}: {rate * 100:.0f} %")
 
 
 if __name__ == "__main__":

@@ -15,3 +15,4 @@ from .trace import TraceRecorder, tracing
 __all__ = ["extract", "read_image", "tracing", "TraceRecorder"]
 from .nfiq2 import NFIQ2Result, nfiq2  # noqa: E402  (quality, issue 5)
 from .slap import SegmentedFinger, SlapResult, segment_slap  # noqa: E402  (slaps, issue 5)
+from .sequence import SequenceReport, check_sequence  # noqa: E402  (sequence check, issue 5)
