@@ -58,7 +58,7 @@ class PcscReader(CardReader):
         return 80 if attachment.bus == "pcsc" and _scard is not None else 0
 
     @classmethod
-    def open_by_name(cls, name: str | None, settings: Settings | None = None) -> "PcscReader":
+    def open_by_name(cls, name: str | None, settings: Settings | None = None) -> PcscReader:
         """The reader called ``name`` (or whose name starts with it), or the first one with a card."""
         atts = cls.probe(settings or Settings())
         if not atts:

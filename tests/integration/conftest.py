@@ -8,8 +8,8 @@ or pyscard is missing. ``vpcd_card(card, slot=0)`` plugs a virtual card into vpc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 

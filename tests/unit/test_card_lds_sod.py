@@ -85,7 +85,7 @@ def test_built_sod_verifies_against_its_csca(tmp_path, key_type, pss):
                                                    fromlist=["Encoding"]).Encoding.DER), "x")]))
     assert r.status == "failed" and r.chain_valid is False
     # an expired DS stays verifiable (documents outlive their signer's key usage period)
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=4 * 365)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=4 * 365)
     r = sod.passive_authentication(raw, dgs, store, now=later)
     assert r.ds_expired and r.status == "verified"
 

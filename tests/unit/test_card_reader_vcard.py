@@ -5,15 +5,15 @@ from __future__ import annotations
 import copy
 
 import pytest
+from biostation_drivers.simulated.card_reader import SimulatedCardReader
+from biostation_drivers.simulated.vcard.card import CardData, Faults, VirtualCard
+from biostation_drivers.simulated.vcard.profiles import build_profile
 from cryptography.hazmat.primitives import serialization
 
 from biostation.card import lds, trust
 from biostation.card.apdu import ApduChannel
 from biostation.card.reader import CardFiles, read_document
 from biostation.errors import AccessDeniedError, CardRemovedError, SecureMessagingError
-from biostation_drivers.simulated.card_reader import SimulatedCardReader
-from biostation_drivers.simulated.vcard.card import CardData, Faults, VirtualCard
-from biostation_drivers.simulated.vcard.profiles import build_profile
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +223,8 @@ def test_cloned_chip_fails_active_and_chip_authentication(cccd):
 def _master_list(cert_ders, signer_key=None, signer_cert=None) -> bytes:
     import hashlib
 
-    from asn1crypto import cms, x509 as ax509
+    from asn1crypto import cms
+    from asn1crypto import x509 as ax509
 
     from biostation.card.sod import KeySigner
     from biostation.card.trust import CscaMasterList
@@ -259,7 +260,7 @@ def test_trust_store_reads_an_icao_master_list(cccd, td3, tmp_path):
     assert r.passive.status == "verified"
     # a properly signed list: signer certificate issued by the VN CSCA it carries
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     signer = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ML signer")]))
               .issuer_name(cccd.pki.csca_cert.subject).public_key(key.public_key())
               .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))

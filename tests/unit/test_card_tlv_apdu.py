@@ -35,7 +35,7 @@ def test_tlv_errors_name_file_and_offset():
     broken = bytearray(good)
     broken[2 + 2 + 1 + 5 + 2] = 0x40  # length of 5F2B
     with pytest.raises(TLVError) as ei:
-        tlv.decode_one(bytes(broken), "DG1").children
+        _ = tlv.decode_one(bytes(broken), "DG1").children
     assert ei.value.offset == 2 + 2 + 1 + 5 and "DG1" in str(ei.value)
     with pytest.raises(TLVError, match="indefinite"):
         tlv.decode(b"\x30\x80\x00\x00", "EF.SOD")

@@ -6,7 +6,16 @@ vpcd reader driver so it appears as a real PC/SC reader. ``perso.py`` (personali
 lifecycle) hooks into ``VirtualCard.handlers`` / ``before_dispatch`` and ``CardData.lifecycle``.
 """
 
-from .card import ACCESS_ALWAYS, ACCESS_EAC, ACCESS_NEVER, ACCESS_SM, CardData, CardFile, Faults, VirtualCard
+from .card import (
+           ACCESS_ALWAYS,
+           ACCESS_EAC,
+           ACCESS_NEVER,
+           ACCESS_SM,
+           CardData,
+           CardFile,
+           Faults,
+           VirtualCard,
+)
 
 __all__ = ["ACCESS_ALWAYS", "ACCESS_EAC", "ACCESS_NEVER", "ACCESS_SM", "CardData", "CardFile", "Faults",
            "VirtualCard"]

@@ -26,9 +26,10 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -39,10 +40,26 @@ from biostation.card.auth import aa_sign, ca_chip_agree
 from biostation.card.pace import PASSWORD_CAN, PASSWORD_MRZ, PaceChip, Password
 from biostation.card.secinfo import PaceInfo, decode_oid, parse_security_infos
 from biostation.card.sm import SecureMessaging
-from biostation.errors import AccessDeniedError, CardError, CardRemovedError, SecureMessagingError, TLVError
+from biostation.errors import (
+    AccessDeniedError,
+    CardError,
+    CardRemovedError,
+    SecureMessagingError,
+    TLVError,
+)
 
-__all__ = ["ACCESS_ALWAYS", "ACCESS_SM", "ACCESS_EAC", "ACCESS_NEVER", "CardData", "CardFile", "Faults",
-           "VirtualCard", "ICAO_AID", "atr_for"]
+__all__ = [
+    "ACCESS_ALWAYS",
+    "ACCESS_EAC",
+    "ACCESS_NEVER",
+    "ACCESS_SM",
+    "ICAO_AID",
+    "CardData",
+    "CardFile",
+    "Faults",
+    "VirtualCard",
+    "atr_for",
+]
 
 ICAO_AID = bytes.fromhex("A0000002471001")
 ACCESS_ALWAYS, ACCESS_SM, ACCESS_EAC, ACCESS_NEVER = "always", "sm", "eac", "never"
@@ -125,7 +142,7 @@ class CardData:
         os.replace(tmp, folder / "card.json")  # atomic: a torn save never leaves half a card
 
     @classmethod
-    def load(cls, folder: Path) -> "CardData":
+    def load(cls, folder: Path) -> CardData:
         meta = json.loads((folder / "card.json").read_text())
         d = cls(aid=bytes.fromhex(meta["aid"]), can=meta["can"], mrz_information=meta["mrz_information"],
                 aa_hash=meta["aa_hash"], counters=meta["counters"], lifecycle=meta["lifecycle"],
@@ -172,7 +189,7 @@ class VirtualCard:
             INS.INTERNAL_AUTHENTICATE: self._internal_authenticate,
         }
         #: hooks called before dispatch; one that returns a Response answers the command
-        self.before_dispatch: list[Callable[["VirtualCard", Command], Response | None]] = []
+        self.before_dispatch: list[Callable[[VirtualCard, Command], Response | None]] = []
         self.reset()
 
     def register(self, ins: int, handler: Callable[[Command], Response]) -> None:

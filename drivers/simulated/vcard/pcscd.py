@@ -22,7 +22,7 @@ from pathlib import Path
 
 from biostation.errors import DeviceError
 
-__all__ = ["PcscdHandle", "ensure_pcscd", "pcscd_running", "vpcd_installed", "vpcd_slot", "SOCKET_PATHS"]
+__all__ = ["SOCKET_PATHS", "PcscdHandle", "ensure_pcscd", "pcscd_running", "vpcd_installed", "vpcd_slot"]
 
 SOCKET_PATHS = ("/run/pcscd/pcscd.comm", "/var/run/pcscd/pcscd.comm")
 

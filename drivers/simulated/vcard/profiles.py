@@ -27,12 +27,20 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from biostation.card import lds, mrz, sod
 from biostation.card.pki import TestPKI, make_test_pki
-from biostation.card.secinfo import (ID_AA, ID_TA, ActiveAuthInfo, ChipAuthInfo, ChipAuthPublicKeyInfo, PaceInfo,
-                                     SecurityInfo, encode_security_infos)
+from biostation.card.secinfo import (
+    ID_AA,
+    ID_TA,
+    ActiveAuthInfo,
+    ChipAuthInfo,
+    ChipAuthPublicKeyInfo,
+    PaceInfo,
+    SecurityInfo,
+    encode_security_infos,
+)
 
 from .card import ACCESS_ALWAYS, ACCESS_EAC, ACCESS_SM, CardData
 
-__all__ = ["Profile", "build_profile", "synthetic_face_jpeg", "PROFILES"]
+__all__ = ["PROFILES", "Profile", "build_profile", "synthetic_face_jpeg"]
 
 PROFILES = ("cccd", "td3")
 

@@ -59,7 +59,7 @@ class VpcdClient:
         return f"<VpcdClient {self.host}:{self.port} {'connected' if self.connected.is_set() else 'idle'}>"
 
     # --- control -------------------------------------------------------------------------------------
-    def start(self, wait_s: float = 10.0) -> "VpcdClient":
+    def start(self, wait_s: float = 10.0) -> VpcdClient:
         """Start serving; waits until vpcd accepted the connection (DeviceError if it never does)."""
         self._thread = threading.Thread(target=self._run, name="vpcd-card", daemon=True)
         self._thread.start()

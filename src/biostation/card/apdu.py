@@ -19,19 +19,34 @@ Thread-safety: a channel is one conversation with one card; use it from one thre
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ..errors import (AccessDeniedError, ApduError, CardError, CardRemovedError, DeviceGoneError,
-                      SecureMessagingError)
+from ..errors import (
+    AccessDeniedError,
+    ApduError,
+    CardError,
+    CardRemovedError,
+    DeviceGoneError,
+    SecureMessagingError,
+)
 
 if TYPE_CHECKING:
     from .sm import SecureMessaging
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ApduChannel", "Command", "Response", "SW_CHECKERS", "check_sw", "Transport",
-           "SW_OK", "INS"]
+__all__ = [
+    "INS",
+    "SW_CHECKERS",
+    "SW_OK",
+    "ApduChannel",
+    "Command",
+    "Response",
+    "Transport",
+    "check_sw",
+]
 
 SW_OK = 0x9000
 
@@ -110,7 +125,7 @@ class Command:
         return out
 
     @classmethod
-    def parse(cls, raw: bytes) -> "Command":
+    def parse(cls, raw: bytes) -> Command:
         """Parse a command APDU (ISO/IEC 7816-3 §12.1.3 cases). ValueError on a malformed one."""
         raw = bytes(raw)
         if len(raw) < 4:
@@ -153,7 +168,7 @@ class Response:
     sw: int
 
     @classmethod
-    def parse(cls, raw: bytes) -> "Response":
+    def parse(cls, raw: bytes) -> Response:
         raw = bytes(raw)
         if len(raw) < 2:
             raise CardError(f"response of {len(raw)} bytes: no status word")

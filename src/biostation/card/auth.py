@@ -19,7 +19,8 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils as asym_utils
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import utils as asym_utils
 
 from ..errors import ApduError, CardError, VerificationError
 from . import crypto, tlv
@@ -28,8 +29,16 @@ from .lds import DG14, DG15
 from .secinfo import ChipAuthInfo, ChipAuthPublicKeyInfo, encode_oid
 from .sm import SecureMessaging
 
-__all__ = ["AA_ALGORITHMS", "AAResult", "active_authentication", "aa_sign", "chip_authentication",
-           "ca_chip_agree", "iso9796_2_sign", "iso9796_2_verify"]
+__all__ = [
+    "AA_ALGORITHMS",
+    "AAResult",
+    "aa_sign",
+    "active_authentication",
+    "ca_chip_agree",
+    "chip_authentication",
+    "iso9796_2_sign",
+    "iso9796_2_verify",
+]
 
 #: signature algorithm OIDs an ActiveAuthenticationInfo may name -> hash
 AA_ALGORITHMS = {

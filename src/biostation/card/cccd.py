@@ -20,7 +20,7 @@ from typing import Any
 
 from .mrz import MRZ
 
-__all__ = ["PROVINCES", "IdNumber", "parse_id", "cross_check", "can_from_id"]
+__all__ = ["PROVINCES", "IdNumber", "can_from_id", "cross_check", "parse_id"]
 
 #: province codes (Decision 124/2004/QD-TTg) of the 63 provinces and cities
 PROVINCES = {

@@ -19,9 +19,23 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-__all__ = ["ENC", "MAC", "PACE", "kdf", "pad", "unpad", "des3_cbc_encrypt", "des3_cbc_decrypt",
-           "retail_mac", "aes_cbc_encrypt", "aes_cbc_decrypt", "aes_ecb_encrypt", "aes_cmac",
-           "adjust_parity", "constant_time_eq"]
+__all__ = [
+    "ENC",
+    "MAC",
+    "PACE",
+    "adjust_parity",
+    "aes_cbc_decrypt",
+    "aes_cbc_encrypt",
+    "aes_cmac",
+    "aes_ecb_encrypt",
+    "constant_time_eq",
+    "des3_cbc_decrypt",
+    "des3_cbc_encrypt",
+    "kdf",
+    "pad",
+    "retail_mac",
+    "unpad",
+]
 
 ENC, MAC, PACE = 1, 2, 3
 

@@ -38,13 +38,42 @@ from typing import Any
 
 from ..errors import TLVError
 from . import tlv
-from .mrz import MRZ, MRZError, parse as parse_mrz
+from .mrz import MRZ, MRZError
+from .mrz import parse as parse_mrz
 from .secinfo import SecurityInfos, parse_security_infos
 
-__all__ = ["DG_TAGS", "FILES", "File", "EFCom", "DG1", "DG2", "FaceImage", "DG11", "DG12", "DG13", "DG14",
-           "DG15", "decode_com", "encode_com", "decode_dg1", "encode_dg1", "decode_dg2", "encode_dg2",
-           "decode_dg11", "encode_dg11", "decode_dg12", "encode_dg12", "decode_dg13", "encode_dg13",
-           "decode_dg14", "encode_dg14", "decode_dg15", "encode_dg15", "decode", "dg_number_of_tag"]
+__all__ = [
+    "DG1",
+    "DG2",
+    "DG11",
+    "DG12",
+    "DG13",
+    "DG14",
+    "DG15",
+    "DG_TAGS",
+    "FILES",
+    "EFCom",
+    "FaceImage",
+    "File",
+    "decode",
+    "decode_com",
+    "decode_dg1",
+    "decode_dg2",
+    "decode_dg11",
+    "decode_dg12",
+    "decode_dg13",
+    "decode_dg14",
+    "decode_dg15",
+    "dg_number_of_tag",
+    "encode_com",
+    "encode_dg1",
+    "encode_dg2",
+    "encode_dg11",
+    "encode_dg12",
+    "encode_dg13",
+    "encode_dg14",
+    "encode_dg15",
+]
 
 #: data group number -> tag of its file
 DG_TAGS = {1: 0x61, 2: 0x75, 3: 0x63, 4: 0x76, 5: 0x65, 6: 0x66, 7: 0x67, 8: 0x68, 9: 0x69, 10: 0x6A,

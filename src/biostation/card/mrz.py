@@ -13,8 +13,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["MRZ", "MRZError", "bac_seed_info", "build_td1", "build_td3", "check_digit", "parse",
-           "key_from_text"]
+__all__ = [
+    "MRZ",
+    "MRZError",
+    "bac_seed_info",
+    "build_td1",
+    "build_td3",
+    "check_digit",
+    "key_from_text",
+    "parse",
+]
 
 _WEIGHTS = (7, 3, 1)
 
@@ -109,7 +117,7 @@ def _parse_td1(lines: list[str]) -> MRZ:
     docno, cd_doc, opt1 = l1[5:14], l1[14], l1[15:30]
     checks = {}
     if cd_doc == "<":  # long document number continues in the optional data (Doc 9303-5 note j)
-        tail, _, rest = opt1.partition("<")
+        tail = opt1.partition("<")[0]
         docno, cd_doc = docno + tail[:-1], tail[-1:]
         checks["document_number"] = check_digit(docno) == cd_doc
     else:

@@ -18,18 +18,30 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from ..errors import AccessDeniedError, ApduError, CardError, SecureMessagingError, TLVError
+from ..errors import AccessDeniedError, ApduError, CardError, TLVError
 from . import crypto, tlv
 from ._curves import CURVES
 from .apdu import INS, ApduChannel, Command
 from .secinfo import PaceInfo, encode_oid
 from .sm import SecureMessaging
 
-__all__ = ["Curve", "DHGroup", "Password", "PaceChip", "domain", "perform_pace", "derive_kpi",
-           "encrypt_nonce", "decrypt_nonce", "auth_token", "PASSWORD_MRZ", "PASSWORD_CAN"]
+__all__ = [
+    "PASSWORD_CAN",
+    "PASSWORD_MRZ",
+    "Curve",
+    "DHGroup",
+    "PaceChip",
+    "Password",
+    "auth_token",
+    "decrypt_nonce",
+    "derive_kpi",
+    "domain",
+    "encrypt_nonce",
+    "perform_pace",
+]
 
 PASSWORD_MRZ, PASSWORD_CAN = 1, 2
 
@@ -43,7 +55,7 @@ class Curve:
         self.name, self.p, self.a, self.b, self.g, self.n = name, p, a, b, g, n
         self.size = (p.bit_length() + 7) // 8
 
-    def with_generator(self, g: tuple[int, int]) -> "Curve":
+    def with_generator(self, g: tuple[int, int]) -> Curve:
         return Curve(self.name + "~", self.p, self.a, self.b, g, self.n)
 
     def on_curve(self, pt: Point) -> bool:
@@ -132,7 +144,7 @@ class Curve:
             raise AccessDeniedError("PACE: shared point at infinity")
         return pt
 
-    def map_generator(self, s: int, sk: int, peer: bytes) -> "Curve":
+    def map_generator(self, s: int, sk: int, peer: bytes) -> Curve:
         h = self.shared(sk, peer, "mapping key")
         g2 = self.add(self.mul(s, self.g), h)
         if g2 is None:
@@ -163,7 +175,7 @@ class DHGroup:
         sk = rng(self.q)
         return sk, pow(self.g, sk, self.p).to_bytes(self.size, "big")
 
-    def map_generator(self, s: int, sk: int, peer: bytes) -> "DHGroup":
+    def map_generator(self, s: int, sk: int, peer: bytes) -> DHGroup:
         h = pow(self._decode(peer, "mapping key"), sk, self.p)
         return DHGroup(self.name + "~", self.p, pow(self.g, s, self.p) * h % self.p, self.q)
 
@@ -206,13 +218,13 @@ class Password:
     value: str
 
     @classmethod
-    def can(cls, can: str) -> "Password":
+    def can(cls, can: str) -> Password:
         if not can.isdigit() or not 1 <= len(can) <= 12:
             raise ValueError("a CAN is 1 to 12 decimal digits (6 on most cards)")
         return cls(PASSWORD_CAN, can)
 
     @classmethod
-    def mrz(cls, mrz_information: str) -> "Password":
+    def mrz(cls, mrz_information: str) -> Password:
         return cls(PASSWORD_MRZ, mrz_information)
 
     def key_seed(self) -> bytes:

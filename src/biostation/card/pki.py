@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from .sod import KeySigner
 
-__all__ = ["TestPKI", "make_test_pki", "load_test_pki"]
+__all__ = ["TestPKI", "load_test_pki", "make_test_pki"]
 
 
 def _key(kind: str) -> Any:
@@ -73,7 +73,7 @@ class TestPKI:
 def make_test_pki(country: str = "VN", org: str = "biostation test PKI", key_type: str = "ec",
                   now: dt.datetime | None = None) -> TestPKI:
     """A fresh CSCA (10 years) and Document Signer (3 years) for ``country``."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     ck, dk = _key(key_type), _key(key_type)
     csca_name = _name(country, org, f"CSCA {country} (test)")
     ski = x509.SubjectKeyIdentifier.from_public_key(ck.public_key())

@@ -25,12 +25,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from ..errors import AccessDeniedError, ApduError, CardError, SecureMessagingError, TLVError, VerificationError
+from ..errors import (
+    AccessDeniedError,
+    ApduError,
+    CardError,
+    SecureMessagingError,
+    TLVError,
+    VerificationError,
+)
 from . import lds, tlv
-from .apdu import INS, ApduChannel, Command, Transport
+from .apdu import INS, ApduChannel, Command, Transport, check_sw
 from .auth import AAResult, active_authentication, chip_authentication
 from .bac import perform_bac
 from .cccd import cross_check
@@ -42,7 +50,7 @@ from .trust import TrustStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CardFiles", "DocumentRead", "read_document", "ICAO_AID"]
+__all__ = ["ICAO_AID", "CardFiles", "DocumentRead", "read_document"]
 
 ICAO_AID = bytes.fromhex("A0000002471001")
 
@@ -130,7 +138,6 @@ class CardFiles:
             cmd = Command(0x00, INS.READ_BINARY_ODD, 0, 0, tlv.encode(0x54, offset.to_bytes(3, "big")), le=n)
         resp = self.channel.transmit(cmd)
         if resp.sw not in (0x9000, 0x6282):  # 6282: end of file reached before Le bytes
-            from .apdu import check_sw
             check_sw(resp, f"READ BINARY {name} at {offset}")
         data = resp.data
         if cmd.ins == INS.READ_BINARY_ODD:
@@ -148,12 +155,7 @@ class CardFiles:
             raise TLVError("file is empty", f.name, 0)
         if f.tag is None:  # not a TLV file (EF.ATR/INFO): what came is what there is
             return first
-        try:
-            total = tlv.total_length(first, f.name)
-        except TLVError:
-            if len(first) < 6:
-                raise
-            raise
+        total = tlv.total_length(first, f.name)
         if total > 16 * 1024 * 1024:
             raise TLVError(f"file claims {total} bytes", f.name, 0)
         buf = bytearray(first[:total])

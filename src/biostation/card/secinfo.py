@@ -17,9 +17,24 @@ from asn1crypto import core
 from ..errors import TLVError
 from . import tlv
 
-__all__ = ["ID_PACE", "ID_CA", "ID_PK", "ID_TA", "ID_AA", "PaceInfo", "ChipAuthInfo", "ChipAuthPublicKeyInfo",
-           "ActiveAuthInfo", "SecurityInfo", "SecurityInfos", "decode_oid", "encode_oid", "parse_security_infos",
-           "encode_security_infos", "CIPHERS"]
+__all__ = [
+    "CIPHERS",
+    "ID_AA",
+    "ID_CA",
+    "ID_PACE",
+    "ID_PK",
+    "ID_TA",
+    "ActiveAuthInfo",
+    "ChipAuthInfo",
+    "ChipAuthPublicKeyInfo",
+    "PaceInfo",
+    "SecurityInfo",
+    "SecurityInfos",
+    "decode_oid",
+    "encode_oid",
+    "encode_security_infos",
+    "parse_security_infos",
+]
 
 ID_PACE = "0.4.0.127.0.7.2.2.4"
 ID_CA = "0.4.0.127.0.7.2.2.3"

@@ -22,8 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import SecureMessagingError, TLVError
-from . import crypto
-from . import tlv
+from . import crypto, tlv
 from .apdu import Command, Response
 
 __all__ = ["SecureMessaging", "SessionKeys"]

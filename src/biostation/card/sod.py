@@ -25,11 +25,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from asn1crypto import algos, cms, core, x509 as ax509
+from asn1crypto import algos, cms, core
+from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils as asym_utils
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import utils as asym_utils
 
 from ..errors import TLVError, VerificationError
 from . import tlv
@@ -37,8 +39,19 @@ from . import tlv
 if TYPE_CHECKING:
     from .trust import TrustStore
 
-__all__ = ["LDSSecurityObject", "SOD", "Signer", "KeySigner", "PassiveAuthResult", "build_sod", "decode_sod",
-           "passive_authentication", "ecdsa_raw_to_der", "verify_signature", "HASHES"]
+__all__ = [
+    "HASHES",
+    "SOD",
+    "KeySigner",
+    "LDSSecurityObject",
+    "PassiveAuthResult",
+    "Signer",
+    "build_sod",
+    "decode_sod",
+    "ecdsa_raw_to_der",
+    "passive_authentication",
+    "verify_signature",
+]
 
 LDS_SECURITY_OBJECT = "2.23.136.1.1.1"
 
@@ -313,7 +326,7 @@ class PassiveAuthResult:
             raise VerificationError(f"passive authentication {self.status}: " + "; ".join(self.problems))
 
 
-def passive_authentication(sod: bytes | SOD, data_groups: dict[int, bytes], trust: "TrustStore | None" = None,
+def passive_authentication(sod: bytes | SOD, data_groups: dict[int, bytes], trust: TrustStore | None = None,
                            now: dt.datetime | None = None) -> PassiveAuthResult:
     """Check EF.SOD and the data groups read (number -> file bytes) against it.
 
@@ -322,7 +335,7 @@ def passive_authentication(sod: bytes | SOD, data_groups: dict[int, bytes], trus
     """
     s = sod if isinstance(sod, SOD) else decode_sod(sod)
     r = PassiveAuthResult(hash_algorithm=s.hash_algorithm)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     si = s.signer_info
     # 1. data group hashes
     h = getattr(hashlib, s.hash_algorithm)

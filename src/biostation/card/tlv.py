@@ -14,8 +14,8 @@ Pure functions, no state: thread-safe. Decoding costs O(n) in the input size.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from ..errors import TLVError
 
@@ -119,20 +119,20 @@ class TLV:
         return self.offset + self.header_len
 
     @property
-    def children(self) -> list["TLV"]:
+    def children(self) -> list[TLV]:
         """The TLVs inside a constructed element (TLVError names the offset in the file)."""
         if not self.constructed:
             raise TLVError(f"tag {self.tag:X} is primitive, it holds no TLVs", self.source, self.offset)
         return decode(self.value, self.source, self.value_offset)
 
-    def child(self, tag: int) -> "TLV":
+    def child(self, tag: int) -> TLV:
         """The first child with ``tag``; TLVError when missing."""
         for c in self.children:
             if c.tag == tag:
                 return c
         raise TLVError(f"tag {tag:X} missing inside {self.tag:X}", self.source, self.offset)
 
-    def find(self, tag: int) -> "TLV | None":
+    def find(self, tag: int) -> TLV | None:
         return find(self.children, tag)
 
     def encode(self) -> bytes:
@@ -207,6 +207,6 @@ def total_length(data: bytes, source: str | None = None) -> int:
 
     Lets a reader fetch the first few bytes of a file and learn how much more to read.
     """
-    tag, pos = read_tag(data, 0, source)
+    pos = read_tag(data, 0, source)[1]
     length, pos = read_length(data, pos, source)
     return pos + length

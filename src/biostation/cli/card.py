@@ -14,7 +14,7 @@ import typer
 EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_ACCESS, EXIT_REMOVED, EXIT_CARD = 1, 2, 3, 4, 5
 
 
-def _err(message: str, code: int) -> "typer.Exit":
+def _err(message: str, code: int) -> typer.Exit:
     typer.secho(f"error: {message}", fg="red", err=True)
     return typer.Exit(code)
 
@@ -83,7 +83,13 @@ def register(app: typer.Typer) -> None:
 
         from ..card.reader import read_document
         from ..card.trust import TrustStore
-        from ..errors import AccessDeniedError, BiostationError, CardRemovedError, DeviceError, TLVError
+        from ..errors import (
+            AccessDeniedError,
+            BiostationError,
+            CardRemovedError,
+            DeviceError,
+            TLVError,
+        )
 
         if bool(can) == bool(mrz):
             raise _err("give exactly one of --can and --mrz", EXIT_USAGE)
