@@ -274,3 +274,29 @@ def test_trust_store_reads_an_icao_master_list(cccd, td3, tmp_path):
     raw[-3] ^= 0xFF  # inside the signature
     (signed / "vn.mls").write_bytes(bytes(raw))
     assert "does not verify" in trust.TrustStore.load(signed).problems[0]
+
+
+@pytest.mark.parametrize("agreement, cipher, klen, param_id", [
+    ("ECDH", "AES", 32, 12), ("ECDH", "AES", 24, 16), ("ECDH", "3DES", 16, 13), ("DH", "AES", 16, 0),
+])
+def test_other_pace_suites_end_to_end(cccd, agreement, cipher, klen, param_id):
+    from biostation.card.secinfo import PaceInfo, encode_security_infos
+
+    data = clone(cccd.data)
+    info = PaceInfo(PaceInfo.oid_for(agreement, "GM", cipher, klen), version=2, parameter_id=param_id)
+    data.files[0x011C].data = encode_security_infos([info])
+    r = read_document(reader_with(VirtualCard(data)), can=cccd.can, trust=store_for(cccd), extended=False)
+    assert info.describe() in r.access and r.passive.status == "verified" and r.active.ok
+
+
+def test_unsupported_pace_falls_back_to_bac_with_the_mrz(cccd):
+    from biostation.card.secinfo import PaceInfo, encode_security_infos
+
+    data = clone(cccd.data)
+    im = PaceInfo(PaceInfo.oid_for("ECDH", "IM", "AES", 16), version=2, parameter_id=13)
+    data.files[0x011C].data = encode_security_infos([im])
+    r = read_document(reader_with(VirtualCard(data)), mrz=cccd.mrz, trust=store_for(cccd))
+    assert r.access.startswith("BAC (PACE not used: PACE mapping IM is not supported")
+    assert r.passive.status == "verified"
+    with pytest.raises(AccessDeniedError, match="BAC needs the MRZ"):
+        read_document(reader_with(VirtualCard(clone(data))), can=cccd.can)
