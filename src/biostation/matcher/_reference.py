@@ -68,11 +68,12 @@ def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _score_batch(A: dict, B: dict) -> np.ndarray:
-    """Scores of row-wise pairs; A and B hold [G, N] padded arrays and 'n' [G]."""
-    G, N = A["x"].shape
-    idx = np.arange(N)
+    """Scores of row-wise pairs; A holds [G, NA] and B [G, NB] padded arrays, and 'n' [G]."""
+    G, NA = A["x"].shape
+    NB = B["x"].shape[1]
+    idx = np.arange(NA)
     validA = idx[None, :] < A["n"][:, None]
-    validB = idx[None, :] < B["n"][:, None]
+    validB = np.arange(NB)[None, :] < B["n"][:, None]
     validAB = validA[:, :, None] & validB[:, None, :]
     # direction codes as uint8: differences wrap modulo 256 by themselves
     tA8, tB8 = A["t"].astype(np.uint8), B["t"].astype(np.uint8)
@@ -86,22 +87,29 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
     gate &= tot >= P.SIM_MIN_BITS
     gate &= validAB
     # floor of a float64 quotient is exact here: numerator < 2^20, denominator <= 2^11
-    sim = np.floor((2.0 * P.SIM_SCALE) * inter / np.maximum(tot, 1)).astype(np.int64)
+    sim = np.floor((2.0 * P.SIM_SCALE) * inter / np.maximum(tot, 1)).astype(np.int32)
     sim *= gate
-    # 2. top candidates, ties to lower (i, j)
-    order_key = sim * 65536
-    order_key += (65535 - (idx[:, None] * 256 + idx[None, :]))[None]
-    flat = order_key.reshape(G, N * N)
-    L = min(P.TOP_PAIRS, N * N)
-    if L < N * N:
-        part = np.argpartition(flat, N * N - L, axis=1)[:, N * N - L:]
-    else:
-        part = np.broadcast_to(np.arange(N * N), (G, N * N))
-    keys = _take(flat, part)
-    srt = np.argsort(-keys, axis=1, kind="stable")
-    top = _take(part, srt)
-    present = _take(keys, srt) >= 65536  # sim > 0
-    ci, cj = top // N, top % N  # [G, L]
+    # 2. top candidates, ties to lower (i, j): the L-th largest sim per row bounds the candidates,
+    # which are then ordered by key = sim * 65536 + (65535 - (i * 256 + j))
+    simf = sim.reshape(G, NA * NB)
+    L = min(P.TOP_PAIRS, NA * NB)
+    # the L-th largest sim of each row from a histogram (sims are small integers; a selection
+    # algorithm degrades on the many equal values)
+    bins = P.SIM_SCALE + 1
+    hist = np.bincount((np.arange(G)[:, None] * bins + simf).ravel(), minlength=G * bins).reshape(G, bins)
+    at_least = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # [g, v]: how many sims >= v
+    floor_ = np.maximum((at_least >= L).sum(axis=1) - 1, 1)[:, None]
+    r, c = np.nonzero(simf >= floor_)
+    key = simf[r, c] * 65536 + (65535 - ((c // NB) * 256 + c % NB))
+    order = np.lexsort((-key, r))
+    r, c = r[order], c[order]
+    rank = np.arange(len(r)) - np.searchsorted(r, np.arange(G))[r]
+    keep = rank < L
+    top = np.zeros((G, L), np.int64)
+    present = np.zeros((G, L), bool)
+    top[r[keep], rank[keep]] = c[keep]
+    present[r[keep], rank[keep]] = True
+    ci, cj = top // NB, top % NB  # [G, L]
     ax_, ay_, at_ = _take(A["x"], ci).astype(np.int64), _take(A["y"], ci).astype(np.int64), _take(A["t"], ci)
     bx_, by_, bt_ = _take(B["x"], cj).astype(np.int64), _take(B["y"], cj).astype(np.int64), _take(B["t"], cj)
     # 3. consistency [G, L, L]: u is the first pair, v the second. The cheap conditions first,
@@ -167,9 +175,9 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
         cost = np.where(elig, d2, bigA)  # uint32
         bj = np.argmin(cost, axis=2)  # first minimum: lowest j
         bi = np.argmin(cost, axis=1)  # lowest i
-        has = _take(cost.reshape(G, N * N), (idx[None, :] * N + bj)) < bigA
+        has = _take(cost.reshape(G, NA * NB), (idx[None, :] * NB + bj)) < bigA
         mutual = has & (_take(bi, bj) == idx[None, :])
-        ms = _take(sim.reshape(G, N * N), (idx[None, :] * N + bj))
+        ms = _take(sim.reshape(G, NA * NB), (idx[None, :] * NB + bj))
         W = np.where(mutual, ms + P.PAIR_BONUS, 0).sum(axis=1)  # weighted pair count
         # overlap counts
         m = P.OVERLAP_MARGIN
@@ -217,8 +225,8 @@ def score_pairs(left: list[SearchTemplate], right: list[SearchTemplate]) -> np.n
                 a, b = b, a
             As.append(a)
             Bs.append(b)
-        N = max([1] + [s.n for s in As] + [s.n for s in Bs])
-        out[lo:lo + len(As)] = _score_batch(_pad(As, N), _pad(Bs, N))
+        NA, NB = max([1] + [s.n for s in As]), max([1] + [s.n for s in Bs])
+        out[lo:lo + len(As)] = _score_batch(_pad(As, NA), _pad(Bs, NB))
     return out
 
 
@@ -265,11 +273,17 @@ def score_many(probe: SearchTemplate, gallery: PackedGallery, index: np.ndarray 
         # the probe is A where (n_p, key_p) <= (n_g, key_g), as in _first
         gk = gallery.keys[g_ids]
         probe_first = (probe.n < Gp["n"]) | ((probe.n == Gp["n"]) & (np.uint64(probe.key) <= gk))
+        # A is always the smaller template: pad each side only as far as it needs
+        n_g = Gp["n"]
+        NA = max(1, int(np.where(probe_first, probe.n, n_g).max()))
+        NB = max(1, int(np.where(probe_first, n_g, probe.n).max()))
         A, B = {}, {}
         for key in Gp:
             pa = np.broadcast_to(Pp[key], Gp[key].shape)
             m = probe_first.reshape((-1,) + (1,) * (Gp[key].ndim - 1))
             A[key] = np.where(m, pa, Gp[key])
             B[key] = np.where(m, Gp[key], pa)
+            if key != "n":
+                A[key], B[key] = A[key][:, :NA], B[key][:, :NB]
         out[sel] = _score_batch(A, B)
     return out
