@@ -114,7 +114,10 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
     bx_, by_, bt_ = _take(B["x"], cj).astype(np.int64), _take(B["y"], cj).astype(np.int64), _take(B["t"], cj)
     # 3. consistency [G, L, L]: u is the first pair, v the second. The cheap conditions first,
     # then the geometry only where they hold (the same conjunction, computed on fewer elements)
+    # the relation is symmetric (atan256(-v) == atan256(v) + 128 exactly): decide u < v, mirror
+    Lr = top.shape[1]
     c = (ci[:, :, None] != ci[:, None, :]) & (cj[:, :, None] != cj[:, None, :])
+    c &= np.triu(np.ones((Lr, Lr), bool), 1)[None]
     c &= present[:, :, None] & present[:, None, :]
     c &= _dirdiff(at_[:, None, :] - at_[:, :, None], bt_[:, None, :] - bt_[:, :, None]) <= P.CONS_DIR
     g_, u_, v_ = np.nonzero(c)
@@ -127,9 +130,9 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
     ok &= _dirdiff(eA - at_[g_, u_], eB - bt_[g_, u_]) <= P.CONS_ANGLE
     ok &= _dirdiff(eA + _A // 2 - at_[g_, v_], eB + _A // 2 - bt_[g_, v_]) <= P.CONS_ANGLE
     c[g_, u_, v_] = ok
+    c |= c.transpose(0, 2, 1)
     support = c.sum(axis=2)
     # 4. seeds: best support, ties to the earlier candidate
-    Lr = top.shape[1]
     skey = np.where(present, support * 256 + (255 - np.arange(Lr))[None], -1)
     seeds = np.argsort(-skey, axis=1, kind="stable")[:, :P.SEEDS]
     best = np.zeros(G, np.int64)
