@@ -66,7 +66,7 @@ DEFAULT_PERIOD = 9.0
 GABOR_ORIENTATIONS = 8
 #: Gaussian envelope sigmas, as multiples of the ridge period: across and along the ridges
 #: (Hong, Wan, Jain 1998 used 4 px for a period of about 9 px, i.e. 0.44)
-GABOR_SIGMA_ACROSS = 0.45
+GABOR_SIGMA_ACROSS = 0.55
 GABOR_SIGMA_ALONG = 0.75
 
 #: sigma (px) of the windows of the reliability map (enhanced / input energy)
