@@ -160,3 +160,47 @@ def test_tear_at_every_apdu_index(tmp_path, pki, trust, mode):
             assert "CardRemovedError" in cards[0]["reason"]
         assert len(enc.rejects) == n and len(enc.output) == n
         assert audit_cards(j, tmp_path / "cards", trust, {o["order_id"]: o for o in orders}, every=7) == -(-n // 7)
+
+
+def test_reader_encoder_over_a_hal_reader_and_lazy_orders(tmp_path, pki, trust):
+    """The encoder of real stations (a HAL card reader) drives the same line; orders are read
+    again from the file when claimed, and a file edited after queueing is refused, not written."""
+    from biostation.card.perso.line import ReaderEncoder
+
+    card = PersoCard(state_dir=tmp_path / "card")
+    reader = SimulatedCardReader.create(card, key="sim:station")
+    reader.open()
+    path = write_orders(tmp_path / "orders.jsonl", [order(1), order(2)])
+    with Journal.open_exclusive(tmp_path / "j.db") as j:
+        line = PersoLine(j, pki.signer(), trust, [ReaderEncoder(reader, "station", wait_s=1)])
+        assert line.load_orders(path).pending == 2
+        # the second order's line is edited after it was queued
+        text = path.read_text().splitlines()
+        text[1] = text[1].replace("VAN AN", "VAN BA")
+        path.write_text("\n".join(text) + "\n")
+        events = []
+        line.on_event = lambda k, i: events.append((k, i))
+        s = line.run()
+        assert s["orders"]["done"] == 1 and s["orders"]["rejected"] == 1
+        assert j.order("o0002")["reason"] == "the orders file changed after it was queued"
+        assert j.cards("o0002") == []  # refused before a card was touched
+        assert card.lifecycle is Lifecycle.LOCKED
+        assert j.check() == []
+
+
+def test_cli_status_and_run(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from biostation.cli import app
+
+    monkeypatch.setenv("BIOSTATION_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("BIOSTATION_PERSO_SIGNER", "keyfile")
+    r = CliRunner().invoke(app, ["perso", "pki"])
+    assert r.exit_code == 0, r.output
+    path = write_orders(tmp_path / "orders.jsonl", [order(1), order(2, sex="F")])
+    r = CliRunner().invoke(app, ["perso", "run", str(path), "--simulated", "2", "--sim-apdu-ms", "0"])
+    assert r.exit_code == 0, r.output
+    assert "exactly-once holds" in r.output and "o0002 rejected: id_number: sex digit" in r.output
+    r = CliRunner().invoke(app, ["perso", "status"])
+    st = json.loads(r.output)
+    assert st["orders"]["done"] == 1 and st["orders"]["rejected"] == 1 and st["audit"] == []

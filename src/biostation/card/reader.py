@@ -33,6 +33,7 @@ from ..errors import (
     AccessDeniedError,
     ApduError,
     CardError,
+    CardRemovedError,
     SecureMessagingError,
     TLVError,
     VerificationError,
@@ -251,6 +252,8 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
         atr_info = None
         try:
             atr_info = files.read("EF.ATR/INFO")
+        except CardRemovedError:
+            raise  # the card left: not an absent optional file
         except CardError:
             pass  # optional file
         ext, max_resp = card_limits(getattr(transport, "atr", None), atr_info)

@@ -25,6 +25,7 @@ where the time goes. Personal data never reaches the log or the journal.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -36,8 +37,8 @@ from ...errors import BiostationError, CardError, DeviceError, OrderRejected, Pe
 from ...store import Journal
 from ..apdu import ApduChannel
 from ..sod import Signer
-from .image import ChipImage, build_image
-from .order import DEFAULT_MAX_PORTRAIT_BYTES, Order, parse_line, validate
+from .image import build_image
+from .order import DEFAULT_MAX_PORTRAIT_BYTES, Order, order_digest, parse_line, validate
 from .verify import read_back
 from .writer import DEFAULT_CHUNK, cplc_serial, plan, write
 
@@ -152,7 +153,7 @@ class PersoLine:
         self.max_portrait_bytes = max_portrait_bytes
         self.on_event = on_event or (lambda kind, info: None)
         self.stop = stop or threading.Event()
-        self.orders: dict[str, Order] = {}
+        self._where: dict[str, tuple[Path, int, int, str]] = {}  # order id -> file, offset, line, digest
         self.stats: dict[str, LineStats] = {e.name: LineStats() for e in encoders}
 
     # --- loading -------------------------------------------------------------------------------
@@ -160,32 +161,35 @@ class PersoLine:
         """Queue the orders of a JSONL file; validate the pending ones and reject the bad ones
         (reason in the journal) before any card is touched. Safe to call again after a restart:
         known orders keep their state."""
-        from .order import order_digest
-        import hashlib
-
         path = Path(path)
         rep = LoadReport()
-        parsed: list[tuple[str, str, dict[str, Any] | None, str | None]] = []
+        # pass 1: ids, digests and where each line starts; portraits are not kept in memory, so
+        # a queue of any length loads in constant memory
+        index: list[tuple[str, str, int, int, str | None]] = []  # id, digest, offset, line, error
         seen: set[str] = set()
         try:
-            fh = path.open(encoding="utf-8")
+            fh = path.open("rb")
         except OSError as exc:
             raise PersoError(f"cannot read orders {path}: {exc.strerror}") from None
         with fh:
-            for lineno, line in enumerate(fh, 1):
+            offset = 0
+            for lineno, raw_line in enumerate(fh, 1):
+                start, offset = offset, offset + len(raw_line)
+                line = raw_line.decode("utf-8", "replace")
                 if not line.strip():
                     continue
                 rep.lines += 1
                 oid, raw, err = parse_line(line, lineno)
-                digest = order_digest(raw) if raw is not None else hashlib.sha256(line.encode()).hexdigest()
+                digest = order_digest(raw) if raw is not None else hashlib.sha256(raw_line).hexdigest()
                 if oid in seen:
-                    oid, raw, err = f"line:{lineno}", None, "order_id repeated in the file"
+                    oid, err = f"line:{lineno}", "order_id repeated in the file"
                 seen.add(oid)
-                parsed.append((oid, digest, raw, err))
-        added, conflicts = self.journal.add_orders((oid, digest) for oid, digest, _, _ in parsed)
+                index.append((oid, digest, start, lineno, err))
+        added, conflicts = self.journal.add_orders((oid, digest) for oid, digest, _, _, _ in index)
         rep.added, rep.conflicts = added, conflicts
         conflict_set = set(conflicts)
-        for oid, _, raw, err in parsed:
+        # pass 2: validate what is still to do; reject the bad ones before any card is touched
+        for oid, digest, start, lineno, err in index:
             if oid in conflict_set:
                 continue
             rec = self.journal.order(oid)
@@ -194,15 +198,32 @@ class PersoLine:
             try:
                 if err is not None:
                     raise OrderRejected(err)
-                self.orders[oid] = validate(raw, base_dir=path.parent,  # type: ignore[arg-type]
-                                            max_portrait_bytes=self.max_portrait_bytes)
+                self._load_one(path, start, lineno)
+                self._where[oid] = (path, start, lineno, digest)
             except OrderRejected as exc:
                 if rec["status"] == "pending":
                     self.journal.reject_order(oid, exc.reason)
                     rep.rejected[oid] = exc.reason
                     self.on_event("order_rejected", {"order_id": oid, "reason": exc.reason})
-        rep.pending = sum(1 for oid in self.orders if (self.journal.order(oid) or {}).get("status") == "pending")
+        rep.pending = sum(1 for oid in self._where if (self.journal.order(oid) or {}).get("status") == "pending")
         return rep
+
+    def _load_one(self, path: Path, start: int, lineno: int) -> Order:
+        with path.open("rb") as fh:
+            fh.seek(start)
+            line = fh.readline().decode("utf-8", "replace")
+        _, raw, err = parse_line(line, lineno)
+        if raw is None:
+            raise OrderRejected(err or "unreadable")
+        return validate(raw, base_dir=path.parent, max_portrait_bytes=self.max_portrait_bytes)
+
+    def order(self, order_id: str) -> Order:
+        """The validated order ``order_id`` of the loaded files (read again from its file)."""
+        path, start, lineno, digest = self._where[order_id]
+        o = self._load_one(path, start, lineno)
+        if o.digest != digest:
+            raise OrderRejected("the orders file changed after it was queued")
+        return o
 
     # --- running -------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -226,7 +247,7 @@ class PersoLine:
         st = self.stats[enc.name]
         while not self.stop.is_set():
             try:
-                claim = self.journal.claim(enc.name, among=self.orders)
+                claim = self.journal.claim(enc.name, among=self._where)
             except StoreError as exc:
                 log.error("encoder %s: journal error: %s", enc.name, exc)
                 self.on_event("encoder_stopped", {"encoder": enc.name, "reason": str(exc)})
@@ -234,8 +255,19 @@ class PersoLine:
             if claim is None:
                 return
             try:
-                self._one(enc, self.orders[claim.order_id], st)
-            except _EncoderDown as exc:
+                order = self.order(claim.order_id)
+            except (OrderRejected, OSError) as exc:
+                reason = exc.reason if isinstance(exc, OrderRejected) else f"orders file: {exc}"
+                self.journal.release(claim.order_id)
+                self.journal.reject_order(claim.order_id, reason)
+                self.on_event("order_rejected", {"order_id": claim.order_id, "reason": reason})
+                continue
+            try:
+                self._one(enc, order, st)
+            except (_EncoderDown, StoreError) as exc:
+                # the journal failing (disk full, ...) stops this encoder: no card goes out
+                # unrecorded; the card in it, if any, is rejected at the next start (recover)
+                log.error("encoder %s stopped: %s", enc.name, exc)
                 self.on_event("encoder_stopped", {"encoder": enc.name, "reason": str(exc)})
                 return
 
