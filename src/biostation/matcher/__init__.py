@@ -15,12 +15,26 @@ import; ``BACKEND`` names it (``"native"`` or ``"numpy"``). ``BIOSTATION_PUREPYT
 resolution compare at the same scale (each is scaled to ``params.REF_DPI`` when prepared);
 a template that fails validation raises :class:`~biostation.errors.MatcherError`.
 
-**Thresholds** (decide "same finger" when ``score >= threshold``), measured on FVC2002 DB1..DB4
-set B, SecuGen ISO templates, all-pairs protocol (11,520 impostor comparisons), see
-``THRESHOLDS`` and the table in the README; re-measure with ``biostation bench fvc``.
+**Thresholds** (decide "same finger" when ``score >= threshold``). Measured on FVC2002 DB1..DB4
+set B, all-pairs protocol, impostors pooled over the four databases (11,520 comparisons), with
+``biostation bench fvc`` (its ``calibration`` output):
 
-**Cost and threads.** One comparison costs about 10 microseconds in C and about 50 in batched
-numpy (see ``biostation bench throughput``). Prepared templates and galleries are immutable;
+============  ==========================  =================================  ==============
+target FMR    SecuGen ISO templates       biostation extractor templates     ``THRESHOLDS``
+============  ==========================  =================================  ==============
+1 %           1470 (measured 0.998 %)     1275 (measured 0.998 %)            1470
+0.1 %         2037 (measured 0.095 %)     1909 (measured 0.095 %)            2040
+0.01 %        2924 (1 impostor above)     2595 (1 impostor above)            2924
+============  ==========================  =================================  ==============
+
+``THRESHOLDS`` takes the higher of the two (FMR at most the target for both template sources).
+0.01 % rests on a single impostor comparison: treat it as an estimate, and re-measure on your own
+population before relying on it. For scale: FMR100 (the FNMR at FMR <= 1 %, each database at
+its own threshold) averages 2.6 % with extractor templates and 3.75 % with SecuGen ones.
+
+**Cost and threads.** One comparison costs about 8 microseconds of CPU in C and about 50 in
+batched numpy (``match_many``); a single ``match`` call adds Python overhead (see
+``biostation bench throughput``). Preparing a template costs about 1-3 ms. Prepared templates and galleries are immutable;
 every function here is thread-safe, and the C kernels release the GIL while they run.
 """
 
@@ -45,8 +59,8 @@ _impl: ModuleType = _reference if (get_settings().purepython or _native_backend 
 #: the comparison backend chosen at import: "native" or "numpy"
 BACKEND: str = _impl.NAME
 
-#: threshold -> false match rate measured on FVC2002 B (SecuGen ISO templates, all-pairs impostors)
-THRESHOLDS: dict[str, int] = {}
+#: operating points: target false match rate -> score threshold (see the module docstring)
+THRESHOLDS: dict[str, int] = {"FMR_1e-2": 1470, "FMR_1e-3": 2040, "FMR_1e-4": 2924}
 
 
 def backends() -> dict[str, ModuleType]:
