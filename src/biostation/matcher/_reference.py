@@ -121,14 +121,17 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
     c &= present[:, :, None] & present[:, None, :]
     c &= _dirdiff(at_[:, None, :] - at_[:, :, None], bt_[:, None, :] - bt_[:, :, None]) <= P.CONS_DIR
     g_, u_, v_ = np.nonzero(c)
-    dAx, dAy = ax_[g_, v_] - ax_[g_, u_], ay_[g_, v_] - ay_[g_, u_]
-    dBx, dBy = bx_[g_, v_] - bx_[g_, u_], by_[g_, v_] - by_[g_, u_]
+    # one gather per end: columns ax, ay, at, bx, by, bt of the candidate pairs
+    cols = np.stack([ax_, ay_, at_.astype(np.int64), bx_, by_, bt_.astype(np.int64)], axis=2).reshape(G * Lr, 6)
+    pu, pv = cols[g_ * Lr + u_], cols[g_ * Lr + v_]
+    d = pv - pu
+    dAx, dAy, dBx, dBy = d[:, 0], d[:, 1], d[:, 3], d[:, 4]
     lA, lB = _isqrt(dAx * dAx + dAy * dAy), _isqrt(dBx * dBx + dBy * dBy)
     tol = np.maximum(P.CONS_DIST_ABS, ((lA + lB) * P.CONS_DIST_REL) >> 9)
     eA, eB = _atan256(dAx, dAy), _atan256(dBx, dBy)
     ok = np.abs(lA - lB) <= tol
-    ok &= _dirdiff(eA - at_[g_, u_], eB - bt_[g_, u_]) <= P.CONS_ANGLE
-    ok &= _dirdiff(eA + _A // 2 - at_[g_, v_], eB + _A // 2 - bt_[g_, v_]) <= P.CONS_ANGLE
+    ok &= _dirdiff(eA - pu[:, 2], eB - pu[:, 5]) <= P.CONS_ANGLE
+    ok &= _dirdiff(eA + _A // 2 - pv[:, 2], eB + _A // 2 - pv[:, 5]) <= P.CONS_ANGLE
     c[g_, u_, v_] = ok
     c |= c.transpose(0, 2, 1)
     support = c.sum(axis=2)
