@@ -13,7 +13,7 @@ image coordinates (radians from +x towards +y, y down) until the orchestrator co
 * bifurcation: along the ridges, from the fork away from the stem (between the two branches).
 
 These are the senses of the SecuGen ISO templates of the FVC2002 images (a commercial,
-interoperability-tested extractor): measured on 40 images, 99 % of the paired endings and 98 %
+interoperability-tested extractor): measured on 40 images, 98 % of the paired endings and 97 %
 of the paired bifurcations agree within 30 degrees (``tests/unit/test_extract_iso.py``).
 
 Each direction is measured on the skeleton (centroid of the segment pixels within
