@@ -39,6 +39,8 @@ _A = P.ANGLE_STEPS
 _HALF = 1 << (P.TRIG_BITS - 1)
 #: gallery templates scored per vectorized batch (bounds temporary memory)
 CHUNK = 64
+#: gallery templates whose pair-consistency step runs in one vectorized call
+SUPER = 1024
 
 
 def _dirdiff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -67,8 +69,11 @@ def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take_along_axis(a, idx, axis=1)
 
 
-def _score_batch(A: dict, B: dict) -> np.ndarray:
-    """Scores of row-wise pairs; A holds [G, NA] and B [G, NB] padded arrays, and 'n' [G]."""
+def _local(A: dict, B: dict) -> dict:
+    """Steps 1-2 for row-wise pairs; A holds [G, NA] and B [G, NB] padded arrays, and 'n' [G].
+
+    Returns the similarities [G, NA, NB] and the candidate pairs as [G, TOP_PAIRS] arrays
+    (rows with fewer candidates are padded with ``present = False``)."""
     G, NA = A["x"].shape
     NB = B["x"].shape[1]
     idx = np.arange(NA)
@@ -105,17 +110,27 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
     r, c = r[order], c[order]
     rank = np.arange(len(r)) - np.searchsorted(r, np.arange(G))[r]
     keep = rank < L
-    top = np.zeros((G, L), np.int64)
-    present = np.zeros((G, L), bool)
+    top = np.zeros((G, P.TOP_PAIRS), np.int64)
+    present = np.zeros((G, P.TOP_PAIRS), bool)
     top[r[keep], rank[keep]] = c[keep]
     present[r[keep], rank[keep]] = True
     ci, cj = top // NB, top % NB  # [G, L]
     ax_, ay_, at_ = _take(A["x"], ci).astype(np.int64), _take(A["y"], ci).astype(np.int64), _take(A["t"], ci)
     bx_, by_, bt_ = _take(B["x"], cj).astype(np.int64), _take(B["y"], cj).astype(np.int64), _take(B["t"], cj)
+    return {"sim": sim, "present": present, "ci": ci, "cj": cj, "ax": ax_, "ay": ay_, "at": at_.astype(np.int64),
+            "bx": bx_, "by": by_, "bt": bt_.astype(np.int64)}
+
+
+def _align(k: dict) -> list[dict]:
+    """Steps 3-4 on candidate arrays [G, L] (from _local, possibly of many batches at once):
+    per seed, whether it exists and the transform mapping B onto A."""
+    present, ci, cj = k["present"], k["ci"], k["cj"]
+    ax_, ay_, at_, bx_, by_, bt_ = k["ax"], k["ay"], k["at"], k["bx"], k["by"], k["bt"]
+    G = present.shape[0]
     # 3. consistency [G, L, L]: u is the first pair, v the second. The cheap conditions first,
     # then the geometry only where they hold (the same conjunction, computed on fewer elements)
     # the relation is symmetric (atan256(-v) == atan256(v) + 128 exactly): decide u < v, mirror
-    Lr = top.shape[1]
+    Lr = present.shape[1]
     c = (ci[:, :, None] != ci[:, None, :]) & (cj[:, :, None] != cj[:, None, :])
     c &= np.triu(np.ones((Lr, Lr), bool), 1)[None]
     c &= present[:, :, None] & present[:, None, :]
@@ -138,14 +153,10 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
     # 4. seeds: best support, ties to the earlier candidate
     skey = np.where(present, support * 256 + (255 - np.arange(Lr))[None], -1)
     seeds = np.argsort(-skey, axis=1, kind="stable")[:, :P.SEEDS]
-    best = np.zeros(G, np.int64)
-    Ax64, Ay64 = A["x"].astype(np.int64), A["y"].astype(np.int64)
-    Bx64, By64 = B["x"].astype(np.int64), B["y"].astype(np.int64)
     rows = np.arange(G)
-    bigA = np.uint32(0xFFFFFFFF)
-    Ax32, Ay32 = A["x"].astype(np.int32), A["y"].astype(np.int32)
-    for k in range(seeds.shape[1]):
-        s = seeds[:, k]
+    out = []
+    for kk in range(seeds.shape[1]):
+        s = seeds[:, kk]
         alive = skey[rows, s] >= 0
         Q = c[rows, s, :] | (np.arange(Lr)[None] == s[:, None])
         Q &= present
@@ -160,6 +171,27 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
         rXq, rYq = bx_ * C + by_ * S, -bx_ * S + by_ * C
         tx = np.where(Q, (ax_ << P.TRIG_BITS) - rXq, 0).sum(axis=1) // q1
         ty = np.where(Q, (ay_ << P.TRIG_BITS) - rYq, 0).sum(axis=1) // q1
+        out.append({"alive": alive & (q > 0), "rot": rot, "tx": tx, "ty": ty, "sx": ax_[rows, s], "sy": ay_[rows, s]})
+    return out
+
+
+def _pair(A: dict, B: dict, sim: np.ndarray, seeds: list[dict]) -> np.ndarray:
+    """Steps 5-6: the best score over the seeds' transforms, int32 [G]."""
+    G, NA = A["x"].shape
+    NB = B["x"].shape[1]
+    idx = np.arange(NA)
+    validA = idx[None, :] < A["n"][:, None]
+    validB = np.arange(NB)[None, :] < B["n"][:, None]
+    validAB = validA[:, :, None] & validB[:, None, :]
+    tA8, tB8 = A["t"].astype(np.uint8), B["t"].astype(np.uint8)
+    best = np.zeros(G, np.int64)
+    Ax64, Ay64 = A["x"].astype(np.int64), A["y"].astype(np.int64)
+    Bx64, By64 = B["x"].astype(np.int64), B["y"].astype(np.int64)
+    bigA = np.uint32(0xFFFFFFFF)
+    Ax32, Ay32 = A["x"].astype(np.int32), A["y"].astype(np.int32)
+    for sd in seeds:
+        rot, tx, ty = sd["rot"], sd["tx"], sd["ty"]
+        C, S = COS_TABLE[rot][:, None], SIN_TABLE[rot][:, None]
         X = Bx64 * C + By64 * S + tx[:, None]
         Y = -Bx64 * S + By64 * C + ty[:, None]
         px, py = (X + _HALF) >> P.TRIG_BITS, (Y + _HALF) >> P.TRIG_BITS  # mapped B, pixels
@@ -172,7 +204,7 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
         d *= d
         d2 += d.view(np.uint32)
         # tolerance grows with the distance from the seed: elastic distortion accumulates
-        rA = _isqrt((Ax64 - ax_[rows, s][:, None]) ** 2 + (Ay64 - ay_[rows, s][:, None]) ** 2)
+        rA = _isqrt((Ax64 - sd["sx"][:, None]) ** 2 + (Ay64 - sd["sy"][:, None]) ** 2)
         tolA = (P.ALIGN_DIST + ((rA * P.ALIGN_GROW) >> 8)).astype(np.uint32)
         elig = d2 <= (tolA * tolA)[:, :, None]
         dd = tA8[:, :, None] - (tB8 + rot.astype(np.uint8)[:, None])[:, None, :]
@@ -200,8 +232,14 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
         na = np.maximum(inA.sum(axis=1), P.MIN_OVERLAP)
         nb = np.maximum(inB.sum(axis=1), P.MIN_OVERLAP)
         sc = np.minimum(P.SCORE_SCALE, (W * W * P.SCORE_SCALE) // (na * nb * P.PAIR_UNIT * P.PAIR_UNIT))
-        best = np.maximum(best, np.where(alive & (q > 0), sc, 0))
+        best = np.maximum(best, np.where(sd["alive"], sc, 0))
     return np.where((A["n"] > 0) & (B["n"] > 0), best, 0).astype(np.int32)
+
+
+def _score_batch(A: dict, B: dict) -> np.ndarray:
+    """Scores of row-wise pairs; A holds [G, NA] and B [G, NB] padded arrays, and 'n' [G]."""
+    loc = _local(A, B)
+    return _pair(A, B, loc["sim"], _align(loc))
 
 
 def _pad(parts: list[SearchTemplate], N: int) -> dict:
@@ -270,26 +308,41 @@ def score_many(probe: SearchTemplate, gallery: PackedGallery, index: np.ndarray 
     counts = gallery.offsets[ids + 1] - gallery.offsets[ids]
     order = np.argsort(counts, kind="stable")
     out = np.zeros(len(ids), np.int32)
-    for lo in range(0, len(order), CHUNK):
-        sel = order[lo:lo + CHUNK]
-        g_ids = ids[sel]
-        N = max(1, probe.n, int(counts[sel].max()))
-        Gp = _pad_gallery(gallery, g_ids, N)
-        Pp = _pad([probe], N)
-        # the probe is A where (n_p, key_p) <= (n_g, key_g), as in _first
-        gk = gallery.keys[g_ids]
-        probe_first = (probe.n < Gp["n"]) | ((probe.n == Gp["n"]) & (np.uint64(probe.key) <= gk))
-        # A is always the smaller template: pad each side only as far as it needs
-        n_g = Gp["n"]
-        NA = max(1, int(np.where(probe_first, probe.n, n_g).max()))
-        NB = max(1, int(np.where(probe_first, n_g, probe.n).max()))
-        A, B = {}, {}
-        for key in Gp:
-            pa = np.broadcast_to(Pp[key], Gp[key].shape)
-            m = probe_first.reshape((-1,) + (1,) * (Gp[key].ndim - 1))
-            A[key] = np.where(m, pa, Gp[key])
-            B[key] = np.where(m, Gp[key], pa)
-            if key != "n":
-                A[key], B[key] = A[key][:, :NA], B[key][:, :NB]
-        out[sel] = _score_batch(A, B)
+    # steps 1-2 and 5-6 run per CHUNK (their arrays grow with the minutia counts); steps 3-4 work
+    # on small fixed-size arrays and run once per SUPER entries, to spread numpy's per-call cost
+    for lo_s in range(0, len(order), SUPER):
+        batches = []
+        for lo in range(lo_s, min(lo_s + SUPER, len(order)), CHUNK):
+            sel = order[lo:min(lo + CHUNK, lo_s + SUPER)]
+            A, B = _roles(probe, gallery, ids[sel], counts[sel])
+            batches.append((sel, A, B, _local(A, B)))
+        cand = {k: np.concatenate([b[3][k] for b in batches]) for k in batches[0][3] if k != "sim"}
+        seeds = _align(cand)
+        at = 0
+        for sel, A, B, loc in batches:
+            part = [{k: v[at:at + len(sel)] for k, v in sd.items()} for sd in seeds]
+            out[sel] = _pair(A, B, loc["sim"], part)
+            at += len(sel)
     return out
+
+
+def _roles(probe: SearchTemplate, gallery: PackedGallery, g_ids: np.ndarray, counts: np.ndarray) -> tuple[dict, dict]:
+    """Padded A and B arrays of the probe against gallery entries ``g_ids``, roles as in _first."""
+    N = max(1, probe.n, int(counts.max()))
+    Gp = _pad_gallery(gallery, g_ids, N)
+    Pp = _pad([probe], N)
+    gk = gallery.keys[g_ids]
+    probe_first = (probe.n < Gp["n"]) | ((probe.n == Gp["n"]) & (np.uint64(probe.key) <= gk))
+    # A is always the smaller template: pad each side only as far as it needs
+    n_g = Gp["n"]
+    NA = max(1, int(np.where(probe_first, probe.n, n_g).max()))
+    NB = max(1, int(np.where(probe_first, n_g, probe.n).max()))
+    A, B = {}, {}
+    for key in Gp:
+        pa = np.broadcast_to(Pp[key], Gp[key].shape)
+        m = probe_first.reshape((-1,) + (1,) * (Gp[key].ndim - 1))
+        A[key] = np.where(m, pa, Gp[key])
+        B[key] = np.where(m, Gp[key], pa)
+        if key != "n":
+            A[key], B[key] = A[key][:, :NA], B[key][:, :NB]
+    return A, B
