@@ -85,6 +85,8 @@ class Settings(BaseSettings):
                                        "the keyfile signer). Default: <data_dir>/perso/pki.")
     perso_max_portrait_bytes: int = Field(48 * 1024, gt=0, description="Largest portrait an order may carry.")
     perso_chunk: int = Field(223, ge=1, le=255, description="UPDATE BINARY bytes per APDU.")
+    perso_chunk_extended: int = Field(1024, ge=1, le=65535, description="UPDATE BINARY bytes per APDU on "
+                                      "cards whose ATR announces extended length.")
 
     @property
     def resolved_pki_dir(self) -> Path:

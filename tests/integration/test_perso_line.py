@@ -204,3 +204,30 @@ def test_cli_status_and_run(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["perso", "status"])
     st = json.loads(r.output)
     assert st["orders"]["done"] == 1 and st["orders"]["rejected"] == 1 and st["audit"] == []
+
+
+def test_extended_length_only_when_the_card_announces_it(tmp_path, pki, trust):
+    from biostation.card.perso.line import ReaderEncoder
+    from biostation_drivers.simulated.vcard.card import CardData
+
+    big = base64.b64encode(_face(15_000)).decode()
+    counts = {}
+    for name, hist in (("short", b"\x80\x31\x80\x65\xb0\x83\x11\x00\x83"), ("extended", None)):
+        data = CardData(lifecycle="blank", state={"serial": "00C0FFEE", "writes": 0})
+        if hist is not None:
+            data.historical_bytes = hist  # card capabilities without the extended Lc/Le bit
+        card = PersoCard(data=data)
+        reader = SimulatedCardReader.create(card, key=f"sim:{name}")
+        reader.open()
+        with Journal.open_exclusive(tmp_path / f"{name}.db") as j:
+            line = PersoLine(j, pki.signer(), trust, [ReaderEncoder(reader, name, wait_s=1)])
+            line.load_orders(write_orders(tmp_path / f"{name}.jsonl", [order(1, portrait=big)]))
+            assert line.run()["orders"]["done"] == 1
+            counts[name] = line.stats[name].apdus_write
+    assert counts["extended"] * 2 < counts["short"], counts  # 44 against 100 for a 15 KB portrait
+
+
+def _face(size: int) -> bytes:
+    from biostation_drivers.simulated.vcard.profiles import synthetic_face_jpeg
+
+    return synthetic_face_jpeg(size)

@@ -191,7 +191,8 @@ def run_cmd(
                 elif kind == "encoder_stopped":
                     console.print(f"encoder {info['encoder']} stopped: {info['reason']}")
 
-            line = PersoLine(j, signer, trust, encs, chunk=settings.perso_chunk, active_auth=not no_aa,
+            line = PersoLine(j, signer, trust, encs, chunk=settings.perso_chunk,
+                             extended_chunk=settings.perso_chunk_extended, active_auth=not no_aa,
                              max_portrait_bytes=settings.perso_max_portrait_bytes, on_event=on_event)
             rep = line.load_orders(orders)
             for oid, why in rep.rejected.items():

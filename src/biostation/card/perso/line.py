@@ -36,11 +36,12 @@ from typing import Any, Callable, Protocol
 from ...errors import BiostationError, CardError, DeviceError, OrderRejected, PersoError, StoreError
 from ...store import Journal
 from ..apdu import ApduChannel
+from ..reader import card_limits
 from ..sod import Signer
 from .image import build_image
 from .order import DEFAULT_MAX_PORTRAIT_BYTES, Order, order_digest, parse_line, validate
 from .verify import read_back
-from .writer import DEFAULT_CHUNK, cplc_serial, plan, write
+from .writer import DEFAULT_CHUNK, DEFAULT_EXTENDED_CHUNK, cplc_serial, plan, write
 
 __all__ = ["Encoder", "ReaderEncoder", "PersoLine", "LineStats", "LoadReport"]
 
@@ -136,7 +137,8 @@ class PersoLine:
     """
 
     def __init__(self, journal: Journal, signer: Signer, trust: Any, encoders: list[Encoder], *,
-                 chunk: int = DEFAULT_CHUNK, active_auth: bool = True,
+                 chunk: int = DEFAULT_CHUNK, extended_chunk: int = DEFAULT_EXTENDED_CHUNK,
+                 active_auth: bool = True,
                  max_portrait_bytes: int = DEFAULT_MAX_PORTRAIT_BYTES,
                  on_event: Callable[[str, dict[str, Any]], None] | None = None,
                  stop: threading.Event | None = None):
@@ -148,7 +150,10 @@ class PersoLine:
         self.signer = signer
         self.trust = trust
         self.encoders = encoders
+        if not (1 <= chunk <= 255 and 1 <= extended_chunk <= 65535):
+            raise PersoError("chunk: 1..255; extended_chunk: 1..65535")
         self.chunk = chunk
+        self.extended_chunk = extended_chunk
         self.active_auth = active_auth
         self.max_portrait_bytes = max_portrait_bytes
         self.on_event = on_event or (lambda kind, info: None)
@@ -278,7 +283,7 @@ class PersoLine:
         t = time.perf_counter()
         try:
             image = build_image(order, self.signer, active_auth=self.active_auth)
-            steps = plan(image, self.chunk)
+            steps = plan(image, self.chunk)  # checks that every file fits, before a card is used
         except BiostationError as exc:
             j.release(order.order_id)
             raise _EncoderDown(f"cannot sign: {exc}") from exc
@@ -290,7 +295,11 @@ class PersoLine:
         except (DeviceError, CardError) as exc:
             j.release(order.order_id)
             raise _EncoderDown(f"no card: {exc}") from exc
-        channel = ApduChannel(transport)
+        # extended-length writes when the card's ATR announces them (ISO/IEC 7816-4 §12.1.1.9)
+        extended = card_limits(getattr(transport, "atr", None), None)[0]
+        channel = ApduChannel(transport, extended=extended)
+        if extended:
+            steps = plan(image, self.extended_chunk)
         serial, card_id = "unreadable", None
         try:
             serial = cplc_serial(channel)
