@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from biostation.errors import ImageError
 from biostation.fingerprint import TraceRecorder, extract, read_image, tracing
@@ -152,19 +154,46 @@ def test_flat_images_give_an_empty_template_with_reason(value: int) -> None:
     assert len(t.minutiae) == 0 and "blank" in t.reason
 
 
-def test_noise_gives_few_or_no_minutiae_and_never_fails() -> None:
+@pytest.mark.parametrize("size", [300, 1200])
+def test_noise_gives_an_empty_template_with_reason(size: int) -> None:
     rng = np.random.default_rng(7)
     for kind in ("uniform", "gauss", "salt"):
         if kind == "uniform":
-            img = rng.integers(0, 256, (300, 300), dtype=np.uint8)
+            img = rng.integers(0, 256, (size, size), dtype=np.uint8)
         elif kind == "gauss":
-            img = np.clip(rng.normal(128, 40, (300, 300)), 0, 255).astype(np.uint8)
+            img = np.clip(rng.normal(128, 40, (size, size)), 0, 255).astype(np.uint8)
         else:
-            img = np.where(rng.random((300, 300)) < 0.05, 0, 255).astype(np.uint8)
+            img = np.where(rng.random((size, size)) < 0.05, 0, 255).astype(np.uint8)
         t = extract(img)
-        assert len(t.minutiae) <= 10, (kind, len(t.minutiae))
-        if len(t.minutiae) == 0:
-            assert t.reason
+        assert len(t.minutiae) == 0 and t.reason, (kind, len(t.minutiae))
+
+
+def test_finger_sized_limits_are_in_inches() -> None:
+    # 3000 x 3000 pixels is 6 x 6 inches at 500 dpi: refused; at 1000 dpi it is 3 x 3: accepted
+    img = np.full((3000, 3000), 200, np.uint8)
+    with pytest.raises(ImageError, match="inches"):
+        extract(img, dpi=500)
+    assert "blank" in extract(img, dpi=1000).reason
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(0, 300), w=st.integers(0, 300), dtype=st.sampled_from(["u1", "u2", "f4", "f8", "i4", "?"]),
+       fill=st.sampled_from(["random", "zeros", "stripes"]), dpi=st.sampled_from([300, 500, 569, 1000]))
+def test_any_array_gives_a_template_or_image_error(h: int, w: int, dtype: str, fill: str, dpi: int) -> None:
+    rng = np.random.default_rng(h * 1000 + w)
+    if fill == "random":
+        img = rng.random((h, w)) * 255
+    elif fill == "zeros":
+        img = np.zeros((h, w))
+    else:
+        img = 128 + 100 * np.sin(np.arange(w)[None, :] * 0.7 + np.arange(h)[:, None] * 0.2)
+    img = img.astype(dtype)
+    try:
+        t = extract(img, dpi=dpi)
+    except ImageError:
+        return
+    t.validate()
+    assert len(t.minutiae) > 0 or t.reason
 
 
 def test_other_pixel_types_are_converted(shared: Path) -> None:

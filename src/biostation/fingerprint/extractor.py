@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..errors import ImageError
 from ..templates.model import MINUTIA_DTYPE, Template
 from . import params as P
 from .enhancement import enhance
@@ -45,9 +46,13 @@ def extract(image: np.ndarray, dpi: float = 500) -> Template:
     and ``reason`` says why.
 
     Raises :class:`~biostation.errors.ImageError` for input that is not a usable image (wrong
-    type or shape, empty, smaller than 32 or larger than 8192 pixels a side, NaN, bad dpi).
+    type or shape, empty, smaller than 32 or larger than 8192 pixels a side, NaN, bad dpi) or
+    one larger than about 4 x 4 inches; all checks are made before any large buffer is
+    allocated. Noise gives an empty template (``reason`` says so).
 
-    Cost: about 10-20 ms for a 500 dpi image of 300 x 400 pixels on one core; memory a few MB.
+    Cost: about 10-20 ms for a 500 dpi image of 300 x 400 pixels on one core, linear in the
+    finger's area beyond that (about 0.4 s for a 1500 x 1500 slap); peak memory about 8 MB for
+    such an image, about 170 MB for the slap (``benchmarks/bench_extract.py``).
     Thread-safe: no shared mutable state (OpenCV may use its own threads; call
     ``cv2.setNumThreads(1)`` to pin it to one core). Tracing: see :mod:`.trace`.
     """
@@ -55,6 +60,10 @@ def extract(image: np.ndarray, dpi: float = 500) -> Template:
     gray = as_gray(image)
     h0, w0 = gray.shape
     emit("input", gray)
+    if h0 * w0 * (P.WORK_DPI / dpi) ** 2 > P.MAX_WORK_PIXELS:
+        raise ImageError(f"image too large to extract: {w0} x {h0} pixels at {dpi:g} dpi is "
+                         f"{w0 / dpi:.1f} x {h0 / dpi:.1f} inches (at most {P.MAX_WORK_PIXELS} pixels at "
+                         f"{P.WORK_DPI:g} dpi, about 4 x 4 inches)")
     work, scale = to_work_resolution(gray, dpi)
     template = Template(width=w0, height=h0, dpi=dpi)
     if min(work.shape) < P.MIN_SIDE:
@@ -74,6 +83,9 @@ def extract(image: np.ndarray, dpi: float = 500) -> Template:
     emit("segmentation", mask)
     if int(mask.sum()) < P.MIN_FOREGROUND_AREA:
         template.reason = "no fingerprint found (no area of coherent ridges)"
+        return template
+    if float(np.median(coherence[mask.astype(bool)])) < P.MIN_FOREGROUND_COHERENCE:
+        template.reason = "no ridge pattern (the image looks like noise)"
         return template
     # the later stages only need the finger's bounding box (plus a margin for the filters)
     bx, by, bw, bh = cv2.boundingRect(mask)
