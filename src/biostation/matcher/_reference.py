@@ -131,14 +131,19 @@ def _align(k: dict) -> list[dict]:
     # then the geometry only where they hold (the same conjunction, computed on fewer elements)
     # the relation is symmetric (atan256(-v) == atan256(v) + 128 exactly): decide u < v, mirror
     Lr = present.shape[1]
-    c = (ci[:, :, None] != ci[:, None, :]) & (cj[:, :, None] != cj[:, None, :])
+    # (indices and direction codes fit a byte: uint8 keeps these [G, L, L] passes cheap)
+    ci8, cj8, at8, bt8 = ci.astype(np.uint8), cj.astype(np.uint8), at_.astype(np.uint8), bt_.astype(np.uint8)
+    c = present[:, :, None] & present[:, None, :]
     c &= np.triu(np.ones((Lr, Lr), bool), 1)[None]
-    c &= present[:, :, None] & present[:, None, :]
-    c &= _dirdiff(at_[:, None, :] - at_[:, :, None], bt_[:, None, :] - bt_[:, :, None]) <= P.CONS_DIR
+    c &= ci8[:, :, None] != ci8[:, None, :]
+    c &= cj8[:, :, None] != cj8[:, None, :]
+    dd = (at8[:, None, :] - at8[:, :, None]) - (bt8[:, None, :] - bt8[:, :, None])
+    c &= np.minimum(dd, -dd) <= P.CONS_DIR
     g_, u_, v_ = np.nonzero(c)
     # one gather per end: columns ax, ay, at, bx, by, bt of the candidate pairs
-    cols = np.stack([ax_, ay_, at_.astype(np.int64), bx_, by_, bt_.astype(np.int64)], axis=2).reshape(G * Lr, 6)
-    pu, pv = cols[g_ * Lr + u_], cols[g_ * Lr + v_]
+    cols = np.stack([ax_, ay_, at_, bx_, by_, bt_], axis=2).reshape(G * Lr, 6)
+    base = g_ * Lr
+    pu, pv = cols[base + u_], cols[base + v_]
     d = pv - pu
     dAx, dAy, dBx, dBy = d[:, 0], d[:, 1], d[:, 3], d[:, 4]
     lA, lB = _isqrt(dAx * dAx + dAy * dAy), _isqrt(dBx * dBx + dBy * dBy)
