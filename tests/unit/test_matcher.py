@@ -120,3 +120,14 @@ def test_score_bounds_and_duplicates():
 def test_dispatch_is_reported():
     assert matcher.BACKEND in ("numpy", "native")
     assert "numpy" in matcher.backends()
+
+
+def test_float32_similarity_quotient_is_exact():
+    """The numpy spec divides in float32; every (intersection, total) the parameters allow floors
+    to the integer quotient, so the C kernels' integer division agrees."""
+    inter = np.arange(0, 64 * P.DESC_WORDS + 1, dtype=np.int64)
+    tot = np.arange(1, 2 * 64 * P.DESC_WORDS + 1, dtype=np.int64)
+    exact = (2 * P.SIM_SCALE * inter)[:, None] // tot[None, :]
+    f32 = np.floor(inter.astype(np.float32)[:, None] * np.float32(2 * P.SIM_SCALE)
+                   / tot.astype(np.float32)[None, :]).astype(np.int64)
+    assert np.array_equal(f32, exact)

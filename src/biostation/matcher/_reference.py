@@ -37,6 +37,8 @@ from .prepare import ATAN_TABLE, COS_TABLE, SIN_TABLE, PackedGallery, SearchTemp
 NAME = "numpy"
 _A = P.ANGLE_STEPS
 _HALF = 1 << (P.TRIG_BITS - 1)
+assert P.SIM_SCALE * 64 * P.DESC_WORDS < 2**22, "float32 similarity quotient would not be exact"
+
 #: gallery templates scored per vectorized batch (bounds temporary memory)
 CHUNK = 64
 #: gallery templates whose pair-consistency step runs in one vectorized call
@@ -91,8 +93,13 @@ def _local(A: dict, B: dict) -> dict:
     tot = A["cnt"].astype(np.int16)[:, :, None] + B["cnt"].astype(np.int16)[:, None, :]
     gate &= tot >= P.SIM_MIN_BITS
     gate &= validAB
-    # floor of a float64 quotient is exact here: numerator < 2^20, denominator <= 2^11
-    sim = np.floor((2.0 * P.SIM_SCALE) * inter / np.maximum(tot, 1)).astype(np.int32)
+    # floor of the float32 quotient is exact: numerator and denominator are exact in float32, and
+    # a quotient just below an integer k <= SIM_SCALE misses it by >= 1/tot, relatively more than
+    # float32's rounding error as long as SIM_SCALE * 64 * DESC_WORDS < 2^22 (asserted below)
+    sim = inter.astype(np.float32)
+    sim *= np.float32(2 * P.SIM_SCALE)
+    sim /= np.maximum(tot, 1).astype(np.float32)
+    sim = np.floor(sim).astype(np.int32)
     sim *= gate
     # 2. top candidates, ties to lower (i, j): the L-th largest sim per row bounds the candidates,
     # which are then ordered by key = sim * 65536 + (65535 - (i * 256 + j))
