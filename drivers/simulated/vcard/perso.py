@@ -74,6 +74,9 @@ class ChipTiming:
         return self.latency_s + self.byte_s * n_bytes
 
 
+#: ATR historical bytes whose card capabilities (tag 7) do not announce extended Lc/Le
+SHORT_ONLY_HISTORICAL = bytes.fromhex("8073802180")  # tag 7: third byte without bit 0x40
+
 #: a contact chip: 15 ms per APDU, 115200 baud (10 bits a byte)
 CONTACT_CHIP = ChipTiming(0.015, 10 / 115200)
 NO_DELAY = ChipTiming()
@@ -269,11 +272,13 @@ class SimulatedEncoder:
     ``card_dir``: every card keeps its state in ``<card_dir>/<serial>/`` (kept after the
     process ends, for audits). ``tear(k) -> (index, mode) | None`` decides whether the k-th card
     this encoder loads (from 0) is torn, at which of its APDUs. ``hopper``: how many blank cards
-    there are (None: no end). :attr:`output` and :attr:`rejects` list the serials sent out.
+    there are (None: no end). ``extended_length``: whether the cards' ATR announces extended
+    Lc/Le. :attr:`output` and :attr:`rejects` list the serials sent out.
     """
 
     def __init__(self, name: str, *, card_dir: str | os.PathLike[str] | None = None, timing: ChipTiming = NO_DELAY,
-                 tear: Callable[[int], tuple[int, str] | None] | None = None, hopper: int | None = None):
+                 tear: Callable[[int], tuple[int, str] | None] | None = None, hopper: int | None = None,
+                 extended_length: bool = True):
         from biostation_drivers.simulated.card_reader import SimulatedCardReader
 
         self.name = name
@@ -283,6 +288,7 @@ class SimulatedEncoder:
         self.timing = timing
         self.tear = tear
         self.hopper = hopper
+        self.extended_length = extended_length
         self.reader = SimulatedCardReader.create(key=f"sim:encoder-{name}")
         self.reader.remove()  # the station starts empty
         self.reader.open()
@@ -303,8 +309,11 @@ class SimulatedEncoder:
             while (self.card_dir / serial).exists():
                 serial = _secrets.token_hex(4).upper()
             path = self.card_dir / serial
+        data = CardData(lifecycle=Lifecycle.BLANK.value, aa_hash="sha256", state={"serial": serial, "writes": 0})
+        if not self.extended_length:
+            data.historical_bytes = SHORT_ONLY_HISTORICAL
         self.card = PersoCard(serial, state_dir=path, timing=self.timing, tear_at=t[0] if t else None,
-                              tear_mode=t[1] if t else "before")
+                              tear_mode=t[1] if t else "before", data=data)
         self.loaded += 1
         self.reader.insert(self.card)
         self.reader.power_on()
