@@ -111,6 +111,30 @@ def test_tracing_sees_every_stage_and_is_off_by_default(shared: Path) -> None:
     assert rec["skeleton"][t.minutiae["y"], t.minutiae["x"]].all()
 
 
+def test_windowed_thinning_equals_full_image_passes() -> None:
+    from biostation.fingerprint import skeleton as sk
+
+    def full(ridges: np.ndarray) -> np.ndarray:
+        s = ridges.copy()
+        while True:
+            changed = False
+            for table in (sk._ZS1, sk._ZS2):
+                gone = cv2.LUT(sk.neighbour_code(s), table) & s
+                if gone.any():
+                    s ^= gone
+                    changed = True
+            if not changed:
+                break
+        for table in sk._CORNERS:
+            s ^= cv2.LUT(sk.neighbour_code(s), table) & s
+        return s
+
+    rng = np.random.default_rng(3)
+    for sigma in (1.5, 3.0, 6.0):
+        blobs = (cv2.GaussianBlur(rng.random((140, 170)).astype(np.float32), (0, 0), sigma) > 0.5).astype(np.uint8)
+        assert np.array_equal(sk.thin(blobs), full(blobs))
+
+
 def test_sinks_are_context_local() -> None:
     seen: list[str] = []
     with tracing(lambda k, v: seen.append(k)):
