@@ -103,6 +103,23 @@ def run_fvc(db_dir: Path, templates: Optional[Path] = None, dpi: Optional[float]
         if t_extract:
             entry["timings"]["extract_median_ms"] = 1e3 * float(np.median(t_extract))
             entry["timings"]["extract_p95_ms"] = 1e3 * float(np.percentile(t_extract, 95))
+        # 1:N: the first impression of each finger enrolled, every other impression searched
+        # (exhaustive scoring, no screening stage)
+        from ..matcher.evaluation import parse_name
+
+        full = scores + scores.T
+        keys = [parse_name(s) for s in names]
+        first = {}
+        for k, (finger, imp) in enumerate(keys):
+            if finger not in first or imp < keys[first[finger]][1]:
+                first[finger] = k
+        enrolled = np.array(sorted(first.values()))
+        probes_ = [k for k in range(n) if k not in set(enrolled.tolist())]
+        if probes_ and len(enrolled) > 1:
+            best = enrolled[np.argmax(full[np.ix_(probes_, enrolled)], axis=1)]
+            hits = sum(keys[b][0] == keys[p][0] for p, b in zip(probes_, best))
+            entry["identification"] = {"gallery": int(len(enrolled)), "probes": len(probes_),
+                                       "rank1_hit_rate": 100.0 * hits / len(probes_)}
         for protocol in ("fvc", "all-pairs"):
             gp, ip = protocol_pairs(names, protocol)
             g = np.array([scores[a, b] for a, b in gp], np.float64)
@@ -291,6 +308,11 @@ def register(app: typer.Typer) -> None:
             table.add_row("mean", p, "", "", f"{r['EER']:.2f}", f"{r['FMR100']:.2f}", f"{r['FMR1000']:.2f}",
                           f"{r['ZeroFMR']:.2f}", "")
         Console(width=max(110, Console().width)).print(table)
+        for name, d in report["databases"].items():
+            if "identification" in d:
+                r = d["identification"]
+                typer.echo(f"{name}: 1:N rank-1 hit rate {r['rank1_hit_rate']:.2f} % ({r['probes']} probes, "
+                           f"gallery of {r['gallery']}, exhaustive)")
         for row in report["calibration"]:
             typer.echo(f"threshold {row['threshold']:.0f}: FMR {100 * row['measured_fmr']:.3f} % "
                        f"(target {100 * row['target_fmr']:.2f} %)")
