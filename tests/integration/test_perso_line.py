@@ -143,6 +143,7 @@ def test_tear_at_every_apdu_index(tmp_path, pki, trust, mode):
         line.run()
         s = line.stats["probe"]
         per_card = s.apdus_write + s.apdus_read + 1  # + the serial read (GET DATA)
+    print(f"tearing {mode}: {per_card} indices (write {s.apdus_write}, read-back {s.apdus_read}, serial 1)")
     n = per_card
     orders = [order(i) for i in range(n)]
     enc = SimulatedEncoder("sim0", card_dir=tmp_path / "cards" / "sim0",
