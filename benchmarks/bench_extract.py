@@ -19,17 +19,17 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import resource  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from biostation.fingerprint import extract, read_image  # noqa: E402
+from biostation.fingerprint import extract, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 FVC = ROOT.parent / "shared" / "data" / "fvc2002"

@@ -75,7 +75,7 @@ def test_impressions_of_one_finger_share_minutiae_after_alignment(shared: Path) 
     shifted = a.copy()
     shifted["x"] = np.clip(a["x"] + ex[i] + 3, 0, 65535)
     shifted["y"] = np.clip(a["y"] + ey[j] + 3, 0, 65535)
-    ia, ib = _paired(shifted, b, 10)
+    ia, _ = _paired(shifted, b, 10)
     assert len(ia) >= 0.3 * min(len(a), len(b)), (len(ia), len(a), len(b))
 
 

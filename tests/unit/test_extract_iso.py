@@ -29,10 +29,10 @@ def _secugen_in_image(sg: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.nd
 def test_positions_and_directions_agree_with_secugen(shared: Path) -> None:
     n_sg = n_paired = 0
     dirs, kinds = [], []
-    for db in DPI:
+    for db, dpi in DPI.items():
         for name in ("101_1", "104_5", "107_8"):
             img = read_image(shared / "data" / "fvc2002" / db / f"{name}.tif")
-            ours = extract(img, dpi=DPI[db]).minutiae
+            ours = extract(img, dpi=dpi).minutiae
             sg = load_template(shared / "data" / "fvc2002" / "iso_secugen" / db / f"{name}.iso").minutiae
             x, y, a = _secugen_in_image(sg, img.shape[1], img.shape[0])
             d = np.hypot(ours["x"][:, None] - x[None], ours["y"][:, None] - y[None])

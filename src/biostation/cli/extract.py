@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,7 +16,7 @@ def register(app: typer.Typer) -> None:
     def extract(
         images: list[Path] = typer.Argument(..., help="Fingerprint images (PNG, TIFF, BMP, JPEG, ...), "
                                             "8-bit grey or colour."),
-        out: Optional[Path] = typer.Option(
+        out: Path | None = typer.Option(
             None, "-o", "--out", help="Output file (one image) or directory (created if needed). "
             "Default: JSON to stdout; other formats next to each image, named after it."),
         fmt: str = typer.Option("iso19794-2", "--format", "-f",

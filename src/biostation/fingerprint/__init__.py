@@ -6,13 +6,28 @@
 Gabor enhancement (:mod:`.enhancement`), binarization and thinning (:mod:`.skeleton`), minutiae
 detection (:mod:`.minutiae`) and false-minutiae removal (:mod:`.filtering`). Tuned numbers are
 in :mod:`.params`; stage outputs can be observed with :func:`tracing` (:mod:`.trace`).
+
+Also here: NFIQ 2 quality (:func:`nfiq2`), slap segmentation (:func:`segment_slap`) and the
+capture-sequence check (:func:`check_sequence`).
 """
 
 from .extractor import extract
 from .image import read_image
+from .nfiq2 import NFIQ2Result, nfiq2  # quality (issue 5)
+from .sequence import SequenceReport, check_sequence  # sequence check (issue 5)
+from .slap import SegmentedFinger, SlapResult, segment_slap  # slaps (issue 5)
 from .trace import TraceRecorder, tracing
 
-__all__ = ["extract", "read_image", "tracing", "TraceRecorder"]
-from .nfiq2 import NFIQ2Result, nfiq2  # noqa: E402  (quality, issue 5)
-from .slap import SegmentedFinger, SlapResult, segment_slap  # noqa: E402  (slaps, issue 5)
-from .sequence import SequenceReport, check_sequence  # noqa: E402  (sequence check, issue 5)
+__all__ = [
+    "NFIQ2Result",
+    "SegmentedFinger",
+    "SequenceReport",
+    "SlapResult",
+    "TraceRecorder",
+    "check_sequence",
+    "extract",
+    "nfiq2",
+    "read_image",
+    "segment_slap",
+    "tracing",
+]

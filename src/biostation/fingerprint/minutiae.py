@@ -61,7 +61,7 @@ class Candidates:
     def __len__(self) -> int:
         return len(self.x)
 
-    def take(self, keep: np.ndarray) -> "Candidates":
+    def take(self, keep: np.ndarray) -> Candidates:
         return Candidates(self.x[keep], self.y[keep], self.kind[keep], self.angle[keep],
                           self.quality[keep], self.segments[keep])
 
@@ -132,7 +132,7 @@ def detect(skel: np.ndarray, theta: np.ndarray, coherence: np.ndarray, reliabili
             segments[len(ex) + rows, k] = win[sel]
 
     # direction: centroid of each segment's pixels within the radius, relative to the minutia
-    r = max(3, int(round(P.DIRECTION_RADIUS * period)))
+    r = max(3, round(P.DIRECTION_RADIUS * period))
     win = _windows(labels, ys, xs, r)  # (n, 2r+1, 2r+1)
     d = np.arange(-r, r + 1, dtype=np.float32)
     disc = (d[None, :] ** 2 + d[:, None] ** 2) <= r * r

@@ -17,7 +17,7 @@ from ._smooth import STEP, blur_small, grow, shrink
 
 
 def _disk(d_px: float) -> np.ndarray:
-    d = max(3, int(round(d_px / STEP)) | 1)
+    d = max(3, round(d_px / STEP) | 1)
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from . import params as P
-
 #: 3x3 correlation kernel producing the neighbour byte of every pixel of a 0/1 image
 CODE_KERNEL = np.array([[128, 1, 2], [64, 0, 4], [32, 16, 8]], np.float32)
 #: neighbour offsets (dy, dx) in bit order
