@@ -235,10 +235,12 @@ def run_throughput(gallery_size: int = 2000, probes: int = 20, pairs: int = 3000
             w0 = time.perf_counter()
             for kk, p in enumerate(probe_set[:k]):
                 res = local.search(p, k=10)
-                hits += res[0].reference_id == str((kk * 37) % len(prepared))
+                # the probe is enrolled; so are moved copies of its impression, which may tie with
+                # it at the top score: a hit is any of them at rank 1
+                hits += int(res[0].reference_id) % len(base) == ((kk * 37) % len(prepared)) % len(base)
             w = time.perf_counter() - w0
             r["searches_per_s"] = k / w
-            r["search_rank1_self_hits"] = f"{hits}/{k}"
+            r["search_rank1_hits"] = f"{hits}/{k}"
             report["backends"][name] = r
     finally:
         matcher._impl = saved

@@ -63,8 +63,9 @@ OVERLAP_MARGIN = 12
 MIN_OVERLAP = 12
 #: each paired minutia counts its local similarity plus this bonus (SIM_SCALE units) ...
 PAIR_BONUS = 64
-#: ... and this much weight counts as one paired minutia (SIM_SCALE units)
-PAIR_UNIT = SIM_SCALE // 2 + PAIR_BONUS
+#: ... and this much weight counts as one paired minutia (SIM_SCALE units): a perfect pair, so
+#: that only near-identical templates reach SCORE_SCALE (genuine scores keep their ranking)
+PAIR_UNIT = SIM_SCALE + PAIR_BONUS
 #: score scale: a score is (weighted pairs)^2 * SCORE_SCALE / (n1' * n2'), at most SCORE_SCALE
 SCORE_SCALE = 10000
 #: fixed-point bits of the rotation tables
