@@ -78,7 +78,7 @@ def campaign(work: Path, softhsm_conf: Path, *, orders: int, kills: int, tear_ra
         runs += 1
         cmd = cli + ["perso", "run", str(path), "--simulated", "2", "--journal", str(journal), "--card-dir",
                      str(work / "cards"), "--sim-apdu-ms", str(apdu_ms), "--sim-baud", "0", "--sim-tear-rate",
-                     str(tear_rate), "--seed", str(rng.randrange(1 << 30)), "--json"]
+                     str(tear_rate), "--sim-tear-within", "50", "--seed", str(rng.randrange(1 << 30)), "--json"]
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if done_kills < kills:
             try:

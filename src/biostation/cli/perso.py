@@ -102,7 +102,7 @@ def pki_cmd(
 
 
 def _encoders(names: list[str], simulated: int, settings: Any, card_dir: Optional[Path], apdu_ms: float,
-              baud: int, tear_rate: float, seed: Optional[int]) -> list[Any]:
+              baud: int, tear_rate: float, seed: Optional[int], tear_within: int = 100) -> list[Any]:
     from ..card.perso.line import ReaderEncoder
     from ..errors import DeviceNotFoundError
 
@@ -120,7 +120,7 @@ def _encoders(names: list[str], simulated: int, settings: Any, card_dir: Optiona
 
             def tear(k: int, _r: random.Random = random.Random(rng.random())) -> tuple[int, str] | None:
                 if tear_rate > 0 and _r.random() < tear_rate:
-                    return _r.randrange(0, 160), _r.choice(("before", "after"))
+                    return _r.randrange(0, tear_within), _r.choice(("before", "after"))
                 return None
 
             out.append(SimulatedEncoder(name, card_dir=(card_dir / name) if card_dir else None, timing=timing,
@@ -151,6 +151,7 @@ def run_cmd(
     apdu_ms: float = typer.Option(15.0, "--sim-apdu-ms", help="Simulated chip: ms per APDU (contact chips: 10-20)."),
     baud: int = typer.Option(115200, "--sim-baud", help="Simulated chip: line speed (0: no transfer time)."),
     tear_rate: float = typer.Option(0.0, "--sim-tear-rate", help="Simulated cards: share torn at a random APDU."),
+    tear_within: int = typer.Option(100, "--sim-tear-within", help="Torn cards leave at an APDU index below this."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the simulated tearing."),
     no_aa: bool = typer.Option(False, "--no-active-auth", help="Write no AA key / DG15."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -168,7 +169,7 @@ def run_cmd(
     console = Console(stderr=True)
     signer = _signer(settings)
     trust = _trust(settings)
-    encs = _encoders(encoder, simulated, settings, card_dir, apdu_ms, baud, tear_rate, seed)
+    encs = _encoders(encoder, simulated, settings, card_dir, apdu_ms, baud, tear_rate, seed, tear_within)
     with Journal.open_exclusive(_journal_path(settings, journal)) as j:
         rec = j.recover()
         if rec["cards_interrupted"] or rec["orders_requeued"]:
