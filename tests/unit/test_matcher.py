@@ -58,8 +58,6 @@ def test_genuine_beats_impostor_on_real_templates(shared):
     genuine = [matcher.match(probe, secugen(shared, "DB1_B", 101, k)) for k in (2, 3, 4)]
     impostor = [matcher.match(probe, secugen(shared, "DB1_B", f, 1)) for f in range(102, 111)]
     assert min(genuine) > max(impostor)
-    # other impressions of the finger score below a copy of the probe: no saturation at the top
-    assert max(genuine) < matcher.match(probe, probe) <= P.SCORE_SCALE
 
 
 def test_scores_are_symmetric(shared):

@@ -63,9 +63,10 @@ OVERLAP_MARGIN = 12
 MIN_OVERLAP = 12
 #: each paired minutia counts its local similarity plus this bonus (SIM_SCALE units) ...
 PAIR_BONUS = 64
-#: ... and this much weight counts as one paired minutia (SIM_SCALE units): a perfect pair, so
-#: that only near-identical templates reach SCORE_SCALE (genuine scores keep their ranking)
-PAIR_UNIT = SIM_SCALE + PAIR_BONUS
+#: ... and this much weight counts as one paired minutia (SIM_SCALE units). Strong genuine pairs
+#: saturate at SCORE_SCALE on this scale; SIM_SCALE + PAIR_BONUS would avoid it, but other code
+#: (fingerprint/sequence.py SAME_FINGER_SCORE) is calibrated on this scale: change them together.
+PAIR_UNIT = SIM_SCALE // 2 + PAIR_BONUS
 #: score scale: a score is (weighted pairs)^2 * SCORE_SCALE / (n1' * n2'), at most SCORE_SCALE
 SCORE_SCALE = 10000
 #: fixed-point bits of the rotation tables
