@@ -165,7 +165,7 @@ def detect(skel: np.ndarray, theta: np.ndarray, coherence: np.ndarray, reliabili
     angle = np.mod(axis + np.pi * flip, 2 * np.pi).astype(np.float32)
 
     coh = coherence[ys, xs]
-    border = np.clip(mask_distance[ys, xs] / (3.0 * period), 0.0, 1.0)
+    border = np.clip(mask_distance[ys, xs] / (P.QUALITY_BORDER * period), 0.0, 1.0)
     rel = reliability[ys, xs]
     quality = np.clip(np.rint(100.0 * np.sqrt(np.clip(coh, 0, 1) * rel) * border), 1, 100).astype(np.uint8)
     return Candidates(xs.astype(np.float32), ys.astype(np.float32), kind, angle, quality, segments), graph

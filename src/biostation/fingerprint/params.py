@@ -103,5 +103,8 @@ MIN_MINUTIA_COHERENCE = 0.25
 #: minutiae where the reliability (enhanced / input energy, relative to the image's best) is
 #: below this are dropped (0..1)
 MIN_MINUTIA_RELIABILITY = 0.0
+#: a minutia's quality (100 x sqrt(coherence x reliability)) falls linearly to 0 over this
+#: distance (ridge periods) from the foreground border
+QUALITY_BORDER = 3.0
 #: most minutiae kept per view, by quality (ISO/IEC 19794-2 allows 255)
 MAX_MINUTIAE = 120
