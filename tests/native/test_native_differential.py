@@ -79,7 +79,9 @@ def test_extreme_sizes_agree():
     corners = Template(width=1639, height=1639, dpi=100.0,
                        minutiae=np.array([(0, 0, 0.0, 1, 0), (1638, 1638, TWO_PI_BELOW, 2, 0),
                                           (0, 1638, 3.0, 1, 0), (1638, 0, 1.0, 1, 0)], MINUTIA_DTYPE))
-    ts = [prepare(t) for t in (full, one, empty, corners, near_copy(full, rng))]
+    two = Template(width=W, height=H, minutiae=full.minutiae[:2].copy())
+    three = Template(width=W, height=H, minutiae=full.minutiae[1:4].copy())
+    ts = [prepare(t) for t in (full, one, two, three, empty, corners, near_copy(full, rng), near_copy(three, rng))]
     for x in ts:
         for y in ts:
             assert native.score(x, y) == _reference.score(x, y)

@@ -38,6 +38,7 @@ NAME = "numpy"
 _A = P.ANGLE_STEPS
 _HALF = 1 << (P.TRIG_BITS - 1)
 assert P.SIM_SCALE * 64 * P.DESC_WORDS < 2**22, "float32 similarity quotient would not be exact"
+assert P.SIM_SCALE < 2**15, "candidate keys would not fit 32 bits"
 
 #: gallery templates scored per vectorized batch (bounds temporary memory)
 CHUNK = 64
@@ -101,27 +102,20 @@ def _local(A: dict, B: dict) -> dict:
     sim /= np.maximum(tot, 1).astype(np.float32)
     sim = np.floor(sim).astype(np.int32)
     sim *= gate
-    # 2. top candidates, ties to lower (i, j): the L-th largest sim per row bounds the candidates,
-    # which are then ordered by key = sim * 65536 + (65535 - (i * 256 + j))
-    simf = sim.reshape(G, NA * NB)
+    # 2. top candidates by key = sim * 65536 + (65535 - (i * 256 + j)): keys are unique (so a
+    # selection is fast and exact) and fit 32 bits (sim <= SIM_SCALE < 2^15)
     L = min(P.TOP_PAIRS, NA * NB)
-    # the L-th largest sim of each row from a histogram (sims are small integers; a selection
-    # algorithm degrades on the many equal values)
-    bins = P.SIM_SCALE + 1
-    hist = np.bincount((np.arange(G)[:, None] * bins + simf).ravel(), minlength=G * bins).reshape(G, bins)
-    at_least = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # [g, v]: how many sims >= v
-    floor_ = np.maximum((at_least >= L).sum(axis=1) - 1, 1)[:, None]
-    r, c = np.nonzero(simf >= floor_)
-    key = simf[r, c] * 65536 + (65535 - ((c // NB) * 256 + c % NB))
-    order = np.lexsort((-key, r))
-    r, c = r[order], c[order]
-    rank = np.arange(len(r)) - np.searchsorted(r, np.arange(G))[r]
-    keep = rank < L
-    top = np.zeros((G, P.TOP_PAIRS), np.int64)
-    present = np.zeros((G, P.TOP_PAIRS), bool)
-    top[r[keep], rank[keep]] = c[keep]
-    present[r[keep], rank[keep]] = True
-    ci, cj = top // NB, top % NB  # [G, L]
+    ij = (idx[:, None] * 256 + np.arange(NB)[None, :]).astype(np.int32).ravel()
+    key = sim.reshape(G, NA * NB) << 16
+    key |= (65535 - ij)[None]
+    if L < NA * NB:
+        key = np.partition(key, NA * NB - L, axis=1)[:, NA * NB - L:]
+    key = -np.sort(-key, axis=1)  # best first
+    keys = np.zeros((G, P.TOP_PAIRS), np.int32)
+    keys[:, :L] = key
+    present = keys >= 65536  # sim > 0
+    pos = np.where(present, 65535 - (keys & 0xFFFF), 0)  # absent entries point at (0, 0), unused
+    ci, cj = pos >> 8, pos & 255  # [G, L]
     ax_, ay_, at_ = _take(A["x"], ci).astype(np.int64), _take(A["y"], ci).astype(np.int64), _take(A["t"], ci)
     bx_, by_, bt_ = _take(B["x"], cj).astype(np.int64), _take(B["y"], cj).astype(np.int64), _take(B["t"], cj)
     return {"sim": sim, "present": present, "ci": ci, "cj": cj, "ax": ax_, "ay": ay_, "at": at_.astype(np.int64),
