@@ -117,12 +117,40 @@ def _grid(n: int, blk: int, off: int) -> int:
     return max(0, (stop - off + blk - 1) // blk) if stop > off else 0
 
 
-def _orientation(blocks: np.ndarray) -> np.ndarray:
-    """Block orientation (angle of the normal to the ridges), centered-difference gradients."""
-    gy, gx = np.gradient(blocks, axis=(-2, -1))
-    a = (gx * gx).mean(axis=(-2, -1))
-    b = (gy * gy).mean(axis=(-2, -1))
-    c = (gx * gy).mean(axis=(-2, -1))
+def _blockwise_gradient(region: np.ndarray, bh: int, bw: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of a region tiled by ``bh x bw`` blocks, each block differentiated on its own.
+
+    Equal to ``np.gradient`` of every block separately (central differences inside a block,
+    one-sided at its edges), computed for the whole region at once. Edge blocks may be smaller.
+    """
+    gy, gx = np.gradient(region)
+    h, w = region.shape
+    for g, axis, n, b in ((gx, 1, w, bw), (gy, 0, h, bh)):
+        starts = np.arange(0, n, b)
+        ends = np.minimum(starts + b, n) - 1
+        ok = ends > starts  # a 1-pixel block has no gradient
+        take = (lambda i: region[:, i]) if axis == 1 else (lambda i: region[i, :])
+        put = (lambda i, v: g.__setitem__((slice(None), i), v)) if axis == 1 else (lambda i, v: g.__setitem__(i, v))
+        s0, e0 = starts[ok], ends[ok]
+        put(s0, take(s0 + 1) - take(s0))
+        put(e0, take(e0) - take(e0 - 1))
+        put(starts[~ok], 0.0)
+    return gx, gy
+
+
+def _block_means(a: np.ndarray, nr: int, nc: int, bs: int) -> np.ndarray:
+    return a.reshape(nr, bs, nc, bs).mean(axis=(1, 3))
+
+
+def _covariances(region: np.ndarray, nr: int, nc: int, bs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-block means of gx^2, gy^2 and gx*gy over a region of ``nr x nc`` full blocks."""
+    gx, gy = _blockwise_gradient(region, bs, bs)
+    return (_block_means(gx * gx, nr, nc, bs), _block_means(gy * gy, nr, nc, bs),
+            _block_means(gx * gy, nr, nc, bs))
+
+
+def _orientation_from(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Block orientation (angle of the normal to the ridges), NIST's ``ridgeorient``."""
     d = a - b
     denom = c * c + d * d + np.finfo(np.float64).eps
     return np.arctan2(c / denom, d / denom) / 2.0
@@ -199,7 +227,8 @@ class _SlantedBlocks:
         f = np.ascontiguousarray(img, dtype=np.float64)
         mask = segmentation_mask(img, blk)
         if self.nr and self.nc:
-            self.orient = _orientation(_blocks(f, off, off, self.nr, self.nc, blk, blk, blk)).ravel()
+            region = f[off:off + self.nr * blk, off:off + self.nc * blk]
+            self.orient = _orientation_from(*_covariances(region, self.nr, self.nc, blk)).ravel()
             self.fg = _blocks(mask.view(np.uint8), off, off, self.nr, self.nc, blk, blk, blk).all(axis=(2, 3)).ravel()
             self.windows = _blocks(np.ascontiguousarray(img), 0, 0, self.nr, self.nc, self.win, self.win,
                                    blk).reshape(-1, self.win, self.win)
@@ -307,16 +336,18 @@ def ocl(img: np.ndarray) -> dict[str, float]:
     nr, nc = h // 32, w // 32
     if not (nr and nc):
         return histogram_features("OCL", np.zeros(0))
-    b = _blocks(np.ascontiguousarray(img, np.float64), 0, 0, nr, nc, 32, 32, 32)
-    val, ok = _ocl_blocks(b.reshape(-1, 32, 32))
+    a, bb, c = _covariances(img[: nr * 32, : nc * 32].astype(np.float64), nr, nc, 32)
+    val, ok = _ocl_from(a.ravel(), bb.ravel(), c.ravel())
     return histogram_features("OCL", val[ok])
 
 
 def _ocl_blocks(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OCL of a stack of blocks (n, 32, 32)."""
     gy, gx = np.gradient(b, axis=(-2, -1))
-    a = (gx * gx).mean(axis=(-2, -1))
-    bb = (gy * gy).mean(axis=(-2, -1))
-    c = (gx * gy).mean(axis=(-2, -1))
+    return _ocl_from((gx * gx).mean(axis=(-2, -1)), (gy * gy).mean(axis=(-2, -1)), (gx * gy).mean(axis=(-2, -1)))
+
+
+def _ocl_from(a: np.ndarray, bb: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     root = np.sqrt((a - bb) ** 2 + 4 * c * c)
     emax, emin = (a + bb + root) / 2, (a + bb - root) / 2
     ok = emax != 0
@@ -388,32 +419,19 @@ def roi(img: np.ndarray) -> tuple[dict[str, float], np.ndarray, int]:
 
 
 def coherence(img: np.ndarray, fg: np.ndarray, bs: int = 32) -> dict[str, float]:
-    """Orientation coherence summed over 16 x 16 ROI blocks, and its mean per ROI block."""
-    h, w = img.shape
-    f = np.ascontiguousarray(img, np.float64)
-    nr, nc = h // bs, w // bs
-    hr, wr = h - nr * bs, w - nc * bs
-    total = 0.0
-    n_roi = 0
-    # full blocks, the right strip, the bottom strip, the corner: each a batch of equal shapes
-    groups = [(0, 0, nr, nc, bs, bs), (0, nc * bs, nr, 1 if wr else 0, bs, wr),
-              (nr * bs, 0, 1 if hr else 0, nc, hr, bs), (nr * bs, nc * bs, 1 if hr and wr else 0, 1, hr, wr)]
-    fgu = np.ascontiguousarray(fg, np.uint8)
-    for r0, c0, gr, gc, bh, bw in groups:
-        if not (gr and gc and bh and bw):
-            continue
-        roi_blocks = _blocks(fgu, r0, c0, gr, gc, bh, bw, bs).any(axis=(2, 3))
-        n_roi += int(roi_blocks.sum())
-        if not roi_blocks.any():
-            continue
-        b = _blocks(f, r0, c0, gr, gc, bh, bw, bs)[roi_blocks]
-        gx = np.gradient(b, axis=-1) if bw > 1 else np.zeros_like(b)
-        gy = np.gradient(b, axis=-2) if bh > 1 else np.zeros_like(b)
-        sy = (2 * gx * gy)
-        sx = gx * gx - gy * gy
-        s1 = np.hypot(sx.sum(axis=(1, 2)), sy.sum(axis=(1, 2)))
-        s2 = np.hypot(sx, sy).sum(axis=(1, 2))
-        total += float(np.where(s2 != 0, s1 / np.where(s2 != 0, s2, 1.0), 0.0).sum())
+    """Orientation coherence summed over the ROI blocks (32 x 32, edge blocks included), and
+    its mean per ROI block (NFIQ 2.3's ``OrientationMap_ROIFilter_Coherence*``)."""
+    f = img.astype(np.float64)
+    gx, gy = _blockwise_gradient(f, bs, bs)
+    sy = 2 * gx * gy
+    sx = gx * gx - gy * gy
+    sum_x, _ = _block_sums(sx, bs)
+    sum_y, _ = _block_sums(sy, bs)
+    mag, _ = _block_sums(np.hypot(sx, sy), bs)
+    roi_blocks = _block_sums(fg.astype(np.float64), bs)[0] > 0
+    coh = np.where(mag != 0, np.hypot(sum_x, sum_y) / np.where(mag != 0, mag, 1.0), 0.0)
+    n_roi = int(roi_blocks.sum())
+    total = float(coh[roi_blocks].sum())
     return {"OrientationMap_ROIFilter_CoherenceRel": total / n_roi if n_roi else 0.0,
             "OrientationMap_ROIFilter_CoherenceSum": total}
 
@@ -520,12 +538,23 @@ MINUTIAE_HALF_RES = True
 MINUTIAE_ALONG_SIGMA = 4.0
 MINUTIAE_ACROSS_SIGMA = 1.2
 MINUTIAE_TENSOR_SIGMA = 8.0
+MINUTIAE_KERNEL_RADIUS = 1.5  # kernel half-size, in along-sigmas (1.5: 7 x 7 taps at half resolution)
 _N_DIRECTIONS = 8
 
 
+_kernel_cache: dict[tuple[float, float, float, float], list[np.ndarray]] = {}
+
+
 def _oriented_kernels(scale: float = 1.0) -> list[np.ndarray]:
+    key = (scale, MINUTIAE_ALONG_SIGMA, MINUTIAE_ACROSS_SIGMA, MINUTIAE_KERNEL_RADIUS)
+    if key not in _kernel_cache:
+        _kernel_cache[key] = _make_oriented_kernels(scale)
+    return _kernel_cache[key]
+
+
+def _make_oriented_kernels(scale: float) -> list[np.ndarray]:
     along_s, across_s = MINUTIAE_ALONG_SIGMA * scale, max(0.5, MINUTIAE_ACROSS_SIGMA * scale)
-    r = int(3 * along_s)
+    r = int(MINUTIAE_KERNEL_RADIUS * along_s)
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1].astype(np.float32)
     out = []
     for k in range(_N_DIRECTIONS):
