@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import glob
 import os
-import time
 from typing import Any
 
 import cv2

@@ -16,8 +16,9 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Union
 
 import cv2
 import numpy as np
@@ -82,7 +83,7 @@ class SimulatedCamera(Camera):
 
     @classmethod
     def scripted(cls, script: FrameScript, settings: Settings | None = None,
-                 key: str = "sim:camera-scripted") -> "SimulatedCamera":
+                 key: str = "sim:camera-scripted") -> SimulatedCamera:
         """A camera that serves ``script``: a sequence of frames (looping) or ``f(index)``."""
         if not callable(script) and len(script) == 0:
             raise ValueError("a scripted camera needs at least one frame")

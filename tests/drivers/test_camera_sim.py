@@ -66,7 +66,7 @@ def test_capture_session_auto_captures_a_compliant_portrait(shared, settings):
     assert res.captured and res.frames == 4 and res.report.passed
     assert np.array_equal(res.image, good)
     assert [r.passed for _, r in seen] == [False, False, True, True]
-    overlay, rep = seen[0]
+    overlay, _ = seen[0]
     assert overlay.shape == closed.shape and not np.array_equal(overlay, closed)  # checks drawn on it
     assert cam.state is DeviceState.IDLE
 

@@ -16,13 +16,12 @@ import numpy as np
 import pytest
 
 from biostation.errors import ImageError
-from biostation.face import CHECK_NAMES, check_portrait, load_image
-from biostation.face import params
+from biostation.face import CHECK_NAMES, check_portrait, load_image, params
 
 FACES = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "faces").resolve()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def report(path: str):
     return check_portrait(load_image(path))
 
@@ -163,7 +162,7 @@ def test_small_face_fails_eye_distance():
 
 def test_off_centre_head_fails_position():
     img = load_image(LONDON_NEUTRAL[3])
-    h, w = img.shape[:2]
+    w = img.shape[1]
     shifted = np.full_like(img, 255)
     shifted[:, : w - 400] = img[:, 400:]
     r = check_portrait(shifted)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -41,7 +41,7 @@ def check(
     images: list[Path] = typer.Argument(..., help="Portrait files (JPEG, PNG, PGM, ...)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per image, one per line."),
     lang: str = typer.Option("en", "--lang", help="Language of the reasons in the table: en or vi (JSON has both)."),
-    token_dir: Optional[Path] = typer.Option(None, "--token-dir", help="Also write the ISO token image of each "
+    token_dir: Path | None = typer.Option(None, "--token-dir", help="Also write the ISO token image of each "
                                              "image with a face, as NAME.jpg and NAME.jp2 (JPEG 2000, DG2)."),
 ) -> None:
     """Run every portrait check on each image: pass or fail, and each check's value, threshold and reason."""
@@ -113,8 +113,8 @@ def verify(
 @face_app.command("capture")
 def capture(
     timeout: float = typer.Option(30.0, "--timeout", help="Give up after this many seconds."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the captured frame here (PNG/JPEG by suffix)."),
-    devices: Optional[str] = typer.Option(None, "--devices", help="auto, simulated or hardware."),
+    out: Path | None = typer.Option(None, "--out", help="Write the captured frame here (PNG/JPEG by suffix)."),
+    devices: str | None = typer.Option(None, "--devices", help="auto, simulated or hardware."),
     as_json: bool = typer.Option(False, "--json", help="Print the final report as JSON."),
 ) -> None:
     """Capture a portrait from the station camera: auto-capture when every check passes, or time out."""

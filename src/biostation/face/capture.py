@@ -10,8 +10,9 @@ kept failing). The camera's own template methods do the locking, events and devi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -83,7 +84,7 @@ def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
-def capture_portrait(camera: "Camera", *, timeout_s: float = 30.0, stable_frames: int = 2,
+def capture_portrait(camera: Camera, *, timeout_s: float = 30.0, stable_frames: int = 2,
                      preview: Callable[[np.ndarray, PortraitReport], None] | None = None,
                      analyzer: FaceAnalyzer | None = None, lang: str = "en",
                      clock: Callable[[], float] = time.monotonic) -> CaptureResult:

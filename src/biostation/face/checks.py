@@ -39,8 +39,18 @@ import cv2
 import numpy as np
 
 from . import params
-from .detect import (CHIN, FOREHEAD, LEFT_EYE, MOUTH, RIGHT_EYE, SILHOUETTE, Detection, FaceAnalyzer,
-                     Landmarks, default_analyzer)
+from .detect import (
+    CHIN,
+    FOREHEAD,
+    LEFT_EYE,
+    MOUTH,
+    RIGHT_EYE,
+    SILHOUETTE,
+    Detection,
+    FaceAnalyzer,
+    Landmarks,
+    default_analyzer,
+)
 from .image import as_bgr
 
 
@@ -267,7 +277,7 @@ def _fraction_inside(corners: np.ndarray, w: int, h: int) -> float:
 
 def _background_regions(grey: np.ndarray, lm: Landmarks, corners: np.ndarray) -> np.ndarray:
     """Pixels beside and above the head inside the token frame, clear of hair (a margin)."""
-    h, w = grey.shape
+    w = grey.shape[1]
     pts = lm.points[list(SILHOUETTE), :2]
     fx0, fx1 = pts[:, 0].min(), pts[:, 0].max()
     fw = fx1 - fx0

@@ -56,7 +56,7 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = params.MAX_PIXEL
     return pil_to_bgr(img)
 
 
-def pil_to_bgr(img: "object") -> np.ndarray:
+def pil_to_bgr(img: object) -> np.ndarray:
     """A Pillow image of any mode -> HxWx3 BGR uint8."""
     from PIL import Image
 
