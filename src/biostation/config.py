@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # --- matcher ----------------------------------------------------------------------------
     purepython: bool = Field(False, description="Force the numpy matcher even when the C kernels are built.")
 
+    # --- face ---------------------------------------------------------------------------------
+    face_models_dir: Path | None = Field(None, description="Folder with the face model files (default: models/ "
+                                         "of the source tree; see models/README.md for the sha256 list).")
+
     # --- card personalization line ----------------------------------------------------------
     perso_signer: str = Field("pkcs11", pattern="^(pkcs11|keyfile)$", description="Where the Document "
                               "Signer key is: pkcs11 (an HSM or token: production) or keyfile (development only).")

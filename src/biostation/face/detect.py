@@ -250,9 +250,11 @@ _default_lock = threading.Lock()
 
 
 def default_analyzer() -> FaceAnalyzer:
-    """A process-wide analyzer over the bundled models (built on first use)."""
+    """A process-wide analyzer over the models in ``Settings.face_models_dir`` (built on first use)."""
     global _default
     with _default_lock:
         if _default is None:
-            _default = FaceAnalyzer()
+            from ..config import get_settings
+
+            _default = FaceAnalyzer(get_settings().face_models_dir)
         return _default

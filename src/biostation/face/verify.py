@@ -138,5 +138,7 @@ def default_verifier() -> Verifier:
     global _default
     with _default_lock:
         if _default is None:
-            _default = Verifier()
+            from ..config import get_settings
+
+            _default = Verifier(DlibResNetEmbedder(get_settings().face_models_dir))
         return _default
