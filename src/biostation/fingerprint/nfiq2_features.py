@@ -598,16 +598,20 @@ def _oriented_smooth_at(f: np.ndarray, scale: float) -> np.ndarray:
 
 def detect_minutiae(img: np.ndarray, fg: np.ndarray) -> np.ndarray:
     """Ridge endings and bifurcations (x, y) inside the ROI ``fg`` of a 500 ppi image."""
-    ys, xs = np.nonzero(fg)
-    if ys.size == 0:
+    bx, by, bw, bh = cv2.boundingRect(fg.view(np.uint8) if fg.dtype == bool else fg.astype(np.uint8))
+    if bw == 0 or bh == 0:
         return np.zeros((0, 2))
     m = 2 * MINUTIAE_ROI_MARGIN
-    y0, y1 = max(int(ys.min()) - m, 0), min(int(ys.max()) + m + 1, img.shape[0])
-    x0, x1 = max(int(xs.min()) - m, 0), min(int(xs.max()) + m + 1, img.shape[1])
+    y0, y1 = max(by - m, 0), min(by + bh + m, img.shape[0])
+    x0, x1 = max(bx - m, 0), min(bx + bw + m, img.shape[1])
     f = img[y0:y1, x0:x1].astype(np.float32)
     roi_mask = fg[y0:y1, x0:x1]
     smooth = _oriented_smooth(f) if MINUTIAE_ORIENTED else cv2.GaussianBlur(f, (0, 0), MINUTIAE_SMOOTH_SIGMA)
-    background = cv2.GaussianBlur(f, (0, 0), MINUTIAE_BACKGROUND_SIGMA)
+    # the local mean is smooth: computed at half resolution and brought back
+    hh, ww = f.shape
+    small = cv2.resize(f, (max(1, ww // 2), max(1, hh // 2)), interpolation=cv2.INTER_AREA)
+    background = cv2.resize(cv2.GaussianBlur(small, (0, 0), MINUTIAE_BACKGROUND_SIGMA / 2), (ww, hh),
+                            interpolation=cv2.INTER_LINEAR)
     ridges = ((smooth < background) & roi_mask).astype(np.uint8)
     skel = _thin(ridges)
     cn = cv2.LUT(_neighbour_code(skel), _CROSSINGS_CV)
@@ -621,11 +625,16 @@ def detect_minutiae(img: np.ndarray, fg: np.ndarray) -> np.ndarray:
         close = d2 <= MINUTIAE_MIN_DISTANCE ** 2
         if MINUTIAE_CLUSTER_KEEP_ONE:
             # one minutia per cluster: the pair artefacts of a broken or bridged ridge count once
-            keep = np.ones(len(pts), bool)
-            for i in range(len(pts)):
+            ii, jj = np.nonzero(np.triu(close, 1))
+            later: dict[int, list[int]] = {}
+            for i, j in zip(ii.tolist(), jj.tolist()):
+                later.setdefault(i, []).append(j)
+            keep = [True] * len(pts)
+            for i in range(len(pts)):  # in raster order, the first of a cluster stays
                 if keep[i]:
-                    keep[close[i] & (np.arange(len(pts)) > i)] = False
-            pts = pts[keep]
+                    for j in later.get(i, ()):
+                        keep[j] = False
+            pts = pts[np.array(keep)]
         else:
             pts = pts[~close.any(axis=1)]
     return pts
