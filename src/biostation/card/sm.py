@@ -127,15 +127,19 @@ class SecureMessaging:
         sw_do = tlv.find(dos, 0x99)
         if sw_do is None or len(sw_do.value) != 2:
             raise SecureMessagingError("SM response without status word (DO99)")
-        data = b""
+        data = self._data_of(dos)
+        return Response(data, int.from_bytes(sw_do.value, "big"))
+
+    def _data_of(self, dos: list) -> bytes:  # type: ignore[type-arg]
+        """Decrypted plain data of DO87 (padding-content indicator 01) or DO85; empty if neither."""
         d87, d85 = tlv.find(dos, 0x87), tlv.find(dos, 0x85)
         if d87 is not None:
             if not d87.value or d87.value[0] != 0x01:
                 raise SecureMessagingError("DO87 without padding indicator 01")
-            data = self._decrypt(d87.value[1:])
-        elif d85 is not None:
-            data = self._decrypt(d85.value)
-        return Response(data, int.from_bytes(sw_do.value, "big"))
+            return self._decrypt(d87.value[1:])
+        if d85 is not None:
+            return self._decrypt(d85.value)
+        return b""
 
     # --- chip side -----------------------------------------------------------------------------
     def unwrap_command(self, cmd: Command) -> Command:
@@ -154,14 +158,7 @@ class SecureMessaging:
         covered = b"".join(d.encode() for d in dos if d.tag in (0x85, 0x87, 0x97))
         if not crypto.constant_time_eq(self._mac(header + covered), mac_do.value):
             raise SecureMessagingError("MAC of the command does not verify")
-        data = b""
-        d87, d85 = tlv.find(dos, 0x87), tlv.find(dos, 0x85)
-        if d87 is not None:
-            if not d87.value or d87.value[0] != 0x01:
-                raise SecureMessagingError("DO87 without padding indicator 01")
-            data = self._decrypt(d87.value[1:])
-        elif d85 is not None:
-            data = self._decrypt(d85.value)
+        data = self._data_of(dos)
         le = None
         d97 = tlv.find(dos, 0x97)
         if d97 is not None:
