@@ -128,3 +128,20 @@ def test_overlay_colours():
 def test_threshold_must_be_a_score(settings):
     with pytest.raises(ValueError):
         CaptureLoop(SimulatedScanner.create(settings=settings), threshold=150)
+
+
+def test_slap_is_scored_by_its_weakest_finger_and_missing_fingers_are_left_out(fast):
+    from pathlib import Path
+
+    from biostation.fingerprint.slap_compose import compose_slap
+
+    root = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fvc2002" / "DB1_B"
+    fingers = [cv2.imread(str(root / f"10{i}_1.tif"), cv2.IMREAD_GRAYSCALE) for i in (1, 2, 4)]
+    slap, _ = compose_slap(fingers, FP.PLAIN_LEFT_FOUR, missing=[FP.LEFT_RING], angles=[5, -5, 8])
+    scanner = SimulatedScanner.create(images=[slap], settings=fast)
+    scanner.max_image_size = (4096, 4096)
+    session = CaptureLoop(scanner, threshold=10, timeout_s=10).run(
+        [(FP.PLAIN_LEFT_FOUR, ImpressionKind.SLAP)], {FP.LEFT_RING: Reason.AMPUTATED})
+    r = session.fingers[0]
+    assert r.status is Status.CAPTURED and r.impression.kind is ImpressionKind.SLAP
+    assert 10 <= r.quality <= 100

@@ -20,8 +20,8 @@ session plan (for instance the ten flat fingers, or the 4-4-2 slaps):
    amputation / unable-to-print code (:class:`Reason`) and never touch the device.
 
 Scanners without preview go straight to capture (steps 2-3 without frames). The quality function
-is injected (default: NFIQ 2 from :mod:`biostation.fingerprint.nfiq2`; slaps are assessed by the
-caller, since NFIQ 2 is defined for single fingers). Thread-safety: one loop per scanner, used
+is injected (default: NFIQ 2 from :mod:`biostation.fingerprint.nfiq2`; a slap is segmented and
+scored by its weakest finger, the fingers declared missing left out). Thread-safety: one loop per scanner, used
 from one thread; :meth:`CaptureLoop.cancel` may be called from any thread.
 """
 
@@ -116,6 +116,23 @@ def nfiq2_quality(image: np.ndarray, dpi: int) -> int:
         return 0
 
 
+SLAPS = (FingerPosition.PLAIN_RIGHT_FOUR, FingerPosition.PLAIN_LEFT_FOUR, FingerPosition.PLAIN_THUMBS)
+
+
+def slap_quality(image: np.ndarray, dpi: int, slap: FingerPosition, missing: Iterable[FingerPosition] = ()) -> int:
+    """Quality of a slap: segment it, NFIQ 2 of every finger, the lowest one (every finger must
+    be good); 0 when the slap cannot be segmented or a finger is not found."""
+    from ..fingerprint.slap import segment_slap
+
+    try:
+        result = segment_slap(image, slap, dpi=dpi, missing=missing)
+    except ImageError:
+        return 0
+    if result.problems or not result.fingers:
+        return 0
+    return min(f.quality or 0 for f in result.fingers)
+
+
 def overlay(image: np.ndarray, quality: int | None, threshold: int, finger: bool) -> np.ndarray:
     """BGR copy of a grey frame with a quality border (green >= threshold, amber, red) and text."""
     import cv2
@@ -147,7 +164,10 @@ class CaptureLoop:
         self.scanner = scanner
         self.threshold = threshold
         self.timeout_s = timeout_s
+        self._default_quality = quality is None
         self.quality = quality or nfiq2_quality
+        #: slap -> its fingers declared missing (set by :meth:`run` from the exceptions)
+        self._missing: dict[FingerPosition, tuple[FingerPosition, ...]] = {}
         self.quality_interval_s = quality_interval_s
         self.finger_off_timeout_s = finger_off_timeout_s
         self.max_attempts = max_attempts
@@ -185,7 +205,7 @@ class CaptureLoop:
                     break
                 imp = self.scanner.capture(kind, position, timeout_s=remaining)
                 result.attempts += 1
-                q = int(self.quality(imp.image, imp.dpi))
+                q = self._assess(imp.image, imp.dpi, position)
                 if result.quality is None or q > result.quality:
                     result.impression, result.quality = imp, q
                 if q >= self.threshold:
@@ -208,6 +228,10 @@ class CaptureLoop:
             exceptions: Mapping[FingerPosition, Reason] | None = None) -> SessionResult:
         """Capture every entry of ``plan`` in order; ``exceptions`` maps fingers to skip reasons."""
         exceptions = dict(exceptions or {})
+        from ..fingerprint.slap import SLAP_ORDER
+
+        self._missing = {slap: tuple(p for p in fingers if FingerPosition(p) in exceptions)
+                         for slap, fingers in SLAP_ORDER.items()}
         self._cancel.clear()
         session = SessionResult()
         for position, kind in plan:
@@ -219,6 +243,11 @@ class CaptureLoop:
         return session
 
     # --- internals -------------------------------------------------------------------------------------
+    def _assess(self, image: np.ndarray, dpi: int, position: FingerPosition) -> int:
+        if self._default_quality and position in SLAPS:
+            return slap_quality(image, dpi, position, self._missing.get(position, ()))
+        return int(self.quality(image, dpi))
+
     def _wait_finger_off(self, deadline: float) -> None:
         if not self.scanner.features & Feature.FINGER_DETECT:
             return
@@ -255,7 +284,7 @@ class CaptureLoop:
                     last_q, assessed_on = None, 0
                 elif pending is None and now - last_submit >= self.quality_interval_s:
                     last_submit = now
-                    pending = pool.submit(self.quality, frame.image.copy(), self.preview_dpi)
+                    pending = pool.submit(self._assess, frame.image.copy(), self.preview_dpi, result.position)
                 if self.on_frame is not None:
                     self.on_frame(OverlayFrame(frame, overlay(frame.image, last_q, self.threshold,
                                                               frame.finger_present), last_q, result.position))
