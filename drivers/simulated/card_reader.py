@@ -1,15 +1,20 @@
 """Simulated (in-process) smart-card reader.
 
 It holds a *card*: any object with ``atr: bytes``, ``reset() -> None`` and
-``process(apdu: bytes) -> bytes``. The default card is :class:`BlankCard`, a card with no
-application (every command answers 6D00, "instruction not supported"), like a blank chip
-before personalization; the ICAO 9303 virtual card plugs in the same way. For the real PC/SC
-path, the virtual card speaks the vpcd socket protocol behind pcscd instead.
+``process(apdu: bytes) -> bytes``. The station's simulated reader holds the card named by
+``Settings.sim_card``: a virtual Vietnamese ID card (``cccd``, PACE with its CAN), a passport
+(``td3``, BAC) or :class:`BlankCard` (``blank``: no application, every command answers 6D00,
+like a chip before personalization). The virtual card and its test PKI are made on first use and
+kept in ``<data_dir>/sim/card`` so counters and the CSCA survive restarts; its CAN and MRZ are in
+the reader's info (a training card: nothing secret). For the real PC/SC path, the same virtual
+card speaks the vpcd socket protocol behind pcscd instead (``biostation card simulate``).
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 from typing import Any, Protocol
 
 from biostation.config import Settings
@@ -37,6 +42,58 @@ class BlankCard:
         return b"\x6d\x00"
 
 
+class ProfileCard:
+    """The virtual ICAO 9303 card of a profile, built (or reloaded from ``folder``) on first use."""
+
+    def __init__(self, profile: str, folder: Path):
+        self.profile = profile
+        self.folder = folder
+        self._card: Any = None
+        self._info: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> Any:
+        with self._lock:
+            if self._card is None:
+                from biostation.card.pki import load_test_pki
+
+                from .vcard.card import CardData, VirtualCard
+                from .vcard.profiles import build_profile
+
+                info_path = self.folder / "profile.json"
+                if (self.folder / "card" / "card.json").is_file() and info_path.is_file():
+                    data = CardData.load(self.folder / "card")
+                    load_test_pki(self.folder / "pki")  # a damaged folder fails loudly
+                    info = json.loads(info_path.read_text())
+                else:
+                    prof = build_profile(self.profile, can_tries=None)
+                    self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    prof.pki.write(self.folder / "pki")
+                    data, info = prof.data, prof.info()
+                    data.save(self.folder / "card")
+                    info_path.write_text(json.dumps(info, ensure_ascii=False))
+                info["csca"] = str(self.folder / "pki" / "csca.pem")
+                self._info = info
+                self._card = VirtualCard(data, state_dir=self.folder / "card")
+            return self._card
+
+    @property
+    def info(self) -> dict[str, Any]:
+        self._ensure()
+        assert self._info is not None
+        return self._info
+
+    @property
+    def atr(self) -> bytes:
+        return self._ensure().atr
+
+    def reset(self) -> None:
+        self._ensure().reset()
+
+    def process(self, apdu: bytes) -> bytes:
+        return self._ensure().process(apdu)
+
+
 class SimulatedCardReader(CardReader):
     id = "simulated-card-reader"
     full_name = "Simulated contactless reader"
@@ -54,14 +111,20 @@ class SimulatedCardReader(CardReader):
     def create(cls, card: SimulatedCard | None = None, key: str = "sim:reader-test",
                settings: Settings | None = None) -> SimulatedCardReader:
         dev = cls(Attachment("sim", key, cls.full_name), settings or Settings(sim_time_scale=0.0))
-        if card is not None:
-            dev.insert(card)
+        dev.insert(card if card is not None else BlankCard())
         return dev
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._card: SimulatedCard | None = BlankCard()
+        profile = self.settings.sim_card
+        self._card: SimulatedCard | None = (
+            BlankCard() if profile == "blank" else ProfileCard(profile, self.settings.data_dir / "sim" / "card"))
         self._card_lock = threading.Lock()
+
+    def trust_anchor(self) -> Path | None:
+        """CSCA certificate of the simulated card, for reads of it; None for other cards."""
+        card = self._card
+        return Path(card.info["csca"]) if isinstance(card, ProfileCard) else None
 
     def insert(self, card: SimulatedCard) -> None:
         with self._card_lock:
@@ -89,5 +152,10 @@ class SimulatedCardReader(CardReader):
         return self._card_or_raise().process(apdu)
 
     def _do_info(self) -> dict[str, Any]:
-        return {"vendor": "biostation", "model": "simulated", "serial": self.attachment.key,
-                "card": type(self._card).__name__ if self._card else None}
+        card = self._card
+        out: dict[str, Any] = {"vendor": "biostation", "model": "simulated", "serial": self.attachment.key,
+                               "card": type(card).__name__ if card else None}
+        if isinstance(card, ProfileCard):
+            # a training card: its CAN and MRZ are printed on it, nothing secret
+            out.update(card=f"virtual {card.profile}", can=card.info.get("can"), mrz=card.info.get("mrz"))
+        return out

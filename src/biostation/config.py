@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     usb_replay_dir: Path | None = Field(
         None, description="A folder with a umockdev recording (device, capture.ioctl): USB drivers "
         "then see the recorded device instead of libusb (demos, tests).")
+    sim_card: str = Field("cccd", pattern="^(cccd|td3|blank)$", description="Card in the simulated reader: "
+                          "a virtual Vietnamese ID card (cccd, PACE with CAN 012345), a passport (td3, BAC) "
+                          "or a blank chip; kept in <data_dir>/sim/card.")
+    csca_dir: Path | None = Field(None, description="CSCA trust store for card reads: certificates and ICAO "
+                                  "master lists (default: <data_dir>/csca).")
     sim_time_scale: float = Field(1.0, ge=0, description="Multiplies the simulated devices' delays "
                                   "(0: as fast as possible, for tests).")
 
@@ -95,6 +100,10 @@ class Settings(BaseSettings):
     @property
     def resolved_pki_dir(self) -> Path:
         return self.perso_pki_dir or self.data_dir / "perso" / "pki"
+
+    @property
+    def trust_dir(self) -> Path:
+        return self.csca_dir if self.csca_dir is not None else self.data_dir / "csca"
 
     @property
     def token_path(self) -> Path:

@@ -50,7 +50,7 @@ def test_operator_signs_in_sees_devices_captures_and_sees_events(station_server,
     scanner.locator("[data-role=capture]").click()
     page.wait_for_selector("article.card[data-cls=scanner] [data-role=view] img", timeout=20000)
     meta = scanner.locator("[data-role=meta]").inner_text()
-    assert "dpi" in meta and "×" in meta
+    assert "dpi" in meta and "×" in meta and "NFIQ 2" in meta
     page.wait_for_selector("#log li[data-kind='capture.done']", timeout=10000)
 
     camera = page.locator("article.card[data-cls=camera]")
@@ -62,6 +62,19 @@ def test_operator_signs_in_sees_devices_captures_and_sees_events(station_server,
     reader = page.locator("article.card[data-cls=card_reader] .presence")
     reader.wait_for(state="visible", timeout=10000)
     assert reader.inner_text() == "card present"
+
+    # the chip of the virtual CCCD card: a wrong CAN is refused with a reason, the right one reads
+    card = page.locator("article.card[data-cls=card_reader]")
+    can = card.locator("[data-role=hint]").inner_text().split("CAN ")[1].strip()
+    card.locator("[data-role=can]").fill("999999")
+    card.locator("[data-role=read]").click()
+    page.wait_for_selector("#toast:has-text('AccessDeniedError')", timeout=20000)
+    card.locator("[data-role=can]").fill(can)
+    card.locator("[data-role=read]").click()
+    page.wait_for_selector("article.card[data-cls=card_reader] [data-role=name]", timeout=20000)
+    assert card.locator("[data-role=name]").inner_text() == "Nguyễn Văn An"
+    assert card.locator("[data-role=pa]").inner_text() == "verified"
+    page.screenshot(path=str(tmp_path / "operator-card.png"), full_page=True)
 
     # Vietnamese labels
     page.click("#lang")

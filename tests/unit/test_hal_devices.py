@@ -97,6 +97,9 @@ def test_reader_power_transmit_and_presence_events():
     assert reader.power_on() == card.atr and reader.atr == card.atr
     assert reader.transmit(bytes.fromhex("00000000 03 010203")) == bytes.fromhex("010203 9000")
     assert reader.apdu_count == 1
+    before = len(events)
+    reader.transmit(bytes.fromhex("00000000 01 ff"))
+    assert events[before:] == []  # one APDU is too short to announce busy/idle on the event stream
     assert reader.reset() == card.atr and card.resets == 2
     reader.remove()
     assert reader.poll() is False

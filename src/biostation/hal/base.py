@@ -157,10 +157,10 @@ class Device:
     def simulated(self) -> bool:
         return bool(self.features & Feature.SIMULATED)
 
-    def _set_state(self, new: DeviceState, **data: Any) -> None:
+    def _set_state(self, new: DeviceState, announce: bool = True, **data: Any) -> None:
         with self._state_lock:
             old, self._state = self._state, new
-        if old != new:
+        if old != new and announce:
             log.debug("%s: %s -> %s", self.device_id, old.value, new.value)
             self.bus.emit(EventKind.STATE_CHANGED, self.device_id, state=new.value, previous=old.value, **data)
 
@@ -213,8 +213,11 @@ class Device:
             self._set_state(DeviceState.GONE)
 
     @contextlib.contextmanager
-    def _operation(self, name: str) -> Iterator[None]:
-        """Run one exclusive operation: IDLE -> BUSY -> IDLE (or GONE)."""
+    def _operation(self, name: str, announce: bool = True) -> Iterator[None]:
+        """Run one exclusive operation: IDLE -> BUSY -> IDLE (or GONE).
+
+        ``announce=False`` keeps the busy/idle flip of a very short operation (one APDU) off the
+        event stream; GONE is always announced."""
         if self._state is DeviceState.GONE:
             raise DeviceGoneError(f"{self.device_id} is gone", self.device_id)
         if self._state is DeviceState.CLOSED:
@@ -224,7 +227,7 @@ class Device:
         t0 = time.monotonic()
         self._current_op = name
         try:
-            self._set_state(DeviceState.BUSY, operation=name)
+            self._set_state(DeviceState.BUSY, announce, operation=name)
             try:
                 yield
             except DeviceGoneError:
@@ -239,7 +242,7 @@ class Device:
         finally:
             self._current_op = None
             if self._state is DeviceState.BUSY:
-                self._set_state(DeviceState.IDLE)
+                self._set_state(DeviceState.IDLE, announce)
             self._op_lock.release()
 
     def _require_open(self) -> None:

@@ -115,7 +115,7 @@ class CardReader(Device):
         apdu = bytes(apdu)
         if not 4 <= len(apdu) <= MAX_APDU:
             raise DeviceStateError(f"APDU of {len(apdu)} bytes: must be 4..{MAX_APDU}", self.device_id)
-        with self._operation("transmit"):
+        with self._operation("transmit", announce=False):
             if self._atr is None:
                 raise DeviceStateError(f"no powered card on {self.device_id}: call power_on() first",
                                        self.device_id)

@@ -24,7 +24,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from .._version import __version__
 from ..config import Settings, get_settings
 from ..errors import (
+    AccessDeniedError,
     AuthError,
+    CardError,
+    CardRemovedError,
+    ImageError,
     BiostationError,
     DeviceBusyError,
     DeviceGoneError,
@@ -43,6 +47,10 @@ COOKIE = "biostation_token"
 #: HTTP status for each error type; the first match along the class's MRO wins
 STATUS_FOR_ERROR: dict[type[BaseException], int] = {
     AuthError: 401,
+    AccessDeniedError: 403,  # the chip refused the CAN / MRZ
+    CardRemovedError: 409,
+    CardError: 502,
+    ImageError: 422,
     DeviceNotFoundError: 404,
     DeviceBusyError: 409,
     DeviceStateError: 409,
@@ -147,9 +155,9 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
         resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/")
         return resp
 
-    from . import routes_devices
+    from . import routes_card, routes_devices, routes_face
 
-    for module in (routes_devices,):
+    for module in (routes_devices, routes_face, routes_card):
         app.include_router(module.router, dependencies=[Depends(require_token)])
     return app
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ..errors import BiostationError, DeviceProtocolError, DeviceStateError
+from ..errors import BiostationError, DeviceProtocolError, DeviceStateError, ImageError
 from ..hal import (
     Camera,
     DeviceInfo,
@@ -54,6 +54,7 @@ class CaptureRequest(BaseModel):
     kind: ImpressionKind = ImpressionKind.FLAT
     position: FingerPosition = FingerPosition.UNKNOWN
     timeout_s: float = Field(15.0, gt=0, le=120, description="Give up after this many seconds.")
+    assess: bool = Field(True, description="Also compute the NFIQ 2 quality score (flat and rolled prints).")
 
 
 class CaptureOut(BaseModel):
@@ -65,6 +66,8 @@ class CaptureOut(BaseModel):
     dpi: int
     duration_s: float
     image_png: str = Field(description="The impression, 8-bit grey PNG, base64.")
+    nfiq2: int | None = Field(None, description="NFIQ 2 score 0..100 (ISO/IEC 29794-4), when assessed.")
+    quality_note: str = Field("", description="Why the score is 0 or absent, when it is.")
 
 
 @router.get("/devices", response_model=list[DeviceOut], summary="Attached devices and their state")
@@ -91,9 +94,18 @@ def capture(device_id: str, body: CaptureRequest, request: Request) -> CaptureOu
     if not ok:
         raise DeviceProtocolError("the captured image could not be encoded as PNG", device_id)
     meta = imp.meta()
+    score, note = None, ""
+    if body.assess and imp.kind is not ImpressionKind.SLAP:  # NFIQ 2 is defined for single fingers
+        from ..fingerprint import nfiq2
+
+        try:
+            result = nfiq2(imp.image, dpi=imp.dpi)
+            score, note = result.score, result.reason
+        except ImageError as exc:
+            note = str(exc)
     return CaptureOut(device_id=device_id, kind=meta["kind"], position=meta["position"], width=meta["width"],
                       height=meta["height"], dpi=meta["dpi"], duration_s=meta["duration_s"],
-                      image_png=base64.b64encode(png.tobytes()).decode())
+                      image_png=base64.b64encode(png.tobytes()).decode(), nfiq2=score, quality_note=note)
 
 
 @router.get("/devices/{device_id}/frame", summary="One camera frame as JPEG",
