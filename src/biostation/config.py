@@ -131,6 +131,11 @@ class Settings(BaseSettings):
         return None
 
 
+def project_models_dir() -> Path:
+    """The repository's ``models/`` folder (model files with provenance in its README)."""
+    return Path(__file__).resolve().parents[2] / "models"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""

@@ -31,7 +31,9 @@ _lock = threading.Lock()
 
 def default_models_dir() -> Path:
     """``models/`` of the source tree (``src/biostation/face`` -> project root)."""
-    return Path(__file__).resolve().parents[3] / "models"
+    from ..config import project_models_dir
+
+    return project_models_dir()
 
 
 def model_path(name: str, models_dir: Path | None = None) -> Path:

@@ -20,6 +20,9 @@ then about 10-20 ms per 400 x 400 image. Thread-safe. Nothing is logged about th
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,20 +65,44 @@ class NFIQ2Result:
         return self.score
 
 
+#: NIST's model as shipped in ``models/`` (gzip of the YAML; see models/README.md)
+SHIPPED_MODEL = "nfiq2_plain_tir-ink.yaml.gz"
+SHIPPED_SHA256 = "aa48c4b94b40943b3aad96d54c6878339bef9e4b567fa3551415fe1cc2cd842f"
+
+
 def model_path(path: str | Path | None = None) -> Path:
-    """The model file: ``path``, else ``Settings.nfiq2_model``, else the shared data set's copy."""
+    """The model file: ``path``, else ``Settings.nfiq2_model``, else the copy shipped in
+    ``models/``, else the shared data set's copy. A ``.gz`` file is read decompressed."""
     if path is not None:
         return Path(path)
-    from ..config import get_settings
+    from ..config import get_settings, project_models_dir
 
     settings = get_settings()
     if settings.nfiq2_model is not None:
         return Path(settings.nfiq2_model)
+    shipped = project_models_dir() / SHIPPED_MODEL
+    if shipped.is_file():
+        return shipped
     shared = settings.shared_dir()
     if shared is not None and (shared / "models" / "nfiq2" / MODEL_FILE).is_file():
         return shared / "models" / "nfiq2" / MODEL_FILE
     raise ConfigError("NFIQ 2 model not found: set BIOSTATION_NFIQ2_MODEL to NIST's "
                       f"{MODEL_FILE} (see models/README.md)")
+
+
+def _read_forest(p: Path) -> Any:
+    if p.suffix != ".gz":
+        return cv2.ml.RTrees_load(str(p), MODEL_NODE)
+    raw = p.read_bytes()
+    if p.name == SHIPPED_MODEL and hashlib.sha256(raw).hexdigest() != SHIPPED_SHA256:
+        raise ConfigError(f"{p} does not have the sha256 of models/README.md: damaged or replaced")
+    fs = cv2.FileStorage(gzip.decompress(raw).decode("ascii"), cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY)
+    try:
+        rf = cv2.ml.RTrees_create()
+        rf.read(fs.getNode(MODEL_NODE))
+    finally:
+        fs.release()
+    return rf
 
 
 def load_model(path: str | Path | None = None) -> Any:
@@ -86,7 +113,7 @@ def load_model(path: str | Path | None = None) -> Any:
             if not p.is_file():
                 raise ConfigError(f"NFIQ 2 model {p} does not exist")
             try:
-                rf = cv2.ml.RTrees_load(str(p), MODEL_NODE)
+                rf = _read_forest(p)
             except cv2.error as exc:
                 raise ConfigError(f"NFIQ 2 model {p.name} cannot be read: {exc}") from exc
             if rf.empty() or not rf.isTrained() or rf.getVarCount() != len(feat.FEATURE_ORDER):
