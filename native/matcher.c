@@ -273,21 +273,27 @@ static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
             bj[i] = bjj;
             bjc[i] = bc;
         }
+        /* 6. a paired minutia counts in the overlap even if just outside the box: the bound
+         * score <= SCORE_MAX (< 2^31, checked by configure()) rests on it */
         int64_t Wsum = 0, inA = 0, inB = 0;
+        uint8_t pairedB[MAXN];
+        memset(pairedB, 0, (size_t)nb);
         for (int i = 0; i < na; i++) {
-            if (bjc[i] < BIG && bi[bj[i]] == (int64_t)i)
+            const int paired = bjc[i] < BIG && bi[bj[i]] == (int64_t)i;
+            if (paired) {
                 Wsum += sim[i * nb + bj[i]] + prm[P_PAIR_BONUS];
+                pairedB[bj[i]] = 1;
+            }
             const int64_t xi = A->x[i], yi = A->y[i];
-            inA += xi >= bx0 - margin && xi <= bx1 + margin && yi >= by0 - margin && yi <= by1 + margin;
+            inA += paired || (xi >= bx0 - margin && xi <= bx1 + margin && yi >= by0 - margin && yi <= by1 + margin);
         }
         for (int j = 0; j < nb; j++)
-            inB += px[j] >= ax0 - margin && px[j] <= ax1 + margin && py[j] >= ay0 - margin && py[j] <= ay1 + margin;
+            inB += pairedB[j]
+                || (px[j] >= ax0 - margin && px[j] <= ax1 + margin && py[j] >= ay0 - margin && py[j] <= ay1 + margin);
         if (inA < prm[P_MIN_OVERLAP]) inA = prm[P_MIN_OVERLAP];
         if (inB < prm[P_MIN_OVERLAP]) inB = prm[P_MIN_OVERLAP];
         const int64_t unit = prm[P_PAIR_UNIT];
-        int64_t sc = (Wsum * Wsum * prm[P_SCORE_SCALE]) / (inA * inB * unit * unit);
-        if (sc > prm[P_SCORE_SCALE])
-            sc = prm[P_SCORE_SCALE];
+        const int64_t sc = (Wsum * Wsum * prm[P_SCORE_SCALE]) / (inA * inB * unit * unit);
         if (sc > best)
             best = sc;
     }
@@ -390,7 +396,10 @@ static PyObject *py_configure(PyObject *self, PyObject *args)
     Py_DECREF(seq);
     if (p[P_DESC_WORDS] < 1 || p[P_DESC_WORDS] > MAX_WORDS || p[P_TOP_PAIRS] < 1 || p[P_TOP_PAIRS] > MAX_TOP
         || p[P_SEEDS] < 1 || p[P_TRIG_BITS] < 2 || p[P_TRIG_BITS] > 20 || p[P_ATAN_RES] < 1
-        || p[P_SIM_SCALE] < 1 || 2 * p[P_SIM_SCALE] * 64 * p[P_DESC_WORDS] >= (1 << 20) || p[P_PAIR_UNIT] < 1
+        || p[P_SIM_SCALE] < 1 || 2 * p[P_SIM_SCALE] * 64 * p[P_DESC_WORDS] >= (1 << 20)
+        || p[P_PAIR_BONUS] < 0 || p[P_PAIR_BONUS] > p[P_SIM_SCALE] || p[P_PAIR_UNIT] < 1
+        || p[P_SCORE_SCALE] * (p[P_SIM_SCALE] + p[P_PAIR_BONUS]) * (p[P_SIM_SCALE] + p[P_PAIR_BONUS])
+               / (p[P_PAIR_UNIT] * p[P_PAIR_UNIT]) >= INT32_MAX
         || p[P_PAIR_MAX_DIR] < 0 || p[P_PAIR_MAX_DIR] > 127 || p[P_ALIGN_DIR] < 0 || p[P_ALIGN_DIR] > 127
         || p[P_MIN_OVERLAP] < 1 || p[P_SCORE_SCALE] < 1 || p[P_SCORE_SCALE] > 1000000 || p[P_ATAN_RES] > 4096)
         return PyErr_Format(PyExc_ValueError, "parameters out of range");

@@ -15,7 +15,7 @@ from ..templates.model import Template
 
 @dataclass(frozen=True, order=True)
 class Candidate:
-    """One search answer: the reference and its score (0..10000, see :mod:`biostation.matcher`)."""
+    """One search answer: the reference and its score (0..35679, see :mod:`biostation.matcher`)."""
 
     score: int
     reference_id: str

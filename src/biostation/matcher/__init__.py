@@ -2,7 +2,7 @@
 
 >>> from biostation import matcher
 >>> probe = matcher.prepare(template_a)            # once per probe (about 1 ms)
->>> matcher.match(probe, template_b)               # int score, 0..10000
+>>> matcher.match(probe, template_b)               # int score, 0..35679
 >>> matcher.match_many(probe, gallery)             # int32 scores against a PackedGallery
 
 **Backends.** The comparison runs in C (``_native``, built from ``native/``) when it was built,
@@ -10,10 +10,14 @@ else in numpy (:mod:`._reference`, the executable specification). The choice is 
 import; ``BACKEND`` names it (``"native"`` or ``"numpy"``). ``BIOSTATION_PUREPYTHON=1`` (the
 ``purepython`` setting) forces numpy. Both give the same integer scores, bit for bit.
 
-**Scores** are integers from 0 to ``params.SCORE_SCALE`` (10000), symmetric
-(``match(a, b) == match(b, a)``), and 0 when either template is empty. Templates at any
-resolution compare at the same scale (each is scaled to ``params.REF_DPI`` when prepared);
-a template that fails validation raises :class:`~biostation.errors.MatcherError`.
+**Scores** are integers from 0 to ``params.SCORE_MAX`` (35679), symmetric
+(``match(a, b) == match(b, a)``), and 0 when either template is empty. ``params.SCORE_SCALE``
+(10000) is the score of two templates whose overlapping minutiae all pair at half local
+similarity; ``SCORE_MAX`` needs every one to pair perfectly (a template against itself). Nothing
+clamps scores, so strong genuine candidates keep distinct scores and a 1:N search ranks them by
+score (same-finger pairs of FVC2002 B reach about 20000). Templates at any resolution compare at the same scale (each is scaled to
+``params.REF_DPI`` when prepared); a template that fails validation raises
+:class:`~biostation.errors.MatcherError`.
 
 **Thresholds** (decide "same finger" when ``score >= threshold``). Measured on FVC2002 DB1..DB4
 set B, all-pairs protocol, impostors pooled over the four databases (11,520 comparisons), with
@@ -22,16 +26,15 @@ set B, all-pairs protocol, impostors pooled over the four databases (11,520 comp
 ============  ==========================  =================================  ==============
 target FMR    SecuGen ISO templates       biostation extractor templates     ``THRESHOLDS``
 ============  ==========================  =================================  ==============
-1 %           1470 (measured 0.998 %)     1266 (measured 0.990 %)            1470
-0.1 %         2037 (measured 0.095 %)     1899 (measured 0.095 %)            2040
+1 %           1468 (measured 0.998 %)     1259 (measured 0.998 %)            1468
+0.1 %         2033 (measured 0.095 %)     1862 (measured 0.095 %)            2033
 0.01 %        2924 (1 impostor above)     2595 (1 impostor above)            2924
 ============  ==========================  =================================  ==============
 
 ``THRESHOLDS`` takes the higher of the two (FMR at most the target for both template sources).
 0.01 % rests on a single impostor comparison: treat it as an estimate, and re-measure on your own
 population before relying on it. For scale: FMR100 (the FNMR at FMR <= 1 %, each database at
-its own threshold) averages 2.8 % with extractor templates and 3.75 % with SecuGen ones. Strong
-genuine pairs saturate at ``SCORE_SCALE``: a 1:N search ranks such candidates by enrolment order.
+its own threshold) averages 2.6 % with extractor templates and 3.75 % with SecuGen ones.
 
 **Cost and threads.** One comparison costs about 8 microseconds of CPU in C and about 45 in
 batched numpy (``match_many``); a single ``match`` call adds Python overhead (see
@@ -61,7 +64,7 @@ _impl: ModuleType = _reference if (get_settings().purepython or _native_backend 
 BACKEND: str = _impl.NAME
 
 #: operating points: target false match rate -> score threshold (see the module docstring)
-THRESHOLDS: dict[str, int] = {"FMR_1e-2": 1470, "FMR_1e-3": 2040, "FMR_1e-4": 2924}
+THRESHOLDS: dict[str, int] = {"FMR_1e-2": 1468, "FMR_1e-3": 2033, "FMR_1e-4": 2924}
 
 
 def backends() -> dict[str, ModuleType]:
@@ -77,7 +80,7 @@ def _search(t: Template | SearchTemplate) -> SearchTemplate:
 
 
 def match(probe: Template | SearchTemplate, candidate: Template | SearchTemplate) -> int:
-    """Similarity of two fingerprints, 0..SCORE_SCALE (integer; higher = more similar).
+    """Similarity of two fingerprints, 0..params.SCORE_MAX (integer; higher = more similar).
 
     Pass :class:`SearchTemplate` objects (from :func:`prepare`) to avoid preparing again.
     """

@@ -23,8 +23,11 @@ Everything here is integer arithmetic on the arrays of :mod:`.prepare`, so the C
    ``ALIGN_DIST + r * ALIGN_GROW / 256`` pixels, r being the A minutia's distance from the seed.
 6. Score. ``W`` sums ``sim + PAIR_BONUS`` over the pairs; with ``n_A'`` minutiae of A inside the
    bounding box of the mapped B (plus ``OVERLAP_MARGIN``) and ``n_B'`` the converse:
-   ``min(SCORE_SCALE, W*W*SCORE_SCALE // (max(n_A', MIN_OVERLAP) * max(n_B', MIN_OVERLAP) * PAIR_UNIT**2))``;
-   the best over the seeds.
+   ``W*W*SCORE_SCALE // (max(n_A', MIN_OVERLAP) * max(n_B', MIN_OVERLAP) * PAIR_UNIT**2)``, the best
+   over the seeds. Paired minutiae always count in ``n_A'`` and ``n_B'`` (even when just outside the
+   box), so as ``sim <= SIM_SCALE`` the score is at most ``SCORE_MAX`` with no clamp: it reaches it
+   only when every overlapping minutia pairs perfectly, and strong genuine pairs keep distinct
+   scores (1:N ranks them).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ _A = P.ANGLE_STEPS
 _HALF = 1 << (P.TRIG_BITS - 1)
 assert P.SIM_SCALE * 64 * P.DESC_WORDS < 2**22, "float32 similarity quotient would not be exact"
 assert P.SIM_SCALE < 2**15, "candidate keys would not fit 32 bits"
+assert P.SCORE_MAX < 2**31, "scores would not fit int32"
 
 #: gallery templates scored per vectorized batch (bounds temporary memory)
 CHUNK = 64
@@ -223,6 +227,10 @@ def _pair(A: dict, B: dict, sim: np.ndarray, seeds: list[dict]) -> np.ndarray:
         mutual = has & (_take(bi, bj) == idx[None, :])
         ms = _take(sim.reshape(G, NA * NB), (idx[None, :] * NB + bj))
         W = np.where(mutual, ms + P.PAIR_BONUS, 0).sum(axis=1)  # weighted pair count
+        # the minutiae of B that are paired (each with exactly one of A)
+        pg, pi = np.nonzero(mutual)
+        pairedB = np.zeros((G, NB), bool)
+        pairedB[pg, bj[pg, pi]] = True
         # overlap counts
         m = P.OVERLAP_MARGIN
         inf = 1 << 40
@@ -231,13 +239,15 @@ def _pair(A: dict, B: dict, sim: np.ndarray, seeds: list[dict]) -> np.ndarray:
         bx1, by1 = np.where(validB, px, -inf).max(axis=1), np.where(validB, py, -inf).max(axis=1)
         ax0, ay0 = np.where(validA, Ax64, inf).min(axis=1), np.where(validA, Ay64, inf).min(axis=1)
         ax1, ay1 = np.where(validA, Ax64, -inf).max(axis=1), np.where(validA, Ay64, -inf).max(axis=1)
-        inA = validA & (Ax64 >= (bx0 - m)[:, None]) & (Ax64 <= (bx1 + m)[:, None]) \
-            & (Ay64 >= (by0 - m)[:, None]) & (Ay64 <= (by1 + m)[:, None])
-        inB = validB & (px >= (ax0 - m)[:, None]) & (px <= (ax1 + m)[:, None]) \
-            & (py >= (ay0 - m)[:, None]) & (py <= (ay1 + m)[:, None])
+        # a paired minutia is in the overlap by definition (its partner may lie a little beyond
+        # the margin): this bounds the score by SCORE_MAX without a clamp
+        inA = validA & (((Ax64 >= (bx0 - m)[:, None]) & (Ax64 <= (bx1 + m)[:, None])
+                         & (Ay64 >= (by0 - m)[:, None]) & (Ay64 <= (by1 + m)[:, None])) | mutual)
+        inB = validB & (((px >= (ax0 - m)[:, None]) & (px <= (ax1 + m)[:, None])
+                         & (py >= (ay0 - m)[:, None]) & (py <= (ay1 + m)[:, None])) | pairedB)
         na = np.maximum(inA.sum(axis=1), P.MIN_OVERLAP)
         nb = np.maximum(inB.sum(axis=1), P.MIN_OVERLAP)
-        sc = np.minimum(P.SCORE_SCALE, (W * W * P.SCORE_SCALE) // (na * nb * P.PAIR_UNIT * P.PAIR_UNIT))
+        sc = (W * W * P.SCORE_SCALE) // (na * nb * P.PAIR_UNIT * P.PAIR_UNIT)
         best = np.maximum(best, np.where(sd["alive"], sc, 0))
     return np.where((A["n"] > 0) & (B["n"] > 0), best, 0).astype(np.int32)
 
@@ -281,7 +291,7 @@ def score_pairs(left: list[SearchTemplate], right: list[SearchTemplate]) -> np.n
 
 
 def score(a: SearchTemplate, b: SearchTemplate) -> int:
-    """Score of one pair (0..SCORE_SCALE)."""
+    """Score of one pair (0..SCORE_MAX)."""
     return int(score_pairs([a], [b])[0])
 
 

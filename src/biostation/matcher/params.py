@@ -63,12 +63,16 @@ OVERLAP_MARGIN = 12
 MIN_OVERLAP = 12
 #: each paired minutia counts its local similarity plus this bonus (SIM_SCALE units) ...
 PAIR_BONUS = 64
-#: ... and this much weight counts as one paired minutia (SIM_SCALE units). Strong genuine pairs
-#: saturate at SCORE_SCALE on this scale; SIM_SCALE + PAIR_BONUS would avoid it, but other code
-#: (fingerprint/sequence.py SAME_FINGER_SCORE) is calibrated on this scale: change them together.
+#: ... and this much weight counts as one paired minutia (SIM_SCALE units): a pair of half local
+#: similarity. The score scale follows from it: SCORE_SCALE is a template whose overlapping
+#: minutiae all pair at half similarity, and fingerprint/sequence.py SAME_FINGER_SCORE and
+#: matcher.THRESHOLDS are calibrated on it
 PAIR_UNIT = SIM_SCALE // 2 + PAIR_BONUS
-#: score scale: a score is (weighted pairs)^2 * SCORE_SCALE / (n1' * n2'), at most SCORE_SCALE
+#: score scale: a score is (weighted pairs / PAIR_UNIT)^2 * SCORE_SCALE / (n1' * n2') (integer)
 SCORE_SCALE = 10000
+#: the highest score, reached only when every overlapping minutia pairs perfectly (a template
+#: against itself). Nothing clamps scores, so strong genuine candidates keep distinct scores.
+SCORE_MAX = SCORE_SCALE * (SIM_SCALE + PAIR_BONUS) ** 2 // PAIR_UNIT ** 2
 #: fixed-point bits of the rotation tables
 TRIG_BITS = 14
 #: resolution of the arctangent table (entries over [0, 1])
