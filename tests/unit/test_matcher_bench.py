@@ -47,3 +47,14 @@ def test_bench_fvc_cli_on_secugen_db1(shared, tmp_path):
     assert db["fvc"]["impostor"] == 45
     assert db["all-pairs"]["EER"] < 5.0  # measured 1.25 % at commit time
     assert det.stat().st_size > 10_000
+
+
+def test_bench_throughput_small_gallery(shared):
+    """Both backends side by side; with unclamped scores every probe finds its own entry first."""
+    from biostation.cli.bench import run_throughput
+
+    r = run_throughput(gallery_size=200, probes=4, pairs=100)
+    assert r["gallery"] == 200 and r["gallery_bytes_per_template"] > 0
+    for name, b in r["backends"].items():
+        k = 4 if name == "native" else 2
+        assert b["batch_comparisons_per_s"] > 0 and b["search_rank1_self_hits"] == f"{k}/{k}", (name, b)
