@@ -79,6 +79,19 @@ class Settings(BaseSettings):
     # --- matcher ----------------------------------------------------------------------------
     purepython: bool = Field(False, description="Force the numpy matcher even when the C kernels are built.")
 
+    # --- 1:N gallery on a Ray cluster (biostation.identify.ray_backend) ---------------------
+    ray_address: str | None = Field(None, description="Ray cluster to join (\"auto\", \"host:6379\" or "
+                                    "\"ray://host:10001\"); unset: start a local cluster in this process.")
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of a locally started cluster (default: all).")
+    ray_shards: int = Field(2, ge=1, le=4096, description="Shard actors of a Ray gallery; fixed when the "
+                            "gallery is created (recorded in its manifest).")
+    ray_shard_cpus: float = Field(1.0, ge=0, description="CPUs Ray reserves for each shard actor.")
+    ray_max_restarts: int = Field(-1, ge=-1, description="Restarts of a dead shard actor (-1: without limit); "
+                                  "a restarted shard reloads its slice from disk.")
+    ray_timeout_s: float = Field(60.0, gt=0, description="Longest wait for the shards' answer to one call.")
+    ray_detached: bool = Field(False, description="Keep shard actors alive after the process that started "
+                               "them exits (a daemon); the next process reattaches to them by name.")
+
     # --- face ---------------------------------------------------------------------------------
     face_models_dir: Path | None = Field(None, description="Folder with the face model files (default: models/ "
                                          "of the source tree; see models/README.md for the sha256 list).")

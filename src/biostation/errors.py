@@ -18,6 +18,7 @@
     │   └── TemplateVersionError         a format version we do not read
     ├── MatcherError                     templates that cannot be compared (e.g. resolutions)
     ├── GalleryError                     1:N gallery: duplicate or unknown reference id
+    │   └── GalleryUnavailableError      a gallery shard did not answer (died, timed out)
     ├── FaceError                        portrait processing failed (no usable image)
     ├── CardError                        smart-card / ICAO 9303
     │   ├── ApduError                    a status word other than 9000 (``.sw``)
@@ -105,6 +106,10 @@ class MatcherError(BiostationError, ValueError):
 
 class GalleryError(BiostationError):
     pass
+
+
+class GalleryUnavailableError(GalleryError):
+    """A shard of a distributed gallery did not answer: it died past its restarts or timed out."""
 
 
 class FaceError(BiostationError):

@@ -1,0 +1,453 @@
+"""The 1:N gallery scaled out on a Ray cluster: a thin adapter over long-lived shard actors.
+
+>>> from biostation.identify.ray_backend import RayBackend
+>>> gallery = RayBackend("/srv/gallery", shards=4)       # starts (or joins) a Ray cluster
+>>> gallery.insert("ref-0001", template)
+>>> gallery.search(probe, k=10)                           # [Candidate(score, reference_id), ...]
+>>> gallery.close()
+
+**Layout.** Each shard is a Ray actor (:class:`GalleryShard`) holding its slice of the gallery in
+a :class:`~biostation.identify.LocalBackend` (plain ndarrays) persisted in
+``<directory>/shard-<i>``. A reference lives on shard ``blake2b-64(referenceId) mod shards``
+(:func:`shard_of`): stable across processes and machines, unlike Python's ``hash``. The shard
+count is fixed when the gallery is created and recorded in ``<directory>/manifest.json``; opening
+it with another count raises :class:`~biostation.errors.ConfigError` (resharding is not done).
+
+**Answers are the local backend's answers.** ``search`` prepares the probe once, sends it to
+every shard, and merges the shards' top ``k`` by score, ties by enrolment order, exactly as one
+:class:`~biostation.identify.LocalBackend` holding the whole gallery orders them (that backend is
+the test oracle). Enrolment order across shards comes from an enrolment stamp the adapter gives
+each insert (a counter that never goes back: ``max(last + 1, time_ns)``, so several adapters on
+one cluster also agree up to their clocks' skew); each shard keeps the stamps in a small
+append-only file ``order.bin`` next to its journal.
+
+**Fault tolerance.** Shard actors restart up to ``ray_max_restarts`` times (default: without
+limit) and reload their slice from disk when they do. Calls are retried by Ray across a restart;
+inserts and deletes carry their stamp, so a retried call that had already taken effect is
+recognised and not applied twice (``order.bin`` is written before the local journal, and a delete
+found logged but not applied is completed on reload). A shard that does not answer within
+``ray_timeout_s`` raises :class:`~biostation.errors.GalleryUnavailableError`; nothing waits
+forever.
+
+**Cluster.** ``ray_address`` joins an existing cluster; unset, a local one is started (and shut
+down by :meth:`RayBackend.close`). Every node must be able to import ``biostation`` and, for a
+persistent gallery, reach ``directory`` (shared storage): a shard restarted on another node
+reloads from the same path. Persistent shards are *named* actors (namespace ``biostation``), so
+two backend objects opened on one directory share the same actors instead of writing one
+journal twice; ``ray_detached`` keeps them alive after the creating process exits.
+
+**Cost.** One actor round trip costs a few milliseconds (``benchmarks/bench_identify_ray.py``
+measures it); a search pays one round trip (the shards answer in parallel), so sharding pays
+once a shard's scoring time is well above that. Enrolment in bulk goes through
+:meth:`RayBackend.insert_many` (one call per shard).
+
+Thread-safety: a :class:`RayBackend` may be shared by threads. Each shard runs its calls one at a
+time, in the order a caller sent them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import struct
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+from ..config import Settings, get_settings
+from ..errors import BiostationError, ConfigError, GalleryError, GalleryUnavailableError
+from ..matcher.prepare import SearchTemplate, prepare
+from ..templates.model import Template
+from .engine import Candidate
+from .local import LocalBackend
+
+#: Ray namespace of the named shard actors
+NAMESPACE = "biostation"
+_MANIFEST = "manifest.json"
+_FORMAT = "biostation-ray-gallery"
+# order.bin record: op (I or D), the caller's stamp (the op's identity), the enrolment stamp the
+# shard used for ordering, id length; then the id's UTF-8 bytes
+_ORDER = struct.Struct("<cQQH")
+# stamp of a reference found in a shard's journal without an order record (a local gallery
+# directory adopted as a shard): after every stamped reference
+_UNSTAMPED = 1 << 63
+# retries of one call across shard restarts (every method is safe to retry, see GalleryShard)
+_RETRIES = 3
+
+
+def shard_of(reference_id: str, shards: int) -> int:
+    """The shard holding ``reference_id``: ``blake2b`` (8 bytes, little-endian) modulo ``shards``."""
+    digest = hashlib.blake2b(reference_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % shards
+
+
+class GalleryShard:
+    """One slice of the gallery: a :class:`LocalBackend` plus the enrolment stamps of its references.
+
+    The Ray actor class wraps this plain class, so it also runs (and is tested) without Ray.
+    ``directory=None`` keeps the slice in memory only (lost when the actor restarts).
+    """
+
+    def __init__(self, directory: str | None, index: int = 0, shards: int = 1):
+        self.index, self.shards = index, shards
+        self._dir = Path(directory) if directory is not None else None
+        self._started = time.time()
+        self._load()
+
+    # --- persistence -------------------------------------------------------------------------
+    def _load(self) -> None:
+        self._local = LocalBackend(self._dir)
+        # reference id -> (op, caller stamp, order stamp) of its last logged insert or delete
+        self._last: dict[str, tuple[bytes, int, int]] = {}
+        self._max_stamp = 0
+        if self._dir is None:
+            return
+        path = self._dir / "order.bin"
+        data = path.read_bytes() if path.is_file() else b""
+        pos = 0
+        while pos + _ORDER.size <= len(data):
+            op, stamp, order, id_len = _ORDER.unpack_from(data, pos)
+            end = pos + _ORDER.size + id_len
+            if end > len(data) or op not in (b"I", b"D"):
+                break  # torn tail: a call that never returned, retried (or not) by its caller
+            rid = data[pos + _ORDER.size:end].decode("utf-8", errors="replace")
+            self._last[rid] = (op, stamp, order)
+            self._max_stamp = max(self._max_stamp, order)
+            pos = end
+        if pos != len(data):
+            with open(path, "r+b") as f:  # drop the torn tail so later records stay readable
+                f.truncate(pos)
+        for rid, (op, _, _) in self._last.items():
+            if op == b"D" and rid in self._local:
+                self._local.delete(rid)  # logged but not applied before a crash: finish it
+
+    def _log(self, op: bytes, rid: str, stamp: int, order: int) -> None:
+        self._last[rid] = (op, stamp, order)
+        self._max_stamp = max(self._max_stamp, order)
+        if self._dir is None:
+            return
+        raw = rid.encode("utf-8")
+        with open(self._dir / "order.bin", "ab") as f:
+            f.write(_ORDER.pack(op, stamp, order, len(raw)) + raw)
+            f.flush()
+
+    def _order(self, rid: str) -> int:
+        last = self._last.get(rid)
+        return last[2] if last is not None and last[0] == b"I" else _UNSTAMPED
+
+    # --- calls (each safe to retry: a repeated stamp is recognised) ------------------------------
+    def info(self) -> dict[str, Any]:
+        """Shard state: count, highest enrolment stamp, process start time (tells a restart)."""
+        import os
+
+        return {"index": self.index, "count": self._local.count(), "max_stamp": self._max_stamp,
+                "pid": os.getpid(), "started": self._started}
+
+    def ping(self) -> int:
+        """Nothing: measures a round trip."""
+        return self.index
+
+    def reload(self) -> int:
+        self._load()
+        return self._local.count()
+
+    def checkpoint(self) -> None:
+        self._local.checkpoint()
+
+    def count(self) -> int:
+        return self._local.count()
+
+    def contains(self, reference_id: str) -> bool:
+        return reference_id in self._local
+
+    def memory(self) -> dict[str, float]:
+        return self._local.memory()
+
+    def search(self, probe: SearchTemplate, k: int) -> list[tuple[int, int, str]]:
+        """This slice's ``k`` best as ``(score, enrolment stamp, referenceId)``, best first."""
+        return [(c.score, self._order(c.reference_id), c.reference_id) for c in self._local.search(probe, k)]
+
+    def insert(self, reference_id: str, stamp: int, template: Template) -> None:
+        if reference_id in self._local:
+            last = self._last.get(reference_id)
+            if last is not None and last[:2] == (b"I", stamp):
+                return  # this very call already took effect (retried after a restart)
+            raise GalleryError(f"reference {reference_id!r} is already enrolled")
+        # the stamp orders this reference after everything this shard holds, even when another
+        # adapter's clock lags behind
+        self._log(b"I", reference_id, stamp, max(stamp, self._max_stamp + 1))
+        self._local.insert(reference_id, template)
+
+    def insert_many(self, items: Sequence[tuple[str, int, Template]]) -> dict[str, BiostationError]:
+        """Insert each; returns the references not enrolled, with the reason."""
+        failed: dict[str, BiostationError] = {}
+        for rid, stamp, template in items:
+            try:
+                self.insert(rid, stamp, template)
+            except BiostationError as exc:
+                failed[rid] = exc
+        return failed
+
+    def delete(self, reference_id: str, stamp: int) -> None:
+        if reference_id not in self._local:
+            last = self._last.get(reference_id)
+            if last is not None and last[:2] == (b"D", stamp):
+                return  # already deleted by this very call
+            raise GalleryError(f"unknown reference {reference_id!r}")
+        self._log(b"D", reference_id, stamp, stamp)
+        self._local.delete(reference_id)
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as exc:  # the [cluster] extra is not installed
+        raise ConfigError("the Ray backend needs the 'ray' package: pip install 'biostation[cluster]'") from exc
+    return ray
+
+
+_ACTOR_CLASS: Any = None
+
+
+def _actor_class() -> Any:
+    global _ACTOR_CLASS
+    if _ACTOR_CLASS is None:
+        _ACTOR_CLASS = _ray().remote(GalleryShard)
+    return _ACTOR_CLASS
+
+
+class RayBackend:
+    """A gallery sharded over Ray actors; the :class:`~biostation.identify.Backend` protocol.
+
+    ``directory``: where the shards persist their slices (``None``: in memory only, for tests and
+    benchmarks; a shard that restarts then comes back empty). ``shards``, ``address``: override the
+    ``ray_shards`` and ``ray_address`` settings. The cluster is joined or started on construction
+    (a local start costs a few seconds); the shards are ready when the constructor returns.
+    """
+
+    def __init__(self, directory: Path | str | None = None, *, shards: int | None = None,
+                 address: str | None = None, settings: Settings | None = None):
+        self._settings = settings or get_settings()
+        self._timeout = self._settings.ray_timeout_s
+        self._lock = threading.Lock()
+        self._stamp = 0
+        self._actors: list[Any] = []
+        self._owns_cluster = False
+        shards = shards if shards is not None else self._settings.ray_shards
+        if not isinstance(shards, int) or shards < 1:
+            raise ConfigError(f"shards must be a positive integer, got {shards!r}")
+        ray = _ray()
+        if not ray.is_initialized():
+            addr = address or self._settings.ray_address
+            kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+            if addr:
+                ray.init(address=addr, **kwargs)
+            else:
+                ray.init(num_cpus=self._settings.ray_num_cpus, include_dashboard=False, **kwargs)
+                self._owns_cluster = True
+        self._dir: Path | None = None
+        self._open(Path(directory) if directory is not None else None, shards)
+
+    # --- opening -------------------------------------------------------------------------------
+    def _manifest(self, directory: Path, shards: int) -> int:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / _MANIFEST
+        if path.is_file():
+            try:
+                m = json.loads(path.read_text())
+                found = int(m["shards"])
+                ok = m.get("format") == _FORMAT
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"unreadable gallery manifest {path}") from exc
+            if not ok:
+                raise ConfigError(f"{path} is not a biostation Ray gallery manifest")
+            if found != shards:
+                raise ConfigError(f"the gallery at {directory} has {found} shards, not {shards} "
+                                  "(resharding is not supported: open it with its own count)")
+            return found
+        if (directory / "journal.bin").exists():
+            raise ConfigError(f"{directory} holds a local gallery, not a sharded one")
+        tmp = directory / (_MANIFEST + ".tmp")
+        tmp.write_text(json.dumps({"format": _FORMAT, "version": 1, "shards": shards,
+                                   "placement": "blake2b-64(referenceId, little-endian) mod shards"}))
+        tmp.replace(path)
+        return shards
+
+    def _open(self, directory: Path | None, shards: int) -> None:
+        if directory is not None:
+            directory = directory.resolve()
+            shards = self._manifest(directory, shards)
+        self._dir, self._n = directory, shards
+        cls = _actor_class()
+        s = self._settings
+        opts: dict[str, Any] = {"num_cpus": s.ray_shard_cpus, "max_restarts": s.ray_max_restarts,
+                                "max_task_retries": _RETRIES}
+        actors = []
+        for i in range(shards):
+            o = dict(opts)
+            path = None
+            if directory is not None:
+                path = str(directory / f"shard-{i}")
+                tag = hashlib.sha256(str(directory).encode()).hexdigest()[:16]
+                o.update(name=f"gallery-{tag}-{i}-of-{shards}", namespace=NAMESPACE, get_if_exists=True)
+                if s.ray_detached:
+                    o["lifetime"] = "detached"
+            actors.append(cls.options(**o).remote(path, i, shards))
+        self._actors = actors
+        try:
+            infos = self._get([a.info.remote() for a in actors], "opening the gallery")
+        except BiostationError:
+            self._release()  # e.g. shards that cannot be placed: do not leave them pending
+            raise
+        with self._lock:
+            self._stamp = max([self._stamp] + [int(x["max_stamp"]) for x in infos])
+
+    def load_shard(self, path: Path | str) -> int:
+        """Open the sharded gallery at ``path`` (its manifest's shard count), or reload this one
+        from disk when ``path`` is the current directory; returns the number of references."""
+        path = Path(path).resolve()
+        if path == self._dir:
+            return sum(self._get([a.reload.remote() for a in self._actors], "reloading"))
+        shards = self._n
+        manifest = path / _MANIFEST
+        if manifest.is_file():
+            try:
+                shards = int(json.loads(manifest.read_text())["shards"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"unreadable gallery manifest {manifest}") from exc
+        self._release()
+        self._open(path, shards)
+        return self.count()
+
+    # --- plumbing ----------------------------------------------------------------------------------
+    def _get(self, refs: Any, what: str) -> Any:
+        ray = _ray()
+        from ray import exceptions as rx
+
+        try:
+            return ray.get(refs, timeout=self._timeout)
+        except rx.GetTimeoutError:
+            raise GalleryUnavailableError(f"{what}: no answer from the shards within {self._timeout:g} s") from None
+        except rx.RayActorError:
+            raise GalleryUnavailableError(f"{what}: a shard died and could not be restarted") from None
+        except rx.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, BiostationError):
+                raise cause from None
+            raise GalleryError(f"{what}: a shard failed ({type(cause).__name__})") from None
+        except rx.RayError as exc:
+            raise GalleryUnavailableError(f"{what}: the cluster failed ({type(exc).__name__})") from None
+
+    def _next_stamp(self) -> int:
+        with self._lock:
+            self._stamp = max(self._stamp + 1, time.time_ns())
+            return self._stamp
+
+    def _route(self, reference_id: str) -> Any:
+        if not isinstance(reference_id, str) or not reference_id:
+            raise GalleryError("reference id must be a non-empty string")
+        return self._actors[shard_of(reference_id, self._n)]
+
+    # --- the Backend protocol ----------------------------------------------------------------------
+    def search(self, probe: Template | SearchTemplate, k: int = 10) -> list[Candidate]:
+        """The ``k`` best references over every shard, best first (ties: earlier enrolment first).
+
+        The probe is prepared here once (an invalid one raises MatcherError before any shard is
+        asked) and shared through the object store; one round trip, shards in parallel.
+        """
+        if not isinstance(k, int) or k < 1:
+            raise GalleryError("k must be at least 1")
+        sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
+        ref = _ray().put(sp) if self._n > 1 else sp
+        parts = self._get([a.search.remote(ref, k) for a in self._actors], "search")
+        best = heapq.nsmallest(k, (c for part in parts for c in part), key=lambda c: (-c[0], c[1], c[2]))
+        return [Candidate(score=score, reference_id=rid) for score, _, rid in best]
+
+    def insert(self, reference_id: str, template: Template) -> None:
+        """Enrol ``template`` on its shard; GalleryError if ``reference_id`` is already enrolled."""
+        actor = self._route(reference_id)
+        self._get(actor.insert.remote(reference_id, self._next_stamp(), template), "insert")
+
+    def insert_many(self, items: Iterable[tuple[str, Template]]) -> dict[str, BiostationError]:
+        """Enrol many references, one call per shard (in the given order); returns the references
+        that were not enrolled, with the reason (duplicate id, invalid template)."""
+        per: list[list[tuple[str, int, Template]]] = [[] for _ in range(self._n)]
+        failed: dict[str, BiostationError] = {}
+        for rid, template in items:
+            if not isinstance(rid, str) or not rid:
+                failed[str(rid)] = GalleryError("reference id must be a non-empty string")
+                continue
+            per[shard_of(rid, self._n)].append((rid, self._next_stamp(), template))
+        calls = [self._actors[i].insert_many.remote(batch) for i, batch in enumerate(per) if batch]
+        for part in self._get(calls, "insert"):
+            failed.update(part)
+        return failed
+
+    def delete(self, reference_id: str) -> None:
+        """Remove a reference; GalleryError if it is unknown."""
+        actor = self._route(reference_id)
+        self._get(actor.delete.remote(reference_id, self._next_stamp()), "delete")
+
+    def count(self) -> int:
+        return sum(self._get([a.count.remote() for a in self._actors], "count"))
+
+    def __contains__(self, reference_id: str) -> bool:
+        return bool(self._get(self._route(reference_id).contains.remote(reference_id), "lookup"))
+
+    # --- operations --------------------------------------------------------------------------------
+    @property
+    def shards(self) -> int:
+        return self._n
+
+    def shard_actors(self) -> list[Any]:
+        """The Ray actor handles, shard by shard (operations and fault-injection tests)."""
+        return list(self._actors)
+
+    def shard_info(self) -> list[dict[str, Any]]:
+        """Per shard: count, highest enrolment stamp, worker pid and start time."""
+        return self._get([a.info.remote() for a in self._actors], "info")
+
+    def ping(self) -> None:
+        """One empty round trip to every shard (what a search costs on top of scoring)."""
+        self._get([a.ping.remote() for a in self._actors], "ping")
+
+    def checkpoint(self) -> None:
+        """Every shard writes its packed cache (see :meth:`LocalBackend.checkpoint`)."""
+        self._get([a.checkpoint.remote() for a in self._actors], "checkpoint")
+
+    def memory(self) -> dict[str, float]:
+        """Bytes held by the packed slices, in all and per template."""
+        parts = self._get([a.memory.remote() for a in self._actors], "memory")
+        n = sum(int(p["templates"]) for p in parts)
+        total = sum(float(p["bytes"]) for p in parts)
+        return {"templates": n, "bytes": total, "bytes_per_template": total / max(1, n), "shards": self._n}
+
+    def _release(self) -> None:
+        # the actors stop; their slices stay on disk and the next open reloads them
+        ray = _ray()
+        from ray import exceptions as rx
+
+        for a in self._actors:
+            try:
+                ray.kill(a, no_restart=True)
+            except (rx.RayError, ValueError):  # already gone
+                continue
+        self._actors = []
+
+    def close(self, shutdown: bool | None = None) -> None:
+        """Stop the shard actors (their slices stay on disk) and, when this object started the
+        local cluster (or ``shutdown`` is true), shut Ray down."""
+        if self._actors:
+            self._release()
+        if shutdown or (shutdown is None and self._owns_cluster):
+            _ray().shutdown()
+            self._owns_cluster = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
