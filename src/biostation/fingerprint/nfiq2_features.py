@@ -187,16 +187,24 @@ def _rotated_crop(windows: np.ndarray, angles: np.ndarray, pad: bool, rows: tupl
     ys = np.arange(rows[0], rows[1], dtype=np.float64)
     xs = np.arange(cols[0], cols[1], dtype=np.float64)
     scale = 1024.0
-    adx = np.rint(i0[:, None] * xs[None, :] * scale).astype(np.int64)  # (n, W)
-    bdx = np.rint(i3[:, None] * xs[None, :] * scale).astype(np.int64)
-    x0 = np.rint((i1[:, None] * ys[None, :] + i2[:, None]) * scale).astype(np.int64) + 512  # (n, H)
-    y0 = np.rint((i4[:, None] * ys[None, :] + i5[:, None]) * scale).astype(np.int64) + 512
+    adx = np.rint(i0[:, None] * xs[None, :] * scale).astype(np.int32)  # (n, W)
+    bdx = np.rint(i3[:, None] * xs[None, :] * scale).astype(np.int32)
+    x0 = np.rint((i1[:, None] * ys[None, :] + i2[:, None]) * scale).astype(np.int32) + 512  # (n, H)
+    y0 = np.rint((i4[:, None] * ys[None, :] + i5[:, None]) * scale).astype(np.int32) + 512
     X = (x0[:, :, None] + adx[:, None, :]) >> 10
     Y = (y0[:, :, None] + bdx[:, None, :]) >> 10
     inside = (X >= 0) & (X < sw) & (Y >= 0) & (Y < sh)
-    idx = np.arange(n)[:, None, None]
-    out = src[idx, np.clip(Y, 0, sh - 1), np.clip(X, 0, sw - 1)]
-    return np.where(inside, out, 0).astype(np.float64)
+    # one flat gather (windows stacked, an extra zero pixel at the end for "outside")
+    flat = np.empty(n * sh * sw + 1, src.dtype)
+    flat[:-1].reshape(n, sh, sw)[...] = src
+    flat[-1] = 0
+    np.clip(Y, 0, sh - 1, out=Y)
+    np.clip(X, 0, sw - 1, out=X)
+    Y *= sw
+    Y += X
+    Y += (np.arange(n, dtype=np.int32) * (sh * sw))[:, None, None]
+    Y[~inside] = n * sh * sw
+    return flat[Y].astype(np.float64)
 
 
 def _ridge_valley(v2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -332,15 +340,30 @@ def rvup(sb: _SlantedBlocks, pad: bool = True) -> dict[str, float]:
     return histogram_features("RVUP", np.asarray(ratios))
 
 
-def ocl(img: np.ndarray) -> dict[str, float]:
-    """Orientation certainty level of every full 32 x 32 block: 1 - lambda_min / lambda_max."""
+def ocl(img: np.ndarray, grads: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+    """Orientation certainty level of every full 32 x 32 block: 1 - lambda_min / lambda_max.
+
+    ``grads``: the blockwise gradients of the whole image (:func:`image_gradients`), if the
+    caller has them already (coherence uses the same 32 x 32 grid).
+    """
     h, w = img.shape
     nr, nc = h // 32, w // 32
     if not (nr and nc):
         return histogram_features("OCL", np.zeros(0))
-    a, bb, c = _covariances(img[: nr * 32, : nc * 32].astype(np.float64), nr, nc, 32)
+    if grads is None:
+        gx, gy = _blockwise_gradient(img[: nr * 32, : nc * 32].astype(np.float64), 32, 32)
+    else:
+        gx, gy = grads[0][: nr * 32, : nc * 32], grads[1][: nr * 32, : nc * 32]
+    a, bb, c = (_block_means(gx * gx, nr, nc, 32), _block_means(gy * gy, nr, nc, 32),
+                _block_means(gx * gy, nr, nc, 32))
     val, ok = _ocl_from(a.ravel(), bb.ravel(), c.ravel())
     return histogram_features("OCL", val[ok])
+
+
+def image_gradients(img: np.ndarray, bs: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of every ``bs x bs`` block of the image (grid from (0, 0), edge blocks
+    included), each block differentiated on its own as NIST does block by block."""
+    return _blockwise_gradient(img.astype(np.float64), bs, bs)
 
 
 def _ocl_blocks(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -448,21 +471,30 @@ def roi(img: np.ndarray) -> tuple[dict[str, float], np.ndarray, int]:
     _, th = cv2.threshold(_gauss_u8(eroded, 41), 0, 255, cv2.THRESH_OTSU)
     _, th2 = cv2.threshold(_gauss_u8(th, 91), 0, 255, cv2.THRESH_OTSU)
     fg = _fill_holes(th2 == 0)
-    # keep the connected foreground region with the largest bounding box (4-connected)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.view(np.uint8), connectivity=4)
-    if n > 2:
-        areas = stats[1:, cv2.CC_STAT_WIDTH] * stats[1:, cv2.CC_STAT_HEIGHT]
-        fg = labels == (1 + int(np.argmax(areas)))
-    count = int(fg.sum())
+    # keep the connected foreground region with the largest bounding box (4-connected). Most
+    # often there is one region: one flood fill from its first pixel proves it, cheaper than
+    # labelling every region
+    u8 = fg.view(np.uint8)
+    count = cv2.countNonZero(u8)
+    if count:
+        first = int(np.argmax(u8))
+        h, w = u8.shape
+        filled = cv2.floodFill(u8.copy(), np.zeros((h + 2, w + 2), np.uint8), (first % w, first // w), 2,
+                               flags=4)[0]
+        if filled != count:
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(u8, connectivity=4)
+            areas = stats[1:, cv2.CC_STAT_WIDTH] * stats[1:, cv2.CC_STAT_HEIGHT]
+            fg = labels == (1 + int(np.argmax(areas)))
+            count = int(fg.sum())
     mean = float(img[fg].mean()) if count else 255.0
     return {"ImgProcROIArea_Mean": mean}, fg, count
 
 
-def coherence(img: np.ndarray, fg: np.ndarray, bs: int = 32) -> dict[str, float]:
+def coherence(img: np.ndarray, fg: np.ndarray, bs: int = 32,
+              grads: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """Orientation coherence summed over the ROI blocks (32 x 32, edge blocks included), and
     its mean per ROI block (NFIQ 2.3's ``OrientationMap_ROIFilter_Coherence*``)."""
-    f = img.astype(np.float64)
-    gx, gy = _blockwise_gradient(f, bs, bs)
+    gx, gy = grads if grads is not None else image_gradients(img, bs)
     gxx, gyy = gx * gx, gy * gy
     sum_x, _ = _block_sums(gxx - gyy, bs)
     sum_y, _ = _block_sums(2 * gx * gy, bs)
@@ -702,10 +734,11 @@ def compute(img: np.ndarray) -> tuple[dict[str, float] | None, dict[str, float]]
     feats.update(lcs(sb))
     feats.update(rvup(sb))
     feats.update(orientation_flow(sb))
-    feats.update(ocl(img))
+    grads = image_gradients(img)
+    feats.update(ocl(img, grads))
     roi_feats, fg, n_roi = roi(img)
     feats.update(roi_feats)
-    feats.update(coherence(img, fg))
+    feats.update(coherence(img, fg, grads=grads))
     xy = detect_minutiae(img, fg)
     feats.update(minutiae_counts(xy, img.shape))
     feats.update(minutiae_quality(img, xy))
