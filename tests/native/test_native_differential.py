@@ -62,7 +62,9 @@ def test_scores_agree(a, b, seed):
     rng = np.random.default_rng(seed)
     pa, pb, pc = prepare(a), prepare(b), prepare(near_copy(a, rng))
     for x, y in ((pa, pb), (pa, pc), (pc, pa), (pa, pa)):
-        assert native.score(x, y) == _reference.score(x, y)
+        s = native.score(x, y)
+        assert s == _reference.score(x, y)
+        assert 0 <= s <= matcher.params.SCORE_MAX  # bounded without a clamp
     gallery = matcher.pack([pb, pc, pa])
     assert np.array_equal(native.score_many(pa, gallery), _reference.score_many(pa, gallery))
 
