@@ -6,10 +6,11 @@ For each gallery size the same templates (FVC2002 B SecuGen templates, then copi
 turned and thinned at random, so every reference is distinct) are enrolled in a
 :class:`~biostation.identify.LocalBackend` and in a :class:`~biostation.identify.ray_backend.RayBackend`
 per shard count; the same prepared probes are searched (top 10) one after another, and every Ray
-answer is checked equal to the local one. Printed and written as JSON: searches per second, the
-Ray/local ratio, the cost of one empty actor round trip (median and 90th percentile, one shard
-and all shards at once), the local cluster's start time and enrolment rates. One local cluster
-serves the whole run (``--num-cpus`` CPUs; the shards reserve none, so any count fits).
+answer is checked equal to the local one, then again from ``--clients`` threads at once. Printed
+and written as JSON: searches per second both ways, the Ray/local ratios, the cost of one empty
+actor round trip (median and 90th percentile, one shard and all shards at once), the local
+cluster's start time and enrolment rates. One local cluster serves the whole run (``--num-cpus``
+CPUs; the shards reserve none, so any count fits).
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ def rate(fn, probes: list) -> tuple[float, list]:
     return len(probes) / (time.perf_counter() - t0), answers
 
 
+def concurrent_rate(fn, probes: list, clients: int) -> float:
+    """Searches per second with ``clients`` threads searching at once (each probe once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(clients) as pool:
+        t0 = time.perf_counter()
+        list(pool.map(fn, probes))
+        return len(probes) / (time.perf_counter() - t0)
+
+
 def round_trips(fn, n: int) -> dict[str, float]:
     times = []
     for _ in range(n):
@@ -72,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shards", default="1,2", help="shard counts, comma-separated")
     ap.add_argument("--probes", type=int, default=20, help="searches timed per configuration")
     ap.add_argument("--k", type=int, default=10, help="candidates per search")
+    ap.add_argument("--clients", type=int, default=2, help="threads searching at once (second figure)")
     ap.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray cluster")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args(argv)
@@ -119,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                     local.insert(rid, t)
                 enrol = n / (time.perf_counter() - t0)
                 local.search(probes[0], args.k)  # packs the gallery
-                r_local, want = rate(lambda p: local.search(p, args.k), probes)
-                entry["backends"]["local"] = {"searches_per_s": r_local, "enrol_per_s": enrol}
+                r_local, want = rate(lambda p, b=local: b.search(p, args.k), probes)
+                c_local = concurrent_rate(lambda p, b=local: b.search(p, args.k), probes, args.clients)
+                entry["backends"]["local"] = {"searches_per_s": r_local, "enrol_per_s": enrol,
+                                              "concurrent_searches_per_s": c_local}
                 progress.advance(task)
                 for s in shard_counts:
                     progress.update(task, description=f"{n}: ray, {s} shard(s)")
@@ -131,14 +145,16 @@ def main(argv: list[str] | None = None) -> int:
                         enrol = n / (time.perf_counter() - t0)
                         assert not failed and g.count() == n
                         g.search(probes[0], args.k)  # packs each slice
-                        r, got = rate(lambda p: g.search(p, args.k), probes)
+                        r, got = rate(lambda p, b=g: b.search(p, args.k), probes)
+                        c = concurrent_rate(lambda p, b=g: b.search(p, args.k), probes, args.clients)
                         if got != want:
                             raise SystemExit(f"gallery {n}, {s} shards: answers differ from the local backend")
                         actors = g.shard_actors()
-                        one = round_trips(lambda: ray.get(actors[0].ping.remote()), 200)
+                        one = round_trips(lambda a=actors[0]: ray.get(a.ping.remote()), 200)
                         fan = round_trips(g.ping, 200)
                         entry["backends"][f"ray_{s}"] = {
                             "shards": s, "searches_per_s": r, "ratio_over_local": r / r_local,
+                            "concurrent_searches_per_s": c, "concurrent_ratio_over_local": c / c_local,
                             "enrol_per_s": enrol, "same_answers_as_local": True,
                             "round_trip_one_shard": one, "round_trip_all_shards": fan,
                             "bytes_per_template": g.memory()["bytes_per_template"]}
@@ -153,14 +169,15 @@ def main(argv: list[str] | None = None) -> int:
           f"(machine: {report['cpus_visible']}), local cluster started in {report['cluster_start_s']:.1f} s; "
           f"top {args.k}, {args.probes} probes, searches one after another")
     print(f"{'gallery':>8} {'backend':>8} {'search/s':>10} {'vs local':>9} {'ms/search':>10} "
-          f"{'rt 1 shard ms':>14} {'rt all ms':>10} {'enrol/s':>9}")
+          f"{f'{args.clients} clients/s':>12} {'vs local':>9} {'rt 1 shard ms':>14} {'rt all ms':>10} {'enrol/s':>9}")
     for e in report["galleries"]:
         for name, b in e["backends"].items():
             rt1 = b.get("round_trip_one_shard", {}).get("median_ms")
             rta = b.get("round_trip_all_shards", {}).get("median_ms")
+            rt1_s, rta_s = (f"{rt1:.2f}" if rt1 else "-"), (f"{rta:.2f}" if rta else "-")
             print(f"{e['gallery']:>8} {name:>8} {b['searches_per_s']:>10.1f} {b.get('ratio_over_local', 1.0):>9.2f} "
-                  f"{1e3 / b['searches_per_s']:>10.1f} {('%.2f' % rt1) if rt1 else '-':>14} "
-                  f"{('%.2f' % rta) if rta else '-':>10} {b['enrol_per_s']:>9.0f}")
+                  f"{1e3 / b['searches_per_s']:>10.1f} {b['concurrent_searches_per_s']:>12.1f} "
+                  f"{b.get('concurrent_ratio_over_local', 1.0):>9.2f} {rt1_s:>14} {rta_s:>10} {b['enrol_per_s']:>9.0f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))

@@ -356,13 +356,13 @@ class RayBackend:
         """The ``k`` best references over every shard, best first (ties: earlier enrolment first).
 
         The probe is prepared here once (an invalid one raises MatcherError before any shard is
-        asked) and shared through the object store; one round trip, shards in parallel.
+        asked) and sent inline with each shard's call (a few kB: cheaper than ``ray.put``, which
+        measured 3-4 ms more per search here); one round trip, shards in parallel.
         """
         if not isinstance(k, int) or k < 1:
             raise GalleryError("k must be at least 1")
         sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
-        ref = _ray().put(sp) if self._n > 1 else sp
-        parts = self._get([a.search.remote(ref, k) for a in self._actors], "search")
+        parts = self._get([a.search.remote(sp, k) for a in self._actors], "search")
         best = heapq.nsmallest(k, (c for part in parts for c in part), key=lambda c: (-c[0], c[1], c[2]))
         return [Candidate(score=score, reference_id=rid) for score, _, rid in best]
 
