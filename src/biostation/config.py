@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     ray_shards: int = Field(2, ge=1, le=4096, description="Shard actors of a Ray gallery; fixed when the "
                             "gallery is created (recorded in its manifest).")
     ray_shard_cpus: float = Field(1.0, ge=0, description="CPUs Ray reserves for each shard actor.")
+    ray_shard_threads: int = Field(1, ge=1, le=256, description="Calls one shard actor serves at once: "
+                                   "concurrent searches score in parallel (the C kernels release the GIL).")
     ray_max_restarts: int = Field(-1, ge=-1, description="Restarts of a dead shard actor (-1: without limit); "
                                   "a restarted shard reloads its slice from disk.")
     ray_timeout_s: float = Field(60.0, gt=0, description="Longest wait for the shards' answer to one call.")

@@ -192,3 +192,31 @@ def test_unplaceable_shards_time_out_with_a_typed_error(ray_cluster, tmp_path):
     s = Settings(ray_shard_cpus=64, ray_timeout_s=2)
     with pytest.raises(GalleryUnavailableError):
         RayBackend(tmp_path / "gal", shards=1, settings=s)
+
+
+def test_concurrent_searches_and_inserts(ray_cluster, fvc, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = enrolled(fvc)
+    oracle = LocalBackend()
+    s = Settings(ray_shard_cpus=0, ray_shard_threads=2, ray_timeout_s=60)
+    qs = probes(fvc)
+    with RayBackend(tmp_path / "gal", shards=2, settings=s) as g:
+        g.insert_many(items[:40])
+
+        def searcher(j: int) -> int:
+            n = 0
+            for p in qs[j::2] * 2:
+                res = g.search(p, 5)
+                assert len(res) == 5 and [c.score for c in res] == sorted((c.score for c in res), reverse=True)
+                n += 1
+            return n
+
+        with ThreadPoolExecutor(3) as pool:
+            running = [pool.submit(searcher, j) for j in (0, 1)]
+            for rid, t in items[40:]:
+                g.insert(rid, t)
+            assert sum(f.result() for f in running) == 2 * len(qs)
+        for rid, t in items:
+            oracle.insert(rid, t)
+        assert_same(g, oracle, fvc, ks=(5,))

@@ -41,8 +41,9 @@ measures it); a search pays one round trip (the shards answer in parallel), so s
 once a shard's scoring time is well above that. Enrolment in bulk goes through
 :meth:`RayBackend.insert_many` (one call per shard).
 
-Thread-safety: a :class:`RayBackend` may be shared by threads. Each shard runs its calls one at a
-time, in the order a caller sent them.
+Thread-safety: a :class:`RayBackend` may be shared by threads. A shard serves
+``ray_shard_threads`` calls at once (default 1: one at a time); its mutations always run one at
+a time, and a search sees the slice before or after a concurrent mutation.
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ class GalleryShard:
         self.index, self.shards = index, shards
         self._dir = Path(directory) if directory is not None else None
         self._started = time.time()
+        # mutations, reloads and checkpoints one at a time (the actor may serve several calls at
+        # once: ray_shard_threads); searches only read, through the thread-safe LocalBackend
+        self._mutex = threading.RLock()
         self._load()
 
     # --- persistence -------------------------------------------------------------------------
@@ -151,11 +155,13 @@ class GalleryShard:
         return self.index
 
     def reload(self) -> int:
-        self._load()
-        return self._local.count()
+        with self._mutex:
+            self._load()
+            return self._local.count()
 
     def checkpoint(self) -> None:
-        self._local.checkpoint()
+        with self._mutex:
+            self._local.checkpoint()
 
     def count(self) -> int:
         return self._local.count()
@@ -168,18 +174,20 @@ class GalleryShard:
 
     def search(self, probe: SearchTemplate, k: int) -> list[tuple[int, int, str]]:
         """This slice's ``k`` best as ``(score, enrolment stamp, referenceId)``, best first."""
-        return [(c.score, self._order(c.reference_id), c.reference_id) for c in self._local.search(probe, k)]
+        local = self._local  # a concurrent reload swaps it
+        return [(c.score, self._order(c.reference_id), c.reference_id) for c in local.search(probe, k)]
 
     def insert(self, reference_id: str, stamp: int, template: Template) -> None:
-        if reference_id in self._local:
-            last = self._last.get(reference_id)
-            if last is not None and last[:2] == (b"I", stamp):
-                return  # this very call already took effect (retried after a restart)
-            raise GalleryError(f"reference {reference_id!r} is already enrolled")
-        # the stamp orders this reference after everything this shard holds, even when another
-        # adapter's clock lags behind
-        self._log(b"I", reference_id, stamp, max(stamp, self._max_stamp + 1))
-        self._local.insert(reference_id, template)
+        with self._mutex:
+            if reference_id in self._local:
+                last = self._last.get(reference_id)
+                if last is not None and last[:2] == (b"I", stamp):
+                    return  # this very call already took effect (retried after a restart)
+                raise GalleryError(f"reference {reference_id!r} is already enrolled")
+            # the stamp orders this reference after everything this shard holds, even when
+            # another adapter's clock lags behind
+            self._log(b"I", reference_id, stamp, max(stamp, self._max_stamp + 1))
+            self._local.insert(reference_id, template)
 
     def insert_many(self, items: Sequence[tuple[str, int, Template]]) -> dict[str, BiostationError]:
         """Insert each; returns the references not enrolled, with the reason."""
@@ -192,13 +200,14 @@ class GalleryShard:
         return failed
 
     def delete(self, reference_id: str, stamp: int) -> None:
-        if reference_id not in self._local:
-            last = self._last.get(reference_id)
-            if last is not None and last[:2] == (b"D", stamp):
-                return  # already deleted by this very call
-            raise GalleryError(f"unknown reference {reference_id!r}")
-        self._log(b"D", reference_id, stamp, stamp)
-        self._local.delete(reference_id)
+        with self._mutex:
+            if reference_id not in self._local:
+                last = self._last.get(reference_id)
+                if last is not None and last[:2] == (b"D", stamp):
+                    return  # already deleted by this very call
+                raise GalleryError(f"unknown reference {reference_id!r}")
+            self._log(b"D", reference_id, stamp, stamp)
+            self._local.delete(reference_id)
 
 
 def _ray():
@@ -284,7 +293,7 @@ class RayBackend:
         cls = _actor_class()
         s = self._settings
         opts: dict[str, Any] = {"num_cpus": s.ray_shard_cpus, "max_restarts": s.ray_max_restarts,
-                                "max_task_retries": _RETRIES}
+                                "max_task_retries": _RETRIES, "max_concurrency": s.ray_shard_threads}
         actors = []
         for i in range(shards):
             o = dict(opts)
