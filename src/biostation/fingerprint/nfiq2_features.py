@@ -92,15 +92,29 @@ def _block_sums(a: np.ndarray, bs: int) -> tuple[np.ndarray, np.ndarray]:
     return sums, counts
 
 
-def segmentation_mask(img: np.ndarray, bs: int) -> np.ndarray:
-    """Pixel mask of ridge blocks: block std of the z-scored image > 0.1 (NIST ``ridgesegment``)."""
+def segmentation_blocks(img: np.ndarray, bs: int) -> np.ndarray:
+    """Ridge blocks on a grid from (0, 0), edge blocks included: block std of the z-scored image
+    > 0.1 (NIST ``ridgesegment``). Block sums come exactly from the integral images; the std of
+    a z-scored block is the block's own std divided by the image's."""
     f = img.astype(np.float64)
     sd = f.std()
-    z = (f - f.mean()) / (sd if sd > 0 else 1.0)
-    s1, n = _block_sums(z, bs)
-    s2, _ = _block_sums(z * z, bs)
-    var = np.maximum(s2 / n - (s1 / n) ** 2, 0.0)
-    blocks = np.sqrt(var) > SEGMENT_THRESHOLD
+    s1, sq = cv2.integral2(img, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+    h, w = img.shape
+    ri = np.append(np.arange(0, h, bs), h)
+    ci = np.append(np.arange(0, w, bs), w)
+
+    def box(t: np.ndarray) -> np.ndarray:
+        c = t[np.ix_(ri, ci)]
+        return c[1:, 1:] - c[:-1, 1:] - c[1:, :-1] + c[:-1, :-1]
+
+    n = np.outer(np.diff(ri), np.diff(ci)).astype(np.float64)
+    var = np.maximum(box(sq) / n - (box(s1) / n) ** 2, 0.0)
+    return np.sqrt(var) / (sd if sd > 0 else 1.0) > SEGMENT_THRESHOLD
+
+
+def segmentation_mask(img: np.ndarray, bs: int) -> np.ndarray:
+    """Pixel mask of ridge blocks (:func:`segmentation_blocks` spread over their pixels)."""
+    blocks = segmentation_blocks(img, bs)
     return np.repeat(np.repeat(blocks, bs, axis=0), bs, axis=1)[: img.shape[0], : img.shape[1]]
 
 
@@ -234,11 +248,18 @@ class _SlantedBlocks:
         self.nr, self.nc = _grid(rows, blk, off), _grid(cols, blk, off)
         self.win = blk + 2 * off
         f = np.ascontiguousarray(img, dtype=np.float64)
-        mask = segmentation_mask(img, blk)
         if self.nr and self.nc:
             region = f[off:off + self.nr * blk, off:off + self.nc * blk]
             self.orient = _orientation_from(*_covariances(region, self.nr, self.nc, blk)).ravel()
-            self.fg = _blocks(mask.view(np.uint8), off, off, self.nr, self.nc, blk, blk, blk).all(axis=(2, 3)).ravel()
+            # a block is foreground when every pixel of it is (NIST ``allfun`` of the mask):
+            # shifted by ``off`` (0 < off < blk) it covers parts of 2 x 2 segmentation blocks
+            seg = segmentation_blocks(img, blk)
+            nr, nc = self.nr, self.nc
+            if off == 0:
+                self.fg = seg[:nr, :nc].ravel()
+            else:
+                self.fg = (seg[:nr, :nc] & seg[1:nr + 1, :nc] & seg[:nr, 1:nc + 1]
+                           & seg[1:nr + 1, 1:nc + 1]).ravel()
             self.windows = _blocks(np.ascontiguousarray(img), 0, 0, self.nr, self.nc, self.win, self.win,
                                    blk).reshape(-1, self.win, self.win)
             padded = np.pad(img, 2)
@@ -509,17 +530,19 @@ def coherence(img: np.ndarray, fg: np.ndarray, bs: int = 32,
             "OrientationMap_ROIFilter_CoherenceSum": total}
 
 
-def minutiae_quality(img: np.ndarray, xy: np.ndarray) -> dict[str, float]:
+def minutiae_quality(img: np.ndarray, xy: np.ndarray,
+                     mean_std: tuple[float, float] | None = None) -> dict[str, float]:
     """Fractions of minutiae whose 32 x 32 neighbourhood is dark-ish (Mu) or well oriented (OCL).
 
-    ``xy`` is an (n, 2) array of minutia positions (x, y) in the cropped image.
+    ``xy`` is an (n, 2) array of minutia positions (x, y) in the cropped image; ``mean_std`` the
+    image's grey mean and standard deviation if the caller has them (:func:`contrast`).
     """
     n = len(xy)
     if n == 0:
         return {"FJFXPos_Mu_MinutiaeQuality_2": -1.0, "FJFXPos_OCL_MinutiaeQuality_80": -1.0}
     h, w = img.shape
     f = img.astype(np.float64)
-    me, sd = f.mean(), f.std()
+    me, sd = mean_std if mean_std is not None else (f.mean(), f.std())
     integ = cv2.integral(img, sdepth=cv2.CV_64F)
     x = xy[:, 0].astype(int)
     y = xy[:, 1].astype(int)
@@ -706,7 +729,7 @@ def _oriented_smooth_at(f: np.ndarray, scale: float) -> np.ndarray:
     for k, kern in enumerate(_oriented_kernels(scale)):
         sel = bins == k
         if sel.any():
-            out[sel] = cv2.filter2D(f, -1, kern, borderType=cv2.BORDER_REPLICATE)[sel]
+            np.copyto(out, cv2.filter2D(f, -1, kern, borderType=cv2.BORDER_REPLICATE), where=sel)
     return out
 
 
@@ -783,7 +806,7 @@ def compute(img: np.ndarray) -> tuple[dict[str, float] | None, dict[str, float]]
     feats.update(coherence(img, fg, grads=grads))
     xy = detect_minutiae(img, fg)
     feats.update(minutiae_counts(xy, img.shape))
-    feats.update(minutiae_quality(img, xy))
+    feats.update(minutiae_quality(img, xy, (mu_feats["Mu"], sigma)))
     feedback["FingerprintImageWithMinutiae"] = float(len(xy))
     feedback["SufficientFingerprintForeground"] = float(n_roi)
     return feats, feedback
