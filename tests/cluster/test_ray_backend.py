@@ -112,6 +112,9 @@ def test_insert_delete_and_errors_match_local(ray_cluster, fvc):
             g.insert("", items[2][1])
         with pytest.raises(GalleryError):
             g.search(items[2][1], 0)
+        with pytest.raises(GalleryError):
+            g.search(items[2][1], "3")
+        assert g.search(items[2][1], np.int64(2)) == oracle.search(items[2][1], 2)
         bad = Template(width=5, height=5, minutiae=np.array([(9, 9, 0.0, 1, 0)], MINUTIA_DTYPE))
         with pytest.raises(MatcherError):
             g.insert("bad", bad)
@@ -186,6 +189,10 @@ def test_reopened_backend_reloads_and_keeps_enrolment_order(ray_cluster, fvc, tm
         # two objects on one directory share its actors instead of writing one journal twice
         with RayBackend(path, shards=2, settings=SETTINGS) as g2:
             assert [i["pid"] for i in g2.shard_info()] == [i["pid"] for i in g.shard_info()]
+            g2.insert("via-g2", items[30][1])
+            oracle.insert("via-g2", items[30][1])
+        # closing the second left the first one's actors running
+        assert_same(g, oracle, fvc, ks=(5,))
 
 
 def test_unplaceable_shards_time_out_with_a_typed_error(ray_cluster, tmp_path):

@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import operator
 import struct
 import threading
 import time
@@ -244,6 +245,7 @@ class RayBackend:
         self._lock = threading.Lock()
         self._stamp = 0
         self._actors: list[Any] = []
+        self._owned: list[bool] = []
         self._owns_cluster = False
         shards = shards if shards is not None else self._settings.ray_shards
         if not isinstance(shards, int) or shards < 1:
@@ -294,18 +296,22 @@ class RayBackend:
         s = self._settings
         opts: dict[str, Any] = {"num_cpus": s.ray_shard_cpus, "max_restarts": s.ray_max_restarts,
                                 "max_task_retries": _RETRIES, "max_concurrency": s.ray_shard_threads}
-        actors = []
+        actors, owned = [], []
         for i in range(shards):
             o = dict(opts)
             path = None
+            mine = True
             if directory is not None:
                 path = str(directory / f"shard-{i}")
                 tag = hashlib.sha256(str(directory).encode()).hexdigest()[:16]
-                o.update(name=f"gallery-{tag}-{i}-of-{shards}", namespace=NAMESPACE, get_if_exists=True)
+                name = f"gallery-{tag}-{i}-of-{shards}"
+                mine = not self._named_actor_exists(name)
+                o.update(name=name, namespace=NAMESPACE, get_if_exists=True)
                 if s.ray_detached:
                     o["lifetime"] = "detached"
             actors.append(cls.options(**o).remote(path, i, shards))
-        self._actors = actors
+            owned.append(mine)
+        self._actors, self._owned = actors, owned
         try:
             infos = self._get([a.info.remote() for a in actors], "opening the gallery")
         except BiostationError:
@@ -368,7 +374,11 @@ class RayBackend:
         asked) and sent inline with each shard's call (a few kB: cheaper than ``ray.put``, which
         measured 3-4 ms more per search here); one round trip, shards in parallel.
         """
-        if not isinstance(k, int) or k < 1:
+        try:
+            k = operator.index(k)
+        except TypeError:
+            raise GalleryError(f"k must be an integer, got {type(k).__name__}") from None
+        if k < 1:
             raise GalleryError("k must be at least 1")
         sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
         parts = self._get([a.search.remote(sp, k) for a in self._actors], "search")
@@ -434,21 +444,33 @@ class RayBackend:
         total = sum(float(p["bytes"]) for p in parts)
         return {"templates": n, "bytes": total, "bytes_per_template": total / max(1, n), "shards": self._n}
 
+    @staticmethod
+    def _named_actor_exists(name: str) -> bool:
+        try:
+            _ray().get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            return False
+        return True
+
     def _release(self) -> None:
-        # the actors stop; their slices stay on disk and the next open reloads them
+        # the actors this object started stop (their slices stay on disk and the next open
+        # reloads them); those it found running, started by another object, are left to it
         ray = _ray()
         from ray import exceptions as rx
 
-        for a in self._actors:
+        for a, mine in zip(self._actors, self._owned, strict=True):
+            if not mine:
+                continue
             try:
                 ray.kill(a, no_restart=True)
             except (rx.RayError, ValueError):  # already gone
                 continue
-        self._actors = []
+        self._actors, self._owned = [], []
 
     def close(self, shutdown: bool | None = None) -> None:
-        """Stop the shard actors (their slices stay on disk) and, when this object started the
-        local cluster (or ``shutdown`` is true), shut Ray down."""
+        """Stop the shard actors this object started (their slices stay on disk; actors it found
+        running for its directory are left alone) and, when this object started the local cluster
+        (or ``shutdown`` is true), shut Ray down."""
         if self._actors:
             self._release()
         if shutdown or (shutdown is None and self._owns_cluster):
