@@ -292,25 +292,36 @@ def lcs(sb: _SlantedBlocks) -> dict[str, float]:
     valley_ok = ((v2 < dt[:, None, :]) & ~ridval[:, None, :]).sum(axis=(1, 2))
     n_ridge_px = ridval.sum(axis=1) * v2.shape[1]
     n_valley_px = (~ridval).sum(axis=1) * v2.shape[1]
+    # NIST loclar (NFIQ 2 LCSFeature.cpp): ridges 3..10 px and valleys 2..10 px wide, widths
+    # normalized by (ppi / 125) * 5, the widest ridge of a 125 ppi scanner
     norm = (SCANNER_PPI / 125.0) * 5.0
     nwr_min, nwr_max, nwv_min, nwv_max = 3.0 / norm, 10.0 / norm, 2.0 / norm, 10.0 / norm
-    out = np.zeros(sel.size)
-    for k, rv in enumerate(ridval.tolist()):
-        change = [i - 1 for i in range(1, len(rv)) if rv[i] != rv[i - 1]]
-        if not change:
-            continue
-        wrv = [change[0]] + [change[i] - change[i - 1] for i in range(1, len(change))]
-        first, second = wrv[0::2], wrv[1::2]
-        wr, wv = (first, second) if rv[0] else (second, first)
+    # NIST's run lengths, for all blocks at once: a change at column t (ridval[t + 1] differs
+    # from ridval[t]) ends a run of width t - (previous change, or 0); runs alternate ridge and
+    # valley, starting with ridge when the block's first column is ridge
+    d = ridval[:, 1:] != ridval[:, :-1]
+    cols = np.arange(d.shape[1])
+    last = np.maximum.accumulate(np.where(d, cols, 0), axis=1)
+    prev = np.concatenate([np.zeros((len(d), 1), np.int64), last[:, :-1]], axis=1)
+    width = (cols - prev) / norm
+    rank = np.cumsum(d, axis=1) - 1
+    is_ridge = d & ((rank % 2 == 0) == ridval[:, :1])
+    is_valley = d & ~is_ridge
+
+    def mean(part: np.ndarray) -> np.ndarray:
         # NIST normalizes every width first, then averages with cv::mean (a running sum scaled
-        # by 1/count): the same rounding decides the blocks whose mean width is exactly on a limit
-        mr = sum([x / norm for x in wr]) * (1.0 / len(wr)) if wr else 0.0
-        mv = sum([x / norm for x in wv]) * (1.0 / len(wv)) if wv else 0.0
-        if nwr_min <= mr <= nwr_max and nwv_min <= mv <= nwv_max:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                alpha = valley_ok[k] / n_valley_px[k]
-                beta = ridge_ok[k] / n_ridge_px[k]
-            out[k] = 1.0 - (alpha + beta) / 2.0
+        # by 1/count): the same rounding decides the blocks whose mean width is exactly on a
+        # limit. A running sum (cumsum) with zeros between the widths adds them in that order.
+        count = part.sum(axis=1)
+        total = np.cumsum(np.where(part, width, 0.0), axis=1)[:, -1]
+        return np.where(count > 0, total * (1.0 / np.maximum(count, 1)), 0.0)
+
+    mr, mv = mean(is_ridge), mean(is_valley)
+    ok = d.any(axis=1) & (nwr_min <= mr) & (mr <= nwr_max) & (nwv_min <= mv) & (mv <= nwv_max)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = valley_ok / n_valley_px
+        beta = ridge_ok / n_ridge_px
+    out = np.where(ok, 1.0 - (alpha + beta) / 2.0, 0.0)
     return histogram_features("LCS", out)
 
 
