@@ -227,3 +227,12 @@ def test_concurrent_searches_and_inserts(ray_cluster, fvc, tmp_path):
         for rid, t in items:
             oracle.insert(rid, t)
         assert_same(g, oracle, fvc, ks=(5,))
+
+
+def test_shards_with_other_matcher_parameters_are_refused(ray_cluster, monkeypatch):
+    import biostation.identify.ray_backend as rb
+
+    # this process prepares probes under "other" parameters than the shards score with
+    monkeypatch.setattr(rb, "params_digest", lambda: "0" * 16)
+    with pytest.raises(ConfigError):
+        RayBackend(shards=1, settings=SETTINGS)

@@ -64,7 +64,7 @@ from ..errors import BiostationError, ConfigError, GalleryError, GalleryUnavaila
 from ..matcher.prepare import SearchTemplate, prepare
 from ..templates.model import Template
 from .engine import Candidate
-from .local import LocalBackend
+from .local import LocalBackend, params_digest
 
 #: Ray namespace of the named shard actors
 NAMESPACE = "biostation"
@@ -148,8 +148,11 @@ class GalleryShard:
         """Shard state: count, highest enrolment stamp, process start time (tells a restart)."""
         import os
 
+        from .. import matcher
+
         return {"index": self.index, "count": self._local.count(), "max_stamp": self._max_stamp,
-                "pid": os.getpid(), "started": self._started}
+                "pid": os.getpid(), "started": self._started, "params": params_digest(),
+                "matcher": matcher.BACKEND}
 
     def ping(self) -> int:
         """Nothing: measures a round trip."""
@@ -317,6 +320,11 @@ class RayBackend:
         except BiostationError:
             self._release()  # e.g. shards that cannot be placed: do not leave them pending
             raise
+        if any(x["params"] != params_digest() for x in infos):
+            # the probe is prepared here and scored there: both sides must share the parameters
+            self._release()
+            raise ConfigError("the shards run another version of the matcher parameters than this "
+                              "process (install the same biostation on every node)")
         with self._lock:
             self._stamp = max([self._stamp] + [int(x["max_stamp"]) for x in infos])
 
@@ -426,7 +434,8 @@ class RayBackend:
         return list(self._actors)
 
     def shard_info(self) -> list[dict[str, Any]]:
-        """Per shard: count, highest enrolment stamp, worker pid and start time."""
+        """Per shard: count, highest enrolment stamp, worker pid and start time, matcher backend
+        and parameter digest."""
         return self._get([a.info.remote() for a in self._actors], "info")
 
     def ping(self) -> None:
