@@ -131,13 +131,28 @@ def _grid(n: int, blk: int, off: int) -> int:
     return max(0, (stop - off + blk - 1) // blk) if stop > off else 0
 
 
+def _gradient(a: np.ndarray, axis: int) -> np.ndarray:
+    """``np.gradient`` along one axis (central differences, one-sided at the ends), the same
+    arithmetic as NIST's ``diffGrad`` and several times cheaper than the general routine."""
+    a = np.moveaxis(a, axis, -1)
+    g = np.empty_like(a)
+    if a.shape[-1] < 2:
+        g[...] = 0.0
+    else:
+        np.subtract(a[..., 2:], a[..., :-2], out=g[..., 1:-1])
+        g[..., 1:-1] /= 2.0
+        g[..., 0] = a[..., 1] - a[..., 0]
+        g[..., -1] = a[..., -1] - a[..., -2]
+    return np.moveaxis(g, -1, axis)
+
+
 def _blockwise_gradient(region: np.ndarray, bh: int, bw: int) -> tuple[np.ndarray, np.ndarray]:
     """Gradients of a region tiled by ``bh x bw`` blocks, each block differentiated on its own.
 
     Equal to ``np.gradient`` of every block separately (central differences inside a block,
     one-sided at its edges), computed for the whole region at once. Edge blocks may be smaller.
     """
-    gy, gx = np.gradient(region)
+    gy, gx = _gradient(region, -2), _gradient(region, -1)
     h, w = region.shape
     for g, axis, n, b in ((gx, 1, w, bw), (gy, 0, h, bh)):
         starts = np.arange(0, n, b)
@@ -401,7 +416,7 @@ def image_gradients(img: np.ndarray, bs: int = 32) -> tuple[np.ndarray, np.ndarr
 
 def _ocl_blocks(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """OCL of a stack of blocks (n, 32, 32)."""
-    gy, gx = np.gradient(b, axis=(-2, -1))
+    gy, gx = _gradient(b, -2), _gradient(b, -1)
     return _ocl_from((gx * gx).mean(axis=(-2, -1)), (gy * gy).mean(axis=(-2, -1)), (gx * gy).mean(axis=(-2, -1)))
 
 
