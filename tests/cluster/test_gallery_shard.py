@@ -71,3 +71,14 @@ def test_reload_drops_torn_tail_and_completes_logged_delete(tpl, tmp_path):
     s2.insert("r9", 20, tpl[1])  # written after the truncated tail, so it reloads
     s3 = GalleryShard(str(d))
     assert s3.count() == 4 and s3.contains("r9") and s3.info()["max_stamp"] == 20
+
+
+def test_enrolment_after_a_torn_journal_tail_survives_the_next_restart(tpl, tmp_path):
+    d = tmp_path / "s"
+    s = GalleryShard(str(d))
+    s.insert("a", 1, tpl[0])
+    with open(d / "journal.bin", "ab") as f:
+        f.write(b"I\x05\x00")  # the shard was killed in the middle of a journal write
+    s2 = GalleryShard(str(d))
+    s2.insert("b", 2, tpl[1])
+    assert GalleryShard(str(d)).count() == 2
