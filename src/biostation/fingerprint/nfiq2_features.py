@@ -388,30 +388,42 @@ def rvup(sb: _SlantedBlocks, pad: bool = True) -> dict[str, float]:
     return histogram_features("RVUP", np.asarray(ratios))
 
 
-def ocl(img: np.ndarray, grads: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+def ocl(img: np.ndarray, tensor: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """Orientation certainty level of every full 32 x 32 block: 1 - lambda_min / lambda_max.
 
-    ``grads``: the blockwise gradients of the whole image (:func:`image_gradients`), if the
-    caller has them already (coherence uses the same 32 x 32 grid).
+    ``tensor``: :func:`image_tensor` of the image, if the caller has it (coherence uses the
+    same 32 x 32 grid).
     """
     h, w = img.shape
     nr, nc = h // 32, w // 32
     if not (nr and nc):
         return histogram_features("OCL", np.zeros(0))
-    if grads is None:
-        gx, gy = _blockwise_gradient(img[: nr * 32, : nc * 32].astype(np.float64), 32, 32)
-    else:
-        gx, gy = grads[0][: nr * 32, : nc * 32], grads[1][: nr * 32, : nc * 32]
-    a, bb, c = (_block_means(gx * gx, nr, nc, 32), _block_means(gy * gy, nr, nc, 32),
-                _block_means(gx * gy, nr, nc, 32))
+    sxx, syy, sxy = tensor if tensor is not None else image_tensor(img)
+    # NIST averages over the block (cv::mean); the sums are exact (quarter integers), so are these
+    a, bb, c = (t[:nr, :nc] / 1024.0 for t in (sxx, syy, sxy))
     val, ok = _ocl_from(a.ravel(), bb.ravel(), c.ravel())
     return histogram_features("OCL", val[ok])
 
 
-def image_gradients(img: np.ndarray, bs: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients of every ``bs x bs`` block of the image (grid from (0, 0), edge blocks
-    included), each block differentiated on its own as NIST does block by block."""
-    return _blockwise_gradient(img.astype(np.float64), bs, bs)
+def _grid_sums(a: np.ndarray, bs: int) -> np.ndarray:
+    """Sums over the ``bs x bs`` blocks of a grid from (0, 0), partial edge blocks included."""
+    h, w = a.shape
+    integ = cv2.integral(a, sdepth=cv2.CV_64F)
+    ri = np.append(np.arange(0, h, bs), h)
+    ci = np.append(np.arange(0, w, bs), w)
+    c = integ[np.ix_(ri, ci)]
+    return c[1:, 1:] - c[:-1, 1:] - c[1:, :-1] + c[:-1, :-1]
+
+
+def image_tensor(img: np.ndarray, bs: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-block sums of gx^2, gy^2 and gx gy over the ``bs x bs`` grid from (0, 0) (edge blocks
+    included), every block differentiated on its own as NIST does block by block.
+
+    The gradients are halves of integers, so every product is a quarter integer and every sum
+    is exact in float64: sums of differences equal differences of sums, whatever the order.
+    """
+    gx, gy = _blockwise_gradient(img.astype(np.float64), bs, bs)
+    return _grid_sums(gx * gx, bs), _grid_sums(gy * gy, bs), _grid_sums(gx * gy, bs)
 
 
 def _ocl_blocks(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -539,16 +551,14 @@ def roi(img: np.ndarray) -> tuple[dict[str, float], np.ndarray, int]:
 
 
 def coherence(img: np.ndarray, fg: np.ndarray, bs: int = 32,
-              grads: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+              tensor: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """Orientation coherence summed over the ROI blocks (32 x 32, edge blocks included), and
     its mean per ROI block (NFIQ 2.3's ``OrientationMap_ROIFilter_Coherence*``)."""
-    gx, gy = grads if grads is not None else image_gradients(img, bs)
-    gxx, gyy = gx * gx, gy * gy
-    sum_x, _ = _block_sums(gxx - gyy, bs)
-    sum_y, _ = _block_sums(2 * gx * gy, bs)
+    sxx, syy, sxy = tensor if tensor is not None else image_tensor(img, bs)
+    sum_x, sum_y = sxx - syy, 2.0 * sxy
     # |(gx^2 - gy^2, 2 gx gy)| = gx^2 + gy^2: the per-pixel magnitudes need no square root
-    mag, _ = _block_sums(gxx + gyy, bs)
-    roi_blocks = _block_sums(fg.astype(np.float64), bs)[0] > 0
+    mag = sxx + syy
+    roi_blocks = _grid_sums(fg.view(np.uint8) if fg.dtype == bool else fg.astype(np.uint8), bs) > 0
     coh = np.where(mag != 0, np.hypot(sum_x, sum_y) / np.where(mag != 0, mag, 1.0), 0.0)
     n_roi = int(roi_blocks.sum())
     total = float(coh[roi_blocks].sum())
@@ -825,11 +835,11 @@ def compute(img: np.ndarray) -> tuple[dict[str, float] | None, dict[str, float]]
     feats.update(lcs(sb))
     feats.update(rvup(sb))
     feats.update(orientation_flow(sb))
-    grads = image_gradients(img)
-    feats.update(ocl(img, grads))
+    tensor = image_tensor(img)
+    feats.update(ocl(img, tensor))
     roi_feats, fg, n_roi = roi(img)
     feats.update(roi_feats)
-    feats.update(coherence(img, fg, grads=grads))
+    feats.update(coherence(img, fg, tensor=tensor))
     xy = detect_minutiae(img, fg)
     feats.update(minutiae_counts(xy, img.shape))
     feats.update(minutiae_quality(img, xy, (mu_feats["Mu"], sigma)))
