@@ -73,8 +73,8 @@ _FORMAT = "biostation-ray-gallery"
 # order.bin record: op (I or D), the caller's stamp (the op's identity), the enrolment stamp the
 # shard used for ordering, id length; then the id's UTF-8 bytes
 _ORDER = struct.Struct("<cQQH")
-# stamp of a reference found in a shard's journal without an order record (a local gallery
-# directory adopted as a shard): after every stamped reference
+# stamp of a reference found in a shard's journal without an order record (order.bin lost, or
+# a local gallery's files copied in as a shard): ranked after every stamped reference
 _UNSTAMPED = 1 << 63
 # retries of one call across shard restarts (every method is safe to retry, see GalleryShard)
 _RETRIES = 3
@@ -126,16 +126,15 @@ class GalleryShard:
 
     # --- persistence -------------------------------------------------------------------------
     def _load(self) -> None:
+        # built aside, then swapped in: a search running during a reload sees the old or the new
         if self._dir is not None:
             _drop_torn_journal_tail(self._dir / "journal.bin")
-        self._local = LocalBackend(self._dir)
+        local = LocalBackend(self._dir)
         # reference id -> (op, caller stamp, order stamp) of its last logged insert or delete
-        self._last: dict[str, tuple[bytes, int, int]] = {}
-        self._max_stamp = 0
-        if self._dir is None:
-            return
-        path = self._dir / "order.bin"
-        data = path.read_bytes() if path.is_file() else b""
+        last: dict[str, tuple[bytes, int, int]] = {}
+        max_stamp = 0
+        path = self._dir / "order.bin" if self._dir is not None else None
+        data = path.read_bytes() if path is not None and path.is_file() else b""
         pos = 0
         while pos + _ORDER.size <= len(data):
             op, stamp, order, id_len = _ORDER.unpack_from(data, pos)
@@ -143,15 +142,16 @@ class GalleryShard:
             if end > len(data) or op not in (b"I", b"D"):
                 break  # torn tail: a call that never returned, retried (or not) by its caller
             rid = data[pos + _ORDER.size:end].decode("utf-8", errors="replace")
-            self._last[rid] = (op, stamp, order)
-            self._max_stamp = max(self._max_stamp, order)
+            last[rid] = (op, stamp, order)
+            max_stamp = max(max_stamp, order)
             pos = end
-        if pos != len(data):
+        if path is not None and pos != len(data):
             with open(path, "r+b") as f:  # drop the torn tail so later records stay readable
                 f.truncate(pos)
-        for rid, (op, _, _) in self._last.items():
-            if op == b"D" and rid in self._local:
-                self._local.delete(rid)  # logged but not applied before a crash: finish it
+        for rid, (op, _, _) in last.items():
+            if op == b"D" and rid in local:
+                local.delete(rid)  # logged but not applied before a crash: finish it
+        self._local, self._last, self._max_stamp = local, last, max_stamp
 
     def _log(self, op: bytes, rid: str, stamp: int, order: int) -> None:
         self._last[rid] = (op, stamp, order)
