@@ -69,14 +69,17 @@ def test_image_features_equal_nist(reference):
     exact = total = 0
     for p, (_, ref) in reference.items():
         ours, _ = features(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE))
-        # our ROI blur is a float filter, not OpenCV's 8-bit fixed point: close, not identical
-        assert ours["ImgProcROIArea_Mean"] == pytest.approx(ref["ImgProcROIArea_Mean"], rel=0.01)
+        # the ROI blur is bit-exact with OpenCV's 8-bit Gaussian, so the ROI is NIST's
+        assert ours["ImgProcROIArea_Mean"] == pytest.approx(ref["ImgProcROIArea_Mean"], rel=1e-9)
         for k in F.FEATURE_ORDER:
-            if k in minutiae or k == "ImgProcROIArea_Mean":
+            if k.startswith("LCS"):  # local clarity: equal, including blocks on a width limit
+                assert ours[k] == pytest.approx(ref[k], rel=1e-9, abs=1e-12), (p.name, k)
+            if k in minutiae:
                 continue
             total += 1
             exact += abs(ours[k] - ref[k]) <= 1e-6 * max(1.0, abs(ref[k]))
-    assert exact / total >= 0.95, f"{exact}/{total} features equal to NIST's"
+    # on all 319 images only the ROI coherence of 4 DB1 images and one FDA bin differ
+    assert exact / total >= 0.99, f"{exact}/{total} features equal to NIST's"
 
 
 def test_scores_agree_with_nist(reference):
