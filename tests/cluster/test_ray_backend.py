@@ -108,8 +108,12 @@ def test_insert_delete_and_errors_match_local(ray_cluster, fvc):
             g.insert(items[1][0], items[1][1])
         with pytest.raises(GalleryError):
             g.delete("no-such-reference")
-        with pytest.raises(GalleryError):
-            g.insert("", items[2][1])
+        for bad_id in ("", "x" * 1025, "\ud800", None, 7):
+            with pytest.raises(GalleryError):
+                g.insert(bad_id, items[2][1])
+            with pytest.raises(GalleryError):
+                g.delete(bad_id)
+        assert set(g.insert_many([("", items[2][1]), ("x" * 2000, items[2][1])])) == {"", "x" * 2000}
         with pytest.raises(GalleryError):
             g.search(items[2][1], 0)
         with pytest.raises(GalleryError):

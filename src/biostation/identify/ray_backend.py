@@ -86,6 +86,18 @@ def shard_of(reference_id: str, shards: int) -> int:
     return int.from_bytes(digest, "little") % shards
 
 
+def check_reference_id(reference_id: object) -> str:
+    """``reference_id`` if it is a non-empty string of at most 1024 UTF-8 bytes (the local
+    backend's rule); GalleryError otherwise."""
+    try:
+        ok = isinstance(reference_id, str) and 0 < len(reference_id.encode("utf-8")) <= 1024
+    except UnicodeEncodeError:  # lone surrogates
+        ok = False
+    if not ok:
+        raise GalleryError("reference id must be a non-empty string of at most 1024 UTF-8 bytes")
+    return reference_id  # type: ignore[return-value]
+
+
 def _drop_torn_journal_tail(journal: Path) -> None:
     """Cut a torn last record off a LocalBackend journal (framing as in :mod:`.local`).
 
@@ -206,6 +218,7 @@ class GalleryShard:
         return [(c.score, self._order(c.reference_id), c.reference_id) for c in local.search(probe, k)]
 
     def insert(self, reference_id: str, stamp: int, template: Template) -> None:
+        check_reference_id(reference_id)
         with self._mutex:
             if reference_id in self._local:
                 last = self._last.get(reference_id)
@@ -394,9 +407,7 @@ class RayBackend:
             return self._stamp
 
     def _route(self, reference_id: str) -> Any:
-        if not isinstance(reference_id, str) or not reference_id:
-            raise GalleryError("reference id must be a non-empty string")
-        return self._actors[shard_of(reference_id, self._n)]
+        return self._actors[shard_of(check_reference_id(reference_id), self._n)]
 
     # --- the Backend protocol ----------------------------------------------------------------------
     def search(self, probe: Template | SearchTemplate, k: int = 10) -> list[Candidate]:
@@ -428,8 +439,10 @@ class RayBackend:
         per: list[list[tuple[str, int, Template]]] = [[] for _ in range(self._n)]
         failed: dict[str, BiostationError] = {}
         for rid, template in items:
-            if not isinstance(rid, str) or not rid:
-                failed[str(rid)] = GalleryError("reference id must be a non-empty string")
+            try:
+                check_reference_id(rid)
+            except GalleryError as exc:
+                failed[repr(rid) if not isinstance(rid, str) else rid] = exc
                 continue
             per[shard_of(rid, self._n)].append((rid, self._next_stamp(), template))
         calls = [self._actors[i].insert_many.remote(batch) for i, batch in enumerate(per) if batch]
