@@ -17,7 +17,8 @@ the project's matcher, and reports:
 * ``unconfirmed`` (not an error): a slap finger matches nothing above the threshold, for
   instance a poor impression; the operator may recapture.
 
-Decisions use ``threshold`` on the matcher's 0..10000 score (:data:`SAME_FINGER_SCORE`).
+Decisions use ``threshold`` on the matcher's integer score, 0..``SCORE_MAX`` (:data:`SAME_FINGER_SCORE`);
+same-finger pairs of good impressions reach 16000-19000, scores under 10000 kept their old meaning.
 Cost: one comparison per pair, about 10-50 microseconds each (~150 pairs a session); templates
 come in already extracted. Pure function, thread-safe.
 """
