@@ -150,20 +150,22 @@ def _blockwise_gradient(region: np.ndarray, bh: int, bw: int) -> tuple[np.ndarra
     """Gradients of a region tiled by ``bh x bw`` blocks, each block differentiated on its own.
 
     Equal to ``np.gradient`` of every block separately (central differences inside a block,
-    one-sided at its edges), computed for the whole region at once. Edge blocks may be smaller.
+    one-sided at its edges; none in a 1-pixel block), computed for all full blocks at once
+    through a reshaped view, then for the partial blocks at the right and bottom edges.
     """
-    gy, gx = _gradient(region, -2), _gradient(region, -1)
     h, w = region.shape
-    for g, axis, n, b in ((gx, 1, w, bw), (gy, 0, h, bh)):
-        starts = np.arange(0, n, b)
-        ends = np.minimum(starts + b, n) - 1
-        ok = ends > starts  # a 1-pixel block has no gradient
-        take = (lambda i: region[:, i]) if axis == 1 else (lambda i: region[i, :])
-        put = (lambda i, v: g.__setitem__((slice(None), i), v)) if axis == 1 else (lambda i, v: g.__setitem__(i, v))
-        s0, e0 = starts[ok], ends[ok]
-        put(s0, take(s0 + 1) - take(s0))
-        put(e0, take(e0) - take(e0 - 1))
-        put(starts[~ok], 0.0)
+    gx = np.empty_like(region)
+    gy = np.empty_like(region)
+    q, r = divmod(w, bw)
+    if q:
+        gx[:, :q * bw] = _gradient(region[:, :q * bw].reshape(h, q, bw), -1).reshape(h, q * bw)
+    if r:
+        gx[:, q * bw:] = _gradient(region[:, q * bw:], -1) if r > 1 else 0.0
+    q, r = divmod(h, bh)
+    if q:
+        gy[:q * bh] = _gradient(region[:q * bh].reshape(q, bh, w), -2).reshape(q * bh, w)
+    if r:
+        gy[q * bh:] = _gradient(region[q * bh:], -2) if r > 1 else 0.0
     return gx, gy
 
 
