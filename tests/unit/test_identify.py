@@ -76,10 +76,14 @@ def test_persisted_gallery_reloads(shared, tmp_path):
     g3 = LocalBackend(tmp_path / "gal")
     assert g3.count() == 10 and "extra" in g3
     assert [c for c in g3.search(probe, k=6) if c.reference_id != "extra"][:5] == before
-    # a torn last record (crash mid-write) is ignored
+    # a torn last record (crash mid-write) is cut off, and what is enrolled after it survives
     with open(tmp_path / "gal" / "journal.bin", "ab") as f:
         f.write(b"I\x05\x00")
-    assert LocalBackend(tmp_path / "gal").count() == 10
+    g4 = LocalBackend(tmp_path / "gal")
+    assert g4.count() == 10
+    g4.insert("after-crash", load(shared, 106, 2))
+    g5 = LocalBackend(tmp_path / "gal")
+    assert g5.count() == 11 and "after-crash" in g5
 
 
 def test_empty_probe_scores_zero(shared):

@@ -4,7 +4,7 @@ On disk (``directory``):
 
 * ``journal.bin``: the source of truth, append-only. Each record is
   ``op (1 byte: I or D) | id length u16 | id UTF-8 | data length u32 | template (native format)``,
-  little-endian; a torn last record (crash mid-write) is ignored on load.
+  little-endian; a torn last record (crash mid-write) is cut off on load.
 * ``packed.npz``: a cache of the prepared (search-form) arrays with the journal length and a
   digest of the matcher parameters it was built at. A restart loads it and replays only the
   journal written after it, so the gallery is not re-prepared; a parameter change (a new digest)
@@ -108,6 +108,10 @@ class LocalBackend:
             elif rid in self._index:
                 self._remove(rid)
             pos = end
+        if pos < len(data):
+            # cut the torn tail off, or the records appended next would sit behind it, unreadable
+            with open(journal, "r+b") as f:
+                f.truncate(pos)
         return pos
 
     def _append(self, op: bytes, rid: str, payload: bytes = b"") -> None:

@@ -64,7 +64,7 @@ from ..errors import BiostationError, ConfigError, GalleryError, GalleryUnavaila
 from ..matcher.prepare import SearchTemplate, prepare
 from ..templates.model import Template
 from .engine import Candidate
-from .local import _REC, LocalBackend, params_digest
+from .local import LocalBackend, params_digest
 
 #: Ray namespace of the named shard actors
 NAMESPACE = "biostation"
@@ -98,28 +98,6 @@ def check_reference_id(reference_id: object) -> str:
     return reference_id  # type: ignore[return-value]
 
 
-def _drop_torn_journal_tail(journal: Path) -> None:
-    """Cut a torn last record off a LocalBackend journal (framing as in :mod:`.local`).
-
-    LocalBackend ignores a torn tail on load but appends after it, so whatever is enrolled next
-    would be unreadable at the following load; a shard killed mid-write is exactly the case a
-    restart must survive. (Belongs in LocalBackend's load; until then, done here.)
-    """
-    if not journal.is_file():
-        return
-    data = journal.read_bytes()
-    pos = 0
-    while pos + _REC.size <= len(data):
-        op, id_len, data_len = _REC.unpack_from(data, pos)
-        end = pos + _REC.size + id_len + data_len
-        if end > len(data) or op not in (b"I", b"D"):
-            break
-        pos = end
-    if pos != len(data):
-        with open(journal, "r+b") as f:
-            f.truncate(pos)
-
-
 class GalleryShard:
     """One slice of the gallery: a :class:`LocalBackend` plus the enrolment stamps of its references.
 
@@ -139,9 +117,7 @@ class GalleryShard:
     # --- persistence -------------------------------------------------------------------------
     def _load(self) -> None:
         # built aside, then swapped in: a search running during a reload sees the old or the new
-        if self._dir is not None:
-            _drop_torn_journal_tail(self._dir / "journal.bin")
-        local = LocalBackend(self._dir)
+        local = LocalBackend(self._dir)  # cuts a torn journal tail off
         # reference id -> (op, caller stamp, order stamp) of its last logged insert or delete
         last: dict[str, tuple[bytes, int, int]] = {}
         max_stamp = 0
