@@ -642,6 +642,7 @@ _ZS_LUTS = ((_DELETABLE & (_N * _E * _S == 0) & (_E * _S * _W == 0)).astype(np.u
 
 _ZS_LUTS_CV = tuple(lut.reshape(1, 256) for lut in _ZS_LUTS)
 _CROSSINGS_CV = _CROSSINGS.astype(np.uint8).reshape(1, 256)
+_MINUTIA_CV = ((_CROSSINGS == 1) | (_CROSSINGS == 3)).astype(np.uint8).reshape(1, 256)
 
 
 def _neighbour_code(b: np.ndarray) -> np.ndarray:
@@ -789,15 +790,25 @@ def detect_minutiae(img: np.ndarray, fg: np.ndarray) -> np.ndarray:
                             interpolation=cv2.INTER_LINEAR)
     ridges = ((smooth < background) & roi_mask).astype(np.uint8)
     skel = _thin(ridges)
-    cn = cv2.LUT(_neighbour_code(skel), _CROSSINGS_CV)
+    # skeleton pixels with crossing number 1 (ending) or 3 (bifurcation), away from the ROI edge
+    ends_forks = cv2.bitwise_and(cv2.LUT(_neighbour_code(skel), _MINUTIA_CV), skel)
     k = 2 * MINUTIAE_ROI_MARGIN + 1
-    inner = cv2.erode(roi_mask.astype(np.uint8), np.ones((k, k), np.uint8))
-    py, px = np.nonzero((skel == 1) & ((cn == 1) | (cn == 3)) & (inner == 1))
+    inner = cv2.erode(roi_mask.view(np.uint8) if roi_mask.dtype == bool else roi_mask.astype(np.uint8),
+                      np.ones((k, k), np.uint8))
+    found = cv2.findNonZero(cv2.bitwise_and(ends_forks, inner))  # raster order, as np.nonzero
+    found = np.zeros((0, 2), np.int32) if found is None else found.reshape(-1, 2)
+    px, py = found[:, 0], found[:, 1]
     pts = np.stack([px + x0, py + y0], axis=1).astype(np.float64)
     if len(pts) > 1:
-        d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(axis=2)
-        np.fill_diagonal(d2, np.inf)
-        close = d2 <= MINUTIAE_MIN_DISTANCE ** 2
+        # squared distances in integers (exact, and cheaper than in floats)
+        qx, qy = px.astype(np.int32), py.astype(np.int32)
+        dx = qx[:, None] - qx[None, :]
+        dy = qy[:, None] - qy[None, :]
+        dx *= dx
+        dy *= dy
+        dx += dy
+        close = dx <= MINUTIAE_MIN_DISTANCE ** 2
+        np.fill_diagonal(close, False)
         if MINUTIAE_CLUSTER_KEEP_ONE:
             # one minutia per cluster: the pair artefacts of a broken or bridged ridge count once
             ii, jj = np.nonzero(np.triu(close, 1))
