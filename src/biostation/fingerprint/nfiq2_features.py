@@ -641,7 +641,6 @@ _ZS_LUTS = ((_DELETABLE & (_N * _E * _S == 0) & (_E * _S * _W == 0)).astype(np.u
 
 
 _ZS_LUTS_CV = tuple(lut.reshape(1, 256) for lut in _ZS_LUTS)
-_CROSSINGS_CV = _CROSSINGS.astype(np.uint8).reshape(1, 256)
 _MINUTIA_CV = ((_CROSSINGS == 1) | (_CROSSINGS == 3)).astype(np.uint8).reshape(1, 256)
 
 
@@ -672,26 +671,43 @@ def _thin(b: np.ndarray, max_iter: int = 30) -> np.ndarray:
     offsets = np.array([dy * stride + dx for dy, dx in _NEIGHBOURS], np.int64)
     weights = 1 << np.arange(8, dtype=np.int32)
 
-    def positions(kill: np.ndarray) -> np.ndarray:
-        pts = cv2.findNonZero(kill)  # (n, 1, 2) x, y; None when empty
+    def positions(kill: np.ndarray, y0: int = 0, x0: int = 0) -> np.ndarray:
+        pts = cv2.findNonZero(kill) if kill.size else None  # (n, 1, 2) x, y; None when empty
         if pts is None:
             return np.zeros(0, np.int64)
         pts = pts.reshape(-1, 2).astype(np.int64)
-        return (pts[:, 1] + 1) * stride + (pts[:, 0] + 1)
+        return (pts[:, 1] + y0 + 1) * stride + (pts[:, 0] + x0 + 1)
 
     recent: list[np.ndarray] | None = None  # sparse mode: pixels deleted by the last two sub-iterations
     last: tuple[np.ndarray, int] | None = None
+    # dense mode: the rows and columns of core to judge, the box around the deletions of the
+    # last two sub-iterations grown by a pixel (the whole image at first)
+    boxes = [(0, h, 0, w), (0, h, 0, w)]
     for _ in range(max_iter):
         changed = 0
         for lut, lut_flat in zip(_ZS_LUTS_CV, _ZS_LUTS):
             if recent is None:
-                kill = cv2.bitwise_and(cv2.LUT(_neighbour_code(core), lut), core)
-                n = cv2.countNonZero(kill)
-                if n:
-                    cv2.subtract(core, kill, dst=core)
+                y0, x0 = max(min(boxes[0][0], boxes[1][0]) - 1, 0), max(min(boxes[0][2], boxes[1][2]) - 1, 0)
+                y1, x1 = min(max(boxes[0][1], boxes[1][1]) + 1, h), min(max(boxes[0][3], boxes[1][3]) + 1, w)
+                if y1 <= y0 or x1 <= x0:
+                    kill, n, box = np.zeros((0, 0), np.uint8), 0, (h, 0, w, 0)
+                else:
+                    part = core[y0:y1, x0:x1]
+                    # codes from the box and its 1-pixel ring of real neighbours (p is padded)
+                    code = _neighbour_code(p[y0:y1 + 2, x0:x1 + 2])[1:-1, 1:-1]
+                    kill = cv2.bitwise_and(cv2.LUT(code, lut), part)
+                    n = cv2.countNonZero(kill)
+                    if n:
+                        np.subtract(part, kill, out=part)
+                        bx, by, bw, bh = cv2.boundingRect(kill)
+                        box = (y0 + by, y0 + by + bh, x0 + bx, x0 + bx + bw)
+                    else:
+                        box = (h, 0, w, 0)  # empty
+                boxes = [boxes[1], box]
                 if last is not None and last[1] + n <= _THIN_SPARSE_BELOW:
-                    recent = [positions(last[0]), positions(kill)]
-                last = (kill, n)
+                    recent = [positions(*last[0]) if last[1] else np.zeros(0, np.int64),
+                              positions(kill, y0, x0) if n else np.zeros(0, np.int64)]
+                last = ((kill, y0, x0), n)
             else:
                 # a pixel listed twice gets the same verdict twice
                 cand = (np.concatenate(recent)[:, None] + offsets[None, :]).ravel()
