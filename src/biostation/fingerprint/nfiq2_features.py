@@ -150,23 +150,54 @@ def _blockwise_gradient(region: np.ndarray, bh: int, bw: int) -> tuple[np.ndarra
     """Gradients of a region tiled by ``bh x bw`` blocks, each block differentiated on its own.
 
     Equal to ``np.gradient`` of every block separately (central differences inside a block,
-    one-sided at its edges; none in a 1-pixel block), computed for all full blocks at once
-    through a reshaped view, then for the partial blocks at the right and bottom edges.
+    one-sided at its edges; none in a 1-pixel block): central differences over the whole
+    region, then the first and last row or column of every block redone one-sided, through
+    strided slices.
     """
-    h, w = region.shape
-    gx = np.empty_like(region)
-    gy = np.empty_like(region)
-    q, r = divmod(w, bw)
-    if q:
-        gx[:, :q * bw] = _gradient(region[:, :q * bw].reshape(h, q, bw), -1).reshape(h, q * bw)
-    if r:
-        gx[:, q * bw:] = _gradient(region[:, q * bw:], -1) if r > 1 else 0.0
-    q, r = divmod(h, bh)
-    if q:
-        gy[:q * bh] = _gradient(region[:q * bh].reshape(q, bh, w), -2).reshape(q * bh, w)
-    if r:
-        gy[q * bh:] = _gradient(region[q * bh:], -2) if r > 1 else 0.0
-    return gx, gy
+    return _blockwise_diff(region, bw, 1), _blockwise_diff(region, bh, 0)
+
+
+def _blockwise_diff(a: np.ndarray, b: int, axis: int) -> np.ndarray:
+    def at(sl: slice | int) -> tuple:  # index along ``axis`` (0: rows, 1: columns)
+        return (slice(None), sl) if axis == 1 else (sl,)
+
+    g = np.empty(a.shape, a.dtype)
+    n = a.shape[axis]
+    if n < 2:
+        g[...] = 0.0
+        return g
+    np.subtract(a[at(slice(2, None))], a[at(slice(None, -2))], out=g[at(slice(1, -1))])
+    g[at(slice(1, -1))] /= 2.0
+    g[at(0)] = a[at(1)] - a[at(0)]
+    g[at(-1)] = a[at(-1)] - a[at(-2)]
+    q, r = divmod(n, b)
+    full = q * b
+    if q and b > 1:
+        g[at(slice(0, full, b))] = a[at(slice(1, full, b))] - a[at(slice(0, full, b))]
+        g[at(slice(b - 1, full, b))] = a[at(slice(b - 1, full, b))] - a[at(slice(b - 2, full, b))]
+    elif q:  # 1-pixel blocks
+        g[at(slice(0, full))] = 0.0
+    if r == 1:
+        g[at(full)] = 0.0
+    elif r > 1:
+        g[at(full)] = a[at(full + 1)] - a[at(full)]
+    return g
+    np.subtract(a[:, 2:], a[:, :-2], out=gt[:, 1:-1])
+    gt[:, 1:-1] /= 2.0
+    gt[:, 0] = a[:, 1] - a[:, 0]
+    gt[:, -1] = a[:, -1] - a[:, -2]
+    q, r = divmod(n, b)
+    full = q * b
+    if q and b > 1:
+        gt[:, 0:full:b] = a[:, 1:full:b] - a[:, 0:full:b]
+        gt[:, b - 1:full:b] = a[:, b - 1:full:b] - a[:, b - 2:full:b]
+    elif q:  # 1-pixel blocks
+        gt[:, :full] = 0.0
+    if r == 1:
+        gt[:, full] = 0.0
+    elif r > 1:
+        gt[:, full] = a[:, full + 1] - a[:, full]
+    return g
 
 
 def _block_means(a: np.ndarray, nr: int, nc: int, bs: int) -> np.ndarray:
