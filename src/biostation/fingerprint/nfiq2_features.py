@@ -96,8 +96,7 @@ def segmentation_blocks(img: np.ndarray, bs: int) -> np.ndarray:
     """Ridge blocks on a grid from (0, 0), edge blocks included: block std of the z-scored image
     > 0.1 (NIST ``ridgesegment``). Block sums come exactly from the integral images; the std of
     a z-scored block is the block's own std divided by the image's."""
-    f = img.astype(np.float64)
-    sd = f.std()
+    sd = float(cv2.meanStdDev(img)[1][0, 0])
     s1, sq = cv2.integral2(img, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
     h, w = img.shape
     ri = np.append(np.arange(0, h, bs), h)
@@ -323,9 +322,11 @@ class _SlantedBlocks:
 # --- features -------------------------------------------------------------------------------------------
 def contrast(img: np.ndarray) -> tuple[dict[str, float], float]:
     """Mu (mean grey), MMB (mean of 32 x 32 block means) and sigma (grey std, for feedback)."""
-    f = img.astype(np.float64)
-    s, n = _block_sums(f, 32)
-    return {"MMB": float((s / n).mean()), "Mu": float(f.mean())}, float(f.std())
+    # OpenCV's meanStdDev, as NIST: exact integer sums, population standard deviation
+    mean, std = cv2.meanStdDev(img)
+    h, w = img.shape
+    n = np.outer(np.diff(np.append(np.arange(0, h, 32), h)), np.diff(np.append(np.arange(0, w, 32), w)))
+    return {"MMB": float((_grid_sums(img, 32) / n).mean()), "Mu": float(mean[0, 0])}, float(std[0, 0])
 
 
 def lcs(sb: _SlantedBlocks) -> dict[str, float]:
@@ -579,7 +580,7 @@ def roi(img: np.ndarray) -> tuple[dict[str, float], np.ndarray, int]:
             areas = stats[1:, cv2.CC_STAT_WIDTH] * stats[1:, cv2.CC_STAT_HEIGHT]
             fg = labels == (1 + int(np.argmax(areas)))
             count = int(fg.sum())
-    mean = float(img[fg].mean()) if count else 255.0
+    mean = cv2.mean(img, mask=fg.view(np.uint8))[0] if count else 255.0
     return {"ImgProcROIArea_Mean": mean}, fg, count
 
 
@@ -610,8 +611,10 @@ def minutiae_quality(img: np.ndarray, xy: np.ndarray,
     if n == 0:
         return {"FJFXPos_Mu_MinutiaeQuality_2": -1.0, "FJFXPos_OCL_MinutiaeQuality_80": -1.0}
     h, w = img.shape
-    f = img.astype(np.float64)
-    me, sd = mean_std if mean_std is not None else (f.mean(), f.std())
+    if mean_std is None:
+        m, d = cv2.meanStdDev(img)
+        mean_std = (float(m[0, 0]), float(d[0, 0]))
+    me, sd = mean_std
     integ = cv2.integral(img, sdepth=cv2.CV_64F)
     x = xy[:, 0].astype(int)
     y = xy[:, 1].astype(int)
@@ -622,7 +625,8 @@ def minutiae_quality(img: np.ndarray, xy: np.ndarray,
     mu2 = float(((q > 0.0) & (q <= 0.5)).sum()) / n
     lx2 = np.where(lx + 32 > w, w - 32, lx)
     ty2 = np.where(ty + 32 > h, h - 32, ty)
-    blocks = np.stack([f[t:t + 32, l:l + 32] for t, l in zip(ty2.tolist(), lx2.tolist())])
+    span = np.arange(32)
+    blocks = img[(ty2[:, None] + span)[:, :, None], (lx2[:, None] + span)[:, None, :]].astype(np.float64)
     val, _ = _ocl_blocks(blocks)
     oq = np.floor(val * 100 + 0.5)
     return {"FJFXPos_Mu_MinutiaeQuality_2": mu2, "FJFXPos_OCL_MinutiaeQuality_80": float((oq > 80).sum()) / n}
