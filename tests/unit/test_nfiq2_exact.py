@@ -75,3 +75,35 @@ def test_local_clarity_width_limits_round_as_nist():
     widths = np.array([1, 4, 3, 4], np.float64) / 20.0
     assert cv2.mean(widths)[0] >= 3.0 / 20.0
     assert np.cumsum(widths)[-1] * (1.0 / 4) == cv2.mean(widths)[0]
+
+
+def _rvu_ratios_block_by_block(ridval: np.ndarray) -> list[float]:
+    """NIST's RVUP ratios written out block by block (RVUPHistogramFeature.cpp, read as the spec)."""
+    out: list[float] = []
+    for rv in ridval.tolist():
+        changes = [i - 1 for i in range(1, len(rv) - 1) if rv[i] != rv[i - 1]]
+        if not changes or not rv[changes[0] + 1:changes[-1]]:
+            continue
+        rel = [c - changes[0] for c in changes[1:]]
+        if len(rel) <= 1:
+            continue
+        widths = [rel[i] - rel[i - 1] for i in range(len(rel) - 1, 0, -1)]
+        ratios = [widths[m] / widths[m + 1] for m in range(len(widths) - 1)]
+        for i in range(int(rv[changes[0] + 1]), len(ratios), 2):
+            ratios[i] = 1.0 / ratios[i]
+        out.extend(ratios)
+    return out
+
+
+def test_ridge_valley_ratios_equal_block_by_block():
+    rng = np.random.default_rng(11)
+    for run in (1, 2, 3, 5):
+        # runs of random widths, as ridges and valleys across a slanted block
+        ridval = np.repeat(rng.random((300, 32)) < 0.5, run, axis=1)[:, :32]
+        assert np.array_equal(F._rvu_ratios(ridval), np.array(_rvu_ratios_block_by_block(ridval)))
+    img = np.random.default_rng(2).integers(0, 256, (300, 300)).astype(np.uint8)
+    sb = F._SlantedBlocks(cv2.GaussianBlur(img, (0, 0), 2))
+    ic = sb.win // 2
+    v2 = F._rotated_crop(sb.padded_windows, sb.orient, True, (ic - 8, ic + 8), (ic - 16, ic + 16))
+    ridval, _ = F._ridge_valley(v2)
+    assert np.array_equal(F._rvu_ratios(ridval), np.array(_rvu_ratios_block_by_block(ridval)))

@@ -397,29 +397,41 @@ def fda(sb: _SlantedBlocks, pad: bool = True) -> dict[str, float]:
 def rvup(sb: _SlantedBlocks, pad: bool = True) -> dict[str, float]:
     """Ridge/valley uniformity: ratios of successive ridge and valley widths in foreground blocks."""
     sel = np.flatnonzero(sb.fg)
-    ratios: list[float] = []
+    ratios = np.zeros(0)
     if sel.size:
         ic = sb.win // 2
         v2 = _rotated_crop((sb.padded_windows if pad else sb.windows)[sel], sb.orient[sel], pad,
                            (ic - 8, ic + 8), (ic - 16, ic + 16))
         ridval, _ = _ridge_valley(v2)
-        for rv in ridval.tolist():
-            n = len(rv)
-            ci = [i - 1 for i in range(1, n - 1) if rv[i] != rv[i - 1]]
-            if not ci:
-                continue
-            complete = rv[ci[0] + 1: ci[-1]]
-            if not complete:
-                continue
-            cic = [c - ci[0] for c in ci[1:]]
-            if len(cic) <= 1:
-                continue
-            widths = [cic[i] - cic[i - 1] for i in range(len(cic) - 1, 0, -1)]
-            r = [widths[m] / widths[m + 1] for m in range(len(widths) - 1)]
-            for i in range(int(complete[0]), len(r), 2):
-                r[i] = 1.0 / r[i]
-            ratios.extend(r)
-    return histogram_features("RVUP", np.asarray(ratios))
+        ratios = _rvu_ratios(ridval)
+    return histogram_features("RVUP", ratios)
+
+
+def _rvu_ratios(ridval: np.ndarray) -> np.ndarray:
+    """NIST's ridge/valley width ratios for all blocks at once (block by block, in NIST's order).
+
+    Per block: the changes between columns 0..W-2 (NIST skips the last column); the widths
+    between successive changes after the first run, taken from the far end; each ratio is a
+    width over the next one, inverted on every other ratio starting with the first (ridge run
+    first) or the second (valley run first). Blocks with fewer than 4 changes give none.
+    """
+    d = ridval[:, 1:-1] != ridval[:, :-2]
+    if d.size == 0:
+        return np.zeros(0)
+    cols = np.arange(d.shape[1])
+    rank = np.cumsum(d, axis=1) - 1
+    count = rank[:, -1] + 1
+    last = np.maximum.accumulate(np.where(d, cols, -1), axis=1)
+    prev = np.concatenate([np.full((len(d), 1), -1), last[:, :-1]], axis=1)
+    width = (cols - prev).astype(np.float64)  # at a change: the run that it ends
+    before = np.take_along_axis(width, np.maximum(prev, 0), axis=1)  # the run before that
+    first = np.argmax(d, axis=1)
+    after_first = ridval[np.arange(len(d)), first + 1]  # NIST's ``complete[0]``
+    ratio = width / before
+    k = count[:, None] - 1 - rank
+    ratio = np.where(k % 2 == after_first[:, None], 1.0 / ratio, ratio)
+    use = d & (rank >= 3)
+    return ratio[:, ::-1][use[:, ::-1]]
 
 
 def ocl(img: np.ndarray, tensor: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
