@@ -53,3 +53,88 @@ def test_empty_inputs_give_empty_report():
 def test_unconfirmed_is_not_an_error():
     r = SequenceReport([SequenceIssue("unconfirmed", (FP.LEFT_INDEX,), "poor impression")])
     assert r.ok and r.kinds() == set()
+
+
+# --- the decision alone, on score matrices (fast; the composed sessions above cover the matcher) ---
+
+FINGERS = tuple(FP(i) for i in range(1, 11))
+
+
+def _scores(genuine=6000, impostor=300, overrides=None):
+    """A clean session's scores: each slap finger matches its own single, nothing else."""
+    s = {(p, q): genuine if p == q else impostor for p in FINGERS for q in FINGERS}
+    s.update(overrides or {})
+    f = {(a, b): impostor for a in FINGERS for b in FINGERS if a < b}
+    h = {(a, b): impostor for a in FINGERS for b in FINGERS if a < b}
+    return s, f, h
+
+
+def test_decide_clean_matrix_is_ok():
+    from biostation.fingerprint.sequence import decide
+
+    r = decide(*_scores())
+    assert r.ok and not r.issues
+
+
+def test_swap_from_two_moderate_halves():
+    """Neither cross score reaches SAME_FINGER_SCORE, but together, against weak declared pairs,
+    they are a swap; the report names both fingers and the scores behind it."""
+    from biostation.fingerprint.sequence import SAME_FINGER_SCORE, decide
+
+    a, b = FP.LEFT_RING, FP.LEFT_LITTLE
+    s, f, h = _scores(overrides={(a, b): 1800, (b, a): 1600, (a, a): 400, (b, b): 350})
+    assert max(s[(a, b)], s[(b, a)]) < SAME_FINGER_SCORE
+    r = decide(s, f, h)
+    assert r.kinds() == {"swapped"}
+    issue = next(i for i in r.issues if i.kind == "swapped")
+    assert issue.positions == (a, b)
+    assert "left ring" in issue.detail and "left little" in issue.detail and "1800" in issue.detail
+
+
+def test_one_freak_impostor_score_is_not_a_swap():
+    from biostation.fingerprint.sequence import decide
+
+    s, f, h = _scores(overrides={(FP.RIGHT_INDEX, FP.RIGHT_MIDDLE): 3000})
+    assert decide(s, f, h).ok
+
+
+def test_duplicate_from_singles_and_the_slap_in_both():
+    from biostation.fingerprint.sequence import decide
+
+    p, q = FP.RIGHT_MIDDLE, FP.RIGHT_INDEX  # finger p captured again under q's label
+    s, f, h = _scores(overrides={(p, q): 4000, (q, q): 250})
+    f[(q, p)] = 2200
+    r = decide(s, f, h)
+    assert r.kinds() == {"duplicate"}
+    issue = next(i for i in r.issues if i.kind == "duplicate")
+    assert set(issue.positions) == {p, q} and "index was probably never captured" in issue.detail
+
+
+def test_wrong_hand_by_assignment():
+    from biostation.fingerprint.sequence import LEFT, RIGHT, decide
+
+    over = {}
+    for rp, lp in zip(RIGHT[1:], LEFT[1:]):  # the right slap shows the left hand
+        over[(rp, rp)] = 200
+        over[(rp, lp)] = 5000
+    r = decide(*_scores(overrides=over))
+    assert "wrong_hand" in r.kinds()
+    assert set(next(i for i in r.issues if i.kind == "wrong_hand").positions) == set(RIGHT[1:])
+
+
+def test_weak_own_match_is_unconfirmed_not_an_error():
+    from biostation.fingerprint.sequence import decide
+
+    r = decide(*_scores(overrides={(FP.LEFT_THUMB, FP.LEFT_THUMB): 500}))
+    assert r.ok and [i.kind for i in r.issues] == ["unconfirmed"]
+
+
+def test_bad_position_or_template_is_a_typed_error():
+    from biostation.errors import MatcherError
+
+    with pytest.raises(MatcherError):
+        check_sequence({99: None}, {})
+    with pytest.raises(MatcherError):
+        check_sequence({FP.PLAIN_RIGHT_FOUR: None}, {})
+    with pytest.raises(MatcherError):
+        check_sequence({FP.RIGHT_INDEX: "not a template"}, {})
