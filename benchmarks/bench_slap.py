@@ -36,7 +36,13 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=20, help="slaps per scenario")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--sessions", type=int, default=0, help="sequence-check sessions per fault and database")
+    ap.add_argument("--clean", type=int, default=0, help="clean sessions per database (default: --sessions)")
+    ap.add_argument("--seq-seed", type=int, default=2, help="sequence-check seed set (1 = development, tuned on)")
+    ap.add_argument("--sequence-only", action="store_true", help="skip the segmentation part")
     args = ap.parse_args()
+    if args.sequence_only:
+        sequence(args.sessions or 20, args.seq_seed, args.clean or args.sessions or 20)
+        return 0
     files = sorted((SHARED / "data" / "fvc2002").glob("DB1_B/*.tif")) + \
         sorted((SHARED / "data" / "fvc2002").glob("DB3_B/*.tif"))  # the 500 ppi databases
     if not files:
@@ -83,31 +89,53 @@ def main() -> int:
     print(f"{'all':<22}{len(total):>8}{np.mean(total) * 100:>9.1f}%{np.median(times) * 1e3:>9.0f}")
     print(f"undeclared missing finger reported as a count mismatch: {np.mean(flagged) * 100:.0f} % of {len(flagged)}")
     if args.sessions:
-        sequence(args.sessions, rng)
+        sequence(args.sessions, args.seq_seed, args.clean or args.sessions)
     return 0
 
 
-def sequence(n: int, rng: np.random.Generator) -> None:
-    from biostation.fingerprint.sequence_compose import FAULTS, make_session, run_session
+def _interval(k: int, n: int) -> tuple[float, float]:
+    """Clopper-Pearson 95 % interval of a proportion k/n."""
+    from scipy.stats import beta
+
+    lo = float(beta.ppf(0.025, k, n - k + 1)) if k else 0.0
+    hi = float(beta.ppf(0.975, k + 1, n - k)) if k < n else 1.0
+    return lo, hi
+
+
+def sequence(n: int, seed: int, n_clean: int) -> None:
+    """Sequence check on composed sessions: the current rule and the previous one (baseline) on
+    the same score matrices. Session i of fault f in database d is drawn from
+    ``default_rng([seed, f, d, i])``: seed 1 is the development set the margins were tuned on,
+    report figures on another seed."""
+    from sequence_baseline import decide as baseline
+
+    from biostation.fingerprint.sequence import decide, score_matrices
+    from biostation.fingerprint.sequence_compose import FAULTS, make_session, session_templates
 
     dbs = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
-    print(f"\nsequence check, {n} session(s) per fault per database")
-    print(f"{'fault':<12}{'sessions':>9}{'flagged':>9}{'right kind':>11}{'s/session':>10}")
-    for fault in FAULTS:
-        flagged = right = count = 0
-        t0 = time.perf_counter()
-        for db, dpi in dbs.items():
-            for _ in range(n):
-                s = make_session(SHARED / "data" / "fvc2002" / db, fault, rng, dpi)
-                r = run_session(s)
+    print(f"\nsequence check, seed set {seed}: {n} session(s) per fault per database, {n_clean} clean")
+    print(f"{'fault':<12}{'sessions':>9}  {'rule':<9}{'flagged':>8}{'right kind':>11}   rate (95 % interval)"
+          f"{'s/session':>12}")
+    for fi, fault in enumerate(FAULTS):
+        count, t0 = 0, time.perf_counter()
+        tally = {"current": [0, 0], "previous": [0, 0]}
+        for di, (db, dpi) in enumerate(dbs.items()):
+            for i in range(n_clean if fault == "clean" else n):
+                s = make_session(SHARED / "data" / "fvc2002" / db, fault, np.random.default_rng([seed, fi, di, i]), dpi)
+                scores = score_matrices(*session_templates(s))
                 count += 1
-                flagged += not r.ok
-                right += bool(r.kinds() & s.expected) if s.expected else r.ok
+                for rule, fn in (("current", decide), ("previous", baseline)):
+                    r = fn(*scores)
+                    tally[rule][0] += not r.ok
+                    tally[rule][1] += bool(r.kinds() & s.expected) if s.expected else r.ok
         dt = (time.perf_counter() - t0) / max(count, 1)
-        label = "false alarm" if fault == "clean" else "detected"
-        rate = flagged / count if fault == "clean" else right / count
-        print(f"{fault:<12}{count:>9}{flagged:>9}{right if fault != 'clean' else '-':>11}{dt:>10.1f}"
-              f"   {label}: {rate * 100:.0f} %")
+        for rule, (flagged, right) in tally.items():
+            k = flagged if fault == "clean" else right
+            lo, hi = _interval(k, count)
+            label = "false alarm" if fault == "clean" else "detected"
+            print(f"{fault:<12}{count:>9}  {rule:<9}{flagged:>8}{right if fault != 'clean' else '-':>11}   "
+                  f"{label} {k}/{count} = {k / count * 100:.1f} % ({lo * 100:.1f}-{hi * 100:.1f})"
+                  f"{dt:>8.1f}")
 
 
 if __name__ == "__main__":

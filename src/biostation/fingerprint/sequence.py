@@ -54,11 +54,14 @@ from ..hal.scanner import FingerPosition as FP
 SAME_FINGER_SCORE = 2500
 #: matcher score at which a comparison starts to count as evidence (score units). Tuned on the
 #: development seeds (see the module doc).
-EVIDENCE_FLOOR = 700
+EVIDENCE_FLOOR = 500
 #: evidence (nats) a swap hypothesis must gain over the declared labels
-SWAP_MARGIN = 0.8
+SWAP_MARGIN = 1.2
 #: evidence (nats) for two single captures being one finger
-DUPLICATE_MARGIN = 1.4
+DUPLICATE_MARGIN = 3.2
+#: weight of the single-vs-single comparison in the duplicate evidence: two full single
+#: captures compare more reliably than a slap fingertip with a single (unit-less)
+DUPLICATE_SINGLES_WEIGHT = 2.0
 #: evidence (nats) that a four-finger slap fits the other hand better than its own
 HAND_MARGIN = 2.0
 
@@ -120,6 +123,13 @@ def check_sequence(slap_fingers: Mapping[FP, object], singles: Mapping[FP, objec
     A key that is not a finger position (1..10) raises :class:`~biostation.errors.MatcherError`,
     as does a template the matcher cannot read.
     """
+    return decide(*score_matrices(slap_fingers, singles), threshold)
+
+
+def score_matrices(slap_fingers: Mapping[FP, object], singles: Mapping[FP, object]
+                   ) -> tuple[dict[tuple[FP, FP], int], dict[tuple[FP, FP], int], dict[tuple[FP, FP], int]]:
+    """The comparisons :func:`decide` needs: slap finger vs single ``(p, q)``, single vs single
+    and slap vs slap ``(a, b)`` with ``a < b`` (matcher scores)."""
     from .. import matcher
 
     def prep(t: object) -> matcher.SearchTemplate:
@@ -138,7 +148,7 @@ def check_sequence(slap_fingers: Mapping[FP, object], singles: Mapping[FP, objec
     slap_vs_single = {(p, q): matcher.match(slaps[p], flats[q]) for p in sl for q in fl}
     single_pairs = {(a, b): matcher.match(flats[a], flats[b]) for i, a in enumerate(fl) for b in fl[i + 1:]}
     slap_pairs = {(a, b): matcher.match(slaps[a], slaps[b]) for i, a in enumerate(sl) for b in sl[i + 1:]}
-    return decide(slap_vs_single, single_pairs, slap_pairs, threshold)
+    return slap_vs_single, single_pairs, slap_pairs
 
 
 def decide(slap_vs_single: Mapping[tuple[FP, FP], int], single_pairs: Mapping[tuple[FP, FP], int],
@@ -202,26 +212,14 @@ def decide(slap_vs_single: Mapping[tuple[FP, FP], int], single_pairs: Mapping[tu
             f"{len(twice)} fingers appear in both four-finger slaps: one hand was placed twice"))
         explained.update(x for pq in twice for x in pq)
 
-    # --- the same finger captured twice -----------------------------------------------------
+    # --- the same finger captured twice; two single captures exchanged ----------------------
     dup = None
     for i, a in enumerate(fl):
         for b in fl[i + 1:]:
             for x, y in ((a, b), (b, a)):  # x: the finger in both singles, y: the one never taken
-                e = ev(f_(a, b)) + min(ev(s_(x, a)), ev(s_(x, b))) - ev(s_(y, y))
+                e = DUPLICATE_SINGLES_WEIGHT * ev(f_(a, b)) + min(ev(s_(x, a)), ev(s_(x, b))) - ev(s_(y, y))
                 if dup is None or e > dup[0]:
                     dup = (e, a, b, x, y)
-    if dup is not None:
-        report.evidence["duplicate"] = dup[0]
-        e, a, b, x, y = dup
-        if e >= duplicate_margin:
-            report.issues.append(SequenceIssue(
-                "duplicate", (a, b),
-                f"single captures {_name(a)} and {_name(b)} are the same finger (score {f_(a, b)}); "
-                f"slap {_name(x)} matches both ({s_(x, a)}, {s_(x, b)}), slap {_name(y)} matches "
-                f"its own single only {s_(y, y)}: {_name(y)} was probably never captured"))
-            explained.update((a, b))
-
-    # --- two single captures exchanged --------------------------------------------------------
     swap = None
     for i, p in enumerate(sl):
         for q in sl[i + 1:]:
@@ -230,16 +228,34 @@ def decide(slap_vs_single: Mapping[tuple[FP, FP], int], single_pairs: Mapping[tu
             e = ev(s_(p, q)) + ev(s_(q, p)) - ev(s_(p, p)) - ev(s_(q, q))
             if swap is None or e > swap[0]:
                 swap = (e, p, q)
+    if dup is not None:
+        report.evidence["duplicate"] = dup[0]
     if swap is not None:
         report.evidence["swapped"] = swap[0]
+    dup_ok = dup is not None and dup[0] >= duplicate_margin
+    swap_ok = swap is not None and swap[0] >= swap_margin
+    if dup_ok and swap_ok and {dup[1], dup[2]} & {swap[1], swap[2]}:
+        # the same fingers explained two ways: keep the hypothesis further past its margin
+        if dup[0] - duplicate_margin >= swap[0] - swap_margin:
+            swap_ok = False
+        else:
+            dup_ok = False
+    if dup_ok:
+        e, a, b, x, y = dup
+        report.issues.append(SequenceIssue(
+            "duplicate", (a, b),
+            f"single captures {_name(a)} and {_name(b)} are the same finger (score {f_(a, b)}); "
+            f"slap {_name(x)} matches both ({s_(x, a)}, {s_(x, b)}), slap {_name(y)} matches "
+            f"its own single only {s_(y, y)}: {_name(y)} was probably never captured"))
+        explained.update((a, b))
+    if swap_ok:
         e, p, q = swap
-        if e >= swap_margin:
-            report.issues.append(SequenceIssue(
-                "swapped", (p, q),
-                f"single captures of {_name(p)} and {_name(q)} are swapped: slap {_name(p)} vs single "
-                f"{_name(q)} {s_(p, q)}, slap {_name(q)} vs single {_name(p)} {s_(q, p)}; as labelled "
-                f"{s_(p, p)} and {s_(q, q)}"))
-            explained.update((p, q))
+        report.issues.append(SequenceIssue(
+            "swapped", (p, q),
+            f"single captures of {_name(p)} and {_name(q)} are swapped: slap {_name(p)} vs single "
+            f"{_name(q)} {s_(p, q)}, slap {_name(q)} vs single {_name(p)} {s_(q, p)}; as labelled "
+            f"{s_(p, p)} and {s_(q, q)}"))
+        explained.update((p, q))
 
     # --- anything else: a slap finger that clearly belongs to another label --------------------
     for p in sl:

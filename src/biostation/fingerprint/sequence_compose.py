@@ -94,10 +94,9 @@ def make_session(folder: Path, fault: str, rng: np.random.Generator, dpi: int = 
     return Session(fault, singles, slaps, expected, dpi)
 
 
-def run_session(session: Session, extract: Callable[[np.ndarray, int], object] | None = None):
-    """Segment the slaps, extract every finger, run :func:`check_sequence`; returns the report."""
-    from .sequence import check_sequence
-
+def session_templates(session: Session, extract: Callable[[np.ndarray, int], object] | None = None
+                      ) -> tuple[dict[FP, object], dict[FP, object]]:
+    """Segment the slaps and extract every finger: (slap finger templates, single templates)."""
     if extract is None:
         from .extractor import extract as _extract
 
@@ -108,4 +107,11 @@ def run_session(session: Session, extract: Callable[[np.ndarray, int], object] |
         for f in result.fingers:
             slap_templates[f.position] = extract(f.image, session.dpi)
     singles = {p: extract(img, session.dpi) for p, img in session.singles.items()}
-    return check_sequence(slap_templates, singles)
+    return slap_templates, singles
+
+
+def run_session(session: Session, extract: Callable[[np.ndarray, int], object] | None = None):
+    """Segment the slaps, extract every finger, run :func:`check_sequence`; returns the report."""
+    from .sequence import check_sequence
+
+    return check_sequence(*session_templates(session, extract))
