@@ -9,6 +9,12 @@ two different touches. Faults, as they happen at a desk:
 * ``swapped``: two single captures of the same hand exchanged;
 * ``duplicate``: a finger captured twice (its other impression stored under a neighbour's label);
 * ``wrong_hand``: the left hand placed for the right four-finger slap.
+
+Realism, checked: each slap finger is a different impression (FVC2002 impressions of one finger
+differ in placement, rotation and pressure by design), turned by up to +-12 degrees in the slap
+and cut to a fingertip ellipse, then segmented and straightened again by :mod:`.slap`. Before it
+is pasted, an impression is brought to a scanner-like light background (:func:`platen`). Not
+modelled: the larger contact area of a rolled single, slap-specific distortion.
 """
 
 from __future__ import annotations
