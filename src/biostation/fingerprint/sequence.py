@@ -44,8 +44,8 @@ microseconds of decision; templates come in already extracted. Pure function, th
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from ..errors import MatcherError
 from ..hal.scanner import FingerPosition as FP

@@ -19,9 +19,9 @@ modelled: the larger contact area of a rolled single, slap-specific distortion.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
