@@ -15,7 +15,6 @@ import pkgutil
 import socket
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 

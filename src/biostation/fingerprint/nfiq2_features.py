@@ -184,22 +184,6 @@ def _blockwise_diff(a: np.ndarray, b: int, axis: int) -> np.ndarray:
     elif r > 1:
         g[at(full)] = a[at(full + 1)] - a[at(full)]
     return g
-    np.subtract(a[:, 2:], a[:, :-2], out=gt[:, 1:-1])
-    gt[:, 1:-1] /= 2.0
-    gt[:, 0] = a[:, 1] - a[:, 0]
-    gt[:, -1] = a[:, -1] - a[:, -2]
-    q, r = divmod(n, b)
-    full = q * b
-    if q and b > 1:
-        gt[:, 0:full:b] = a[:, 1:full:b] - a[:, 0:full:b]
-        gt[:, b - 1:full:b] = a[:, b - 1:full:b] - a[:, b - 2:full:b]
-    elif q:  # 1-pixel blocks
-        gt[:, :full] = 0.0
-    if r == 1:
-        gt[:, full] = 0.0
-    elif r > 1:
-        gt[:, full] = a[:, full + 1] - a[:, full]
-    return g
 
 
 def _block_means(a: np.ndarray, nr: int, nc: int, bs: int) -> np.ndarray:
