@@ -15,6 +15,17 @@ import pytest
 from biostation.config import DeviceMode, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# CI (CI=true) explores the same examples every run, so a red run is reproducible and never
+# flaky; developers' runs keep hypothesis's random exploration and find new cases.
+try:
+    from hypothesis import settings as _hsettings
+
+    _hsettings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        _hsettings.load_profile("ci")
+except ImportError:  # hypothesis is a test extra
+    pass
 SHARED = (ROOT / ".." / "shared").resolve()
 
 

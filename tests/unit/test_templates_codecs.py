@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 
@@ -190,3 +191,13 @@ def test_bad_angle_codes_and_counts():
         decode(b"", None)
     with pytest.raises(TemplateFormatError):
         decode(b"{]", "json")
+
+
+def test_json_with_an_infinite_angle_is_a_format_error():
+    """Found by the fuzzer: well-formed JSON describing an invalid template is still bad input."""
+    t = Template(300, 300, 500, minutiae_array([(10, 20, 1.0, 1, 50)]))
+    raw = encode(t, TemplateFormat.JSON).decode()
+    doc = json.loads(raw)
+    doc["views"][0]["minutiae"][0][2] = 1e999
+    with pytest.raises(TemplateFormatError, match="angles"):
+        decode(json.dumps(doc).encode(), TemplateFormat.JSON)

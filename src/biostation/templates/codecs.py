@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import TemplateError, TemplateFormatError
+from ..errors import TemplateError, TemplateFormatError, TemplateVersionError
 from .ansi378 import Ansi378Codec
 from .iso19794_2 import Iso19794_2Codec
 from .model import Template, TemplateRecord
@@ -91,7 +91,12 @@ def decode(data: bytes, fmt: TemplateFormat | str | None = None) -> TemplateReco
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TemplateFormatError(f"template data must be bytes, not {type(data).__name__}")
     codec = get_codec(fmt if fmt is not None else _sniff_full(bytes(data)))
-    return codec.decode(bytes(data))
+    try:
+        return codec.decode(bytes(data))
+    except (TemplateFormatError, TemplateVersionError):
+        raise
+    except TemplateError as exc:  # well-framed bytes describing an invalid template: still bad bytes
+        raise TemplateFormatError(f"{codec.name}: {exc}") from exc
 
 
 def encode(obj: Template | TemplateRecord, fmt: TemplateFormat | str) -> bytes:
