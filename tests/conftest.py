@@ -97,3 +97,17 @@ def station_server(tmp_path):
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(params=["numpy", "native"])
+def matcher_backend(request, monkeypatch):
+    """Run the requesting test once per matcher backend, through the public API (house style 5a).
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("matcher_backend")``."""
+    from biostation import matcher
+
+    impl = matcher.backends().get(request.param)
+    if impl is None:
+        pytest.skip("C kernels not built")
+    monkeypatch.setattr(matcher, "_impl", impl)
+    return impl

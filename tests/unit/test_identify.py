@@ -5,18 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biostation import matcher
 from biostation.errors import GalleryError, MatcherError
 from biostation.identify import Backend, LocalBackend
 from biostation.templates import MINUTIA_DTYPE, Template, load_template
 
 
-@pytest.fixture(autouse=True, params=["numpy", "native"])
-def backend(request, monkeypatch):
-    impl = matcher.backends().get(request.param)
-    if impl is None:
-        pytest.skip("C kernels not built")
-    monkeypatch.setattr(matcher, "_impl", impl)
+# every test of this module runs once per matcher backend (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("matcher_backend")
 
 
 def load(shared, finger, k, db="DB1_B"):

@@ -20,12 +20,8 @@ RANK1_FLOOR = {"secugen": 277, "extractor": 274}
 DBS = ("DB1_B", "DB2_B", "DB3_B", "DB4_B")
 
 
-@pytest.fixture(autouse=True, params=["numpy", "native"])
-def backend(request, monkeypatch):
-    impl = matcher.backends().get(request.param)
-    if impl is None:
-        pytest.skip("C kernels not built")
-    monkeypatch.setattr(matcher, "_impl", impl)
+# every test of this module runs once per matcher backend (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("matcher_backend")
 
 
 def load(shared, db, finger, k):

@@ -14,14 +14,8 @@ from biostation.matcher import params as P
 from biostation.templates import MINUTIA_DTYPE, Template, load_template
 
 
-@pytest.fixture(autouse=True, params=["numpy", "native"])
-def backend(request, monkeypatch):
-    """Every test of this module runs once per backend, through the public API."""
-    impl = matcher.backends().get(request.param)
-    if impl is None:
-        pytest.skip("C kernels not built")
-    monkeypatch.setattr(matcher, "_impl", impl)
-    return impl
+# every test of this module runs once per matcher backend (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("matcher_backend")
 
 
 def secugen(shared, db, finger, impression):
