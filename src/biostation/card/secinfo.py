@@ -78,8 +78,22 @@ class SecurityInfo:
         return self.raw
 
 
+class _CipherSuffix:
+    """PACE and CA protocol OIDs end in the cipher and key length (ICAO 9303-11, 9.2)."""
+
+    oid: str
+
+    @property
+    def cipher(self) -> str:
+        return CIPHERS.get(int(self.oid.split(".")[-1]), ("?", 0))[0]
+
+    @property
+    def key_length(self) -> int:
+        return CIPHERS.get(int(self.oid.split(".")[-1]), ("?", 0))[1]
+
+
 @dataclass
-class PaceInfo(SecurityInfo):
+class PaceInfo(_CipherSuffix, SecurityInfo):
     version: int = 2
     parameter_id: int | None = None
 
@@ -90,14 +104,6 @@ class PaceInfo(SecurityInfo):
     @property
     def mapping(self) -> str:
         return PACE_KINDS.get(int(self.oid.split(".")[-2]), ("?", "?"))[1]
-
-    @property
-    def cipher(self) -> str:
-        return CIPHERS.get(int(self.oid.split(".")[-1]), ("?", 0))[0]
-
-    @property
-    def key_length(self) -> int:
-        return CIPHERS.get(int(self.oid.split(".")[-1]), ("?", 0))[1]
 
     def encode(self) -> bytes:
         parts = [tlv.encode(0x06, encode_oid(self.oid)[2:]), _enc_int(self.version)]
@@ -117,21 +123,13 @@ class PaceInfo(SecurityInfo):
 
 
 @dataclass
-class ChipAuthInfo(SecurityInfo):
+class ChipAuthInfo(_CipherSuffix, SecurityInfo):
     version: int = 1
     key_id: int | None = None
 
     @property
     def agreement(self) -> str:
         return {"1": "DH", "2": "ECDH"}.get(self.oid.split(".")[-2], "?")
-
-    @property
-    def cipher(self) -> str:
-        return CIPHERS.get(int(self.oid.split(".")[-1]), ("?", 0))[0]
-
-    @property
-    def key_length(self) -> int:
-        return CIPHERS.get(int(self.oid.split(".")[-1]), ("?", 0))[1]
 
     def encode(self) -> bytes:
         parts = [tlv.encode(0x06, encode_oid(self.oid)[2:]), _enc_int(self.version)]
