@@ -76,19 +76,25 @@ def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take_along_axis(a, idx, axis=1)
 
 
-def _local(A: dict, B: dict) -> dict:
-    """Steps 1-2 for row-wise pairs; A holds [G, NA] and B [G, NB] padded arrays, and 'n' [G].
+def _padding(A: dict, B: dict) -> tuple:
+    """Shapes, validity masks of the padded rows and uint8 direction codes, shared by steps 1-2 and 5-6.
 
-    Returns the similarities [G, NA, NB] and the candidate pairs as [G, TOP_PAIRS] arrays
-    (rows with fewer candidates are padded with ``present = False``)."""
+    Direction codes as uint8: differences wrap modulo 256 by themselves."""
     G, NA = A["x"].shape
     NB = B["x"].shape[1]
     idx = np.arange(NA)
     validA = idx[None, :] < A["n"][:, None]
     validB = np.arange(NB)[None, :] < B["n"][:, None]
     validAB = validA[:, :, None] & validB[:, None, :]
-    # direction codes as uint8: differences wrap modulo 256 by themselves
-    tA8, tB8 = A["t"].astype(np.uint8), B["t"].astype(np.uint8)
+    return G, NA, NB, idx, validA, validB, validAB, A["t"].astype(np.uint8), B["t"].astype(np.uint8)
+
+
+def _local(A: dict, B: dict) -> dict:
+    """Steps 1-2 for row-wise pairs; A holds [G, NA] and B [G, NB] padded arrays, and 'n' [G].
+
+    Returns the similarities [G, NA, NB] and the candidate pairs as [G, TOP_PAIRS] arrays
+    (rows with fewer candidates are padded with ``present = False``)."""
+    G, NA, NB, idx, validA, validB, validAB, tA8, tB8 = _padding(A, B)
     # 1. local similarity [G, N, N]
     dd = tA8[:, :, None] - tB8[:, None, :]
     gate = np.minimum(dd, -dd) <= P.PAIR_MAX_DIR
@@ -187,13 +193,7 @@ def _align(k: dict) -> list[dict]:
 
 def _pair(A: dict, B: dict, sim: np.ndarray, seeds: list[dict]) -> np.ndarray:
     """Steps 5-6: the best score over the seeds' transforms, int32 [G]."""
-    G, NA = A["x"].shape
-    NB = B["x"].shape[1]
-    idx = np.arange(NA)
-    validA = idx[None, :] < A["n"][:, None]
-    validB = np.arange(NB)[None, :] < B["n"][:, None]
-    validAB = validA[:, :, None] & validB[:, None, :]
-    tA8, tB8 = A["t"].astype(np.uint8), B["t"].astype(np.uint8)
+    G, NA, NB, idx, validA, validB, validAB, tA8, tB8 = _padding(A, B)
     best = np.zeros(G, np.int64)
     Ax64, Ay64 = A["x"].astype(np.int64), A["y"].astype(np.int64)
     Bx64, By64 = B["x"].astype(np.int64), B["y"].astype(np.int64)
