@@ -201,3 +201,23 @@ def dpi_to_ppcm(dpi: float) -> int:
 
 __all__ = ["AngleUnit", "Reader", "read_view", "write_view", "check_views", "MAX_VIEWS", "MAX_MINUTIAE",
            "ppcm_to_dpi", "dpi_to_ppcm"]
+
+
+def read_geometry_and_views(r: Reader, data: bytes, unit: AngleUnit, extra: dict) -> tuple[int, list[Template]]:
+    """The part ISO 19794-2:2005 and ANSI 378-2004 records share after their own header fields:
+    capture equipment, image size, resolution, the finger views, nothing after them.
+
+    Returns (capture equipment, views); ``extra`` gains ``image_size`` and ``resolution_ppcm``."""
+    equipment = r.u16("capture equipment")
+    width, height = r.u16("image width"), r.u16("image height")
+    xr, yr = r.u16("x resolution"), r.u16("y resolution")
+    if xr == 0:
+        raise r.fail("resolution 0", r.pos - 4)
+    count = r.u8("finger view count")
+    check_views(count, r)
+    r.u8("reserved")
+    extra.update(image_size=(width, height), resolution_ppcm=(xr, yr))
+    views = [read_view(r, width, height, ppcm_to_dpi(xr), unit, extra) for _ in range(count)]
+    if r.pos != len(data):
+        raise r.fail(f"{len(data) - r.pos} bytes after the last finger view")
+    return equipment, views

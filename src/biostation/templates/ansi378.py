@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 
 from ..errors import TemplateError, TemplateVersionError
-from ._fmr import AngleUnit, Reader, check_views, ppcm_to_dpi, read_view, write_view
+from ._fmr import AngleUnit, Reader, read_geometry_and_views, write_view
 from .iso19794_2 import MAGIC, VERSION, record_geometry
 from .model import TemplateRecord
 
@@ -38,21 +38,10 @@ class Ansi378Codec:
             length = r.u32("record length (long form)")
         if length != len(data):
             raise r.fail(f"record length {length} but {len(data)} bytes given", 8)
-        product = r.u32("CBEFF product identifier")
-        equipment = r.u16("capture equipment")
-        width, height = r.u16("image width"), r.u16("image height")
-        xr, yr = r.u16("x resolution"), r.u16("y resolution")
-        if xr == 0:
-            raise r.fail("resolution 0", r.pos - 4)
-        count = r.u8("finger view count")
-        check_views(count, r)
-        r.u8("reserved")
-        extra: dict = {"image_size": (width, height), "resolution_ppcm": (xr, yr), "cbeff_product_id": product}
+        extra: dict = {"cbeff_product_id": r.u32("CBEFF product identifier")}
         if long_form and length <= 0xFFFF:
             extra["long_length"] = True
-        views = [read_view(r, width, height, ppcm_to_dpi(xr), UNIT, extra) for _ in range(count)]
-        if r.pos != len(data):
-            raise r.fail(f"{len(data) - r.pos} bytes after the last finger view")
+        equipment, views = read_geometry_and_views(r, data, UNIT, extra)
         return TemplateRecord(views=views, capture_equipment=equipment, extra=extra)
 
     def encode(self, record: TemplateRecord) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 
 from ..errors import TemplateError, TemplateVersionError
-from ._fmr import AngleUnit, Reader, check_views, dpi_to_ppcm, ppcm_to_dpi, read_view, write_view
+from ._fmr import AngleUnit, Reader, dpi_to_ppcm, read_geometry_and_views, write_view
 from .model import TemplateRecord
 
 MAGIC = b"FMR\x00"
@@ -57,18 +57,8 @@ class Iso19794_2Codec:
         length = r.u32("record length")
         if length != len(data):
             raise r.fail(f"record length {length} but {len(data)} bytes given", 8)
-        equipment = r.u16("capture equipment")
-        width, height = r.u16("image width"), r.u16("image height")
-        xr, yr = r.u16("x resolution"), r.u16("y resolution")
-        if xr == 0:
-            raise r.fail("resolution 0", 16)
-        count = r.u8("finger view count")
-        check_views(count, r)
-        r.u8("reserved")
-        extra: dict = {"image_size": (width, height), "resolution_ppcm": (xr, yr)}
-        views = [read_view(r, width, height, ppcm_to_dpi(xr), UNIT, extra) for _ in range(count)]
-        if r.pos != len(data):
-            raise r.fail(f"{len(data) - r.pos} bytes after the last finger view")
+        extra: dict = {}
+        equipment, views = read_geometry_and_views(r, data, UNIT, extra)
         return TemplateRecord(views=views, capture_equipment=equipment, extra=extra)
 
     def encode(self, record: TemplateRecord) -> bytes:
