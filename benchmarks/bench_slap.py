@@ -44,7 +44,7 @@ import numpy as np
 
 from biostation.fingerprint.slap import SLAP_ORDER, segment_slap
 from biostation.fingerprint.slap_compose import compose_slap, hits
-from biostation.hal.scanner import FingerPosition as FP
+from biostation.records import FingerPosition as FP
 
 SHARED = (Path(__file__).resolve().parents[1] / ".." / "shared").resolve()
 

@@ -8,7 +8,7 @@ before and after rates come from one run. Not product code.
 from __future__ import annotations
 
 from biostation.fingerprint.sequence import LEFT, RIGHT, SequenceIssue, SequenceReport, hand
-from biostation.hal.scanner import FingerPosition as FP
+from biostation.records import FingerPosition as FP
 
 
 def decide(S, F, H, threshold=2500):

@@ -1,10 +1,15 @@
-"""kill -9 the line runner at random moments and restart it until the queue is empty.
+"""kill -9 the line runner at chosen points of its work and restart it until the queue is empty.
 
 The runner is the real command line (``biostation perso run``) in a subprocess, signing in a
 SoftHSM2 token (the production path), with simulated encoders whose cards keep their state on
-disk and some of which are torn. After every kill the journal must hold no done card without a
-successful read-back; at the end every order is done exactly once, none is lost, and every done
-card, loaded from its saved state, reads back with verified passive authentication.
+disk and some of which are torn. Each killed run is told where to die (``--sim-crash-at``): at
+the N-th APDU its cards receive, before or after it takes effect, or right after the journal's
+N-th commit; N is drawn from a seeded generator. The kill points are counts of work, not times,
+so the campaign kills as often as it plans on a fast or a slow, busy machine: N stays below
+what a run can finish (at most a few cards), and the queue is longer than all kills together.
+After every kill the journal must hold no done card without a successful read-back; at the end
+every order is done exactly once, none is lost, and every done card, loaded from its saved
+state, reads back with verified passive authentication.
 
 Run by hand for bigger figures: ``python tests/integration/test_perso_faults.py --kills 40
 --orders 60`` (prints runs, kills, tears, orders, losses, duplicates).
@@ -50,8 +55,11 @@ def _orders(n: int) -> list[dict]:
 
 
 def campaign(work: Path, softhsm_conf: Path, *, orders: int, kills: int, tear_rate: float, seed: int,
-             apdu_ms: float = 3.0, kill_window: tuple[float, float] = (0.3, 1.8)) -> dict:
-    """Run, kill and restart the line; returns the figures. Asserts the guarantees as it goes."""
+             apdu_ms: float = 3.0, max_apdu: int = 150, max_commit: int = 45) -> dict:
+    """Run, kill and restart the line; returns the figures. Asserts the guarantees as it goes.
+
+    A card takes about 48 APDUs and 14 journal commits, so a kill point below ``max_apdu`` APDUs
+    or ``max_commit`` commits falls within the first three cards of a run (two encoders)."""
     from biostation.card.reader import read_document
     from biostation.card.trust import TrustStore
     from biostation.store import Journal
@@ -74,28 +82,33 @@ def campaign(work: Path, softhsm_conf: Path, *, orders: int, kills: int, tear_ra
     path.write_text("".join(json.dumps(o) + "\n" for o in order_list))
     journal = work / "journal.db"
     runs = done_kills = 0
+    points: list[str] = []
     while True:
         runs += 1
         cmd = cli + ["perso", "run", str(path), "--simulated", "2", "--journal", str(journal), "--card-dir",
                      str(work / "cards"), "--sim-apdu-ms", str(apdu_ms), "--sim-baud", "0", "--sim-tear-rate",
                      str(tear_rate), "--sim-tear-within", "50", "--seed", str(rng.randrange(1 << 30)), "--json"]
-        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        point = None
         if done_kills < kills:
-            try:
-                p.wait(timeout=rng.uniform(*kill_window))
-            except subprocess.TimeoutExpired:
-                p.send_signal(signal.SIGKILL)
-                p.wait(timeout=60)
-                done_kills += 1
-                # mid-queue the journal may have an active order; it never has a bad done card
-                j = Journal(journal)
-                bad = [x for x in j.check() if "still" not in x]
-                j.close()
-                assert bad == [], bad
-                continue
-        out, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-2000:]
-        summary = json.loads(out)
+            kind = rng.choice(("apdu:before", "apdu:after", "commit"))
+            if kind == "commit":
+                point = f"commit:{rng.randint(1, max_commit)}"
+            else:
+                point = f"apdu:{rng.randint(1, max_apdu)}:{kind.split(':')[1]}"
+            cmd += ["--sim-crash-at", point]
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        if p.returncode == -signal.SIGKILL:
+            assert point is not None, p.stderr[-2000:]
+            done_kills += 1
+            points.append(point)
+            # mid-queue the journal may have an active order; it never has a bad done card
+            j = Journal(journal)
+            bad = [x for x in j.check() if "still" not in x]
+            j.close()
+            assert bad == [], bad
+            continue
+        assert p.returncode == 0, p.stderr[-2000:]
+        summary = json.loads(p.stdout)
         if summary["orders"]["pending"] == 0:
             break
         assert runs < kills + 20, "the line does not finish"
@@ -136,7 +149,7 @@ def campaign(work: Path, softhsm_conf: Path, *, orders: int, kills: int, tear_ra
                 whole_rejected += 1
     finally:
         j.close()
-    return {"runs": runs, "kills": done_kills, "tears": torn, "orders": orders, "done": counts["done"],
+    return {"runs": runs, "kills": done_kills, "kill_points": points, "tears": torn, "orders": orders, "done": counts["done"],
             "lost": len(lost), "duplicates": duplicates, "cards": len(cards),
             "interrupted_cards": len(interrupted), "locked_cards_rejected_after_kill": whole_rejected}
 

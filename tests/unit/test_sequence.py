@@ -9,7 +9,7 @@ import pytest
 
 from biostation.fingerprint.sequence import SequenceIssue, SequenceReport, check_sequence
 from biostation.fingerprint.sequence_compose import make_session, run_session
-from biostation.hal.scanner import FingerPosition as FP
+from biostation.records import FingerPosition as FP
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from biostation.errors import ImageError
 from biostation.fingerprint.slap import SLAP_ORDER, segment_slap
 from biostation.fingerprint.slap_compose import compose_slap, hits
-from biostation.hal.scanner import FingerPosition as FP
+from biostation.records import FingerPosition as FP
 
 
 @pytest.fixture(scope="module")

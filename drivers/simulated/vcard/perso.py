@@ -28,6 +28,10 @@ from 0 since this object was made). ``tear_mode="before"`` drops the command; ``
 it and loses the answer (the EEPROM write finished, the response did not come back): both are
 seen on real lines. From then on the card raises :class:`~biostation.errors.CardRemovedError`.
 
+Fault drills: ``on_apdu(phase)`` is called with ``"before"`` as each APDU arrives and with
+``"after"`` once it has taken effect, before its answer leaves; a drill that stops the whole
+process there (``kill -9`` at a chosen APDU) leaves the card exactly as a power cut would.
+
 Secrets (MRZ key, CAN, AA key) are in the state file in clear: it is a simulator.
 """
 
@@ -95,7 +99,8 @@ class PersoCard(VirtualCard):
     def __init__(self, serial: str | None = None, *, state_dir: str | os.PathLike[str] | None = None,
                  timing: ChipTiming = NO_DELAY, tear_at: int | None = None, tear_mode: str = "before",
                  capacity: int = 144 * 1024, data: CardData | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_apdu: Callable[[str], None] | None = None):
         if tear_mode not in ("before", "after"):
             raise ValueError("tear_mode: 'before' or 'after'")
         if data is None:
@@ -108,6 +113,7 @@ class PersoCard(VirtualCard):
         self.capacity = capacity
         self.apdus = 0
         self.torn = False
+        self.on_apdu = on_apdu
         self._sleep = sleep
         self._lock = threading.Lock()
         self.register(INS.CREATE_FILE, self._create)
@@ -145,7 +151,11 @@ class PersoCard(VirtualCard):
             tearing = self.tear_at is not None and index == self.tear_at
             if tearing and self.tear_mode == "before":
                 self._tear(len(apdu))
+            if self.on_apdu is not None:
+                self.on_apdu("before")
             resp = super().process(apdu)
+            if self.on_apdu is not None:
+                self.on_apdu("after")
             if self.timing != NO_DELAY:
                 self._sleep(self.timing.delay(len(apdu) + len(resp)))
             if tearing:
@@ -273,12 +283,13 @@ class SimulatedEncoder:
     process ends, for audits). ``tear(k) -> (index, mode) | None`` decides whether the k-th card
     this encoder loads (from 0) is torn, at which of its APDUs. ``hopper``: how many blank cards
     there are (None: no end). ``extended_length``: whether the cards' ATR announces extended
-    Lc/Le. :attr:`output` and :attr:`rejects` list the serials sent out.
+    Lc/Le. ``on_apdu``: handed to every card loaded (see :class:`PersoCard`). :attr:`output` and
+    :attr:`rejects` list the serials sent out.
     """
 
     def __init__(self, name: str, *, card_dir: str | os.PathLike[str] | None = None, timing: ChipTiming = NO_DELAY,
                  tear: Callable[[int], tuple[int, str] | None] | None = None, hopper: int | None = None,
-                 extended_length: bool = True):
+                 extended_length: bool = True, on_apdu: Callable[[str], None] | None = None):
         from biostation_drivers.simulated.card_reader import SimulatedCardReader
 
         self.name = name
@@ -289,6 +300,7 @@ class SimulatedEncoder:
         self.tear = tear
         self.hopper = hopper
         self.extended_length = extended_length
+        self.on_apdu = on_apdu
         self.reader = SimulatedCardReader.create(key=f"sim:encoder-{name}")
         self.reader.remove()  # the station starts empty
         self.reader.open()
@@ -313,7 +325,7 @@ class SimulatedEncoder:
         if not self.extended_length:
             data.historical_bytes = SHORT_ONLY_HISTORICAL
         self.card = PersoCard(serial, state_dir=path, timing=self.timing, tear_at=t[0] if t else None,
-                              tear_mode=t[1] if t else "before", data=data)
+                              tear_mode=t[1] if t else "before", data=data, on_apdu=self.on_apdu)
         self.loaded += 1
         self.reader.insert(self.card)
         self.reader.power_on()

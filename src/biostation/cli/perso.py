@@ -9,7 +9,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -101,8 +104,57 @@ def pki_cmd(
             print(f"{name}: {p}")
 
 
+class CrashPoint:
+    """``kill -9`` of this very process at a chosen point of the work: a fault drill whose point
+    does not depend on timing or machine speed.
+
+    ``apdu:N:before`` / ``apdu:N:after``: the N-th APDU (from 1) that any simulated card of this
+    run receives, before it takes effect, or after it took effect with its answer lost.
+    ``commit:N``: right after the journal's N-th commit of this run (recovery and order loading
+    count), the journal's lock still held so that nothing else is committed first.
+    """
+
+    def __init__(self, spec: str):
+        parts = spec.split(":")
+        try:
+            kind, n = parts[0], int(parts[1])
+        except (IndexError, ValueError):
+            raise typer.BadParameter(f"crash point {spec!r}: apdu:N:before|after or commit:N") from None
+        phase = parts[2] if len(parts) > 2 else "before"
+        if kind not in ("apdu", "commit") or n < 1 or phase not in ("before", "after") \
+                or len(parts) > (3 if kind == "apdu" else 2):
+            raise typer.BadParameter(f"crash point {spec!r}: apdu:N:before|after or commit:N")
+        self.kind, self.n, self.phase = kind, n, phase
+        self._count = 0
+        self._lock = threading.Lock()
+        self._mine = threading.local()
+
+    def apdu(self, phase: str) -> None:
+        if self.kind != "apdu":
+            return
+        if phase == "before":
+            with self._lock:
+                self._count += 1
+                self._mine.index = self._count
+        if self._mine.index == self.n and phase == self.phase:
+            self._die()
+
+    def commit(self) -> None:
+        if self.kind != "commit":
+            return
+        self._count += 1  # called under the journal's lock: commits are serial
+        if self._count == self.n:
+            self._die()
+
+    @staticmethod
+    def _die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+        os._exit(137)  # not reached: SIGKILL is delivered before os.kill returns
+
+
 def _encoders(names: list[str], simulated: int, settings: Any, card_dir: Optional[Path], apdu_ms: float,
-              baud: int, tear_rate: float, seed: Optional[int], tear_within: int = 100) -> list[Any]:
+              baud: int, tear_rate: float, seed: Optional[int], tear_within: int = 100,
+              on_apdu: Any = None) -> list[Any]:
     from ..card.perso.line import ReaderEncoder
     from ..errors import DeviceNotFoundError
 
@@ -124,7 +176,7 @@ def _encoders(names: list[str], simulated: int, settings: Any, card_dir: Optiona
                 return None
 
             out.append(SimulatedEncoder(name, card_dir=(card_dir / name) if card_dir else None, timing=timing,
-                                        tear=tear if tear_rate > 0 else None))
+                                        tear=tear if tear_rate > 0 else None, on_apdu=on_apdu))
             continue
         if registry is None:
             from ..hal import DriverRegistry
@@ -153,6 +205,9 @@ def run_cmd(
     tear_rate: float = typer.Option(0.0, "--sim-tear-rate", help="Simulated cards: share torn at a random APDU."),
     tear_within: int = typer.Option(100, "--sim-tear-within", help="Torn cards leave at an APDU index below this."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the simulated tearing."),
+    crash_at: Optional[str] = typer.Option(None, "--sim-crash-at", help="Fault drill: kill -9 this runner at "
+                                           "apdu:N:before|after (N-th APDU of the simulated cards) or commit:N "
+                                           "(after the journal's N-th commit)."),
     no_aa: bool = typer.Option(False, "--no-active-auth", help="Write no AA key / DG15."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -169,8 +224,12 @@ def run_cmd(
     console = Console(stderr=True)
     signer = _signer(settings)
     trust = _trust(settings)
-    encs = _encoders(encoder, simulated, settings, card_dir, apdu_ms, baud, tear_rate, seed, tear_within)
+    crash = CrashPoint(crash_at) if crash_at else None
+    encs = _encoders(encoder, simulated, settings, card_dir, apdu_ms, baud, tear_rate, seed, tear_within,
+                     on_apdu=crash.apdu if crash else None)
     with Journal.open_exclusive(_journal_path(settings, journal)) as j:
+        if crash is not None:
+            j.on_commit = crash.commit
         rec = j.recover()
         if rec["cards_interrupted"] or rec["orders_requeued"]:
             console.print(f"resumed: {rec['cards_interrupted']} interrupted card(s) rejected, "

@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import MatcherError
-from ..hal.scanner import FingerPosition as FP
+from ..records.vocabulary import FingerPosition as FP
 
 #: same-finger decision on the matcher's score, 0..SCORE_MAX (about FMR 1e-4 on FVC2002, see
 #: ``matcher.THRESHOLDS``): a slap finger below it against its own single is ``unconfirmed``;

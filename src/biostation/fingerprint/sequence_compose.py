@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..hal.scanner import FingerPosition as FP
+from ..records.vocabulary import FingerPosition as FP
 from .slap import SLAP_ORDER, segment_slap
 from .slap_compose import compose_slap
 

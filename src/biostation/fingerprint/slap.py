@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from ..errors import ImageError
-from ..hal.scanner import FingerPosition as FP
+from ..records.vocabulary import FingerPosition as FP
 
 #: fingers of each slap, left to right in the image
 SLAP_ORDER: dict[FP, tuple[FP, ...]] = {

@@ -16,7 +16,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..hal.scanner import FingerPosition as FP
+from ..records.vocabulary import FingerPosition as FP
 from .slap import SLAP_ORDER
 
 

@@ -11,41 +11,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import DeviceError, DeviceProtocolError, DeviceStateError, DeviceTimeoutError
+from ..records.vocabulary import FingerPosition, ImpressionKind
 from .base import Device, DeviceClass, Feature
 from .events import EventKind
-
-
-class ImpressionKind(str, Enum):
-    """ISO/IEC 19794-4 impression types we capture (live-scan)."""
-
-    FLAT = "flat"  # live-scan plain, one finger
-    SLAP = "slap"  # live-scan plain, four fingers or two thumbs at once
-    ROLLED = "rolled"  # live-scan rolled, nail to nail
-
-
-class FingerPosition(IntEnum):
-    """Finger position codes of ISO/IEC 19794-4 / ANSI/NIST-ITL (table 'finger position')."""
-
-    UNKNOWN = 0
-    RIGHT_THUMB = 1
-    RIGHT_INDEX = 2
-    RIGHT_MIDDLE = 3
-    RIGHT_RING = 4
-    RIGHT_LITTLE = 5
-    LEFT_THUMB = 6
-    LEFT_INDEX = 7
-    LEFT_MIDDLE = 8
-    LEFT_RING = 9
-    LEFT_LITTLE = 10
-    PLAIN_RIGHT_FOUR = 13
-    PLAIN_LEFT_FOUR = 14
-    PLAIN_THUMBS = 15
 
 
 _FEATURE_FOR_KIND = {
