@@ -10,7 +10,8 @@ import pytest
 from biostation_drivers.simulated.camera import SimulatedCamera
 
 from biostation.errors import DeviceTimeoutError
-from biostation.face import capture_portrait, check_portrait, draw_overlay, load_image
+from biostation.face import check_portrait, draw_overlay, load_image
+from biostation.station.workflows import capture_portrait
 from biostation.hal import DeviceState
 
 VIDEOS = ("mpf_new_face_video-90.mp4", "mpf_video_01.mp4", "intel_head-pose-face-detection-female.avi",

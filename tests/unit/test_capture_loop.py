@@ -10,7 +10,7 @@ import pytest
 
 from biostation.config import Settings
 from biostation.hal import DeviceState, EventKind, FingerPosition, ImpressionKind
-from biostation.hal.capture_loop import CaptureLoop, Reason, Status, overlay
+from biostation.station.workflows.fingers import CaptureLoop, Reason, Status, overlay
 from biostation_drivers.simulated.scanner import SimulatedScanner
 
 FP = FingerPosition

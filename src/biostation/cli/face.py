@@ -122,8 +122,8 @@ def capture(
     from rich.console import Console
 
     from ..config import DeviceMode
-    from ..face import capture_portrait
     from ..hal import DriverRegistry
+    from ..station.workflows import capture_portrait
     from . import settings_from
 
     settings = settings_from(None, DeviceMode(devices) if devices else None)

@@ -6,16 +6,16 @@ English), :func:`token_image` + :func:`encode_jpeg2000` for DG2, and :class:`Ver
 face-to-face comparison. :func:`capture_portrait` drives a :class:`biostation.hal.Camera`.
 """
 
-from .capture import CaptureResult, capture_portrait, draw_overlay
 from .checks import CHECK_NAMES, Check, FaceMeasures, PortraitReport, check_portrait
 from .detect import Detection, FaceAnalyzer, Landmarks, default_analyzer
 from .image import load_image
+from .overlay import draw_overlay
 from .token import encode_jpeg, encode_jpeg2000, token_image
 from .verify import DlibResNetEmbedder, Embedder, Verifier, VerifyResult, default_verifier
 
 __all__ = [
-    "CHECK_NAMES", "CaptureResult", "Check", "Detection", "DlibResNetEmbedder", "Embedder", "FaceAnalyzer",
-    "FaceMeasures", "Landmarks", "PortraitReport", "Verifier", "VerifyResult", "capture_portrait",
+    "CHECK_NAMES", "Check", "Detection", "DlibResNetEmbedder", "Embedder", "FaceAnalyzer",
+    "FaceMeasures", "Landmarks", "PortraitReport", "Verifier", "VerifyResult",
     "check_portrait", "default_analyzer", "default_verifier", "draw_overlay", "encode_jpeg", "encode_jpeg2000",
     "load_image", "token_image",
 ]

@@ -39,6 +39,7 @@ from ..errors import (
 )
 from ..hal import DriverRegistry
 from .auth import ensure_token, token_matches
+from .workflows import ChipReads
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
     app.state.settings = settings
     app.state.token = ensure_token(settings.token_path)
     app.state.registry = registry if registry is not None else DriverRegistry(settings)
+    app.state.chip_reads = ChipReads(settings.trust_dir)
 
     @app.exception_handler(BiostationError)
     async def _biostation_error(request: Request, exc: BiostationError) -> Response:

@@ -4,21 +4,15 @@ chip authentication, the Vietnamese ID cross-check)."""
 from __future__ import annotations
 
 import base64
-import threading
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, model_validator
 
-from ..card.reader import read_document
-from ..card.trust import TrustStore
-from ..errors import DeviceBusyError, DeviceStateError
+from ..errors import DeviceStateError
 from ..hal import CardReader
 
 router = APIRouter(prefix="/v1", tags=["cards"])
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
 
 
 class CardReadRequest(BaseModel):
@@ -33,18 +27,6 @@ class CardReadRequest(BaseModel):
         return self
 
 
-def _trust(request: Request, reader: CardReader) -> tuple[TrustStore, list[str]]:
-    folder: Path = request.app.state.settings.trust_dir
-    trust = TrustStore.load(folder) if folder.is_dir() else TrustStore()
-    sources = [str(folder)] if folder.is_dir() else []
-    anchor = getattr(reader, "trust_anchor", None)
-    path = anchor() if anchor is not None else None
-    if path is not None:  # the simulated card's own test CSCA, for simulated readers only
-        trust.add_file(path)
-        sources.append("simulated card's test CSCA")
-    return trust, sources
-
-
 @router.post("/devices/{device_id}/card/read", summary="Read and verify the chip on a reader",
              description="Opens the chip with PACE (or BAC) using the CAN or the MRZ, reads the data groups, "
                          "and runs passive, active and chip authentication and the Vietnamese ID cross-check. "
@@ -54,22 +36,10 @@ def read_card(device_id: str, body: CardReadRequest, request: Request) -> dict[s
     dev = request.app.state.registry.get(device_id)
     if not isinstance(dev, CardReader):
         raise DeviceStateError(f"{device_id} is a {dev.device_class.value}, not a card reader", device_id)
-    with _locks_guard:
-        lock = _locks.setdefault(device_id, threading.Lock())
-    if not lock.acquire(blocking=False):  # one secure-messaging session per chip at a time
-        raise DeviceBusyError(f"a card read is already running on {device_id}", device_id)
-    try:
-        trust, sources = _trust(request, dev)
-        dev.power_on()
-        try:
-            result = read_document(dev, can=body.can, mrz=body.mrz, trust=trust, data_groups=body.data_groups)
-        finally:
-            if dev.powered:
-                dev.power_off()
-    finally:
-        lock.release()
+    read = request.app.state.chip_reads.read(dev, can=body.can, mrz=body.mrz, data_groups=body.data_groups)
+    result = read.result
     out = result.summary()
-    out["trust_store"] = sources
+    out["trust_store"] = read.trust_sources
     dg2 = result.decoded.get("DG2")
     out["faces"] = [{"format": f.extension, "image_base64": base64.b64encode(f.image).decode()}
                     for f in (dg2.faces if dg2 is not None else [])]

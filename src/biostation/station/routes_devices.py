@@ -13,16 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ..errors import BiostationError, DeviceProtocolError, DeviceStateError, ImageError
-from ..hal import (
-    Camera,
-    DeviceInfo,
-    DriverRegistry,
-    Event,
-    FingerPosition,
-    FingerprintScanner,
-    ImpressionKind,
-)
+from ..errors import BiostationError, DeviceProtocolError, DeviceStateError
+from ..hal import Camera, DeviceInfo, DriverRegistry, Event, FingerprintScanner
+from ..records import FingerPosition, ImpressionKind
+from .workflows import capture_assessed
 
 router = APIRouter(prefix="/v1", tags=["devices"])
 
@@ -89,23 +83,15 @@ def capture(device_id: str, body: CaptureRequest, request: Request) -> CaptureOu
     dev = _registry(request).get(device_id)
     if not isinstance(dev, FingerprintScanner):
         raise DeviceStateError(f"{device_id} is a {dev.device_class.value}, not a fingerprint scanner", device_id)
-    imp = dev.capture(body.kind, body.position, timeout_s=body.timeout_s)
+    got = capture_assessed(dev, body.kind, body.position, timeout_s=body.timeout_s, assess=body.assess)
+    imp = got.impression
     ok, png = cv2.imencode(".png", imp.image)
     if not ok:
         raise DeviceProtocolError("the captured image could not be encoded as PNG", device_id)
     meta = imp.meta()
-    score, note = None, ""
-    if body.assess and imp.kind is not ImpressionKind.SLAP:  # NFIQ 2 is defined for single fingers
-        from ..fingerprint import nfiq2
-
-        try:
-            result = nfiq2(imp.image, dpi=imp.dpi)
-            score, note = result.score, result.reason
-        except ImageError as exc:
-            note = str(exc)
     return CaptureOut(device_id=device_id, kind=meta["kind"], position=meta["position"], width=meta["width"],
                       height=meta["height"], dpi=meta["dpi"], duration_s=meta["duration_s"],
-                      image_png=base64.b64encode(png.tobytes()).decode(), nfiq2=score, quality_note=note)
+                      image_png=base64.b64encode(png.tobytes()).decode(), nfiq2=got.nfiq2, quality_note=got.note)
 
 
 @router.get("/devices/{device_id}/frame", summary="One camera frame as JPEG",

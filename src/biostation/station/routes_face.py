@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import DeviceStateError, ImageError
 from ..hal import Camera
+from .workflows import capture_portrait
 
 router = APIRouter(prefix="/v1", tags=["portraits"])
 
@@ -54,8 +55,6 @@ class PortraitRequest(BaseModel):
              description="Auto-captures the first frame on which every check passes (two frames in a row); at "
                          "the timeout returns the best frame with its failed checks.")
 def capture_portrait_route(device_id: str, body: PortraitRequest, request: Request) -> dict[str, Any]:
-    from ..face import capture_portrait
-
     dev = request.app.state.registry.get(device_id)
     if not isinstance(dev, Camera):
         raise DeviceStateError(f"{device_id} is a {dev.device_class.value}, not a camera", device_id)

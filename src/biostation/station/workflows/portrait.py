@@ -1,4 +1,5 @@
-"""Live portrait capture over a :class:`biostation.hal.Camera`: preview, auto-capture, timeout.
+"""Live portrait capture at the desk over a :class:`biostation.hal.Camera`: preview,
+auto-capture, timeout.
 
 :func:`capture_portrait` reads frames, runs :func:`~biostation.face.checks.check_portrait` on
 each, hands every frame with the checks drawn over it to an optional preview callback, and
@@ -12,18 +13,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
-from .checks import PortraitReport, check_portrait
-from .detect import FaceAnalyzer
+from ...face.checks import PortraitReport, check_portrait
+from ...face.detect import FaceAnalyzer
+from ...face.overlay import draw_overlay
+from ...hal import Camera
 
-if TYPE_CHECKING:
-    from ..hal import Camera
-
-_GREEN, _RED, _GREY = (60, 200, 60), (40, 40, 230), (160, 160, 160)
+__all__ = ["CaptureResult", "capture_portrait"]
 
 
 @dataclass
@@ -43,45 +41,6 @@ class CaptureResult:
     @property
     def captured(self) -> bool:
         return self.status == "captured"
-
-
-def draw_overlay(frame: np.ndarray, report: PortraitReport, lang: str = "en") -> np.ndarray:
-    """A copy of ``frame`` with the face box, eye centres and one line per check drawn on it.
-
-    Passed checks are green, failed red, skipped grey; ``lang`` picks the reason shown for the
-    first failed check ("en" or "vi"; OpenCV's fonts draw only ASCII, so Vietnamese text is
-    shown without its diacritics in the overlay: the full text is in the report).
-    """
-    out = frame.copy()
-    h = out.shape[0]
-    fs = max(0.4, h / 1200)
-    th = max(1, int(round(fs * 2)))
-    if report.face is not None:
-        x0, y0, x1, y1 = (int(round(v)) for v in report.face.box)
-        cv2.rectangle(out, (x0, y0), (x1, y1), _GREEN if report.passed else _RED, th)
-        for e in (report.face.right_eye, report.face.left_eye):
-            cv2.circle(out, (int(e[0]), int(e[1])), max(2, th * 2), (255, 200, 0), -1)
-    y = int(22 * fs * 2)
-    for c in report.checks:
-        colour = _GREEN if c.status == "pass" else _RED if c.status == "fail" else _GREY
-        val = "-" if c.value is None else f"{c.value:.2f}"
-        cv2.putText(out, f"{c.name}: {val}", (8, y), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), th + 2, cv2.LINE_AA)
-        cv2.putText(out, f"{c.name}: {val}", (8, y), cv2.FONT_HERSHEY_SIMPLEX, fs, colour, th, cv2.LINE_AA)
-        y += int(18 * fs * 2)
-    if report.failed:
-        c = report.failed[0]
-        text = c.reason_vi if lang == "vi" else c.reason_en
-        text = _ascii(text)
-        cv2.putText(out, text, (8, h - 12), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), th + 2, cv2.LINE_AA)
-        cv2.putText(out, text, (8, h - 12), cv2.FONT_HERSHEY_SIMPLEX, fs, _RED, th, cv2.LINE_AA)
-    return out
-
-
-def _ascii(text: str) -> str:
-    import unicodedata
-
-    text = text.replace("đ", "d").replace("Đ", "D")
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
 def capture_portrait(camera: Camera, *, timeout_s: float = 30.0, stable_frames: int = 2,

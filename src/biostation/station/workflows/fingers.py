@@ -1,7 +1,9 @@
-"""The capture loop of an issuance desk: preview with quality overlay, auto-capture, exceptions.
+"""Fingerprint capture at the desk: one capture with its quality, and the capture loop.
 
-One :class:`CaptureLoop` drives one :class:`~biostation.hal.FingerprintScanner` through a
-session plan (for instance the ten flat fingers, or the 4-4-2 slaps):
+:func:`capture_assessed` is one capture with the NFIQ 2 score a desk shows beside it (what the
+daemon's capture route answers). One :class:`CaptureLoop` drives one
+:class:`~biostation.hal.FingerprintScanner` through a session plan (for instance the ten flat
+fingers, or the 4-4-2 slaps): preview with quality overlay, auto-capture, exceptions:
 
 1. **Finger off first.** A finger still on the platen from the previous capture must lift
    (``finger_off_timeout_s``), so one touch is never recorded twice.
@@ -36,9 +38,9 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..errors import DeviceError, DeviceTimeoutError, ImageError
-from .base import Feature
-from .scanner import FingerPosition, FingerprintScanner, Impression, ImpressionKind, PreviewFrame
+from ...errors import DeviceError, DeviceTimeoutError, ImageError
+from ...hal import Feature, FingerprintScanner, Impression, PreviewFrame
+from ...records import FingerPosition, ImpressionKind
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +110,40 @@ class SessionResult:
 
 def nfiq2_quality(image: np.ndarray, dpi: int) -> int:
     """Default quality function: the NFIQ 2 score (0 for an image it cannot assess)."""
-    from ..fingerprint.nfiq2 import nfiq2
+    from ...fingerprint.nfiq2 import nfiq2
 
     try:
         return nfiq2(image, dpi=dpi).score
     except ImageError:
         return 0
+
+
+@dataclass
+class AssessedImpression:
+    """A captured impression and its NFIQ 2 score (None when not assessed; ``note`` says why
+    the score is 0 or absent)."""
+
+    impression: Impression
+    nfiq2: int | None
+    note: str = ""
+
+
+def capture_assessed(scanner: FingerprintScanner, kind: ImpressionKind, position: FingerPosition, *,
+                     timeout_s: float, assess: bool = True) -> AssessedImpression:
+    """One capture on ``scanner`` and, for flat and rolled prints, its NFIQ 2 score (NFIQ 2 is
+    defined for single fingers: slaps are segmented first by the capture loop). Device errors
+    propagate; an image NFIQ 2 cannot assess gets no score and the reason."""
+    from ...fingerprint import nfiq2
+
+    imp = scanner.capture(kind, position, timeout_s=timeout_s)
+    score, note = None, ""
+    if assess and imp.kind is not ImpressionKind.SLAP:
+        try:
+            result = nfiq2(imp.image, dpi=imp.dpi)
+            score, note = result.score, result.reason
+        except ImageError as exc:
+            note = str(exc)
+    return AssessedImpression(imp, score, note)
 
 
 SLAPS = (FingerPosition.PLAIN_RIGHT_FOUR, FingerPosition.PLAIN_LEFT_FOUR, FingerPosition.PLAIN_THUMBS)
@@ -122,7 +152,7 @@ SLAPS = (FingerPosition.PLAIN_RIGHT_FOUR, FingerPosition.PLAIN_LEFT_FOUR, Finger
 def slap_quality(image: np.ndarray, dpi: int, slap: FingerPosition, missing: Iterable[FingerPosition] = ()) -> int:
     """Quality of a slap: segment it, NFIQ 2 of every finger, the lowest one (every finger must
     be good); 0 when the slap cannot be segmented or a finger is not found."""
-    from ..fingerprint.slap import segment_slap
+    from ...fingerprint.slap import segment_slap
 
     try:
         result = segment_slap(image, slap, dpi=dpi, missing=missing)
@@ -228,7 +258,7 @@ class CaptureLoop:
             exceptions: Mapping[FingerPosition, Reason] | None = None) -> SessionResult:
         """Capture every entry of ``plan`` in order; ``exceptions`` maps fingers to skip reasons."""
         exceptions = dict(exceptions or {})
-        from ..fingerprint.slap import SLAP_ORDER
+        from ...fingerprint.slap import SLAP_ORDER
 
         self._missing = {slap: tuple(p for p in fingers if FingerPosition(p) in exceptions)
                          for slap, fingers in SLAP_ORDER.items()}
