@@ -3,7 +3,8 @@
 Pure functions of images (BGR uint8 arrays); no device and no daemon here. Start with
 :func:`check_portrait` (every check with its value, threshold and reason in Vietnamese and
 English), :func:`token_image` + :func:`encode_jpeg2000` for DG2, and :class:`Verifier` for
-face-to-face comparison. :func:`capture_portrait` drives a :class:`biostation.hal.Camera`.
+face-to-face comparison, :func:`draw_overlay` for the operator's preview. The capture session
+over a camera is a desk workflow (:mod:`biostation.station.workflows.portrait`).
 """
 
 from .checks import CHECK_NAMES, Check, FaceMeasures, PortraitReport, check_portrait
