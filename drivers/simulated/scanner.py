@@ -34,6 +34,7 @@ from biostation.hal import (
     ImpressionKind,
 )
 
+from .applicants import Applicants
 from .synthetic import synthetic_set
 
 #: resolutions of the FVC2002 B databases (``../shared/data/fvc2002/README.md``); the TIFF tags
@@ -96,6 +97,7 @@ class SimulatedScanner(FingerprintScanner):
         self._source: Source | None = None
         self._files: list[tuple[Path, int | None]] | None = None
         self._synthetic: list[np.ndarray] | None = None
+        self._applicants: Applicants | None = None
         self._next = 0
         self._finger_until = 0.0  # monotonic time the simulated finger leaves the platen
         self._finger_from = float("inf")
@@ -115,13 +117,16 @@ class SimulatedScanner(FingerprintScanner):
     def replug(cls, key: str = "sim:scanner0") -> None:
         cls._unplugged.discard(key)
 
-    #: faults an operator (training) or a test can switch on through the API
-    FAULTS: ClassVar[tuple[str, ...]] = ("unplug", "stall", "wrong_size", "clear")
+    #: faults an operator (training) or a test can switch on through the API; ``next_applicant``
+    #: is no fault: the next simulated person steps up to the scanner
+    FAULTS: ClassVar[tuple[str, ...]] = ("unplug", "stall", "wrong_size", "clear", "next_applicant")
 
     def simulate(self, fault: str) -> None:
         """Switch on a fault by name (see :attr:`FAULTS`); ``clear`` switches stall/wrong_size off."""
         if fault == "unplug":
             self.unplug()
+        elif fault == "next_applicant":
+            self.applicants.next()
         elif fault in ("stall", "wrong_size"):
             setattr(self, fault, True)
         elif fault == "clear":
@@ -133,9 +138,21 @@ class SimulatedScanner(FingerprintScanner):
     def _scale(self, seconds: float) -> float:
         return seconds * self.settings.sim_time_scale
 
+    @property
+    def applicants(self) -> Applicants:
+        """The simulated people whose fingers captures of a finger or slap position return."""
+        if self._applicants is None:
+            def generated(who: int) -> list[np.ndarray]:
+                return synthetic_set(fingers=10, impressions=8, seed=7000 + 100_000 * who)
+
+            self._applicants = Applicants(self.settings.resolved_scanner_dir(), generated)
+        return self._applicants
+
     def _next_image(self, kind: ImpressionKind, position: FingerPosition) -> tuple[np.ndarray, int]:
         if self._source is not None:
             return self._source(kind, position)
+        if position != FingerPosition.UNKNOWN:
+            return self.applicants.capture(kind, position)
         if self._files is None:
             folder = self.settings.resolved_scanner_dir()
             self._files = folder_images(folder) if folder and folder.is_dir() else []

@@ -29,8 +29,13 @@
     │   └── VerificationError            passive/active/chip authentication failed
     ├── PersoError                       personalization line
     │   └── OrderRejected                an order refused before a card is touched (``.reason``)
-    └── StoreError                       durable store / journal
-        └── JournalBusyError             another process holds the journal
+    ├── StoreError                       durable store / journal
+    │   └── JournalBusyError             another process holds the journal
+    ├── InvalidInputError                a request's content is wrong (names the field)
+    └── EnrollmentError                  the enrollment desk's workflow
+        ├── SessionNotFoundError         no such enrollment session
+        ├── SessionBusyError             another step of the session is running
+        └── StepOrderError               a step asked before the one it needs (``.missing``)
 """
 
 from __future__ import annotations
@@ -170,3 +175,28 @@ class StoreError(BiostationError):
 
 class JournalBusyError(StoreError):
     pass
+
+
+class InvalidInputError(BiostationError, ValueError):
+    """A request's content is wrong: the message names the field and why."""
+
+
+class EnrollmentError(BiostationError):
+    pass
+
+
+class SessionNotFoundError(EnrollmentError):
+    pass
+
+
+class SessionBusyError(EnrollmentError):
+    pass
+
+
+class StepOrderError(EnrollmentError):
+    """A step was asked before the one it needs; ``missing`` names that step (None when the
+    session is closed)."""
+
+    def __init__(self, message: str, missing: str | None = None):
+        super().__init__(message)
+        self.missing = missing

@@ -36,6 +36,10 @@ from ..errors import (
     DeviceProtocolError,
     DeviceStateError,
     DeviceTimeoutError,
+    InvalidInputError,
+    SessionBusyError,
+    SessionNotFoundError,
+    StepOrderError,
 )
 from ..hal import DriverRegistry
 from .auth import ensure_token, token_matches
@@ -58,6 +62,10 @@ STATUS_FOR_ERROR: dict[type[BaseException], int] = {
     DeviceGoneError: 410,
     DeviceProtocolError: 502,
     DeviceTimeoutError: 504,
+    InvalidInputError: 422,
+    SessionNotFoundError: 404,
+    SessionBusyError: 409,
+    StepOrderError: 409,
     BiostationError: 400,
 }
 
@@ -72,7 +80,11 @@ def status_for(exc: BaseException) -> int:
 
 
 def error_body(exc: BaseException) -> dict[str, str]:
-    return {"error": type(exc).__name__, "reason": str(exc)}
+    body = {"error": type(exc).__name__, "reason": str(exc)}
+    missing = getattr(exc, "missing", None)
+    if isinstance(exc, StepOrderError) and missing:
+        body["missing_step"] = missing
+    return body
 
 
 def require_token(request: Request,

@@ -213,9 +213,14 @@ class CaptureLoop:
 
     # --- one finger -----------------------------------------------------------------------------------
     def capture_finger(self, position: FingerPosition, kind: ImpressionKind = ImpressionKind.FLAT,
-                       exception: Reason | None = None) -> FingerResult:
-        """Capture one finger (or slap) until the threshold, the timeout or an exception."""
+                       exception: Reason | None = None, missing: Iterable[FingerPosition] = ()) -> FingerResult:
+        """Capture one finger (or slap) until the threshold, the timeout or an exception.
+        ``missing``: for a slap, its fingers declared absent (its quality leaves them out)."""
         position, kind = FingerPosition(position), ImpressionKind(kind)
+        if position in SLAPS and missing:
+            from ...fingerprint.slap import SLAP_ORDER
+
+            self._missing[position] = tuple(p for p in SLAP_ORDER[position] if p in set(missing))
         if exception is not None:
             return FingerResult(position, kind, Status.SKIPPED, reason=Reason(exception),
                                 detail="declared by the operator")
