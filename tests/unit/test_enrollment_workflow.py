@@ -18,7 +18,7 @@ class MemoryRepo:
     """The SessionRepo protocol over dicts (the daemon uses the encrypted store)."""
 
     def __init__(self):
-        self.states, self.blobs = {}, {}
+        self.states, self.blobs, self.records = {}, {}, {}
 
     def create_session(self, sid, state):
         assert sid not in self.states
@@ -43,6 +43,15 @@ class MemoryRepo:
 
     def session_ids(self):
         return list(self.states)
+
+    def finish(self, sid, state, transaction, records):
+        self.save_state(sid, state)
+        self.records[sid] = (transaction, dict(records))
+        return "txn-" + sid
+
+    def cancel(self, sid, state, reason):
+        self.save_state(sid, state)
+        self.blobs = {k: v for k, v in self.blobs.items() if k[0] != sid}
 
 
 @pytest.fixture

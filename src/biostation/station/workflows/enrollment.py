@@ -92,9 +92,12 @@ _ORDER = (Step.DEMOGRAPHICS, Step.FINGERS, Step.PORTRAIT, Step.DUPLICATES, Step.
 
 
 class SessionRepo(Protocol):
-    """Where sessions live: a state document (JSON-able, no biometrics) and named blobs
-    (images, templates). ``put_blob`` is durable when it returns; ``save_state`` replaces the
-    state atomically."""
+    """Where sessions live: a state document (JSON-able, no biometrics, but personal data: keep
+    it sealed) and named blobs (images, templates). ``put_blob`` is durable when it returns;
+    ``save_state`` replaces the state atomically. ``finish`` keeps the finished records and the
+    final state together and closes the session (its blobs may go once the records are
+    delivered); ``cancel`` closes it and drops its blobs. ``load_state`` of a closed session
+    whose state was purged returns at least ``session_id``, ``step`` and the times."""
 
     def create_session(self, session_id: str, state: dict[str, Any]) -> None: ...
     def save_state(self, session_id: str, state: dict[str, Any]) -> None: ...
@@ -102,6 +105,9 @@ class SessionRepo(Protocol):
     def put_blob(self, session_id: str, name: str, data: bytes) -> None: ...
     def get_blob(self, session_id: str, name: str) -> bytes: ...
     def session_ids(self) -> list[str]: ...
+    def finish(self, session_id: str, state: dict[str, Any], transaction: bytes,
+               records: dict[str, bytes]) -> str: ...
+    def cancel(self, session_id: str, state: dict[str, Any], reason: str) -> None: ...
 
 
 def validate_demographics(fields: dict[str, Any]) -> dict[str, str]:
@@ -207,6 +213,7 @@ class Enrollments:
         self._clock = clock
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._preview: dict[str, tuple[bytes, int | None, int, bool]] = {}
 
     # --- sessions ---------------------------------------------------------------------------------
     def start(self, operator: str) -> EnrollmentSession:
@@ -329,9 +336,20 @@ class Enrollments:
                 raise StepOrderError(f"finger {int(pos)} is declared {st['exceptions'][str(int(pos))]}; "
                                      "withdraw the exception first", missing=None)
             missing = tuple(FingerPosition(int(p)) for p in st["exceptions"])
+
+            def frame(f: Any) -> None:
+                ok, jpg = cv2.imencode(".jpg", f.overlay, [cv2.IMWRITE_JPEG_QUALITY, 70])
+                if ok:
+                    self._preview[session_id] = (jpg.tobytes(), f.quality, int(f.position), f.frame.finger_present)
+                if on_frame is not None:
+                    on_frame(f)
+
             loop = CaptureLoop(scanner, threshold=self.quality_gate, timeout_s=self.capture_timeout_s,
-                               on_frame=on_frame)
-            result = loop.capture_finger(pos, k, missing=missing if is_slap else ())
+                               on_frame=frame)
+            try:
+                result = loop.capture_finger(pos, k, missing=missing if is_slap else ())
+            finally:
+                self._preview.pop(session_id, None)
             if result.impression is None:
                 if result.reason is Reason.DEVICE_ERROR:
                     raise DeviceError(result.detail or "the scanner failed", scanner.device_id)
@@ -348,6 +366,12 @@ class Enrollments:
                          "status": shown["status"]})
             self._save(st)
             return shown
+
+    def preview(self, session_id: str) -> tuple[bytes, int | None, int, bool] | None:
+        """The newest live preview frame of the capture running in ``session_id``: (JPEG with
+        the quality border drawn, the latest NFIQ 2 score or None, position, finger on), or
+        None when no capture is running. The page polls it while a capture call is pending."""
+        return self._preview.get(session_id)
 
     def _store_single(self, st: dict[str, Any], pos: FingerPosition, kind: ImpressionKind, image: np.ndarray,
                       dpi: int, quality: int | None, status: Status) -> dict[str, Any]:
@@ -493,11 +517,14 @@ class Enrollments:
 
     # --- review -----------------------------------------------------------------------------------
     def confirm(self, session_id: str, operator: str, *, duplicate_cleared: str | None = None,
-                on_confirmed: Callable[[EnrollmentSession], None] | None = None) -> EnrollmentSession:
+                build_records: Callable[[EnrollmentSession], tuple[bytes, dict[str, bytes]]] | None = None
+                ) -> EnrollmentSession:
         """The operator confirms the session. With duplicate hits, ``duplicate_cleared`` must
-        give the reason they are not the same person. ``on_confirmed`` runs before the state is
-        saved as confirmed (records are built there), so a crash in it leaves the session in
-        review, never confirmed without its records. The fingers then join the gallery."""
+        give the reason they are not the same person. ``build_records(session)`` returns the
+        finished transaction and its other records (default :func:`build_records`); the repo
+        keeps them with the final state in one step and queues the transaction for upload, so a
+        crash before leaves the session in review, never confirmed without its records. The
+        fingers join the gallery first (a replayed confirmation replaces them)."""
         from ...templates import decode
 
         with self._held(session_id) as st:
@@ -508,29 +535,30 @@ class Enrollments:
                                      "cancel the session", missing=Step.REVIEW.value)
             if duplicate_cleared:
                 dup["cleared"] = {"by": operator, "reason": duplicate_cleared.strip()[:500]}
-            if on_confirmed is not None:
-                on_confirmed(EnrollmentSession(st))
+            transaction, records = (build_records or _default_records)(EnrollmentSession(st), self)
             for p, f in st["fingers"].items():
                 rid = f"{session_id}:{p}"
-                try:
+                if rid in self.gallery:
                     self.gallery.delete(rid)  # a confirmation replayed after a crash
-                except Exception:
-                    pass
                 self.gallery.insert(rid, decode(self.repo.get_blob(session_id, f["template"])).views[0])
             st["step"] = Step.CONFIRMED.value
-            st["decision"] = {"by": operator, "at": self._clock(), "result": "confirmed"}
+            st["updated_at"] = self._clock()
+            st["decision"] = {"by": operator, "at": st["updated_at"], "result": "confirmed"}
+            st["transaction_id"] = self.repo.finish(session_id, st, transaction, records)
             self._audit("enrollment.confirm", session_id, {"operator": operator,
                                                            "duplicates_cleared": bool(duplicate_cleared)})
-            return self._save(st)
+            return EnrollmentSession(st)
 
     def cancel(self, session_id: str, operator: str, reason: str) -> EnrollmentSession:
         with self._held(session_id) as st:
             if st["step"] in (Step.CONFIRMED.value, Step.CANCELLED.value):
                 raise StepOrderError(f"session {session_id} is {st['step']}", missing=None)
             st["step"] = Step.CANCELLED.value
-            st["decision"] = {"by": operator, "at": self._clock(), "result": "cancelled", "reason": reason[:500]}
+            st["updated_at"] = self._clock()
+            st["decision"] = {"by": operator, "at": st["updated_at"], "result": "cancelled"}
+            self.repo.cancel(session_id, st, reason[:500])
             self._audit("enrollment.cancel", session_id, {"operator": operator})
-            return self._save(st)
+            return EnrollmentSession(st)
 
     # --- what records are built from ----------------------------------------------------------------
     def blob(self, session_id: str, name: str) -> bytes:
@@ -538,6 +566,12 @@ class Enrollments:
 
     def image(self, session_id: str, name: str) -> np.ndarray:
         return _unpng(self.repo.get_blob(session_id, name))
+
+
+def _default_records(session: EnrollmentSession, desk: "Enrollments") -> tuple[bytes, dict[str, bytes]]:
+    from .records import build_records
+
+    return build_records(session.state, desk.repo.get_blob)
 
 
 def _finger(position: int) -> FingerPosition:
