@@ -148,7 +148,10 @@ class Record:
 
     @property
     def idc(self) -> int:
-        """Information designation character (0..99; 1.003 points at records by it)."""
+        """Information designation character (0..99; 1.003 points at records by it; 0 for Type-1,
+        whose field 2 is the version)."""
+        if self.type == 1:
+            return 0
         if self.binary:
             return int((self.header or {}).get("IDC", 0))
         raw = self.fields.get(2)

@@ -13,11 +13,11 @@ library, not a setting. The bit rate reached on a given image is usually below t
 FVC2002 and the matcher's accuracy before and after compression.
 
 Resolution. WSQ's frame header carries no resolution; the NISTCOM comment does (``PPI``). The
-encoder writes ``PPI 500`` whatever the image; :func:`encode` rewrites that comment with the
+encoder writes ``PPI 500`` whatever the image; :func:`encode` rewrites that line with the
 resolution it is given, so a 569 or 1000 ppi image says so.
 
-Cost: about 20-40 ms to encode or decode a 500 ppi single-finger image on one core, about
-0.5 s for a 1600 x 1500 slap. Thread-safe as far as NBIS is (no shared state in the calls used).
+Cost: tens of milliseconds to encode or decode a 500 ppi single-finger image on one core, a few
+tenths of a second for a slap. Thread-safe as far as NBIS is (no shared state in the calls used).
 On malformed input NBIS prints a diagnostic to stderr before the error is raised here.
 """
 
@@ -178,7 +178,7 @@ def encode(image: np.ndarray, ppi: int = 500) -> bytes:
     except Exception as exc:  # the C coder raises bare Exception("WSQ Error: n")
         raise RecordImageError(f"WSQ encoder failed: {exc}") from exc
     data = buf.getvalue()
-    return data if int(ppi) == 500 else _with_ppi(data, int(ppi))
+    return data if info(data).ppi == int(ppi) else _with_ppi(data, int(ppi))
 
 
 def decode(data: bytes) -> np.ndarray:
