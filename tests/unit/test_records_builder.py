@@ -82,13 +82,13 @@ def test_transaction_reads_back_the_same(built):
 def test_finger_records_carry_position_quality_segments_and_wsq(built, finger, slap):
     tx = read_transaction(built.nist)
     single, four = tx.of_type(14)
-    assert single.int(13) == 2 and single.int(3) == 0 and single.text(11) == "WSQ20"
+    assert single.integer(13) == 2 and single.integer(3) == 0 and single.text(11) == "WSQ20"
     assert single.subfields(24) == [["2", "64", "0101", "33"]]  # NFIQ 2, CBEFF owner 0x0101, product 0x21
-    assert (single.int(9), single.int(12)) == (500, 8)
+    assert (single.integer(9), single.integer(12)) == (500, 8)
     img = single.image()
     assert img.shape == finger.shape
     assert float(np.abs(img.astype(int) - finger).mean()) < 8  # WSQ is lossy, not wrong
-    assert four.int(13) == 14
+    assert four.integer(13) == 14
     assert four.subfields(21) == [["7", "100", "487", "200", "573"], ["8", "520", "907", "220", "593"]]
     assert four.subfields(24) == [["7", "71", "0101", "33"]]  # only the segment whose score is known
     assert four.image().shape == slap.shape
@@ -98,7 +98,7 @@ def test_face_record_keeps_the_portrait_bytes(built, portrait):
     tx = read_transaction(built.nist)
     face = tx.of_type(10)[0]
     assert face.data == portrait
-    assert (face.text(3), face.text(11), face.text(12), face.int(6), face.int(7)) == ("FACE", "JPEGB", "SRGB", 240, 320)
+    assert (face.text(3), face.text(11), face.text(12), face.integer(6), face.integer(7)) == ("FACE", "JPEGB", "SRGB", 240, 320)
     assert face.image().shape == (320, 240, 3)
     [iso_face] = iso19794_5.decode(built.face_image)
     assert iso_face.image == portrait and (iso_face.width, iso_face.height) == (240, 320)

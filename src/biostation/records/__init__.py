@@ -12,6 +12,8 @@
 The ISO/IEC 19794-2 minutiae templates live in :mod:`biostation.templates`.
 """
 
+# vocabulary first: devices and segmenters import it, and need nothing else from here
+from .vocabulary import ISO_IMPRESSION_CODE, FingerPosition, ImpressionKind  # noqa: I001
 from .ansi_nist import Record, Transaction, read_transaction, write_file
 from .builder import (
     NFIQ2_ALGORITHM,
@@ -26,7 +28,6 @@ from .builder import (
     minutiae_record,
     read_minutiae,
 )
-from .vocabulary import ISO_IMPRESSION_CODE, FingerPosition, ImpressionKind
 
 __all__ = ["FingerPosition", "ImpressionKind", "ISO_IMPRESSION_CODE", "Record", "Transaction",
            "read_transaction", "write_file", "FingerImage", "Segment", "Portrait", "TransactionHeader",

@@ -251,8 +251,8 @@ def read_minutiae(record: Record) -> Template:
     if record.type != 9 or 128 not in record.fields:
         raise RecordFormatError("no INCITS 378 minutiae block (9.126-9.137)", where)
     try:
-        width, height = record.int(128), record.int(129)
-        slc, thps = record.int(130), record.int(131)
+        width, height = record.integer(128), record.integer(129)
+        slc, thps = record.integer(130), record.integer(131)
         dpi = thps * 2.54 if slc == 2 else float(thps) if slc == 1 else 500.0
         quality = 0
         fqd = record.subfields(135)
@@ -265,8 +265,8 @@ def read_minutiae(record: Record) -> Template:
             m[k] = (int(x), int(y), (int(a) % 180) * (2 * np.pi / 180.0), int(kind), int(q))
         t = Template(width=width, height=height, dpi=dpi, minutiae=m,
                      finger_position=int(record.subfields(134)[0][0]) if 134 in record.fields else 0,
-                     impression_type=record.int(3, 0) or 0, quality=quality,
-                     view_number=record.int(133, 0) or 0)
+                     impression_type=record.integer(3, 0) or 0, quality=quality,
+                     view_number=record.integer(133, 0) or 0)
         return t.validate()
     except (ValueError, TypeError, IndexError, TemplateError) as exc:
         raise RecordFormatError(f"INCITS 378 minutiae block does not read: {exc}", where) from None
