@@ -142,6 +142,32 @@ def test_random_damage_raises_only_record_errors():
                     pass
 
 
+def test_damaged_binary_and_image_headers_raise_only_record_errors():
+    # headers of binary records and of their WSQ images: a damaged size must be refused, not allocated
+    from biostation.records import wsq
+
+    t1, t2 = read_transaction(_small()).records[:2]
+    rng = np.random.default_rng(3)
+    img = rng.integers(60, 200, (120, 100), dtype=np.uint8)
+    t4 = Record(4, header={"IDC": 1, "IMP": 0, "FGP": (2,), "ISR": 0, "HLL": 100, "VLL": 120, "GCA": 1},
+                data=wsq.encode(img))
+    tx = Transaction([t1, t2, t4])
+    tx.refresh_cnt()
+    data = tx.encode()
+    assert read_transaction(data).records[2].image().shape == (120, 100)
+    base = data.index(b"\xff\xa0")
+    rnd = random.Random(11)
+    for _ in range(300):
+        d = bytearray(data)
+        for _k in range(rnd.randrange(1, 4)):
+            d[rnd.randrange(base - 18, base + 120)] = rnd.randrange(256)
+        try:
+            back = read_transaction(bytes(d))
+            back.records[2].image()
+        except RecordError:
+            pass
+
+
 def test_not_bytes_and_empty_are_rejected():
     for bad in (b"", b"hello", "1.001:", None):
         with pytest.raises(RecordFormatError):

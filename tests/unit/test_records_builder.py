@@ -152,6 +152,7 @@ def _fingers(finger, **kw):
     (lambda f: {"fingers": [FingerImage(1, f, dpi=72)]}, "dpi"),
     (lambda f: {"fingers": [FingerImage(1, f, segments=[Segment(2, 0, 5, 0, 5)])]}, "slap"),
     (lambda f: {"fingers": [FingerImage(13, f, segments=[Segment(2, 0, 5000, 0, 5)])]}, "outside"),
+    (lambda f: {"fingers": [FingerImage(1, f, impression="smudged")]}, "impression"),
     (lambda f: {"demographics": {"name": "x"}}, "field number"),
     (lambda f: {"demographics": {1: "x"}}, "field number"),
     (lambda f: {"demographics": {18: "A\x1dB"}}, "separator"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,21 @@ def test_face_from_image_accepts_arrays_and_refuses_other_formats():
         iso19794_5.face_from_image(b"GIF89a")
     with pytest.raises(RecordImageError):
         iso19794_5.face_from_image(np.zeros((4, 4, 4), np.uint8))
+
+
+def test_random_damage_to_iso_records_raises_only_record_format_errors(finger):
+    rng = random.Random(5)
+    fir = iso19794_4.from_images([(2, finger, 64, 0), (3, finger, 0, 0)], compression=iso19794_4.Compression.RAW)
+    fac = iso19794_5.encode([iso19794_5.face_from_image(_jpeg()), iso19794_5.face_from_image(_jpeg())])
+    for data, decode in ((fir, iso19794_4.decode), (fac, iso19794_5.decode)):
+        for _ in range(300):
+            d = bytearray(data)
+            if rng.random() < 0.3:
+                d = d[:rng.randrange(len(d))]
+            else:
+                for _k in range(rng.randrange(1, 4)):
+                    d[rng.randrange(min(len(d), 80))] = rng.randrange(256)
+            try:
+                decode(bytes(d))
+            except RecordFormatError:
+                pass

@@ -296,17 +296,23 @@ def _encode_binary(r: Record) -> bytes:
 
 # --- images --------------------------------------------------------------------------------------
 
-def _pil(data: bytes, what: str) -> np.ndarray:
+def _pil(data: bytes, what: str, size: tuple[int, int] | None = None) -> np.ndarray:
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
+            if size is not None and im.size != size:
+                # checked before the pixels are decoded: a damaged header cannot make us allocate
+                raise RecordImageError(f"{what}: image is {im.size[0]} x {im.size[1]} but the record says "
+                                       f"{size[0]} x {size[1]}")
             im.load()
             if im.mode in ("1", "P", "LA", "PA"):
                 im = im.convert("L" if im.mode in ("1", "LA") else "RGB")
             elif im.mode in ("RGBA", "CMYK", "YCbCr"):
                 im = im.convert("RGB")
             return np.asarray(im).copy()
+    except RecordImageError:
+        raise
     except Exception as exc:  # Pillow raises many kinds (OSError, SyntaxError, ...)
         raise RecordImageError(f"{what}: image does not decode ({exc})") from exc
 
@@ -347,13 +353,18 @@ def _decode_image(r: Record, info: ImageInfo) -> np.ndarray:
     what = f"Type-{r.type} record (IDC {r.idc})"
     data = r.data or b""
     comp = info.compression
+    size = (info.width, info.height)
     if comp in ("WSQ20", "WSQ"):
+        head = wsq.info(data)
+        if (head.width, head.height) != size:
+            raise RecordImageError(f"{what}: WSQ image is {head.width} x {head.height} but the record says "
+                                   f"{size[0]} x {size[1]}")
         return wsq.decode(data)
     if comp in ("JPEGB", "JP2", "JP2L", "PNG", "TIFF"):
-        return _pil(data, what)
+        return _pil(data, what, size)
     if comp == "JPEGL":
         # some writers label baseline JPEG as JPEGL; decode what the stream really is
-        return _lossless_jpeg(data, what) if b"\xff\xc3" in data[:4096] else _pil(data, what)
+        return _lossless_jpeg(data, what) if b"\xff\xc3" in data[:4096] else _pil(data, what, size)
     if comp == "BITS":
         return _raw(data, info.width, info.height, 1, what)
     if comp == "NONE":

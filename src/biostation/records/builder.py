@@ -179,6 +179,12 @@ def _check_finger(f: FingerImage, k: int) -> FingerPosition:
     img = f.image
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 2:
         raise RecordError(f"{what}: image must be a uint8 (H, W) array")
+    if not isinstance(f.impression, ImpressionKind):
+        try:
+            ImpressionKind(f.impression)
+        except ValueError:
+            raise RecordError(f"{what}: impression {f.impression!r} is not one of "
+                              f"{[k.value for k in ImpressionKind]}") from None
     if not 250 <= float(f.dpi) <= 2000:
         raise RecordError(f"{what}: resolution {f.dpi} dpi out of range 250..2000")
     _quality(f.nfiq2, what)
@@ -377,7 +383,7 @@ def build_records(demographics: Mapping[int, Any], fingers: Sequence[FingerImage
         if len(dpis) != 1:
             raise RecordError("an ISO 19794-4:2005 record holds images of one resolution; got " +
                               ", ".join(str(d) for d in sorted(dpis)))
-        fir = iso19794_4.from_images([(f.position, f.image, f.nfiq2, f.impression) for f in fingers],
+        fir = iso19794_4.from_images([(f.position, f.image, f.nfiq2, ImpressionKind(f.impression)) for f in fingers],
                                      ppi=dpis.pop())
     fac = iso19794_5.encode([face_img]) if face_img is not None else None
     fmr: tuple[bytes, ...] = ()

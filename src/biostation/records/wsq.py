@@ -188,8 +188,9 @@ def decode(data: bytes) -> np.ndarray:
     """
     data = bytes(data)
     meta = info(data)  # checks the markers before the C decoder sees the bytes
-    if meta.width <= 0 or meta.height <= 0:
-        raise RecordImageError(f"WSQ frame header gives an empty image ({meta.width} x {meta.height})")
+    if not (0 < meta.width <= MAX_SIDE and 0 < meta.height <= MAX_SIDE):
+        raise RecordImageError(f"WSQ frame header gives a {meta.width} x {meta.height} image "
+                               f"(sides 1..{MAX_SIDE} are decoded)")
     Image = _pillow()
     try:
         with Image.open(io.BytesIO(data), formats=["WSQ"]) as im:
