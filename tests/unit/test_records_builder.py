@@ -171,3 +171,19 @@ def test_header_text_must_be_ascii(finger):
     bad = TransactionHeader("ENR", "NIDA", "STATI\u00d3N", "1")
     with pytest.raises(RecordError, match="ASCII"):
         build_transaction({}, _fingers(finger), header=bad)
+
+
+def test_extract_cli_writes_finger_position_and_nfiq2_into_iso_templates(finger, tmp_path):
+    from typer.testing import CliRunner
+
+    from biostation.cli import app
+    from biostation.fingerprint import nfiq2
+    from biostation.templates import load_template
+
+    src = SHARED / "data" / "fvc2002" / "DB1_B" / "101_1.tif"
+    r = CliRunner().invoke(app, ["extract", str(src), "-o", str(tmp_path / "a.iso"), "--finger", "7", "--nfiq2"])
+    assert r.exit_code == 0, r.output
+    t = load_template(tmp_path / "a.iso")
+    assert t.finger_position == 7 and t.quality == nfiq2(finger).score > 0
+    r = CliRunner().invoke(app, ["extract", str(src), "-o", str(tmp_path / "b.iso")])
+    assert (load_template(tmp_path / "b.iso").finger_position, load_template(tmp_path / "b.iso").quality) == (0, 0)
