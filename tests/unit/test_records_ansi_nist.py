@@ -209,3 +209,19 @@ def test_write_file_is_atomic(tmp_path, monkeypatch):
         write_file(target, b"new bytes")
     assert target.read_bytes() == data
     assert [p.name for p in tmp_path.iterdir()] == ["tx.an2"]  # no temporary file left behind
+
+
+def test_lengths_across_digit_boundaries_round_trip():
+    # LEN counts its own digits: records of 9..10, 99..100, 999..1000 bytes must say so exactly
+    t1 = read_transaction(_small()).records[0]
+    for n in range(0, 1100, 1):
+        t2 = Record(2)
+        t2.set(2, "00")
+        if n:
+            t2.set(3, "x" * n)
+        tx = Transaction([t1, t2])
+        tx.refresh_cnt()
+        data = tx.encode()
+        back = read_transaction(data)
+        assert back.records[1].integer(1) == len(t2.encode())
+        assert back.encode() == data
