@@ -225,3 +225,19 @@ def test_lengths_across_digit_boundaries_round_trip():
         back = read_transaction(data)
         assert back.records[1].integer(1) == len(t2.encode())
         assert back.encode() == data
+
+
+def test_records_show_cli_lists_and_checks(tmp_path):
+    from typer.testing import CliRunner
+
+    from biostation.cli import app
+
+    good = REF / "type-9-14-m1.an2"
+    _ref(good.name)
+    r = CliRunner().invoke(app, ["records", "show", str(good)])
+    assert r.exit_code == 0, r.output
+    assert "NONE 800 x 768" in r.output and "ok" in r.output
+    bad = tmp_path / "cut.an2"
+    bad.write_bytes(good.read_bytes()[:-10])
+    r = CliRunner().invoke(app, ["records", "show", str(bad), str(good)])
+    assert r.exit_code == 1 and "cut.an2" in r.output
