@@ -25,7 +25,9 @@ What goes where (ANSI/NIST-ITL 1-2011 Update:2015, traditional encoding, version
   segment boxes), 14.024 FQM with each NFIQ 2 score known (the image's own, or each segment's).
 * Type-10 (face): the portrait as given (JPEG or JPEG 2000), 10.011 CGA, 10.012 CSP, 10.013 SAP.
 * Type-9, one per template: the INCITS 378 ("M1") minutiae block 9.126-9.137, minutiae angles
-  in 2-degree units, with the IDC of the Type-14 image of the same finger when there is one.
+  in 2-degree units, with the IDC of the Type-14 image of the same finger when there is one (a
+  slap's, for a finger found in its segments). Coordinates are those of the image the template
+  was extracted from, whose size 9.128/9.129 give.
 
 Input errors (a finger position not in the table, a quality out of 0..100, a segment outside
 its image, two images of one finger, a non-uint8 image) raise
