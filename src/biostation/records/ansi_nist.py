@@ -562,7 +562,10 @@ class Transaction:
         """The transaction's bytes. 1.003 must list the records present (RecordError if not)."""
         if not self.records or self.records[0].type != 1:
             raise RecordError("a transaction starts with its Type-1 record")
-        listed = [(int(s[0]), int(s[1])) for s in self.type1.subfields(3)[1:]]
+        try:
+            listed = [(int(s[0]), int(s[1])) for s in self.type1.subfields(3)[1:]]
+        except (ValueError, IndexError):
+            raise RecordError("field 1.003 (CNT) is not a list of type/IDC pairs; call refresh_cnt()") from None
         present = [(r.type, r.idc) for r in self.records[1:]]
         if listed != present:
             raise RecordError("field 1.003 (CNT) does not list the records present; call refresh_cnt()")

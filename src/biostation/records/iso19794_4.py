@@ -78,8 +78,9 @@ class FingerView:
 class FingerImageRecord:
     """A whole record: the shared image properties and the views in file order.
 
-    ``ppi``: scan and image resolution in pixels per inch (the record stores them per axis;
-    they are read into ``scan_ppi``/``image_ppi`` pairs).
+    ``scan_ppi`` / ``image_ppi``: (horizontal, vertical) scan and image resolution, in pixels per
+    inch when ``scale_units`` is 1 (per centimetre when 2); ``pixel_depth`` in bits;
+    ``acquisition_level`` the ISO setting level (31: 500 ppi, 8 bits; 41: 1000 ppi, 8 bits).
     """
 
     views: list[FingerView] = field(default_factory=list)
