@@ -20,6 +20,9 @@
     ├── GalleryError                     1:N gallery: duplicate or unknown reference id
     │   └── GalleryUnavailableError      a gallery shard did not answer (died, timed out)
     ├── FaceError                        portrait processing failed (no usable image)
+    ├── RecordError                      a biometric record (ANSI/NIST-ITL, ISO 19794-4/-5, WSQ)
+    │   ├── RecordFormatError            malformed record bytes (names the record and offset)
+    │   └── RecordImageError             an image in a record that cannot be coded as declared
     ├── CardError                        smart-card / ICAO 9303
     │   ├── ApduError                    a status word other than 9000 (``.sw``)
     │   ├── AccessDeniedError            6982/6983/63Cx: wrong CAN/MRZ, not authenticated
@@ -119,6 +122,24 @@ class GalleryUnavailableError(GalleryError):
 
 class FaceError(BiostationError):
     pass
+
+
+class RecordError(BiostationError, ValueError):
+    """A biometric record could not be read or written (also: a builder given bad input)."""
+
+
+class RecordFormatError(RecordError):
+    """Malformed record bytes. ``where`` names the record or field, ``offset`` the byte."""
+
+    def __init__(self, message: str, where: str | None = None, offset: int | None = None):
+        parts = [p for p in (where and f"in {where}", offset is not None and f"at byte {offset}") if p]
+        super().__init__(f"{message} ({', '.join(parts)})" if parts else message)
+        self.where = where
+        self.offset = offset
+
+
+class RecordImageError(RecordError):
+    """An image that a record declares but that cannot be decoded or encoded as declared."""
 
 
 class CardError(BiostationError):

@@ -182,34 +182,10 @@ def encode_dg1(lines: list[str] | MRZ) -> bytes:
 
 # --- DG2: ISO/IEC 19794-5:2005 face record inside CBEFF (Doc 9303-10 §4.7.2) ------------------------
 
-IMAGE_JPEG, IMAGE_JPEG2000 = 0, 1
-
-
-@dataclass
-class FaceImage:
-    image: bytes
-    image_type: int = IMAGE_JPEG  # 0 JPEG, 1 JPEG 2000
-    width: int = 0
-    height: int = 0
-    gender: int = 0
-    eye_colour: int = 0
-    hair_colour: int = 0
-    expression: int = 0
-    face_image_type: int = 1  # 1 = full frontal
-    colour_space: int = 1  # 1 = 24-bit RGB
-    source_type: int = 2  # 2 = digital still camera
-    quality: int = 0
-
-    @property
-    def extension(self) -> str:
-        if self.image.startswith(b"\xff\xd8"):
-            return "jpg"
-        if self.image.startswith(b"\x00\x00\x00\x0cjP  ") or self.image.startswith(b"\xff\x4f\xff\x51"):
-            return "jp2"
-        return "jp2" if self.image_type == IMAGE_JPEG2000 else "jpg"
-
-    def __repr__(self) -> str:
-        return f"FaceImage({self.extension}, {self.width}x{self.height}, {len(self.image)} bytes)"
+# The 19794-5 face record itself lives with the records (biostation.records.iso19794_5).
+from ..errors import RecordFormatError  # noqa: E402
+from ..records import iso19794_5 as _iso5  # noqa: E402
+from ..records.iso19794_5 import IMAGE_JPEG, IMAGE_JPEG2000, FaceImage  # noqa: E402,F401
 
 
 @dataclass
@@ -218,43 +194,14 @@ class DG2:
 
 
 def _decode_19794_5(data: bytes, base: int) -> list[FaceImage]:
-    src = "DG2"
-    if len(data) < 14 or data[:4] != b"FAC\x00":
-        raise TLVError("ISO 19794-5 record does not start with 'FAC\\0'", src, base)
-    total, count = struct.unpack(">IH", data[8:14])
-    if total > len(data):
-        raise TLVError(f"19794-5 record claims {total} bytes, {len(data)} present", src, base + 8)
-    pos = 14
-    faces = []
-    for _ in range(count):
-        if pos + 20 > len(data):
-            raise TLVError("facial information block truncated", src, base + pos)
-        blen, nfp = struct.unpack(">IH", data[pos:pos + 6])
-        gender, eye, hair = data[pos + 6], data[pos + 7], data[pos + 8]
-        expr = struct.unpack(">H", data[pos + 12:pos + 14])[0]
-        end = pos + blen
-        if blen < 32 + 8 * nfp or end > len(data):
-            raise TLVError(f"facial record block of {blen} bytes does not fit", src, base + pos)
-        p = pos + 20 + 8 * nfp
-        ftype, dtype = data[p], data[p + 1]
-        w, h = struct.unpack(">HH", data[p + 2:p + 6])
-        cs, st = data[p + 6], data[p + 7]
-        q = struct.unpack(">H", data[p + 10:p + 12])[0]
-        faces.append(FaceImage(bytes(data[p + 12:end]), dtype, w, h, gender, eye, hair, expr, ftype, cs, st, q))
-        pos = end
-    return faces
+    try:
+        return _iso5.decode(data)
+    except RecordFormatError as exc:
+        raise TLVError(str(exc), "DG2", base + (exc.offset or 0)) from None
 
 
 def _encode_19794_5(faces: list[FaceImage]) -> bytes:
-    blocks = []
-    for f in faces:
-        info = struct.pack(">IHBBB3sH3s3s", 20 + 12 + len(f.image), 0, f.gender, f.eye_colour, f.hair_colour,
-                           b"\x00\x00\x00", f.expression, b"\x00\x00\x00", b"\x00\x00\x00")
-        img = struct.pack(">BBHHBBHH", f.face_image_type, f.image_type, f.width, f.height, f.colour_space,
-                          f.source_type, 0, f.quality)
-        blocks.append(info + img + f.image)
-    body = b"".join(blocks)
-    return b"FAC\x00" + b"010\x00" + struct.pack(">IH", 14 + len(body), len(faces)) + body
+    return _iso5.encode(faces)
 
 
 def decode_dg2(data: bytes) -> DG2:

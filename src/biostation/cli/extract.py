@@ -23,6 +23,11 @@ def register(app: typer.Typer) -> None:
                                 help=f"Template format: {', '.join(FORMATS)}."),
         dpi: float = typer.Option(500, "--dpi", help="Resolution of the images in pixels per inch "
                                   "(250..2000; FVC2002 DB2 is 569)."),
+        finger: int = typer.Option(0, "--finger", min=0, max=10,
+                                   help="ISO finger position written into every template (1 right thumb .. "
+                                   "10 left little; 0 unknown)."),
+        nfiq2: bool = typer.Option(False, "--nfiq2", help="Compute each image's NFIQ 2 score and write it as "
+                                   "the template's finger quality (0 = not reported otherwise)."),
     ) -> None:
         """Extract minutiae from fingerprint images and write ISO/ANSI/JSON templates.
 
@@ -56,6 +61,13 @@ def register(app: typer.Typer) -> None:
                     t0 = time.perf_counter()
                     template = extract_template(image, dpi=dpi)
                     ms = (time.perf_counter() - t0) * 1e3
+                    if finger or nfiq2:
+                        score = None
+                        if nfiq2:
+                            from ..fingerprint import nfiq2 as nfiq2_score
+
+                            score = nfiq2_score(image, dpi=dpi).score
+                        template = template.labelled(finger_position=finger, quality=score)
                     data = encode(template, fmt)
                 except BiostationError as exc:
                     failures += 1

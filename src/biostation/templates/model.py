@@ -81,6 +81,25 @@ class Template:
             raise TemplateError(f"finger quality {self.quality} out of range 0..100")
         return self
 
+    def labelled(self, finger_position: int | None = None, quality: int | None = None,
+                 impression_type: int | None = None, view_number: int | None = None) -> "Template":
+        """A copy carrying the given finger position (ISO code 0..15), finger quality (0..100,
+        e.g. the image's NFIQ 2 score), impression type or view number; the others are kept.
+        The extractor knows none of these (it sees an image), so the caller that does labels the
+        template before it is written. Raises TemplateError for a value out of range."""
+        import dataclasses
+
+        t = dataclasses.replace(
+            self,
+            finger_position=self.finger_position if finger_position is None else int(finger_position),
+            quality=self.quality if quality is None else int(quality),
+            impression_type=self.impression_type if impression_type is None else int(impression_type),
+            view_number=self.view_number if view_number is None else int(view_number),
+            minutiae=self.minutiae.copy(), extended=list(self.extended))
+        if not (0 <= t.finger_position <= 15 and 0 <= t.impression_type <= 15 and 0 <= t.view_number <= 15):
+            raise TemplateError("finger position, impression type and view number must be 0..15")
+        return t.validate()
+
     @property
     def nbytes(self) -> int:
         """Approximate memory held by this template."""
