@@ -34,6 +34,31 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     daemon_threads = True
 
+    def __init__(self, *a: Any, **kw: Any):
+        super().__init__(*a, **kw)
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def drop_all(self) -> None:
+        """Close every kept-alive connection too (a real outage takes them down)."""
+        with self.sockets_lock:
+            socks, self.open_sockets = list(self.open_sockets), set()
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
 
 class SimulatedCentral:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
@@ -85,6 +110,7 @@ class SimulatedCentral:
             return
         self._server.shutdown()
         self._server.server_close()
+        self._server.drop_all()
         if self._thread is not None:
             self._thread.join()
         self._server = None
