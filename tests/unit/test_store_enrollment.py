@@ -242,3 +242,20 @@ def test_kill_minus_9_loses_no_committed_change(tmp_path):
     assert s.verify_audit().ok
     assert s.resumable()[0].session_id == "S-kill"
     assert s.demographics("S-kill") == {"n": "Lê Thị Hồng"}
+
+
+def test_files_are_private_and_a_lost_key_is_not_replaced(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    s = EnrollmentStore.open(settings)
+    s.open_session("op", {"n": 1})
+    d = tmp_path / "store"
+    for name in ("enrollment.db", "enrollment.db-wal", "enrollment.db-shm", "store.key"):
+        assert (d / name).stat().st_mode & 0o777 == 0o600, name
+    assert d.stat().st_mode & 0o077 == 0
+    with pytest.raises(StoreError, match="transaction"):
+        s.finish(s.sessions()[0].session_id, "op", b"T", records={"transaction": b"other"})
+    s.close()
+    (d / "store.key").unlink()
+    with pytest.raises(StoreKeyError, match="no key file"):
+        EnrollmentStore.open(settings)
+    assert not (d / "store.key").exists()  # no fresh key that could never open this store

@@ -259,3 +259,20 @@ def test_cli_status_and_flush(tmp_path):
     assert r.exit_code == 0 and "delivered 1" in r.output
     r = runner.invoke(app, ["outbox", "flush", "--data-dir", str(tmp_path), "--url", "http://10.1.2.3/x"])
     assert r.exit_code == 2 and "https" in r.output
+
+
+def test_altered_payload_is_quarantined_not_sent(tmp_path):
+    store = _store(tmp_path)
+    bad, _ = _finish(store, 1)
+    good, _ = _finish(store, 2)
+    with store._lock:
+        (sealed,) = store._db.execute("SELECT payload FROM outbox WHERE txn_id=?", (bad,)).fetchone()
+        b = bytearray(sealed)
+        b[-1] ^= 1
+        store._db.execute("UPDATE outbox SET payload=? WHERE txn_id=?", (bytes(b), bad))
+    sent = []
+    ob = Outbox(store, "https://central.example/tx",
+                client=_mock(lambda r: sent.append(r.headers["Idempotency-Key"]) or httpx.Response(201)))
+    assert [r.txn_id for r in ob.drain()] == [good] and sent == [good]
+    e = store.outbox_entry(bad)
+    assert e["state"] == "rejected" and "authentication" in e["last_error"]

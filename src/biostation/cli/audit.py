@@ -38,7 +38,7 @@ def verify_cmd(
 ) -> None:
     """Walk the whole trail: exit 0 if intact, 1 naming the first broken line."""
     from . import settings_from
-    from ..errors import StoreError
+    from ..errors import StoreError, StoreKeyError
     from ..store import audit
 
     settings = settings_from(data_dir)
@@ -57,6 +57,8 @@ def verify_cmd(
 
             with EnrollmentStore.open(settings, create=False) as store:
                 report = store.verify_audit()
+    except StoreKeyError as exc:
+        _fail(f"{exc} (--no-key checks the chain without the key)")
     except (StoreError, sqlite3.DatabaseError) as exc:
         _fail(str(exc))
     checked = "hash chain, MACs and head" if report.macs_checked else "hash chain and head (no MACs)"

@@ -220,13 +220,17 @@ class EnrollmentStore:
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
+            # made 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise StoreError(f"cannot create the store {self.path}: {exc.strerror}") from exc
+        try:
             self._db = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None,
                                        check_same_thread=False)
             for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "secure_delete=ON",
                            "temp_store=MEMORY"):
                 self._db.execute(f"PRAGMA {pragma}")
             self._db.executescript(_SCHEMA + _audit.SCHEMA)
-            os.chmod(self.path, 0o600)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self._init_meta()
@@ -237,9 +241,12 @@ class EnrollmentStore:
         from .keys import load_data_key
 
         path = settings.resolved_store_dir / DB_NAME
-        if not create and not path.is_file():
+        exists = path.is_file() and path.stat().st_size > 0
+        if not create and not exists:
             raise StoreError(f"no enrollment store at {path}")
-        return cls(path, load_data_key(settings, create=create), **kw)
+        # a key is made only with a new store: an existing store whose key file went missing must
+        # not get a fresh key file that can never open it
+        return cls(path, load_data_key(settings, create=not exists), **kw)
 
     def _init_meta(self) -> None:
         with self._tx() as db:
@@ -462,6 +469,8 @@ class EnrollmentStore:
         the transaction for upload, all in one transaction. Returns the transaction id (the upload's
         idempotency key)."""
         txn_id = _check_id(txn_id or uuid.uuid4().hex, "transaction id")
+        if records and "transaction" in records:
+            raise StoreError("'transaction' is the name of the finished transaction itself, not of a record")
         recs = {"transaction": bytes(transaction), **{_check_field(k): bytes(v) for k, v in (records or {}).items()}}
         now = self.clock()
         sealed = {k: self.key.seal(v, _aad("record", session_id, k)) for k, v in recs.items()}
@@ -511,7 +520,13 @@ class EnrollmentStore:
         if not rows:
             return None
         txn, sid, origin, ctype, attempts, sealed = rows[0]
-        return OutboxEntry(txn, sid, origin, ctype, attempts, self.key.open(sealed, _aad("outbox", txn)))
+        try:
+            payload = self.key.open(sealed, _aad("outbox", txn))
+        except StoreIntegrityError:
+            # an altered row: never sent, never retried in a loop; held for an operator
+            self.outbox_rejected(txn, "system", 0, "sealed payload failed authentication")
+            return self.outbox_next(now)
+        return OutboxEntry(txn, sid, origin, ctype, attempts, payload)
 
     def outbox_next_due(self) -> float | None:
         """When the earliest queued entry is due (UNIX time), or None when nothing is queued."""
@@ -607,10 +622,10 @@ class EnrollmentStore:
                                           (OutboxState(state).value,))]
 
     def iter_queued(self) -> Iterator[OutboxEntry]:
-        """Every entry still holding its payload (queued or rejected), opened; for batch export."""
+        """Every queued entry, its payload opened, in queue order; for batch export."""
         for txn, sid, origin, ctype, attempts, sealed in self._query(
                 "SELECT txn_id, session_id, origin, content_type, attempts, payload FROM outbox "
-                "WHERE payload IS NOT NULL AND state!=? ORDER BY seq", (OutboxState.ACKED.value,)):
+                "WHERE state=? ORDER BY seq", (OutboxState.QUEUED.value,)):
             yield OutboxEntry(txn, sid, origin, ctype, attempts, self.key.open(sealed, _aad("outbox", txn)))
 
     # --- station identity and peers (batches) ----------------------------------------------------
