@@ -201,9 +201,9 @@ def test_key_wrapped_by_pkcs11_token(tmp_path, tmp_path_factory):
     wrapped.write_bytes(bytes(data))
     with pytest.raises(StoreKeyError, match="does not unwrap"):
         load_data_key(settings)
-    with pytest.raises(ConfigError, match="wrong PIN"):
+    with pytest.raises(ConfigError, match="store-wrap-missing"):
         load_data_key(Settings(data_dir=tmp_path, store_key_source="pkcs11", store_pkcs11_token=label,
-                               store_pkcs11_key=key_label, store_pkcs11_pin="0000"))
+                               store_pkcs11_key="store-wrap-missing", store_pkcs11_pin=pin))
 
 
 _WRITER = r"""
