@@ -146,10 +146,15 @@ def test_payload_purged_only_after_a_2xx(tmp_path):
             assert _held(store.path) == (1, 2, 2), mode
             assert store.session("S-001").state is SessionState.FINISHED
             clock.t += ob.wait_s()  # type: ignore[operator]
+        with store._lock:
+            sealed = [bytes(x[0]) for x in store._db.execute(
+                "SELECT data FROM blobs UNION ALL SELECT data FROM records UNION ALL SELECT payload FROM outbox")]
         r = ob.step()  # the retry after the lost reply: a duplicate, answered 200
         assert r is not None and (r.outcome, r.status) == ("acked", 200)
         assert r.purged == {"blobs": 2, "records": 2}
         assert _held(store.path) == (0, 0, 0)
+        disk = b"".join(p.read_bytes() for p in tmp_path.glob("enrollment.db*"))
+        assert len(sealed) == 5 and not any(c[20:52] in disk for c in sealed)  # not even the ciphertext stays
         assert central.duplicates == 1 and list(central.filed) == [txn]
         ob.close()
     with pytest.raises(Exception):

@@ -63,7 +63,7 @@ def verify_cmd(
         _fail(str(exc))
     checked = "hash chain, MACs and head" if report.macs_checked else "hash chain and head (no MACs)"
     if report.ok:
-        print(f"audit trail intact: {report.lines} lines ({checked} checked)")
+        print(f"audit trail intact: {report.lines} line{'s' if report.lines != 1 else ''} ({checked} checked)")
         return
     print(f"audit trail BROKEN at line {report.first_broken}: {report.reason}")
     raise typer.Exit(1)

@@ -583,7 +583,19 @@ class EnrollmentStore:
                            (SessionState.DELIVERED.value, now, sid, SessionState.FINISHED.value))
             self._log(db, actor, "outbox.ack", txn_id, status=receipt.get("status"), purged_blobs=blobs,
                       purged_records=records)
+        self.checkpoint()
         return {"blobs": blobs, "records": records}
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it, so purged ciphertext (zeroed in the
+        database by ``secure_delete``) does not linger in old WAL frames either. Best effort: False
+        when another connection's read kept part of the WAL (the next checkpoint finishes it)."""
+        with self._lock:
+            try:
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.DatabaseError:
+                return False
+            return busy == 0
 
     def outbox_entry(self, txn_id: str) -> dict[str, Any]:
         """An entry's metadata (no payload): state, attempts, last error, receipt, whether a payload is held."""
