@@ -74,12 +74,11 @@ def test_every_flipped_byte_is_refused_and_nothing_imported(pair):
     bad = tmp / "bad.bsb"
     kinds = set()
     for pos in range(len(data)):
-        for mask in ((0x01, 0x80) if pos % 8 == 0 else (0x01,)):
+        for mask in (0x01, 0x80):
             b = bytearray(data)
             b[pos] ^= mask
-            bad.write_bytes(bytes(b))
             with pytest.raises(BatchError) as ei:
-                import_batch(desk, bad, actor="clerk-1")
+                import_batch(desk, bytes(b), actor="clerk-1")
             kinds.add(type(ei.value))
     assert {BatchTamperedError, BatchFormatError, BatchUntrustedError} <= kinds
     assert desk.outbox_ids() == []  # nothing imported by any of them

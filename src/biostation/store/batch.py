@@ -146,15 +146,16 @@ def read_header(data: bytes) -> tuple[dict[str, Any], int]:
     return header, start + hlen
 
 
-def import_batch(store: EnrollmentStore, path: str | os.PathLike[str], *, actor: str) -> BatchSummary:
-    """Verify, decrypt and queue the batch at ``path``; all or nothing (see the module docstring)."""
+def import_batch(store: EnrollmentStore, source: str | os.PathLike[str] | bytes, *, actor: str) -> BatchSummary:
+    """Verify, decrypt and queue the batch in the file ``source`` (or these bytes); all or nothing
+    (see the module docstring)."""
     from cryptography.exceptions import InvalidSignature, InvalidTag
     from cryptography.hazmat.primitives import serialization as s
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    data = Path(path).read_bytes()
+    data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
     header, ct_start = read_header(data)
     sender = header["from"]
     peer = store.peer(sender)
