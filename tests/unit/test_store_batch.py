@@ -151,3 +151,25 @@ def test_cli_identity_trust_export_import(tmp_path):
     assert r.exit_code == 0 and json.loads(r.output)["state"] == "finished"
     r = runner.invoke(app, ["audit", "verify", "--data-dir", str(dirs["desk"])])
     assert r.exit_code == 0
+
+
+def test_delivering_an_imported_entry_purges_no_local_session(pair):
+    """Session ids are chosen per station: an imported transaction whose session id equals one of
+    ours must not purge our session when it is acknowledged."""
+    import httpx
+
+    from biostation.store.outbox import Outbox
+
+    mobile, desk, _, tmp = pair
+    mine = desk.open_session("clerk-1", {}, session_id="M-0")  # the same id as the mobile's first session
+    desk.put_blob(mine, "portrait", b"mine", "clerk-1")
+    p = tmp / "batch.bsb"
+    export_batch(mobile, desk.station_id, p, actor="team-4")
+    import_batch(desk, p, actor="clerk-1")
+    ob = Outbox(desk, "https://central.example/tx", client=httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(201))))
+    results = ob.drain()
+    assert [r.outcome for r in results] == ["acked"] * 3
+    assert all(r.purged == {"blobs": 0, "records": 0} for r in results)
+    assert desk.blob("M-0", "portrait") == b"mine"
+    assert desk.outbox_status()["payloads_held"] == 0

@@ -565,10 +565,12 @@ class EnrollmentStore:
         bytes). Returns what was purged. A second call for the same id changes nothing."""
         now = self.clock()
         with self._tx() as db:
-            row = db.execute("SELECT session_id, state FROM outbox WHERE txn_id=?", (txn_id,)).fetchone()
+            row = db.execute("SELECT session_id, state, origin FROM outbox WHERE txn_id=?", (txn_id,)).fetchone()
             if row is None:
                 raise StoreStateError(f"no transaction {txn_id!r} in the outbox")
-            sid, state = row
+            sid, state, origin = row
+            if origin != "local":
+                sid = None  # a batch's session ids name sessions of another station, not ours
             if state == OutboxState.ACKED.value:
                 return {"blobs": 0, "records": 0}
             db.execute("UPDATE outbox SET state=?, payload=NULL, receipt=?, acked_at=?, last_error=NULL, "
