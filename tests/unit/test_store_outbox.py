@@ -281,3 +281,27 @@ def test_altered_payload_is_quarantined_not_sent(tmp_path):
     assert [r.txn_id for r in ob.drain()] == [good] and sent == [good]
     e = store.outbox_entry(bad)
     assert e["state"] == "rejected" and "authentication" in e["last_error"]
+
+
+def test_no_payload_token_or_key_in_any_log(tmp_path, caplog):
+    """Everything logged at DEBUG by the store, the outbox, httpx and httpcore during faulty and
+    successful uploads: no payload bytes, no name, no token, no key."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    clock = Clock()
+    key = DataKey(b"\x07" * 32)
+    store = EnrollmentStore(tmp_path / "enrollment.db", key, clock=clock)
+    txn, body = _finish(store, 7)
+    with SimulatedCentral() as central:
+        central.script = ["503", "drop", "lost-ack"]
+        ob = Outbox(store, central.url, token="tok-SECRET-123", backoff=Backoff(1, 4), rng=random.Random(0))
+        _drive(ob, clock)
+        ob.close()
+    assert list(central.filed) == [txn]
+    text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert txn in text  # the logs do say what happened, by id
+    assert {"httpx", "httpcore.http11"} <= {r.name for r in caplog.records}  # the libraries were heard too
+    for secret in ("tok-SECRET-123", "Võ Thị", body[6:30].decode("latin-1"), repr(b"\x07" * 8)[2:-1]):
+        assert secret not in text
+    store.close()
