@@ -2,6 +2,7 @@
 
 * ``store keygen [--pkcs11]``: make the data key (a 0600 file), or the AES wrapping key in the
   PKCS#11 token of the settings and the data key it wraps.
+* ``store rekey``: rotate the data key (the whole store re-sealed in one transaction).
 * ``store sessions``: sessions by state and step (ids only).
 * ``store identity`` / ``store trust FILE``: exchange station identities (public keys) so batches
   can be exchanged.
@@ -80,6 +81,29 @@ def keygen_cmd(
     except BiostationError as exc:
         _fail(str(exc))
     print(f"data key ({settings.store_key_source}) made: {path}")
+
+
+@store_app.command("rekey")
+def rekey_cmd(
+    data_dir: Optional[Path] = DataDir,
+    operator: Optional[str] = Operator,
+) -> None:
+    """Rotate the data key: re-seal the whole store under a new key, then replace the key file
+    (file source) or the wrapped key (pkcs11 source); a crash in between is settled at the next open."""
+    from . import settings_from
+    from ..errors import BiostationError
+    from ..store.keys import rotate_key
+
+    settings = settings_from(data_dir)
+    store = open_store(data_dir)
+    try:
+        rotate_key(settings, store, actor(operator))
+        counts = store.audit_lines()[-1].detail
+    except BiostationError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    print(json.dumps({"rekeyed": {k: v for k, v in counts.items() if k != "source"}, "source": counts.get("source")}))
 
 
 @store_app.command("sessions")

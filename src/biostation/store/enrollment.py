@@ -240,10 +240,14 @@ class EnrollmentStore:
         """The store of ``settings`` (``<store_dir>/enrollment.db``) with the key its source gives."""
         from .keys import load_data_key
 
+        from .keys import settle_rotation
+
         path = settings.resolved_store_dir / DB_NAME
         exists = path.is_file() and path.stat().st_size > 0
         if not create and not exists:
             raise StoreError(f"no enrollment store at {path}")
+        if exists:
+            settle_rotation(settings, lambda key: _keycheck_opens(path, key))
         # a key is made only with a new store: an existing store whose key file went missing must
         # not get a fresh key file that can never open it
         return cls(path, load_data_key(settings, create=not exists), **kw)
@@ -260,15 +264,20 @@ class EnrollmentStore:
                     raise StoreKeyError(f"the data key ({self.key.source}) does not open the store {self.path}: "
                                         "another key, or an altered key file") from None
                 self.station_id = rows["station_id"]
+                self._audit_key = self.key.open(bytes.fromhex(rows["audit_key"]), _aad("audit-key"))
                 return
             self.station_id = "st-" + secrets.token_hex(6)
+            # the audit MAC key is its own random key, sealed under the data key: a key rotation
+            # re-seals it, and the MACs of old lines still verify
+            self._audit_key = secrets.token_bytes(32)
             db.executemany("INSERT INTO meta VALUES (?, ?)", [
                 ("schema", str(SCHEMA_VERSION)),
                 ("keycheck", self.key.seal(_KEYCHECK, _aad("keycheck")).hex()),
                 ("station_id", self.station_id),
+                ("audit_key", self.key.seal(self._audit_key, _aad("audit-key")).hex()),
             ])
             _audit.append(db, actor="system", action="store.create", obj=self.station_id, detail={},
-                          now=self.clock(), mac_key=self.key.audit_mac_key)
+                          now=self.clock(), mac_key=self._audit_key)
 
     def close(self) -> None:
         with self._lock:
@@ -314,7 +323,7 @@ class EnrollmentStore:
 
     def _log(self, db: sqlite3.Connection, actor: str, action: str, obj: str | None, **detail: Any) -> None:
         _audit.append(db, actor=actor, action=action, obj=obj, detail=detail, now=self.clock(),
-                      mac_key=self.key.audit_mac_key)
+                      mac_key=self._audit_key)
 
     def _state(self, db: sqlite3.Connection, session_id: str) -> SessionState:
         row = db.execute("SELECT state FROM sessions WHERE session_id=?", (session_id,)).fetchone()
@@ -327,18 +336,55 @@ class EnrollmentStore:
         if st is not SessionState.OPEN:
             raise StoreStateError(f"session {session_id}: cannot {what}, it is {st.value}")
 
+    # --- key rotation ----------------------------------------------------------------------------
+    def rekey(self, new_key: DataKey, actor: str) -> dict[str, int]:
+        """Re-seal every sealed value of the store under ``new_key``, in one transaction: a crash
+        leaves the whole store under the old key or the whole store under the new one. The audit
+        trail's MACs stay valid (their key is re-sealed, not changed). Returns the count of values
+        re-sealed per table. Persisting ``new_key`` is the caller's part: see
+        :func:`biostation.store.keys.rotate_key`, which orders the two so that no crash loses a key."""
+        counts: dict[str, int] = {}
+        old = self.key
+
+        def reseal(db: sqlite3.Connection, table: str, col: str, key_cols: tuple[str, ...],
+                   aad: Callable[[tuple[Any, ...]], bytes]) -> None:
+            where = " AND ".join(f"{k}=?" for k in key_cols)
+            ids = db.execute(f"SELECT {', '.join(key_cols)} FROM {table} WHERE {col} IS NOT NULL").fetchall()
+            for ident in ids:
+                (sealed,) = db.execute(f"SELECT {col} FROM {table} WHERE {where}", ident).fetchone()
+                a = aad(ident)
+                db.execute(f"UPDATE {table} SET {col}=? WHERE {where}", (new_key.seal(old.open(sealed, a), a), *ident))
+            counts[table] = len(ids)
+
+        with self._tx() as db:
+            reseal(db, "sessions", "demographics", ("session_id",), lambda i: _aad("demographics", i[0]))
+            reseal(db, "blobs", "data", ("session_id", "field"), lambda i: _aad("blob", i[0], i[1]))
+            reseal(db, "records", "data", ("session_id", "name"), lambda i: _aad("record", i[0], i[1]))
+            reseal(db, "decisions", "details", ("decision_id", "session_id"),
+                   lambda i: _aad("decision", i[1], i[0]))
+            reseal(db, "outbox", "payload", ("txn_id",), lambda i: _aad("outbox", i[0]))
+            for name in ("keycheck", "identity", "audit_key"):
+                row = db.execute("SELECT value FROM meta WHERE key=?", (name,)).fetchone()
+                if row is not None:
+                    a = _aad(name if name != "audit_key" else "audit-key")
+                    db.execute("UPDATE meta SET value=? WHERE key=?",
+                               (new_key.seal(old.open(bytes.fromhex(row[0]), a), a).hex(), name))
+            self._log(db, actor, "store.rekey", self.station_id, source=new_key.source, **counts)
+        self.key = new_key
+        return counts
+
     # --- audit -----------------------------------------------------------------------------------
     def audit(self, actor: str, action: str, obj: str | None = None, **detail: Any) -> int:
         """Append an operator action to the audit trail (``operator.login``, ``quality.override``,
         ...); ids and codes only. Returns the line's number."""
         with self._tx() as db:
             return _audit.append(db, actor=actor, action=action, obj=obj, detail=detail, now=self.clock(),
-                                 mac_key=self.key.audit_mac_key)
+                                 mac_key=self._audit_key)
 
     def verify_audit(self) -> _audit.AuditReport:
         """The trail checked with this store's key (chain, MACs, head)."""
         with self._lock:
-            return _audit.verify(self._db, self.key.audit_mac_key)
+            return _audit.verify(self._db, self._audit_key)
 
     def audit_lines(self, after: int = 0, limit: int | None = None) -> list[_audit.AuditLine]:
         with self._lock:
@@ -705,6 +751,24 @@ class EnrollmentStore:
             db.execute("INSERT INTO imported_batches VALUES (?,?,?,?)", (batch_id, from_station, len(entries), now))
             self._log(db, actor, "batch.import", batch_id, from_station=from_station, queued=queued, skipped=skipped)
         return queued, skipped
+
+
+def _keycheck_opens(path: Path, key: DataKey) -> bool:
+    """Whether ``key`` opens the store at ``path`` (read-only look at its key check)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='keycheck'").fetchone()
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        db.close()
+    if row is None:
+        return False
+    try:
+        key.open(bytes.fromhex(row[0]), _aad("keycheck"))
+        return True
+    except StoreIntegrityError:
+        return False
 
 
 def _raw_private(key: Any) -> bytes:

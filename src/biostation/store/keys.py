@@ -14,8 +14,9 @@ One 256-bit **data key** protects a store. It comes from one of three sources
   the token with AES-GCM, and is unwrapped in the token at every start. A stolen disk without the
   token (and its PIN) opens nothing.
 
-The data key itself is never used directly: HKDF-SHA256 (RFC 5869) derives one sub-key per purpose
-(field sealing, audit MACs), so a key used for MACs never also encrypts.
+The data key itself is never used directly: HKDF-SHA256 (RFC 5869) derives the sealing key from it,
+so the same bytes can later serve another purpose through another derivation. (The audit trail's
+MAC key is a random key sealed in the store, so a key rotation does not invalidate old lines.)
 
 :meth:`DataKey.seal` / :meth:`DataKey.open` are AES-256-GCM with a random 96-bit nonce per
 message (NIST SP 800-38D §8.2.2 bounds a key to 2^32 random nonces: far beyond one station's
@@ -31,15 +32,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
 import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError, StoreIntegrityError, StoreKeyError
 
-__all__ = ["DataKey", "load_data_key", "key_path", "make_pkcs11_wrapping_key", "SEAL_OVERHEAD"]
+__all__ = ["DataKey", "load_data_key", "key_path", "make_pkcs11_wrapping_key", "rotate_key", "settle_rotation",
+           "SEAL_OVERHEAD"]
 
 KEY_BYTES = 32
 _VERSION = b"\x01"
@@ -51,7 +55,7 @@ _WRAP_AAD = b"biostation store data key v1"
 class DataKey:
     """A store's data key (32 bytes) and the sealing it does. Thread-safe (no mutable state)."""
 
-    __slots__ = ("_raw", "source", "_fields", "_audit")
+    __slots__ = ("_raw", "source", "_fields")
 
     def __init__(self, raw: bytes, source: str = "memory"):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -61,7 +65,6 @@ class DataKey:
         self._raw = bytes(raw)
         self.source = source
         self._fields = AESGCM(self._derive(b"biostation store fields v1"))
-        self._audit = self._derive(b"biostation audit mac v1")
 
     def _derive(self, info: bytes) -> bytes:
         from cryptography.hazmat.primitives import hashes
@@ -72,11 +75,6 @@ class DataKey:
     @classmethod
     def generate(cls) -> "DataKey":
         return cls(secrets.token_bytes(KEY_BYTES), "generated")
-
-    @property
-    def audit_mac_key(self) -> bytes:
-        """The sub-key of the audit trail's HMACs."""
-        return self._audit
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         """AES-256-GCM of ``plaintext`` bound to ``aad``; ``SEAL_OVERHEAD`` bytes longer."""
@@ -157,6 +155,109 @@ def key_path(settings: Any) -> Path:
     return settings.resolved_store_dir / name
 
 
+def _pending_path(settings: Any) -> Path:
+    p = key_path(settings)
+    return p.with_name(p.name + ".next")
+
+
+def _read_key_file(settings: Any, path: Path) -> DataKey:
+    """The data key in ``path``: a key file (file source) or a wrapped key (pkcs11 source)."""
+    if settings.store_key_source == "pkcs11":
+        wrapper = _wrapper(settings)
+        try:
+            return DataKey(wrapper.unwrap(_private_file(path)), "pkcs11")
+        finally:
+            wrapper.close()
+    return DataKey(_decode_key_text(_private_file(path).decode("ascii", "replace"), str(path)), "file")
+
+
+def _wrapper(settings: Any) -> "_Pkcs11Wrapper":
+    if settings.store_pkcs11_pin is None:
+        raise ConfigError("the store's token PIN is not set (BIOSTATION_STORE_PKCS11_PIN)")
+    return _Pkcs11Wrapper(str(settings.store_pkcs11_module), settings.store_pkcs11_token,
+                          settings.store_pkcs11_key, settings.store_pkcs11_pin.get_secret_value())
+
+
+@contextlib.contextmanager
+def _rotation_lock(settings: Any) -> Iterator[None]:
+    lock = key_path(settings).with_name("rotate.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def rotate_key(settings: Any, store: Any, actor: str) -> DataKey:
+    """Give ``store`` (an open :class:`~biostation.store.EnrollmentStore` of these settings) a new
+    data key, and persist it, so that no crash loses the key the store is sealed with:
+
+    1. the new key (or, pkcs11 source, the new key wrapped by the token) is written next to the
+       current one as ``<key file>.next`` (0600, fsynced);
+    2. the store re-seals everything under it in one transaction (:meth:`EnrollmentStore.rekey`);
+    3. ``.next`` replaces the key file (an atomic rename).
+
+    A crash between 1 and 3 leaves both files; the next :meth:`EnrollmentStore.open` finds which one
+    opens the store and settles it (:func:`settle_rotation`). Rotations and settling hold a lock, so
+    one process never settles another's rotation in flight. The env source cannot be rotated here
+    (the key lives where the environment is set): StoreKeyError.
+    """
+    if settings.store_key_source == "env":
+        raise StoreKeyError("the data key comes from BIOSTATION_STORE_KEY: rotate it where that is set "
+                            "(re-seal with EnrollmentStore.rekey), or use the file or pkcs11 source")
+    path, nxt = key_path(settings), _pending_path(settings)
+    raw = secrets.token_bytes(KEY_BYTES)
+    with _rotation_lock(settings):
+        if settings.store_key_source == "pkcs11":
+            wrapper = _wrapper(settings)
+            try:
+                blob = wrapper.wrap(raw)
+            finally:
+                wrapper.close()
+        else:
+            blob = base64.b64encode(raw) + b"\n"
+        if not _create_private(nxt, blob):
+            raise StoreKeyError(f"{nxt} exists: an interrupted rotation; open the store once to settle it")
+        new = DataKey(raw, settings.store_key_source)
+        # if this fails, .next stays: whether the commit reached the disk is for settle_rotation to
+        # find out, from the store itself, at the next open
+        store.rekey(new, actor)
+        os.replace(nxt, path)
+        _fsync_dir(path.parent)
+    return new
+
+
+def settle_rotation(settings: Any, opens: Callable[[DataKey], bool]) -> str | None:
+    """Finish or undo a rotation that a crash interrupted: when ``<key file>.next`` exists, keep
+    whichever of the two keys ``opens`` the store. Returns "finished", "undone" or None (nothing to
+    settle). StoreKeyError when neither key opens it."""
+    nxt = _pending_path(settings)
+    if not nxt.exists():
+        return None
+    with _rotation_lock(settings):
+        if not nxt.exists():
+            return None  # a rotation in flight finished while we waited for the lock
+        path = key_path(settings)
+        if path.exists() and opens(_read_key_file(settings, path)):
+            nxt.unlink()  # the store was never re-sealed under it
+            return "undone"
+        if opens(_read_key_file(settings, nxt)):
+            os.replace(nxt, path)
+            _fsync_dir(path.parent)
+            return "finished"
+        raise StoreKeyError(f"neither {path} nor {nxt} opens the store")
+
+
 def load_data_key(settings: Any, *, create: bool = True) -> DataKey:
     """The data key that ``settings`` name (see the module's docstring for the sources).
 
@@ -173,12 +274,9 @@ def load_data_key(settings: Any, *, create: bool = True) -> DataKey:
     if source == "file":
         if not path.exists() and create:
             _create_private(path, base64.b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n")
-        return DataKey(_decode_key_text(_private_file(path).decode("ascii", "replace"), str(path)), "file")
+        return _read_key_file(settings, path)
     if source == "pkcs11":
-        if settings.store_pkcs11_pin is None:
-            raise ConfigError("the store's token PIN is not set (BIOSTATION_STORE_PKCS11_PIN)")
-        wrapper = _Pkcs11Wrapper(str(settings.store_pkcs11_module), settings.store_pkcs11_token,
-                                 settings.store_pkcs11_key, settings.store_pkcs11_pin.get_secret_value())
+        wrapper = _wrapper(settings)
         try:
             if not path.exists() and create:
                 raw = secrets.token_bytes(KEY_BYTES)
