@@ -13,7 +13,8 @@ the row and field (``blob``, session id, field name), so a sealed value moved el
 open. In clear are ids, states, step names, field names, the non-personal metadata a caller gives
 (format, finger position, size, quality), scores and thresholds. ``secure_delete`` is on, so
 purged ciphertext is overwritten in the file rather than left in free pages. A store opened with
-another key fails at once (:class:`~biostation.errors.StoreKeyError`), before anything is read.
+another key fails at once (:class:`~biostation.errors.StoreKeyError`), before anything is read;
+:meth:`EnrollmentStore.rekey` re-seals everything under a new key in one transaction.
 
 Session lifecycle::
 

@@ -25,6 +25,10 @@ a ciphertext copied into another session or another field fails authentication. 
 
     version (1 byte, 0x01) | nonce (12 bytes) | ciphertext | tag (16 bytes)
 
+Rotation (:func:`rotate_key`, ``biostation store rekey``): the store is re-sealed under a new key
+in one transaction, and the key file is replaced only afterwards; a crash in between leaves a
+``.next`` file that the next open settles by trying which key opens the store.
+
 No key, nonce or plaintext is ever logged; ``repr(DataKey)`` names the source only.
 """
 
