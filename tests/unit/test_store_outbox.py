@@ -256,9 +256,7 @@ def test_cli_status_and_flush(tmp_path):
         central.script = ["503"]
         r = runner.invoke(app, ["outbox", "flush", "--data-dir", str(tmp_path), "--url", central.url])
         assert r.exit_code == 1 and json.loads(r.output)["queued"] == 1  # still queued: not due again yet
-        with EnrollmentStore.open(Settings(data_dir=tmp_path)) as s:  # make it due now
-            s._db.execute("UPDATE outbox SET next_at=0")
-        r = runner.invoke(app, ["outbox", "flush", "--data-dir", str(tmp_path), "--url", central.url])
+        r = runner.invoke(app, ["outbox", "flush", "--data-dir", str(tmp_path), "--url", central.url, "--now"])
         assert r.exit_code == 0 and json.loads(r.output)["outcomes"] == {"acked": 1}
     r = runner.invoke(app, ["outbox", "status", "--data-dir", str(tmp_path)])
     assert r.exit_code == 0 and "delivered 1" in r.output

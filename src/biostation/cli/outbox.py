@@ -45,6 +45,8 @@ def status_cmd(
 def flush_cmd(
     data_dir: Optional[Path] = DataDir,
     url: Optional[str] = typer.Option(None, "--url", help="Central endpoint (default BIOSTATION_CENTRAL_URL)."),
+    now: bool = typer.Option(False, "--now", help="Try every queued transaction now, without waiting for "
+                             "its retry time (the network is known to be back)."),
     operator: Optional[str] = Operator,
 ) -> None:
     """Attempt every transaction due now, once; exit 0 when the queue is empty afterwards, 1 if not."""
@@ -59,6 +61,8 @@ def flush_cmd(
     try:
         ob = Outbox.from_settings(store, settings, actor=actor(operator) if operator else "outbox")
         with ob.exclusive(), Progress(transient=True) as progress:
+            if now:
+                store.outbox_retry_now(actor(operator))
             due = store.outbox_status()["counts"]["queued"]
             task = progress.add_task("delivering", total=due)
             results = []

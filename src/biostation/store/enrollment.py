@@ -590,6 +590,14 @@ class EnrollmentStore:
         with self._tx() as db:
             db.execute("UPDATE outbox SET next_at=MAX(next_at, ?) WHERE state=?", (until, OutboxState.QUEUED.value))
 
+    def outbox_retry_now(self, actor: str) -> int:
+        """Make every queued entry due now (the operator knows the network is back); returns how many."""
+        with self._tx() as db:
+            n = db.execute("UPDATE outbox SET next_at=? WHERE state=? AND next_at>?",
+                           (self.clock(), OutboxState.QUEUED.value, self.clock())).rowcount
+            self._log(db, actor, "outbox.retry-now", None, entries=n)
+        return n
+
     def outbox_rejected(self, txn_id: str, actor: str, status: int, error: str) -> None:
         """The endpoint refused the entry for good: held (payload kept) for an operator."""
         with self._tx() as db:

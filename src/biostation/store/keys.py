@@ -298,9 +298,9 @@ class _Pkcs11Wrapper:
     def __init__(self, module: str, token_label: str, key_label: str, pin: str):
         import pkcs11
 
-        from ..card.pkcs11 import _open
+        from ..card.pkcs11 import open_token_session
 
-        self._token, self._session = _open(module, token_label, pin)
+        self._token, self._session = open_token_session(module, token_label, pin)
         try:
             self._key = self._session.get_key(object_class=pkcs11.ObjectClass.SECRET_KEY, key_type=pkcs11.KeyType.AES,
                                               label=key_label)
@@ -346,9 +346,9 @@ def make_pkcs11_wrapping_key(module: str, token_label: str, pin: str, key_label:
     decrypt only. ConfigError when a key of that label exists already."""
     import pkcs11
 
-    from ..card.pkcs11 import _open
+    from ..card.pkcs11 import open_token_session
 
-    _, session = _open(module, token_label, pin)
+    _, session = open_token_session(module, token_label, pin)
     try:
         try:
             session.get_key(object_class=pkcs11.ObjectClass.SECRET_KEY, label=key_label)

@@ -21,6 +21,9 @@ together do not retry in step; a ``Retry-After`` of the server lengthens it, wit
 queue's state is in the store's database, so it survives restarts; a payload is purged only in
 the transaction that records the 2xx (:meth:`EnrollmentStore.outbox_acked`).
 
+After an outage a desk notices the endpoint is back at its next retry, at most ``cap`` later;
+:meth:`OutboxSender.retry_now` (``biostation outbox flush --now``) skips the wait.
+
 Driving it: :meth:`Outbox.step` makes one attempt and returns what happened; :meth:`Outbox.run`
 loops until stopped, sleeping through an injectable ``wait`` until the next entry is due;
 :class:`OutboxSender` runs that loop on a thread. Time comes from the store's clock, so tests and
@@ -298,6 +301,13 @@ class OutboxSender:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def retry_now(self, actor: str) -> int:
+        """Make every queued entry due now and wake the loop (the operator knows the network is
+        back, rather than wait for the backoff); returns how many entries were waiting."""
+        n = self.outbox.store.outbox_retry_now(actor)
+        self.wake()
+        return n
 
     def stop(self, timeout_s: float | None = None) -> None:
         self._stop.set()
