@@ -153,3 +153,28 @@ def test_show_lists_the_latest_lines(trail):
     assert r.exit_code == 0
     rows = [json.loads(x) for x in r.output.splitlines()]
     assert [x["seq"] for x in rows] == [n - 1, n] and rows[-1]["action"] == "session.finish"
+
+
+@pytest.mark.parametrize("how", ["edit-actor", "edit-detail", "edit-time", "delete"])
+def test_any_line_tampered_is_the_line_named(tmp_path, how):
+    """Each line in turn, in a fresh copy of the trail: verify names exactly that line."""
+    import shutil
+
+    s = _filled(tmp_path / "orig")
+    n = s.verify_audit().lines
+    s.checkpoint()
+    s.close()
+    src = tmp_path / "orig" / "store"
+    sql = {"edit-actor": "UPDATE audit SET actor='intruder' WHERE seq={k}",
+           "edit-detail": "UPDATE audit SET detail='{{}}' WHERE seq={k}",
+           "edit-time": "UPDATE audit SET at='2020-01-01T00:00:00.000Z' WHERE seq={k}",
+           "delete": "DELETE FROM audit WHERE seq={k}"}[how]
+    for k in range(1, n + 1):
+        d = tmp_path / f"copy{k}"
+        shutil.copytree(src, d / "store")
+        _tamper(d / "store" / "enrollment.db", sql.format(k=k))
+        if how == "edit-detail" and k == 1:
+            continue  # line 1's detail is {} already: nothing changed
+        code, out = _verify(d)
+        assert code == 1, (k, out)
+        assert f"BROKEN at line {k}:" in out, (k, out)
