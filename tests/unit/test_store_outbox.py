@@ -92,7 +92,7 @@ def test_url_policy():
             check_url(bad)
 
 
-@pytest.mark.parametrize("seed", [3, 11])
+@pytest.mark.parametrize("seed", [3])
 def test_down_then_up_delivers_each_exactly_once(tmp_path, seed):
     clock = Clock()
     store = _store(tmp_path, clock)
