@@ -234,14 +234,16 @@ class EnrollmentStore:
             self._db.executescript(_SCHEMA + _audit.SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
-        self._init_meta()
+        try:
+            self._init_meta()
+        except BaseException:
+            self._db.close()
+            raise
 
     @classmethod
     def open(cls, settings: Any, *, create: bool = True, **kw: Any) -> "EnrollmentStore":
         """The store of ``settings`` (``<store_dir>/enrollment.db``) with the key its source gives."""
-        from .keys import load_data_key
-
-        from .keys import settle_rotation
+        from .keys import load_data_key, settle_rotation
 
         path = settings.resolved_store_dir / DB_NAME
         exists = path.is_file() and path.stat().st_size > 0
@@ -264,6 +266,8 @@ class EnrollmentStore:
                 except StoreIntegrityError:
                     raise StoreKeyError(f"the data key ({self.key.source}) does not open the store {self.path}: "
                                         "another key, or an altered key file") from None
+                if "station_id" not in rows or "audit_key" not in rows:
+                    raise StoreIntegrityError(f"store {self.path}: its meta table lost rows (altered)")
                 self.station_id = rows["station_id"]
                 self._audit_key = self.key.open(bytes.fromhex(rows["audit_key"]), _aad("audit-key"))
                 return
@@ -305,8 +309,17 @@ class EnrollmentStore:
             return self.s._db
 
         def __exit__(self, et: type | None, ev: BaseException | None, tb: object) -> None:
+            db = self.s._db
             try:
-                self.s._db.execute("COMMIT" if et is None else "ROLLBACK")
+                if et is None:
+                    try:
+                        db.execute("COMMIT")
+                    except sqlite3.DatabaseError as exc:
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
+                        raise StoreError(f"store: cannot commit: {exc}") from exc
+                elif db.in_transaction:
+                    db.execute("ROLLBACK")
             finally:
                 self.s._lock.release()
             if isinstance(ev, sqlite3.DatabaseError):
