@@ -352,3 +352,17 @@ def test_cli_rekey(tmp_path):
     assert out["rekeyed"]["blobs"] == 2 and out["rekeyed"]["outbox"] == 1 and out["source"] == "file"
     r = CliRunner().invoke(app, ["audit", "verify", "--data-dir", str(tmp_path)])
     assert r.exit_code == 0 and "MACs" in r.output
+
+
+def test_a_second_connection_cannot_write_under_the_old_key(tmp_path):
+    s1 = _store(tmp_path, DataKey(b"a" * 32))
+    sid = s1.open_session("op", {"n": 1})
+    s2 = _store(tmp_path, DataKey(b"a" * 32))  # another process, same store
+    s1.rekey(DataKey(b"b" * 32), "admin")
+    with pytest.raises(StoreKeyError, match="re-keyed by another process"):
+        s2.put_blob(sid, "portrait", b"sealed under the old key", "op")
+    s1.put_blob(sid, "portrait", b"p", "op")
+    assert s1.verify_audit().ok
+    s2.close()
+    s3 = _store(tmp_path, DataKey(b"b" * 32))
+    assert s3.blob(sid, "portrait") == b"p"

@@ -219,6 +219,7 @@ class EnrollmentStore:
         self.key = key
         self.clock = clock
         self._lock = threading.RLock()
+        self._epoch: str | None = None  # the key epoch this connection seals for (see rekey)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             # made 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode
@@ -270,6 +271,9 @@ class EnrollmentStore:
                     raise StoreIntegrityError(f"store {self.path}: its meta table lost rows (altered)")
                 self.station_id = rows["station_id"]
                 self._audit_key = self.key.open(bytes.fromhex(rows["audit_key"]), _aad("audit-key"))
+                if "key_epoch" not in rows:
+                    db.execute("INSERT INTO meta VALUES ('key_epoch', '0')")
+                self._epoch = rows.get("key_epoch", "0")
                 return
             self.station_id = "st-" + secrets.token_hex(6)
             # the audit MAC key is its own random key, sealed under the data key: a key rotation
@@ -280,7 +284,9 @@ class EnrollmentStore:
                 ("keycheck", self.key.seal(_KEYCHECK, _aad("keycheck")).hex()),
                 ("station_id", self.station_id),
                 ("audit_key", self.key.seal(self._audit_key, _aad("audit-key")).hex()),
+                ("key_epoch", "0"),
             ])
+            self._epoch = "0"
             _audit.append(db, actor="system", action="store.create", obj=self.station_id, detail={},
                           now=self.clock(), mac_key=self._audit_key)
 
@@ -303,9 +309,18 @@ class EnrollmentStore:
             self.s._lock.acquire()
             try:
                 self.s._db.execute("BEGIN IMMEDIATE")
+                if self.s._epoch is not None:
+                    row = self.s._db.execute("SELECT value FROM meta WHERE key='key_epoch'").fetchone()
+                    if row is None or row[0] != self.s._epoch:
+                        self.s._db.execute("ROLLBACK")
+                        raise StoreKeyError(f"the store {self.s.path} was re-keyed by another process: "
+                                            "reopen it with the new key")
             except sqlite3.DatabaseError as exc:
                 self.s._lock.release()
                 raise StoreError(f"store: cannot begin: {exc}") from exc
+            except BaseException:
+                self.s._lock.release()
+                raise
             return self.s._db
 
         def __exit__(self, et: type | None, ev: BaseException | None, tb: object) -> None:
@@ -356,7 +371,9 @@ class EnrollmentStore:
         leaves the whole store under the old key or the whole store under the new one. The audit
         trail's MACs stay valid (their key is re-sealed, not changed). Returns the count of values
         re-sealed per table. Persisting ``new_key`` is the caller's part: see
-        :func:`biostation.store.keys.rotate_key`, which orders the two so that no crash loses a key."""
+        :func:`biostation.store.keys.rotate_key`, which orders the two so that no crash loses a key.
+        Other processes with the store open are refused their next write (StoreKeyError: a key
+        epoch in ``meta`` moved on), so none seals anything under the old key afterwards."""
         counts: dict[str, int] = {}
         old = self.key
 
@@ -383,8 +400,10 @@ class EnrollmentStore:
                     a = _aad(name if name != "audit_key" else "audit-key")
                     db.execute("UPDATE meta SET value=? WHERE key=?",
                                (new_key.seal(old.open(bytes.fromhex(row[0]), a), a).hex(), name))
+            epoch = str(int(self._epoch or "0") + 1)
+            db.execute("UPDATE meta SET value=? WHERE key='key_epoch'", (epoch,))
             self._log(db, actor, "store.rekey", self.station_id, source=new_key.source, **counts)
-        self.key = new_key
+        self.key, self._epoch = new_key, epoch
         return counts
 
     # --- audit -----------------------------------------------------------------------------------
