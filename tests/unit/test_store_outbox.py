@@ -303,3 +303,58 @@ def test_no_payload_token_or_key_in_any_log(tmp_path, caplog):
     for secret in ("tok-SECRET-123", "Võ Thị", body[6:30].decode("latin-1"), repr(b"\x07" * 8)[2:-1]):
         assert secret not in text
     store.close()
+
+
+def _tls_files(d):
+    """A CA and a server certificate for 127.0.0.1 signed by it (PEM files in ``d``)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, srv_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("test central CA")).issuer_name(name("test central CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - dt.timedelta(days=1))
+          .not_valid_after(now + dt.timedelta(days=2)).add_extension(x509.BasicConstraints(True, None), True)
+          .sign(ca_key, hashes.SHA256()))
+    srv = (x509.CertificateBuilder().subject_name(name("central")).issuer_name(ca.subject)
+           .public_key(srv_key.public_key()).serial_number(2).not_valid_before(now - dt.timedelta(days=1))
+           .not_valid_after(now + dt.timedelta(days=2))
+           .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+           .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (d / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (d / "srv.pem").write_bytes(srv.public_bytes(pem))
+    (d / "srv.key").write_bytes(srv_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    return d / "ca.pem", d / "srv.pem", d / "srv.key"
+
+
+def test_https_endpoint_verified_against_the_configured_ca(tmp_path):
+    clock = Clock()
+    store = _store(tmp_path, clock)
+    txn, _ = _finish(store, 8)
+    ca, cert, key = _tls_files(tmp_path)
+    with SimulatedCentral(tls=(str(cert), str(key))) as central:
+        assert central.url.startswith("https://")
+        untrusted = Outbox(store, central.url, rng=random.Random(0))  # the system's CAs: refused
+        r = untrusted.step()
+        assert r is not None and r.outcome == "offline" and "ConnectError" in (r.error or "")
+        assert _held(store.path) == (1, 2, 2) and not central.filed
+        untrusted.close()
+        store.outbox_retry_now("op")
+        settings = Settings(data_dir=tmp_path, central_url=central.url, central_ca_file=ca)
+        ob = Outbox.from_settings(store, settings)
+        r = ob.step()
+        assert r is not None and r.outcome == "acked"
+        assert list(central.filed) == [txn] and _held(store.path) == (0, 0, 0)
+        ob.close()
+    with pytest.raises(OutboxError, match="TLS files"):
+        Outbox(store, "https://central.example/tx", ca_file=str(tmp_path / "missing.pem"))

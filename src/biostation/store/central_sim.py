@@ -14,7 +14,8 @@ counted as a suppressed duplicate), checks ``Content-Digest``, and can be told t
 
 ``script`` is a list of modes used one per request before falling back to ``mode``. Counters:
 ``filed`` (key -> SHA-256 of the body), ``posts``, ``duplicates``, ``by_mode``. Thread-safe.
-It speaks plain HTTP, which the outbox accepts to loopback addresses only.
+It speaks plain HTTP (which the outbox accepts to loopback addresses only), or HTTPS with
+``tls=(certificate, key)``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import base64
 import hashlib
 import json
 import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -61,9 +63,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class SimulatedCentral:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tls: tuple[str, str] | None = None):
         self.host = host
         self.port = port
+        self.tls = tls  # (certificate PEM, key PEM): serve HTTPS
         self.mode = "ok"
         self.script: list[str] = []
         self.retry_after: float | None = None
@@ -79,7 +82,7 @@ class SimulatedCentral:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/transactions"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/transactions"
 
     # --- life cycle ----------------------------------------------------------------------------
     def go_up(self) -> "SimulatedCentral":
@@ -99,6 +102,10 @@ class SimulatedCentral:
 
         self._server = _Server((self.host, self.port), Handler)
         self.port = self._server.server_address[1]
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="central-sim", daemon=True)
         self._thread.start()

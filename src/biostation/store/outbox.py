@@ -46,6 +46,7 @@ import ipaddress
 import logging
 import os
 import random
+import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -55,7 +56,7 @@ from .._version import __version__
 from ..errors import OutboxBusyError, OutboxError
 from .enrollment import EnrollmentStore
 
-__all__ = ["Outbox", "OutboxSender", "Backoff", "StepResult", "check_url"]
+__all__ = ["Outbox", "OutboxSender", "Backoff", "StepResult", "check_url", "tls_context"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,20 @@ def check_url(url: str) -> str:
     raise OutboxError(f"central URL {url!r}: not an http(s) URL")
 
 
+def tls_context(ca_file: str | None = None, client_cert: str | None = None) -> ssl.SSLContext:
+    """A client TLS context: certificate and host name checked (against ``ca_file`` when given,
+    else the system's CAs), TLS 1.2 at least, ``client_cert`` (PEM, key included) presented."""
+    try:
+        ctx = ssl.create_default_context(cafile=ca_file)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if client_cert:
+            ctx.load_cert_chain(client_cert)
+    except (OSError, ssl.SSLError) as exc:
+        raise OutboxError(f"TLS files for the central endpoint: {exc.__class__.__name__}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    return ctx
+
+
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -124,13 +139,15 @@ class Outbox:
     """Delivers ``store``'s queue to ``url``.
 
     ``client``: an ``httpx.Client`` (tests pass one with a mock transport); by default one is
-    made with ``verify`` (CA bundle path or True), ``cert`` and ``timeout_s``. ``rng`` draws the
-    jitter (seed it for reproducible drills). ``actor`` names the sender in the audit trail.
+    made that verifies the server against ``ca_file`` (a PEM bundle; default: the system's CAs),
+    presents ``client_cert`` (PEM with its key) for mutual TLS, and times out after ``timeout_s``.
+    ``rng`` draws the jitter (seed it for reproducible drills). ``actor`` names the sender in the
+    audit trail. OutboxError when the URL is not allowed or a TLS file cannot be loaded.
     """
 
     def __init__(self, store: EnrollmentStore, url: str, *, client: Any = None, backoff: Backoff = Backoff(),
-                 rng: random.Random | None = None, token: str | None = None, verify: Any = True,
-                 cert: str | None = None, timeout_s: float = 30.0, actor: str = "outbox"):
+                 rng: random.Random | None = None, token: str | None = None, ca_file: str | None = None,
+                 client_cert: str | None = None, timeout_s: float = 30.0, actor: str = "outbox"):
         import httpx
 
         self.store = store
@@ -140,20 +157,20 @@ class Outbox:
         self.actor = actor
         self._token = token
         self._own_client = client is None
-        self.client = client or httpx.Client(verify=verify, cert=cert, timeout=httpx.Timeout(timeout_s),
-                                             follow_redirects=False)
+        self.client = client or httpx.Client(verify=tls_context(ca_file, client_cert),
+                                             timeout=httpx.Timeout(timeout_s), follow_redirects=False)
         self._lock_fd: int | None = None
 
     @classmethod
     def from_settings(cls, store: EnrollmentStore, settings: Any, **kw: Any) -> "Outbox":
         if not settings.central_url:
             raise OutboxError("no central URL: set BIOSTATION_CENTRAL_URL")
-        verify: Any = str(settings.central_ca_file) if settings.central_ca_file else True
+        ca = str(settings.central_ca_file) if settings.central_ca_file else None
         cert = str(settings.central_client_cert) if settings.central_client_cert else None
         token = settings.central_token.get_secret_value() if settings.central_token else None
         backoff = Backoff(settings.outbox_backoff_base_s, max(settings.outbox_backoff_cap_s,
                                                               settings.outbox_backoff_base_s))
-        return cls(store, settings.central_url, verify=verify, cert=cert, token=token, backoff=backoff,
+        return cls(store, settings.central_url, ca_file=ca, client_cert=cert, token=token, backoff=backoff,
                    timeout_s=settings.central_timeout_s, **kw)
 
     def close(self) -> None:
