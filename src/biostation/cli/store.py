@@ -112,6 +112,10 @@ def sessions_cmd(
     state: Optional[str] = typer.Option(None, help="open, finished, delivered or cancelled."),
 ) -> None:
     """Sessions with their state and step, as JSON lines (no personal data)."""
+    from ..store import SessionState
+
+    if state is not None and state not in {s.value for s in SessionState}:
+        raise typer.BadParameter(f"{state!r}: one of {', '.join(s.value for s in SessionState)}", param_hint="--state")
     store = open_store(data_dir)
     try:
         for s in store.sessions(state):
