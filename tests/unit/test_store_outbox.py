@@ -243,6 +243,7 @@ def test_sender_thread_delivers_and_is_woken(tmp_path):
             sender.stop(timeout_s=30)
         assert len(central.filed) == 3 and central.duplicates == 0
     assert store.outbox_status()["counts"] == {"queued": 0, "acked": 3, "rejected": 0}
+    assert OutboxSender.from_settings(store, Settings(data_dir=tmp_path)) is None  # no central URL: no sender
 
 
 def test_cli_status_and_flush(tmp_path):

@@ -304,6 +304,14 @@ class OutboxSender:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @classmethod
+    def from_settings(cls, store: EnrollmentStore, settings: Any, **kw: Any) -> "OutboxSender | None":
+        """A sender for the settings' central endpoint (not started), or None when no
+        ``central_url`` is set (a desk that exports batches only)."""
+        if not settings.central_url:
+            return None
+        return cls(Outbox.from_settings(store, settings), **kw)
+
     def _wait(self, seconds: float | None) -> None:
         self._wake.wait(seconds)
         self._wake.clear()
@@ -331,4 +339,4 @@ class OutboxSender:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        self.outbox.release()
+        self.outbox.close()
