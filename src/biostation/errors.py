@@ -34,7 +34,8 @@
         ├── StoreKeyError                no data key, a key file readable by others, or the wrong key
         ├── StoreIntegrityError          an encrypted field failed authentication (altered or moved)
         ├── StoreStateError              no such session, or an operation its state forbids
-        ├── AuditError                   the audit trail is broken (``.line``: the first bad line)
+        ├── AuditError                   the trail is broken (``.line``: first bad line), or a line
+        │                                would hold bytes or long text
         ├── OutboxError                  outbox misconfigured (central URL, TLS files)
         │   └── OutboxBusyError          another sender holds the outbox
         └── BatchError                   a mobile-team batch file was refused; nothing imported
