@@ -112,6 +112,39 @@ class Settings(BaseSettings):
     perso_chunk_extended: int = Field(1024, ge=1, le=65535, description="UPDATE BINARY bytes per APDU on "
                                       "cards whose ATR announces extended length.")
 
+    # --- enrollment store, audit trail, outbox ----------------------------------------------
+    store_dir: Path | None = Field(None, description="Folder of the enrollment store (enrollment.db, its "
+                                   "key file, the outbox lock). Default: <data_dir>/store.")
+    store_key_source: str = Field("file", pattern="^(file|env|pkcs11)$", description="Where the store's "
+                                  "data key comes from: file (a 0600 key file, made on first use), env "
+                                  "(BIOSTATION_STORE_KEY) or pkcs11 (a data key wrapped by an AES key in a token).")
+    store_key_file: Path | None = Field(None, description="The data key file (file source; default "
+                                        "<store_dir>/store.key) or the wrapped data key (pkcs11 source; default "
+                                        "<store_dir>/store.key.wrapped).")
+    store_key: SecretStr | None = Field(None, description="The data key for the env source: 32 bytes, "
+                                        "base64 or hex (never logged).")
+    store_pkcs11_module: Path = Field(Path("/usr/lib/softhsm/libsofthsm2.so"), description="PKCS#11 module "
+                                      "holding the store's wrapping key.")
+    store_pkcs11_token: str = Field("biostation-store", description="Label of the token with the wrapping key.")
+    store_pkcs11_key: str = Field("store-wrap", description="Label of the AES wrapping key in the token.")
+    store_pkcs11_pin: SecretStr | None = Field(None, description="User PIN of that token (never logged).")
+    central_url: str | None = Field(None, description="Where the outbox posts finished transactions "
+                                    "(https://...; plain http only to a loopback address).")
+    central_ca_file: Path | None = Field(None, description="CA bundle that the central endpoint's "
+                                         "certificate must chain to (default: the system's).")
+    central_client_cert: Path | None = Field(None, description="Client certificate (PEM, key included) "
+                                             "for mutual TLS with the central endpoint.")
+    central_token: SecretStr | None = Field(None, description="Bearer token sent to the central endpoint "
+                                            "(never logged).")
+    central_timeout_s: float = Field(30.0, gt=0, description="Timeout of one upload (connect, read, write).")
+    outbox_backoff_base_s: float = Field(2.0, gt=0, description="First retry delay of the outbox (s); it "
+                                         "doubles per failed attempt of a transaction, with jitter.")
+    outbox_backoff_cap_s: float = Field(600.0, gt=0, description="Longest retry delay of the outbox (s).")
+
+    @property
+    def resolved_store_dir(self) -> Path:
+        return self.store_dir or self.data_dir / "store"
+
     @property
     def resolved_pki_dir(self) -> Path:
         return self.perso_pki_dir or self.data_dir / "perso" / "pki"

@@ -33,7 +33,18 @@
     ├── PersoError                       personalization line
     │   └── OrderRejected                an order refused before a card is touched (``.reason``)
     ├── StoreError                       durable store / journal
-    │   └── JournalBusyError             another process holds the journal
+    │   ├── JournalBusyError             another process holds the journal
+    │   ├── StoreKeyError                no data key, a key file readable by others, or the wrong key
+    │   ├── StoreIntegrityError          an encrypted field failed authentication (altered or moved)
+    │   ├── StoreStateError              no such session, or an operation its state forbids
+    │   ├── AuditError                   the trail is broken (``.line``: first bad line), or a line
+    │   │                                would hold bytes or long text
+    │   ├── OutboxError                  outbox misconfigured (central URL, TLS files)
+    │   │   └── OutboxBusyError          another sender holds the outbox
+    │   └── BatchError                   a mobile-team batch file was refused; nothing imported
+    │       ├── BatchFormatError         not a batch file, or a version we do not read
+    │       ├── BatchUntrustedError      signed by a station not in the trust list, or not for us
+    │       └── BatchTamperedError       signature or decryption failed: altered in transit
     ├── InvalidInputError                a request's content is wrong (names the field)
     └── EnrollmentError                  the enrollment desk's workflow
         ├── SessionNotFoundError         no such enrollment session
@@ -221,3 +232,45 @@ class StepOrderError(EnrollmentError):
     def __init__(self, message: str, missing: str | None = None):
         super().__init__(message)
         self.missing = missing
+class StoreKeyError(StoreError):
+    pass
+
+
+class StoreIntegrityError(StoreError):
+    pass
+
+
+class StoreStateError(StoreError):
+    pass
+
+
+class AuditError(StoreError):
+    """The audit trail is broken. ``line`` is the first line (1-based sequence number) found bad."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message if line is None else f"line {line}: {message}")
+        self.line = line
+
+
+class OutboxError(StoreError):
+    pass
+
+
+class OutboxBusyError(OutboxError):
+    pass
+
+
+class BatchError(StoreError):
+    pass
+
+
+class BatchFormatError(BatchError):
+    pass
+
+
+class BatchUntrustedError(BatchError):
+    pass
+
+
+class BatchTamperedError(BatchError):
+    pass

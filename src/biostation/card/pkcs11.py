@@ -254,3 +254,9 @@ def softhsm_token(directory: str | Path, label: str, pin: str, so_pin: str) -> P
         if r.returncode != 0:
             raise ConfigError(f"softhsm2-util --init-token failed: {r.stderr.strip()[:200]}")
     return conf
+
+
+def open_token_session(module: str, token_label: str, pin: str) -> tuple[Any, Any]:
+    """``(token, session)``: a read-write session of token ``token_label`` logged in with ``pin``
+    (ConfigError for a missing module or token, or a wrong PIN). Used by the store's key wrapping."""
+    return _open(module, token_label, pin)
