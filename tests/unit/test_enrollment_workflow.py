@@ -47,7 +47,6 @@ class MemoryRepo:
     def finish(self, sid, state, transaction, records):
         self.save_state(sid, state)
         self.records[sid] = (transaction, dict(records))
-        return "txn-" + sid
 
     def cancel(self, sid, state, reason):
         self.save_state(sid, state)
@@ -67,13 +66,41 @@ def scanner(settings, shared):
     dev.close()
 
 
-@pytest.fixture
-def desk(tmp_path):
+@pytest.fixture(params=["memory", "store"])
+def desk(tmp_path, request):
+    """The workflow over a plain repo, and over the station's encrypted store (as the daemon)."""
     audit = []
-    e = Enrollments(MemoryRepo(), LocalBackend(tmp_path / "gallery"), quality_gate=20, capture_timeout_s=120,
+    repo = MemoryRepo()
+    if request.param == "store":
+        from biostation.station.workflows.store_repo import StoreSessions
+        from biostation.store import DataKey, EnrollmentStore
+
+        repo = StoreSessions(EnrollmentStore(tmp_path / "enrollment.db", DataKey(b"k" * 32)))
+        repo.records = _StoreRecords(repo.store)
+    e = Enrollments(repo, LocalBackend(tmp_path / "gallery"), quality_gate=20, capture_timeout_s=120,
                     audit=lambda a, s, d: audit.append((a, s, d)))
     e.audit_lines = audit
-    return e
+    yield e
+    if request.param == "store":
+        assert repo.store.verify_audit().ok
+        repo.store.close()
+
+
+class _StoreRecords:
+    """``records[sid]`` of the store, as MemoryRepo keeps them."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def __getitem__(self, sid):
+        names = [n for n in ("iso19794-4", "iso19794-5") + tuple(f"iso19794-2/{p:02d}" for p in range(1, 11))]
+        out = {}
+        for n in names:
+            try:
+                out[n] = self.store.record(sid, n)
+            except Exception:
+                pass
+        return self.store.record(sid), out
 
 
 def _portrait(shared):
@@ -136,6 +163,16 @@ def test_whole_enrollment_then_the_same_person_is_a_duplicate(desk, scanner, sha
     assert dup["hits"] == [] and dup["searched_fingers"] == 9
     desk.confirm(sid, "op1")
     assert desk.get(sid).step is Step.CONFIRMED and desk.gallery.count() == 9
+    # the records: the ANSI/NIST-ITL transaction and the ISO records beside it
+    from biostation.records.ansi_nist import read_transaction
+
+    nist, isos = desk.repo.records[sid]
+    tx = read_transaction(nist)
+    assert tx.of_type(2)[0].text(18) == "Nguyễn, Thị Ánh Tuyết" and tx.of_type(2)[0].text(17) == DEMO["id_number"]
+    assert len(tx.of_type(14)) == 3 + 9 and len(tx.of_type(10)) == 1 and len(tx.of_type(9)) == 9
+    left_slap = next(r for r in tx.of_type(14) if r.text(13).startswith("14"))
+    assert left_slap.image().shape == (st["slaps"]["14"]["height"], st["slaps"]["14"]["width"])
+    assert {"iso19794-4", "iso19794-5", "iso19794-2/01"} <= set(isos) and "iso19794-2/10" not in isos
     # the same person again (the simulated applicants start over) is found
     for _ in range(scanner.applicants.count):
         scanner.simulate("next_applicant")

@@ -36,14 +36,18 @@ from ..errors import (
     DeviceProtocolError,
     DeviceStateError,
     DeviceTimeoutError,
+    BatchError,
     InvalidInputError,
+    RecordError,
     SessionBusyError,
     SessionNotFoundError,
     StepOrderError,
+    StoreStateError,
 )
 from ..hal import DriverRegistry
 from .auth import ensure_token, token_matches
 from .workflows import ChipReads
+from .workflows.store_repo import open_desk
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,9 @@ STATUS_FOR_ERROR: dict[type[BaseException], int] = {
     SessionNotFoundError: 404,
     SessionBusyError: 409,
     StepOrderError: 409,
+    StoreStateError: 409,  # a closed session, a finished record
+    BatchError: 422,
+    RecordError: 422,
     BiostationError: 400,
 }
 
@@ -106,11 +113,16 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
         if own_registry:
             reg.scan()
             reg.start_monitor()
+        if app.state.outbox is not None:
+            app.state.outbox.start()
         try:
             yield
         finally:
+            if app.state.outbox is not None:
+                app.state.outbox.stop(timeout_s=10)
             if own_registry:
                 reg.close()
+            app.state.store.close()
 
     app = FastAPI(
         title="biostation",
@@ -124,6 +136,7 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
     app.state.token = ensure_token(settings.token_path)
     app.state.registry = registry if registry is not None else DriverRegistry(settings)
     app.state.chip_reads = ChipReads(settings.trust_dir)
+    app.state.enrollments, app.state.store, app.state.outbox = open_desk(settings)
 
     @app.exception_handler(BiostationError)
     async def _biostation_error(request: Request, exc: BiostationError) -> Response:
@@ -169,9 +182,9 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
         resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/")
         return resp
 
-    from . import routes_card, routes_devices, routes_face
+    from . import routes_card, routes_devices, routes_enroll, routes_face
 
-    for module in (routes_devices, routes_face, routes_card):
+    for module in (routes_devices, routes_face, routes_card, routes_enroll):
         app.include_router(module.router, dependencies=[Depends(require_token)])
     return app
 

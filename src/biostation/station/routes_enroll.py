@@ -19,7 +19,7 @@ from ..hal import Camera, FingerprintScanner
 from ..records import ImpressionKind
 from .workflows.enrollment import Enrollments, missing_fingers
 
-router = APIRouter(prefix="/v1/enrollments", tags=["enrollment"])
+router = APIRouter(prefix="/v1", tags=["enrollment"])
 
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 _IMAGE_NAME = re.compile(r"^(finger|slap|portrait)[-a-z0-9]{1,40}\.(png|jpg)$")
@@ -68,24 +68,24 @@ class CancelRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@router.post("", status_code=201, summary="Start an enrollment session for the next applicant")
+@router.post("/enrollments", status_code=201, summary="Start an enrollment session for the next applicant")
 def start(body: StartRequest, request: Request) -> dict[str, Any]:
     desk = _desk(request)
     return _view(desk, desk.start(body.operator).session_id)
 
 
-@router.get("", summary="The applicant queue: sessions with their step, newest first")
+@router.get("/enrollments", summary="The applicant queue: sessions with their step, newest first")
 def queue(request: Request) -> list[dict[str, Any]]:
     return _desk(request).sessions()
 
 
-@router.get("/{session_id}", summary="One session: steps, fingers, checks, what is missing",
+@router.get("/enrollments/{session_id}", summary="One session: steps, fingers, checks, what is missing",
             responses={404: {"description": "No such session"}})
 def get_session(session_id: str, request: Request) -> dict[str, Any]:
     return _view(_desk(request), session_id)
 
 
-@router.put("/{session_id}/demographics", summary="Set the applicant's demographics",
+@router.put("/enrollments/{session_id}/demographics", summary="Set the applicant's demographics",
             responses={409: {"description": "Step out of order"}, 422: {"description": "A field is wrong"}})
 def demographics(session_id: str, body: dict[str, Any], request: Request) -> dict[str, Any]:
     desk = _desk(request)
@@ -93,7 +93,7 @@ def demographics(session_id: str, body: dict[str, Any], request: Request) -> dic
     return _view(desk, session_id)
 
 
-@router.post("/{session_id}/fingers/{position}/capture",
+@router.post("/enrollments/{session_id}/fingers/{position}/capture",
              summary="Capture a slap (13, 14, 15) or a single finger (1..10) with its quality",
              responses={409: {"description": "Step out of order, busy, or not a scanner"},
                         410: {"description": "The scanner disappeared (the session is unchanged)"}})
@@ -107,7 +107,7 @@ def capture(session_id: str, position: int, body: CaptureRequest, request: Reque
     return {"capture": shown, "session": _view(desk, session_id)}
 
 
-@router.get("/{session_id}/preview", summary="The live preview of the capture running now (JPEG)",
+@router.get("/enrollments/{session_id}/preview", summary="The live preview of the capture running now (JPEG)",
             responses={200: {"content": {"image/jpeg": {}}}, 204: {"description": "No capture running"}})
 def preview(session_id: str, request: Request) -> Response:
     got = _desk(request).preview(session_id)
@@ -119,7 +119,7 @@ def preview(session_id: str, request: Request) -> Response:
                                                             "X-Finger": "on" if finger else "off"})
 
 
-@router.post("/{session_id}/fingers/{position}/exception",
+@router.post("/enrollments/{session_id}/fingers/{position}/exception",
              summary="Declare a finger missing (XX) or unable to print (UP)")
 def finger_exception(session_id: str, position: int, body: ExceptionRequest, request: Request) -> dict[str, Any]:
     desk = _desk(request)
@@ -127,7 +127,7 @@ def finger_exception(session_id: str, position: int, body: ExceptionRequest, req
     return _view(desk, session_id)
 
 
-@router.post("/{session_id}/portrait/capture", summary="Capture the portrait from a camera (ICAO checks)")
+@router.post("/enrollments/{session_id}/portrait/capture", summary="Capture the portrait from a camera (ICAO checks)")
 def portrait_capture(session_id: str, body: PortraitCaptureRequest, request: Request) -> dict[str, Any]:
     dev = request.app.state.registry.get(body.device_id)
     if not isinstance(dev, Camera):
@@ -137,7 +137,7 @@ def portrait_capture(session_id: str, body: PortraitCaptureRequest, request: Req
     return {"portrait": shown, "session": _view(desk, session_id)}
 
 
-@router.post("/{session_id}/portrait", summary="Upload the portrait photo (JPEG, PNG, JPEG 2000)",
+@router.post("/enrollments/{session_id}/portrait", summary="Upload the portrait photo (JPEG, PNG, JPEG 2000)",
              openapi_extra={"requestBody": {"content": {"image/*": {"schema": {"type": "string",
                                                                               "format": "binary"}}}}})
 async def portrait_upload(session_id: str, request: Request) -> dict[str, Any]:
@@ -167,29 +167,31 @@ async def _upload(request: Request) -> bytes:
     return data
 
 
-@router.post("/{session_id}/duplicates", summary="Search the applicant's fingers in this station's gallery")
+@router.post("/enrollments/{session_id}/duplicates", summary="Search the applicant's fingers in this station's gallery")
 def duplicates(session_id: str, request: Request) -> dict[str, Any]:
     desk = _desk(request)
     desk.search_duplicates(session_id)
     return _view(desk, session_id)
 
 
-@router.post("/{session_id}/confirm", summary="Confirm the session: the records are written and queued")
+@router.post("/enrollments/{session_id}/confirm", summary="Confirm the session: the records are written and queued")
 def confirm(session_id: str, body: ConfirmRequest, request: Request) -> dict[str, Any]:
     desk = _desk(request)
-    finish = getattr(request.app.state, "on_enrolled", None)
-    desk.confirm(session_id, body.operator, duplicate_cleared=body.duplicate_cleared, on_confirmed=finish)
+    desk.confirm(session_id, body.operator, duplicate_cleared=body.duplicate_cleared)
+    sender = request.app.state.outbox
+    if sender is not None:
+        sender.wake()
     return _view(desk, session_id)
 
 
-@router.post("/{session_id}/cancel", summary="Cancel the session")
+@router.post("/enrollments/{session_id}/cancel", summary="Cancel the session")
 def cancel(session_id: str, body: CancelRequest, request: Request) -> dict[str, Any]:
     desk = _desk(request)
     desk.cancel(session_id, body.operator, body.reason)
     return _view(desk, session_id)
 
 
-@router.get("/{session_id}/images/{name}", summary="An image of the session (finger, slap, portrait)",
+@router.get("/enrollments/{session_id}/images/{name}", summary="An image of the session (finger, slap, portrait)",
             responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
 def image(session_id: str, name: str, request: Request) -> Response:
     if not _IMAGE_NAME.match(name):
@@ -211,3 +213,10 @@ def _image_names(st: dict[str, Any]) -> set[str]:
     if st["portrait"]:
         names.update((st["portrait"]["token"], st["portrait"]["frame"]))
     return names
+
+
+@router.get("/outbox", tags=["enrollment"], summary="The outbox: finished transactions queued, delivered, refused")
+def outbox(request: Request) -> dict[str, Any]:
+    st = request.app.state.store.outbox_status()
+    return {**st["counts"], "payloads_held": st["payloads_held"], "sender": request.app.state.outbox is not None,
+            "last_error": (st["last_error"] or {}).get("error")}

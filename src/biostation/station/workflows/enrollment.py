@@ -106,7 +106,7 @@ class SessionRepo(Protocol):
     def get_blob(self, session_id: str, name: str) -> bytes: ...
     def session_ids(self) -> list[str]: ...
     def finish(self, session_id: str, state: dict[str, Any], transaction: bytes,
-               records: dict[str, bytes]) -> str: ...
+               records: dict[str, bytes]) -> None: ...
     def cancel(self, session_id: str, state: dict[str, Any], reason: str) -> None: ...
 
 
@@ -204,11 +204,12 @@ class Enrollments:
 
     def __init__(self, repo: SessionRepo, gallery: Any, *, quality_gate: int = DEFAULT_QUALITY_GATE,
                  capture_timeout_s: float = 15.0, audit: Callable[[str, str, dict[str, Any]], None] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, station: str = "STATION"):
         self.repo = repo
         self.gallery = gallery
         self.quality_gate = quality_gate
         self.capture_timeout_s = capture_timeout_s
+        self.station = station  # originating agency id of the records (ANSI/NIST-ITL 1.008)
         self._audit = audit or (lambda action, sid, detail: None)
         self._clock = clock
         self._locks: dict[str, threading.Lock] = {}
@@ -323,7 +324,10 @@ class Enrollments:
         rolled) on ``scanner`` through the capture loop (preview, quality gate, retries).
         Returns what the desk shows of it; the session is updated only when something usable
         was captured. Device errors propagate with the session unchanged."""
-        pos = FingerPosition(int(position))
+        try:
+            pos = FingerPosition(int(position))
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"position {position!r}: a finger 1..10 or a slap 13, 14, 15") from None
         is_slap = pos in SLAPS
         if not is_slap and pos not in FINGERS:
             raise InvalidInputError(f"position {int(position)}: a finger 1..10 or a slap 13, 14, 15")
@@ -544,7 +548,8 @@ class Enrollments:
             st["step"] = Step.CONFIRMED.value
             st["updated_at"] = self._clock()
             st["decision"] = {"by": operator, "at": st["updated_at"], "result": "confirmed"}
-            st["transaction_id"] = self.repo.finish(session_id, st, transaction, records)
+            st["transaction_id"] = session_id  # the upload's idempotency key: one transaction per session
+            self.repo.finish(session_id, st, transaction, records)
             self._audit("enrollment.confirm", session_id, {"operator": operator,
                                                            "duplicates_cleared": bool(duplicate_cleared)})
             return EnrollmentSession(st)
@@ -571,7 +576,7 @@ class Enrollments:
 def _default_records(session: EnrollmentSession, desk: "Enrollments") -> tuple[bytes, dict[str, bytes]]:
     from .records import build_records
 
-    return build_records(session.state, desk.repo.get_blob)
+    return build_records(session.state, desk.repo.get_blob, station=desk.station)
 
 
 def _finger(position: int) -> FingerPosition:
