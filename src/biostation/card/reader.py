@@ -255,7 +255,7 @@ def _eac(channel: ApduChannel, out: DocumentRead, terminal: Terminal | None, mrz
     """Run terminal authentication once for this read; None when DG3/DG4 may be read now, else
     the reason they are not."""
     if terminal is None:
-        return "needs terminal authentication (EAC): no terminal credentials given"
+        return "needs terminal authentication (EAC), not performed"
     if out.terminal_auth == "passed":
         return None
     if out.terminal_auth.startswith("FAILED"):
