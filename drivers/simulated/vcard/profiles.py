@@ -65,7 +65,7 @@ class Profile:
 
         if self.eac is None:
             raise ValueError(f"profile {self.name} has no EAC hierarchy")
-        return Terminal(self.eac.chain, self.eac.terminal_signer())
+        return Terminal(self.eac.chain, self.eac.terminal_signer(), self.eac.cvca)
 
 
 def synthetic_finger(width: int = 256, height: int = 320, seed: int = 1) -> Any:

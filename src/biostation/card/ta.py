@@ -78,6 +78,9 @@ class Terminal:
 
     chain: list[CVCertificate]
     signer: TerminalSigner = field(repr=False)
+    #: the CVCA at the root of the chain: not sent (the chip holds it); personalization
+    #: writes it to chips as their trust point
+    cvca: CVCertificate | None = None
 
     @property
     def certificate(self) -> CVCertificate:
