@@ -126,3 +126,28 @@ def test_errors_are_typed(softhsm):
         Pkcs11Signer(LABEL, "ds-x", PIN, _cert(other))
     with pytest.raises(ConfigError, match="not found"):
         Pkcs11Signer(LABEL, "ds-x", PIN, _cert(key), module="/nonexistent/lib.so")
+
+
+def test_terminal_authentication_key_in_token(softhsm):
+    """The inspection system's TA key signs in the token: a chip accepts it and DG3 is read."""
+    from biostation_drivers.simulated.card_reader import SimulatedCardReader
+    from biostation_drivers.simulated.vcard.card import VirtualCard
+    from biostation_drivers.simulated.vcard.profiles import build_profile
+
+    from biostation.card import cvc
+    from biostation.card.pkcs11 import Pkcs11TerminalSigner, import_private_key
+    from biostation.card.reader import read_document
+    from biostation.card.ta import Terminal
+
+    h = cvc.make_test_hierarchy()
+    import_private_key(DEFAULT_MODULE, LABEL, PIN, "is-ta", h.is_key)
+    signer = Pkcs11TerminalSigner(LABEL, "is-ta", PIN, h.inspection.public_key.oid)
+    assert cvc.ta_verify(h.inspection.public_key, b"challenge", signer.sign(b"challenge"))
+    prof = build_profile("cccd", eac=h, can_tries=None)
+    r = SimulatedCardReader.create(VirtualCard(prof.data))
+    r.power_on()
+    doc = read_document(r, can=prof.can, terminal=Terminal(h.chain, signer))
+    assert doc.terminal_auth == "passed" and len(doc.fingerprints) == 2
+    with pytest.raises(ConfigError, match="only the ECDSA"):
+        Pkcs11TerminalSigner(LABEL, "is-ta", PIN, "0.4.0.127.0.7.2.2.2.1.4")
+    signer.close()

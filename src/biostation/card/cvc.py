@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -410,6 +411,30 @@ class TestHierarchy:
 
     def terminal_signer(self) -> KeyTerminalSigner:
         return KeyTerminalSigner(self.is_key, self.inspection.public_key.oid)
+
+    def write(self, folder: Path) -> dict[str, Path]:
+        """Write ``cvca.cvcert``, ``dv.cvcert``, ``is.cvcert`` (binary CV certificates) and the
+        private keys present as PEM files (0600): ``cvca.key``, ``dv.key``, ``is.key``."""
+        import os
+
+        from cryptography.hazmat.primitives import serialization
+
+        folder.mkdir(parents=True, exist_ok=True)
+        out: dict[str, Path] = {}
+        for name, cert, key in (("cvca", self.cvca, self.cvca_key), ("dv", self.dv, self.dv_key),
+                                ("is", self.inspection, self.is_key)):
+            p = folder / f"{name}.cvcert"
+            p.write_bytes(cert.encode())
+            out[f"{name}_cert"] = p
+            if key is None:
+                continue
+            kp = folder / f"{name}.key"
+            fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+            out[f"{name}_key"] = kp
+        return out
 
 
 def _new_key(kind: str) -> Any:

@@ -33,6 +33,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import AccessDeniedError, ApduError, CardError, SecureMessagingError, TerminalAuthError, TLVError
 from . import tlv
@@ -50,7 +51,8 @@ from .cvc import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SW_TA", "TAResult", "Terminal", "TerminalAuthChip", "comp", "id_picc_bac", "terminal_authentication"]
+__all__ = ["SW_TA", "TAResult", "Terminal", "TerminalAuthChip", "comp", "id_picc_bac", "load_terminal",
+           "terminal_authentication"]
 
 #: status words the chip side answers (ISO/IEC 7816-4 meanings)
 SW_TA = {"ok": 0x9000, "failed": 0x6300, "bad_data": 0x6A80, "no_ref": 0x6A88, "conditions": 0x6985}
@@ -101,6 +103,34 @@ class Terminal:
         for a, b in zip(self.chain, self.chain[1:]):
             if b.car != a.chr:
                 raise TerminalAuthError(f"chain broken: {b.chr} is issued by {b.car}, not by {a.chr}")
+
+
+def load_terminal(folder: Path, signer: TerminalSigner | None = None) -> Terminal:
+    """The terminal of a folder written by :meth:`biostation.card.cvc.TestHierarchy.write` (or laid
+    out the same way: ``cvca.cvcert``, ``dv.cvcert``, ``is.cvcert``). ``signer``: the IS key's
+    signer (a PKCS#11 token); default: the key file ``is.key``. TLVError for a malformed
+    certificate, TerminalAuthError when the key is missing."""
+    from cryptography.hazmat.primitives import serialization
+
+    from .cvc import KeyTerminalSigner
+
+    def read(name: str) -> bytes:
+        try:
+            return (folder / name).read_bytes()
+        except OSError as exc:
+            raise TerminalAuthError(f"terminal credentials: cannot read {folder / name} ({exc.strerror})") from None
+
+    cvca = decode_cvc(read("cvca.cvcert"), source="cvca.cvcert")
+    dom = cvca.public_key.params
+    chain = [decode_cvc(read("dv.cvcert"), domain=dom, source="dv.cvcert"),
+             decode_cvc(read("is.cvcert"), domain=dom, source="is.cvcert")]
+    if signer is None:
+        try:
+            key = serialization.load_pem_private_key(read("is.key"), None)
+        except (ValueError, TypeError):
+            raise TerminalAuthError(f"terminal credentials: {folder / 'is.key'} is not a PEM private key") from None
+        signer = KeyTerminalSigner(key, chain[-1].public_key.oid)
+    return Terminal(chain, signer, cvca)
 
 
 @dataclass
