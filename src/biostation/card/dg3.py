@@ -1,4 +1,4 @@
-"""DG3 (fingerprints) and DG4 (iris) of an eMRTD: CBEFF-wrapped biometric records (Doc 9303-10 §4.7.3).
+"""DG3 of an eMRTD: CBEFF-wrapped fingerprint records (Doc 9303-10 §4.7.3).
 
 DG3 holds one biometric information template per finger::
 
@@ -215,10 +215,9 @@ def encode_dg3(fingers: list[FingerImage], templates: list[FingerTemplate] | tup
 
 
 def decode_dg3(data: bytes, source: str = "DG3") -> DG3:
-    """Finger images (19794-4) and templates (19794-2) of a DG3 (``source`` ``DG4`` reads the
-    same CBEFF structure and keeps the finger records only). TLVError when malformed; the
+    """Finger images (19794-4) and templates (19794-2) of a DG3. TLVError when malformed; the
     images themselves are decoded by :meth:`FingerImage.pixels`."""
-    top = tlv.decode_one(data, source, expect=0x63 if source == "DG3" else 0x76, allow_trailing=True)
+    top = tlv.decode_one(data, source, expect=0x63, allow_trailing=True)
     group = top.child(0x7F61)
     out = DG3([])
     for bit in group.children:

@@ -358,9 +358,11 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
         out.files["DG14"] = files.read("DG14", progress=progress)
         out.decoded["DG14"] = lds.decode_dg14(out.files["DG14"])
         if chip_auth and out.decoded["DG14"].security_infos.chip_auth:
+            tc = time.monotonic()
             try:
                 chip_authentication(channel, out.decoded["DG14"])
                 out.chip_auth = "passed"
+                out.timings["chip_auth"] = time.monotonic() - tc
             except VerificationError as exc:
                 out.chip_auth = f"FAILED: {exc}"
                 raise
@@ -396,15 +398,15 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
                 out.fingerprint_status = f"not read: access denied ({exc})"
             continue
         out.timings[f"read_{name}"] = time.monotonic() - ts
-        if n in (3, 4):
+        if n == 4:  # iris (ISO/IEC 19794-6): kept as read, hashed by passive authentication
+            continue
+        if n == 3:
             try:
                 out.decoded[name] = decode_dg3(out.files[name], name)
-                if n == 3:
-                    out.fingerprint_status = "read"
+                out.fingerprint_status = "read"
             except TLVError as exc:  # kept readable: the rest of the document is still checked
                 out.skipped[name] = f"malformed: {exc}"
-                if n == 3:
-                    out.fingerprint_status = f"malformed: {exc}"
+                out.fingerprint_status = f"malformed: {exc}"
             continue
         out.decoded[name] = lds.decode(n, out.files[name])
     t = lap("read_files", t)

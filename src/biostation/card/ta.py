@@ -35,7 +35,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import AccessDeniedError, ApduError, CardError, SecureMessagingError, TerminalAuthError, TLVError
+from ..errors import AccessDeniedError, ApduError, TerminalAuthError, TLVError
 from . import tlv
 from .apdu import INS, ApduChannel, Command
 from .cvc import (
@@ -145,13 +145,12 @@ class TAResult:
 
 
 def _send(channel: ApduChannel, cmd: Command, what: str) -> bytes:
+    """Send; a refusing status word becomes TerminalAuthError. SM failures and a removed card
+    pass through unchanged: the session is gone, which is not a TA verdict."""
     try:
         return channel.send(cmd, what)
-    except (SecureMessagingError, CardError) as exc:
-        if isinstance(exc, SecureMessagingError) or not isinstance(exc, (ApduError, AccessDeniedError)):
-            raise  # the session or the card is gone: not a TA verdict
-        sw = getattr(exc, "sw", None)
-        raise TerminalAuthError(f"{what} refused", sw) from None
+    except (ApduError, AccessDeniedError) as exc:
+        raise TerminalAuthError(f"{what} refused", getattr(exc, "sw", None)) from None
 
 
 def terminal_authentication(channel: ApduChannel, terminal: Terminal, *, id_picc: bytes, ca_terminal_key: bytes,
