@@ -189,7 +189,8 @@ def test_wrong_terminal_key_fails_external_authenticate(prof):
 
 def test_expired_is_certificate(prof):
     h = prof.eac
-    old = cvc.reissue(h, "inspection", effective=TODAY - dt.timedelta(days=40), expiration=TODAY - dt.timedelta(days=10))
+    old = cvc.reissue(h, "inspection", effective=TODAY - dt.timedelta(days=40),
+                      expiration=TODAY - dt.timedelta(days=10))
     card, _ = fresh(prof)
     t = Counting(card)
     doc = read_document(t, can=prof.can, terminal=Terminal([h.dv, old], h.terminal_signer()))
@@ -255,25 +256,51 @@ def test_chip_one_challenge_one_signature_and_bac_identifier():
     r = chip.get_challenge()
     sig = h.terminal_signer().sign(b"L898902C<3" + r + comp(b"\x04" + bytes(64)))
     assert chip.external_authenticate(sig) == SW_TA["ok"] and chip.rights == cvc.READ_DG3 | cvc.READ_DG4
-    assert chip.external_authenticate(sig) == SW_TA["conditions"]  # the challenge is spent
+    assert chip.external_authenticate(sig) == SW_TA["security"]  # one TA per session
+    chip2 = _chip(h, id_picc=ida)
+    for c in h.chain:
+        chip2.set_dst(_dst(c.car))
+        chip2.verify_certificate(c.pso_data())
+    chip2.set_at(_dst(h.inspection.chr))
+    chip2.get_challenge()
+    assert chip2.external_authenticate(sig) == SW_TA["failed"]  # signed for another challenge
+    assert chip2.external_authenticate(sig) == SW_TA["conditions"]  # and that challenge is spent
 
 
-def test_chip_link_certificate_and_foreign_dv_date_rule():
+def _link(h, key, chr_, car_key, car, eff, exp):
+    return cvc.issue(cvc.KeyTerminalSigner(car_key, h.cvca.public_key.oid), car, chr_,
+                     cvc.CVPublicKey.from_key(key.public_key(), h.cvca.public_key.oid, True),
+                     cvc.CHAT.inspection(cvc.ROLE_CVCA), eff, exp)
+
+
+def test_chip_link_certificates_trust_points_and_date_rules():
+    """Doc 9303-11 §7.1.4.3: link certificates add trust points (two at most), DV certificates
+    move the date, terminal certificates only under a domestic DV."""
     h = cvc.make_test_hierarchy()
     chip = _chip(h)
-    new_key = cvc._new_key("ec")
-    link = cvc.issue(cvc.KeyTerminalSigner(h.cvca_key, h.cvca.public_key.oid), h.cvca.chr, "VNCVCA00002",
-                     cvc.CVPublicKey.from_key(new_key.public_key(), h.cvca.public_key.oid, True),
-                     cvc.CHAT.inspection(cvc.ROLE_CVCA), TODAY, TODAY + dt.timedelta(days=900))
+    k2, k3 = cvc._new_key("ec"), cvc._new_key("ec")
+    link2 = _link(h, k2, "VNCVCA00002", h.cvca_key, h.cvca.chr, TODAY, TODAY + dt.timedelta(days=900))
     chip.set_dst(_dst(h.cvca.chr))
-    assert chip.verify_certificate(link.pso_data()) == SW_TA["ok"]
+    assert chip.verify_certificate(link2.pso_data()) == SW_TA["ok"]
     assert [t.chr for t in chip.trust_points] == ["VNCVCA00001", "VNCVCA00002"] and chip.current_date == TODAY
-    foreign = cvc.issue(cvc.KeyTerminalSigner(new_key, h.cvca.public_key.oid), "VNCVCA00002", "XXDV00001",
-                        h.dv.public_key, cvc.CHAT.inspection(cvc.ROLE_DV_FOREIGN), TODAY + dt.timedelta(days=3),
-                        TODAY + dt.timedelta(days=30))
-    assert chip.set_dst(_dst("VNCVCA00002")) == SW_TA["ok"]
-    assert chip.verify_certificate(foreign.pso_data()) == SW_TA["ok"]
-    assert chip.current_date == TODAY  # a foreign DV does not move the chip's date
+    link3 = _link(h, k3, "VNCVCA00003", k2, "VNCVCA00002", TODAY + dt.timedelta(days=1), TODAY - dt.timedelta(days=1))
+    chip.set_dst(_dst("VNCVCA00002"))
+    assert chip.verify_certificate(link3.pso_data()) == SW_TA["ok"]  # an expired link certificate is accepted
+    assert [t.chr for t in chip.trust_points] == ["VNCVCA00002", "VNCVCA00003"]  # the oldest is dropped
+    assert chip.set_dst(_dst("VNCVCA00001")) == SW_TA["no_ref"]
+    # a foreign DV moves the date; a terminal under it does not
+    sign2 = cvc.KeyTerminalSigner(k2, h.cvca.public_key.oid)
+    day = TODAY + dt.timedelta(days=1)
+    fdv_key = cvc._new_key("ec")
+    fdv = cvc.issue(sign2, "VNCVCA00002", "XXDV00001", cvc.CVPublicKey.from_key(fdv_key.public_key(), h.dv.public_key.oid),
+                    cvc.CHAT.inspection(cvc.ROLE_DV_FOREIGN), day + dt.timedelta(days=2), day + dt.timedelta(days=30))
+    chip.set_dst(_dst("VNCVCA00002"))
+    assert chip.verify_certificate(fdv.pso_data()) == SW_TA["ok"] and chip.current_date == day + dt.timedelta(days=2)
+    term = cvc.issue(cvc.KeyTerminalSigner(fdv_key, h.dv.public_key.oid), "XXDV00001", "XXIS00001",
+                     h.inspection.public_key, cvc.CHAT.inspection(cvc.ROLE_TERMINAL), day + dt.timedelta(days=9),
+                     day + dt.timedelta(days=20))
+    chip.set_dst(_dst("XXDV00001"))
+    assert chip.verify_certificate(term.pso_data()) == SW_TA["ok"] and chip.current_date == day + dt.timedelta(days=2)
 
 
 def test_terminal_precheck_refuses_before_any_apdu():

@@ -13,7 +13,8 @@ CREATE FILE / UPDATE BINARY / PUT DATA this way) and ``before_dispatch`` hooks m
 What it enforces and implements: access conditions (``6982`` before authentication; EAC files
 ``6982`` until terminal authentication granted the right, READ_DG3 for DG3, READ_DG4 for DG4),
 terminal authentication v1 (:class:`biostation.card.ta.TerminalAuthChip`, with the CVCA trust
-points and current date kept in ``state["eac"]``), BAC, PACE-GM (every suite :mod:`biostation.card.pace` supports), secure
+points and current date kept in ``state["eac"]``), BAC, PACE-GM (every suite
+:mod:`biostation.card.pace` supports), secure
 messaging on every command once a session exists (a plain command ends the session, a bad MAC
 answers ``6988`` and ends it), chip authentication, active authentication, READ BINARY by SFI,
 by offset and odd (DO54), chaining of plain commands, extended length.

@@ -27,7 +27,8 @@ from typing import Any
 
 from ..errors import ConfigError, PersoError
 
-__all__ = ["Pkcs11Signer", "Pkcs11TerminalSigner", "DEFAULT_MODULE", "import_private_key", "generate_keypair", "softhsm_token"]
+__all__ = ["Pkcs11Signer", "Pkcs11TerminalSigner", "DEFAULT_MODULE", "import_private_key", "generate_keypair",
+           "softhsm_token"]
 
 DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 

@@ -1,4 +1,4 @@
-"""Terminal authentication (BSI TR-03110 part 1 §2.4 / part 3, version 1 as ICAO eMRTDs use it).
+"""Terminal authentication, version 1 as ICAO eMRTDs use it (Doc 9303-11 §7.1; BSI TR-03110).
 
 After chip authentication, the inspection system proves to the chip that a CVCA the chip trusts
 authorized it to read the fingerprints (DG3) and iris (DG4)::
@@ -13,13 +13,16 @@ authorized it to read the fingerprints (DG3) and iris (DG4)::
 terminal to *this* secure-messaging session: a signature recorded from another session, or
 made for another chip, does not verify. ``ID_PICC`` is ``Comp(PK_PICC)`` of the chip's
 ephemeral PACE key after PACE, or the document number with its check digit after BAC
-(TR-03110 part 1 §2.4 and §4.4). ``Comp`` of an EC point is its x-coordinate.
+(Doc 9303-11 §7.1.2). ``Comp`` of an EC point is its x-coordinate, of a DH value its SHA-1.
 
-The chip side (:class:`TerminalAuthChip`, run by the virtual card) keeps trust points (CVCA
-certificates) and a *current date* that only certificates move forward: after a CVCA (link),
-a domestic DV or a terminal certificate of a domestic DV verifies, the current date becomes
-its effective date if that is later (TR-03110 part 3 §2.2.5). A certificate that expired before
-the current date is refused. The rights granted are the AND of the CHATs along the chain.
+The chip side (:class:`TerminalAuthChip`, run by the virtual card) follows Doc 9303-11
+§7.1.3-7.1.4.3: at most two trust points (CVCA keys; a verified CVCA link certificate adds
+one and drops the least recent beyond two); a *current date* that only certificates move
+forward (CVCA link and DV certificates, and terminal certificates of a domestic DV, set it to
+their effective date when that is later); expired DV and terminal certificates refused,
+expired link certificates accepted, an expired trust point not used for DV certificates; the
+rights granted are the AND of the CHATs of the chain; one TA per session (a second EXTERNAL
+AUTHENTICATE answers ``6982``); a refused TA leaves secure messaging running.
 
 One attempt only: :func:`terminal_authentication` never retries; a refusal raises
 :class:`~biostation.errors.TerminalAuthError` with the chip's status word and a reason.
@@ -55,7 +58,9 @@ __all__ = ["SW_TA", "TAResult", "Terminal", "TerminalAuthChip", "comp", "id_picc
            "terminal_authentication"]
 
 #: status words the chip side answers (ISO/IEC 7816-4 meanings)
-SW_TA = {"ok": 0x9000, "failed": 0x6300, "bad_data": 0x6A80, "no_ref": 0x6A88, "conditions": 0x6985}
+SW_TA = {"ok": 0x9000, "failed": 0x6300, "bad_data": 0x6A80, "no_ref": 0x6A88, "conditions": 0x6985,
+         "security": 0x6982}
+MAX_TRUST_POINTS = 2
 
 
 def comp(public_key: bytes) -> bytes:
@@ -184,7 +189,6 @@ def terminal_authentication(channel: ApduChannel, terminal: Terminal, *, id_picc
 class _KeyRef:
     cert: CVCertificate
     rights: int  # AND of the CHAT rights from the trust point down to this certificate
-    domestic: bool  # issued under a domestic DV (or is one)
 
 
 class TerminalAuthChip:
@@ -220,7 +224,7 @@ class TerminalAuthChip:
     def _lookup(self, ref: str) -> _KeyRef | None:
         for tp in self.trust_points:
             if tp.chr == ref:
-                return _KeyRef(tp, tp.chat.rights, True)
+                return _KeyRef(tp, tp.chat.rights)
         return self._verified.get(ref)
 
     def set_dst(self, data: bytes) -> int:
@@ -255,15 +259,18 @@ class TerminalAuthChip:
         if not ((irole == ROLE_CVCA and role in (ROLE_CVCA, ROLE_DV_DOMESTIC, ROLE_DV_FOREIGN))
                 or (irole in (ROLE_DV_DOMESTIC, ROLE_DV_FOREIGN) and role == ROLE_TERMINAL)):
             return self._refuse("bad_data", f"a {role} certificate cannot be issued by a {irole}")
-        if cert.expiration < self.current_date:
+        if role != ROLE_CVCA and cert.expiration < self.current_date:  # link certificates may be expired
             return self._refuse("bad_data", f"certificate {cert.chr} expired")
-        domestic = role != ROLE_DV_FOREIGN and issuer.domestic and irole != ROLE_DV_FOREIGN
-        if domestic and cert.effective > self.current_date:
+        if irole == ROLE_CVCA and role != ROLE_CVCA and issuer.cert.expiration < self.current_date:
+            return self._refuse("bad_data", f"trust point {issuer.cert.chr} expired: it verifies link certificates only")
+        accurate = role in (ROLE_CVCA, ROLE_DV_DOMESTIC, ROLE_DV_FOREIGN) or irole == ROLE_DV_DOMESTIC
+        if accurate and cert.effective > self.current_date:
             self.current_date = cert.effective
             self.changed = True
-        ref = _KeyRef(cert, issuer.rights & cert.chat.rights, domestic)
+        ref = _KeyRef(cert, issuer.rights & cert.chat.rights)
         if role == ROLE_CVCA:  # a link certificate: the new CVCA key becomes a trust point
-            self.trust_points = [tp for tp in self.trust_points if tp.chr != cert.chr] + [cert]
+            tps = [tp for tp in self.trust_points if tp.chr != cert.chr] + [cert]
+            self.trust_points = sorted(tps, key=lambda c: c.effective)[-MAX_TRUST_POINTS:]
             self.changed = True
         elif role == ROLE_TERMINAL:
             self._terminal = ref
@@ -289,6 +296,8 @@ class TerminalAuthChip:
 
     def external_authenticate(self, signature: bytes) -> int:
         challenge, self._challenge = self._challenge, None  # one signature per challenge
+        if self.rights is not None:
+            return self._refuse("security", "terminal authentication was already performed in this session")
         t = self._at
         if t is None or challenge is None:
             return self._refuse("conditions", "EXTERNAL AUTHENTICATE without MSE:Set AT and GET CHALLENGE")
