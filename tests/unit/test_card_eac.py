@@ -292,7 +292,8 @@ def test_chip_link_certificates_trust_points_and_date_rules():
     sign2 = cvc.KeyTerminalSigner(k2, h.cvca.public_key.oid)
     day = TODAY + dt.timedelta(days=1)
     fdv_key = cvc._new_key("ec")
-    fdv = cvc.issue(sign2, "VNCVCA00002", "XXDV00001", cvc.CVPublicKey.from_key(fdv_key.public_key(), h.dv.public_key.oid),
+    fdv = cvc.issue(sign2, "VNCVCA00002", "XXDV00001",
+                    cvc.CVPublicKey.from_key(fdv_key.public_key(), h.dv.public_key.oid),
                     cvc.CHAT.inspection(cvc.ROLE_DV_FOREIGN), day + dt.timedelta(days=2), day + dt.timedelta(days=30))
     chip.set_dst(_dst("VNCVCA00002"))
     assert chip.verify_certificate(fdv.pso_data()) == SW_TA["ok"] and chip.current_date == day + dt.timedelta(days=2)
@@ -366,3 +367,40 @@ def test_pso_needs_chip_authentication_first(prof):
     perform_pace(ch, Password.can(prof.can), parse_security_infos(files.read("EF.CardAccess")).pace[0])
     resp = ch.transmit(Command(0x00, 0x22, 0x81, 0xB6, _dst(prof.eac.cvca.chr)))
     assert resp.sw == 0x6985
+
+
+def test_dg3_carries_19794_2_templates():
+    from biostation.templates import codecs
+    from biostation.templates.model import Template, minutiae_array
+
+    t = Template(256, 320, 500.0, minutiae_array([(40, 50, 1.0, 1, 80), (120, 200, 2.5, 2, 60)]), finger_position=2)
+    rec = codecs.encode(t, "iso19794-2")
+    d = dg3.encode_dg3([dg3.finger_from_pixels(synthetic_finger(), 2)],
+                       [dg3.FingerTemplate(FingerPosition.RIGHT_INDEX, rec)])
+    out = dg3.decode_dg3(d)
+    assert len(out.fingers) == 1 and out.templates[0].position == FingerPosition.RIGHT_INDEX
+    view = out.templates[0].decode().views[0]
+    assert len(view.minutiae) == 2 and (view.width, view.height) == (256, 320)
+    with pytest.raises(TLVError, match="19794-2 template does not decode"):
+        dg3.decode_dg3(dg3.encode_dg3([], [dg3.FingerTemplate(FingerPosition.RIGHT_INDEX, rec[:30])]))
+
+
+def test_rsa_terminal_authentication_end_to_end(prof):
+    h = cvc.make_test_hierarchy("VN", "rsa")
+    p = build_profile("cccd", pki=prof.pki, eac=h, can_tries=None)
+    r = SimulatedCardReader.create(VirtualCard(p.data))
+    r.power_on()
+    doc = read_document(r, can=p.can, terminal=p.terminal())
+    assert doc.terminal_auth == "passed" and len(doc.fingerprints) == 2
+    assert h.inspection.public_key.oid == "0.4.0.127.0.7.2.2.2.1.4"  # id-TA-RSA-PSS-SHA-256
+
+
+def test_bac_chip_authentication_then_terminal_authentication(prof):
+    """Without PACE the chip identifier is the document number with its check digit."""
+    data = clone(prof.data)
+    del data.files[0x011C]  # no EF.CardAccess: the reader falls back to BAC
+    r = SimulatedCardReader.create(VirtualCard(data))
+    r.power_on()
+    doc = read_document(r, mrz=prof.mrz, terminal=prof.terminal(), trust=store_for(prof))
+    assert doc.access == "BAC" and doc.chip_auth == "passed" and doc.terminal_auth == "passed"
+    assert doc.fingerprint_status == "read" and doc.passive.data_groups[3] == "valid"

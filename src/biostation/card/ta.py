@@ -262,7 +262,8 @@ class TerminalAuthChip:
         if role != ROLE_CVCA and cert.expiration < self.current_date:  # link certificates may be expired
             return self._refuse("bad_data", f"certificate {cert.chr} expired")
         if irole == ROLE_CVCA and role != ROLE_CVCA and issuer.cert.expiration < self.current_date:
-            return self._refuse("bad_data", f"trust point {issuer.cert.chr} expired: it verifies link certificates only")
+            return self._refuse("bad_data", f"trust point {issuer.cert.chr} expired: it verifies link "
+                                "certificates only")
         accurate = role in (ROLE_CVCA, ROLE_DV_DOMESTIC, ROLE_DV_FOREIGN) or irole == ROLE_DV_DOMESTIC
         if accurate and cert.effective > self.current_date:
             self.current_date = cert.effective
