@@ -151,3 +151,43 @@ def test_terminal_authentication_key_in_token(softhsm):
     with pytest.raises(ConfigError, match="only the ECDSA"):
         Pkcs11TerminalSigner(LABEL, "is-ta", PIN, "0.4.0.127.0.7.2.2.2.1.4")
     signer.close()
+
+
+def test_cli_pki_puts_the_is_key_in_the_token_and_run_writes_dg3(softhsm, tmp_path, monkeypatch):
+    import base64
+    import io
+    import json
+
+    from biostation_drivers.simulated.vcard.profiles import synthetic_finger
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from biostation.cli import app
+
+    for k, v in {"DATA_DIR": str(tmp_path / "data"), "PERSO_SIGNER": "pkcs11", "PERSO_PKCS11_TOKEN": LABEL,
+                 "PERSO_PKCS11_KEY": "ds-cli-eac", "PERSO_PKCS11_PIN": PIN,
+                 "PERSO_PKCS11_MODULE": DEFAULT_MODULE}.items():
+        monkeypatch.setenv(f"BIOSTATION_{k}", v)
+    r = CliRunner().invoke(app, ["perso", "pki", "--pkcs11"])
+    assert r.exit_code == 0, r.output
+    eac = tmp_path / "data" / "perso" / "pki" / "eac"
+    assert (eac / "is.cvcert").is_file() and not (eac / "is.key").exists() and "ds-cli-eac-is" in r.output
+
+    def png(a):
+        b = io.BytesIO()
+        Image.fromarray(a, "L").save(b, "PNG")
+        return base64.b64encode(b.getvalue()).decode()
+
+    b = io.BytesIO()
+    Image.new("RGB", (240, 320), (180, 160, 150)).save(b, "JPEG")
+    o = {"order_id": "c1", "id_number": "001099000001", "surname": "NGUYEN", "nationality": "VNM", "sex": "M",
+         "date_of_birth": "1999-01-31", "date_of_expiry": "2039-01-31",
+         "portrait": base64.b64encode(b.getvalue()).decode(),
+         "fingers": [{"position": p, "image": png(synthetic_finger(seed=p))} for p in (2, 7)]}
+    (tmp_path / "o.jsonl").write_text(json.dumps(o) + "\n")
+    r = CliRunner().invoke(app, ["perso", "run", str(tmp_path / "o.jsonl"), "--simulated", "1", "--sim-apdu-ms",
+                                 "0", "--sim-baud", "0", "--card-dir", str(tmp_path / "cards"), "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output[r.output.index("{"):])
+    assert summary["orders"]["done"] == 1 and summary["cards"]["rejected"] == 0
+    assert len(list((tmp_path / "cards").glob("sim0/*/0103.bin"))) == 1  # DG3 written, read back through TA

@@ -61,6 +61,10 @@ def _signer(settings: Any) -> Any:
                         settings.perso_pkcs11_pin.get_secret_value(), cert, module=str(settings.perso_pkcs11_module))
 
 
+def _is_label(settings: Any) -> str:
+    return settings.perso_pkcs11_is_key or f"{settings.perso_pkcs11_key}-is"
+
+
 def _terminal(settings: Any) -> Any:
     """The inspection system of ``<pki>/eac`` (None when there is none): its IS key from the token
     when the settings sign with PKCS#11 and no ``is.key`` file is there."""
@@ -78,7 +82,7 @@ def _terminal(settings: Any) -> Any:
         if settings.perso_pkcs11_pin is None:
             raise ConfigError("the token PIN is not set (BIOSTATION_PERSO_PKCS11_PIN)")
         oid = decode_cvc((folder / "cvca.cvcert").read_bytes()).public_key.oid
-        signer = Pkcs11TerminalSigner(settings.perso_pkcs11_token, settings.perso_pkcs11_is_key,
+        signer = Pkcs11TerminalSigner(settings.perso_pkcs11_token, _is_label(settings),
                                       settings.perso_pkcs11_pin.get_secret_value(), oid,
                                       module=str(settings.perso_pkcs11_module))
     return load_terminal(folder, signer)
@@ -131,9 +135,9 @@ def pki_cmd(
         print(f"DS key stored in token {settings.perso_pkcs11_token!r} as {settings.perso_pkcs11_key!r}")
         if key_type != "rsa":  # the IS key signs TA in the token (ECDSA)
             import_private_key(str(settings.perso_pkcs11_module), settings.perso_pkcs11_token, pin,
-                               settings.perso_pkcs11_is_key, eac.is_key)
+                               _is_label(settings), eac.is_key)
             paths["eac_is_key"].unlink()
-            print(f"IS key stored in token {settings.perso_pkcs11_token!r} as {settings.perso_pkcs11_is_key!r}")
+            print(f"IS key stored in token {settings.perso_pkcs11_token!r} as {_is_label(settings)!r}")
     for name, p in paths.items():
         if p.exists():
             print(f"{name}: {p}")
