@@ -22,7 +22,7 @@ from biostation.card import cvc, dg3, lds, tlv, trust
 from biostation.card.apdu import ApduChannel, Command
 from biostation.card.reader import CardFiles, read_document
 from biostation.card.ta import SW_TA, Terminal, TerminalAuthChip, comp, id_picc_bac
-from biostation.errors import AccessDeniedError, ImageError, TerminalAuthError, TLVError
+from biostation.errors import AccessDeniedError, CardError, ImageError, TerminalAuthError, TLVError
 from biostation.records import FingerPosition
 
 BSI_CVCA = bytes.fromhex(
@@ -115,6 +115,7 @@ def test_read_with_terminal_gets_both_index_fingers(prof):
     assert doc.terminal_auth == "passed" and doc.fingerprint_status == "read" and not doc.skipped
     assert card.access == "pace+ca+ta"
     assert [f.position for f in doc.fingerprints] == [FingerPosition.RIGHT_INDEX, FingerPosition.LEFT_INDEX]
+    assert doc.require_fingerprints() == doc.fingerprints
     px = doc.fingerprints[0].pixels()
     assert px.shape == (320, 256) and np.abs(px.astype(int) - synthetic_finger(seed=2)).mean() < 8
     assert doc.passive.data_groups[3] == "valid"  # DG3 hashed in the SOD
@@ -125,6 +126,8 @@ def test_dg3_refused_without_terminal_authentication(prof):
     card, r = fresh(prof)
     doc = read_document(r, can=prof.can)
     assert doc.skipped["DG3"].startswith("needs terminal authentication") and doc.fingerprints == []
+    with pytest.raises(TerminalAuthError, match="needs terminal authentication"):
+        doc.require_fingerprints()
     # after PACE and CA the chip still refuses DG3 without TA
     card, r = fresh(prof)
     ch = ApduChannel(r)
@@ -148,6 +151,8 @@ def test_certificate_without_the_dg3_right_reads_no_dg3(prof):
     doc = read_document(r, can=prof.can, terminal=Terminal([h.dv, is4], h.terminal_signer()), trust=store_for(prof))
     assert doc.terminal_auth == "passed"  # TA itself succeeds ...
     assert doc.fingerprint_status.startswith("not read: access denied") and "6982" in doc.skipped["DG3"]
+    with pytest.raises(AccessDeniedError):
+        doc.require_fingerprints()
     assert doc.passive.status == "verified"  # ... and the rest of the document is read and checked
 
 
@@ -157,6 +162,9 @@ def _failed_read(prof, terminal):
     doc = read_document(t, can=prof.can, terminal=terminal, trust=store_for(prof))
     assert doc.terminal_auth.startswith("FAILED") and doc.fingerprints == []
     assert doc.skipped["DG3"].startswith("terminal authentication failed")
+    with pytest.raises(TerminalAuthError) as ei:
+        doc.require_fingerprints()
+    assert ei.value.sw is not None or "expired" in ei.value.reason
     assert doc.passive.status == "verified" and doc.active.ok  # the session survives a TA refusal
     assert t.ins.count(0x82) <= 1 and t.ins.count(0x84) <= 1  # one attempt: no retry storm
     return doc, card
@@ -234,6 +242,8 @@ def test_card_without_dg3_is_reported(prof):
     r.power_on()
     doc = read_document(r, can=p.can, terminal=p.terminal())
     assert doc.fingerprint_status == "absent: the card carries no DG3" and doc.terminal_auth == "not performed"
+    with pytest.raises(CardError, match="the card carries no DG3"):
+        doc.require_fingerprints()
 
 
 # --- the chip side alone ---------------------------------------------------------------------------
@@ -354,6 +364,8 @@ def test_reader_reports_malformed_dg3(prof):
     r.power_on()
     doc = read_document(r, can=prof.can, terminal=prof.terminal())
     assert doc.terminal_auth == "passed" and doc.fingerprint_status.startswith("malformed")
+    with pytest.raises(TLVError):
+        doc.require_fingerprints()
     assert doc.passive.data_groups[3] == "INVALID" or doc.passive.data_groups[3] != "valid"
 
 

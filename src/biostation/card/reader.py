@@ -192,6 +192,7 @@ class DocumentRead:
     chip_auth: str = "not offered"
     terminal_auth: str = "not performed"
     fingerprint_status: str = "not requested"  # read | absent: ... | not read: ... | malformed: ...
+    fingerprint_error: CardError | None = field(default=None, repr=False)  # why DG3 is not there
     cccd: dict[str, Any] | None = None
     apdu_count: int = 0
     seconds: float = 0.0
@@ -208,6 +209,19 @@ class DocumentRead:
         templates, when the card carries any, are in ``decoded["DG3"].templates``."""
         dg3 = self.decoded.get("DG3")
         return list(dg3.fingers) if isinstance(dg3, DG3) else []
+
+    def require_fingerprints(self) -> list[FingerImage]:
+        """The DG3 finger images, or the typed error that says why there are none:
+        TerminalAuthError (no credentials, or the chip refused them), AccessDeniedError (the
+        certificate lacks the right to read DG3), TLVError (a malformed DG3), CardError (a card
+        without DG3). An image that does not decode raises ImageError later, from
+        :meth:`~.dg3.FingerImage.pixels`."""
+        fingers = self.fingerprints
+        if fingers:
+            return fingers
+        if self.fingerprint_error is not None:
+            raise self.fingerprint_error
+        raise CardError(f"no fingerprints: {self.fingerprint_status}")
 
     def holder(self) -> dict[str, Any]:
         """Holder data as the card states it (MRZ, DG11, DG13), for display."""
@@ -276,6 +290,7 @@ def _eac(channel: ApduChannel, out: DocumentRead, terminal: Terminal | None, mrz
         terminal_authentication(channel, terminal, id_picc=id_picc, ca_terminal_key=sm.ca_terminal_key)
     except TerminalAuthError as exc:
         out.terminal_auth = f"FAILED: {exc}"
+        out.fingerprint_error = exc
         out.timings["terminal_auth"] = time.monotonic() - t
         return f"terminal authentication failed: {exc}"
     out.timings["terminal_auth"] = time.monotonic() - t
@@ -388,6 +403,8 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
                 out.skipped[name] = why
                 if n == 3:
                     out.fingerprint_status = f"not read: {why}"
+                    if out.fingerprint_error is None:
+                        out.fingerprint_error = TerminalAuthError(why)
                 continue
         ts = time.monotonic()
         try:
@@ -396,6 +413,7 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
             out.skipped[name] = f"access denied: {exc}"
             if n == 3:
                 out.fingerprint_status = f"not read: access denied ({exc})"
+                out.fingerprint_error = exc
             continue
         out.timings[f"read_{name}"] = time.monotonic() - ts
         if n == 4:  # iris (ISO/IEC 19794-6): kept as read, hashed by passive authentication
@@ -407,6 +425,7 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
             except TLVError as exc:  # kept readable: the rest of the document is still checked
                 out.skipped[name] = f"malformed: {exc}"
                 out.fingerprint_status = f"malformed: {exc}"
+                out.fingerprint_error = exc
             continue
         out.decoded[name] = lds.decode(n, out.files[name])
     t = lap("read_files", t)
