@@ -416,3 +416,39 @@ def test_bac_chip_authentication_then_terminal_authentication(prof):
     doc = read_document(r, mrz=prof.mrz, terminal=prof.terminal(), trust=store_for(prof))
     assert doc.access == "BAC" and doc.chip_auth == "passed" and doc.terminal_auth == "passed"
     assert doc.fingerprint_status == "read" and doc.passive.data_groups[3] == "valid"
+
+
+def test_image_size_must_match_the_record():
+    f = dg3.finger_from_pixels(synthetic_finger(64, 80), 2)
+    f.width = 30000  # a record that lies about the image: refused before decoding
+    with pytest.raises(ImageError, match="the record says 30000x80"):
+        f.pixels()
+
+
+def test_mutated_certificates_and_dg3_raise_only_typed_errors():
+    import random
+
+    rng = random.Random(3)
+    h = cvc.make_test_hierarchy()
+    sources = [h.cvca.encode(), dg3.encode_dg3([dg3.finger_from_pixels(synthetic_finger(64, 64), 2),
+                                                dg3.finger_from_pixels(synthetic_finger(64, 64), 7, fmt="raw")])]
+    for trial in range(600):
+        b = bytearray(sources[trial % 2])
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(b))
+            if rng.random() < 0.7:
+                b[i] = rng.randrange(256)
+            else:
+                del b[i:i + rng.randint(1, 12)]
+        try:
+            if trial % 2 == 0:
+                c = cvc.decode_cvc(bytes(b))
+                cvc.verify_certificate(c, c.public_key)
+            else:
+                for f in dg3.decode_dg3(bytes(b)).fingers:
+                    try:
+                        f.pixels()
+                    except ImageError:
+                        pass
+        except TLVError:
+            pass

@@ -96,14 +96,15 @@ class FingerImage:
 
         try:
             with Image.open(io.BytesIO(self.image)) as im:
+                if im.size != (self.width, self.height):  # checked before decoding: no bomb
+                    raise ImageError(f"{name}: image is {im.size[0]}x{im.size[1]}, the record says "
+                                     f"{self.width}x{self.height}")
                 im.load()
-                arr = np.asarray(im.convert("L"))
+                return np.asarray(im.convert("L"))
+        except ImageError:
+            raise
         except Exception as exc:  # Pillow raises many types for broken data
             raise ImageError(f"{name}: the {self.format} image does not decode ({type(exc).__name__})") from None
-        if arr.shape != (self.height, self.width):
-            raise ImageError(f"{name}: image is {arr.shape[1]}x{arr.shape[0]}, the record says "
-                             f"{self.width}x{self.height}")
-        return arr
 
     def to_dict(self) -> dict[str, Any]:
         return {"position": self.position.name.lower(), "format": self.format, "width": self.width,
