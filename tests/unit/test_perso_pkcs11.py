@@ -171,7 +171,19 @@ def test_cli_pki_puts_the_is_key_in_the_token_and_run_writes_dg3(softhsm, tmp_pa
     r = CliRunner().invoke(app, ["perso", "pki", "--pkcs11"])
     assert r.exit_code == 0, r.output
     eac = tmp_path / "data" / "perso" / "pki" / "eac"
-    assert (eac / "is.cvcert").is_file() and not (eac / "is.key").exists() and "ds-cli-eac-is" in r.output
+    assert (eac / "is.cvcert").is_file() and "ds-cli-eac-is" in r.output
+    assert not any((eac / f"{n}.key").exists() for n in ("cvca", "dv", "is"))  # the EAC keys live in the token
+    # a token key issues certificates too: a new IS certificate signed by the DV key in the token
+    from biostation.card import cvc
+    from biostation.card.pkcs11 import Pkcs11TerminalSigner
+
+    dv = cvc.decode_cvc((eac / "dv.cvcert").read_bytes(), domain=cvc.decode_cvc(
+        (eac / "cvca.cvcert").read_bytes()).public_key.params)
+    dv_signer = Pkcs11TerminalSigner(LABEL, "ds-cli-eac-dv", PIN, dv.public_key.oid)
+    new_is = cvc.issue(dv_signer, dv.chr, "VNIS00002", dv.public_key, cvc.CHAT.inspection(cvc.ROLE_TERMINAL),
+                       dv.effective, dv.expiration)
+    assert cvc.verify_certificate(new_is, dv.public_key)
+    dv_signer.close()
 
     def png(a):
         b = io.BytesIO()

@@ -1,8 +1,9 @@
 """``biostation perso ...``: the card personalization line.
 
 * ``perso pki``: make a test PKI (CSCA + Document Signer) and an EAC hierarchy (CVCA -> DV ->
-  inspection system, CV certificates in ``eac/``); with ``--pkcs11`` the DS key and the IS key
-  go into the PKCS#11 token (SoftHSM2 in development) and no file of theirs is left behind.
+  inspection system, CV certificates in ``eac/``); with ``--pkcs11`` the DS key and the EAC
+  keys (EC ones; labels ``<DS label>-cvca``, ``-dv``, ``-is``) go into the PKCS#11 token
+  (SoftHSM2 in development) and no file of theirs is left behind.
 * ``perso run ORDERS.jsonl [--encoder READER]...``: personalize, read back, journal.
 * ``perso status``: the journal's counts and its exactly-once audit.
 """
@@ -133,11 +134,12 @@ def pki_cmd(
                      module=str(settings.perso_pkcs11_module)).close()  # the token signs for the cert
         paths["ds_key"].unlink()
         print(f"DS key stored in token {settings.perso_pkcs11_token!r} as {settings.perso_pkcs11_key!r}")
-        if key_type != "rsa":  # the IS key signs TA in the token (ECDSA)
-            import_private_key(str(settings.perso_pkcs11_module), settings.perso_pkcs11_token, pin,
-                               _is_label(settings), eac.is_key)
-            paths["eac_is_key"].unlink()
-            print(f"IS key stored in token {settings.perso_pkcs11_token!r} as {_is_label(settings)!r}")
+        if key_type != "rsa":  # the EAC keys sign in the token (ECDSA): TA (IS), certificates (CVCA, DV)
+            for name, key in (("cvca", eac.cvca_key), ("dv", eac.dv_key), ("is", eac.is_key)):
+                label = _is_label(settings) if name == "is" else f"{settings.perso_pkcs11_key}-{name}"
+                import_private_key(str(settings.perso_pkcs11_module), settings.perso_pkcs11_token, pin, label, key)
+                paths[f"eac_{name}_key"].unlink()
+                print(f"{name.upper()} key stored in token {settings.perso_pkcs11_token!r} as {label!r}")
     for name, p in paths.items():
         if p.exists():
             print(f"{name}: {p}")
