@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -452,3 +453,18 @@ def test_mutated_certificates_and_dg3_raise_only_typed_errors():
                         pass
         except TLVError:
             pass
+
+
+def test_simulated_reader_card_hands_out_its_terminal(tmp_path):
+    from biostation_drivers.simulated.card_reader import ProfileCard
+
+    from biostation.card.ta import load_terminal
+    from biostation.card.trust import TrustStore
+
+    card = ProfileCard("cccd", tmp_path / "sim")
+    info = card.info
+    r = SimulatedCardReader.create(card)
+    r.power_on()
+    doc = read_document(r, can=info["can"], trust=TrustStore.load(Path(info["csca"])),
+                        terminal=load_terminal(Path(info["terminal"])))
+    assert doc.terminal_auth == "passed" and len(doc.fingerprints) == 2 and doc.passive.status == "verified"
