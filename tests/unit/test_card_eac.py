@@ -182,6 +182,7 @@ def test_chain_to_another_cvca_is_refused(prof):
     other = cvc.make_test_hierarchy("VN", seq=7)
     doc, _ = _failed_read(prof, Terminal(other.chain, other.terminal_signer()))
     assert "MSE:Set DST VNCVCA00007" in doc.terminal_auth and "6A88" in doc.terminal_auth
+    assert "does not lead to its CVCA trust point" in doc.terminal_auth
     # the right CAR, but the DV signed by another key: the signature check fails
     forged = cvc.issue(cvc.KeyTerminalSigner(other.cvca_key, other.cvca.public_key.oid), prof.eac.cvca.chr,
                        other.dv.chr, other.dv.public_key, other.dv.chat, other.dv.effective, other.dv.expiration)
@@ -194,6 +195,7 @@ def test_wrong_terminal_key_fails_external_authenticate(prof):
     impostor = cvc.KeyTerminalSigner(cvc.make_test_hierarchy().is_key, h.inspection.public_key.oid)
     doc, _ = _failed_read(prof, Terminal(h.chain, impostor))
     assert "EXTERNAL AUTHENTICATE" in doc.terminal_auth and "6300" in doc.terminal_auth
+    assert "signature does not verify" in doc.terminal_auth
 
 
 def test_expired_is_certificate(prof):

@@ -149,13 +149,26 @@ class TAResult:
         return {"terminal": self.chr, "rights": self.rights, "algorithm": self.algorithm}
 
 
-def _send(channel: ApduChannel, cmd: Command, what: str) -> bytes:
+#: what a refusal means at each TA step (Doc 9303-11 §7.1.5), for the operator's message
+_MEANING = {
+    ("DST", 0x6A88): "the chip does not know this issuer: the chain does not lead to its CVCA trust point",
+    ("PSO", 0x6300): "the certificate's signature does not verify with its issuer's key",
+    ("PSO", 0x6A80): "certificate not accepted (expired for the chip's date, wrong terminal type or role)",
+    ("AT", 0x6A88): "the chip did not accept the terminal certificate",
+    ("EXT", 0x6300): "the terminal's signature does not verify (wrong key, or not for this session)",
+    ("EXT", 0x6982): "terminal authentication was already performed in this session",
+}
+
+
+def _send(channel: ApduChannel, cmd: Command, what: str, step: str = "") -> bytes:
     """Send; a refusing status word becomes TerminalAuthError. SM failures and a removed card
     pass through unchanged: the session is gone, which is not a TA verdict."""
     try:
         return channel.send(cmd, what)
     except (ApduError, AccessDeniedError) as exc:
-        raise TerminalAuthError(f"{what} refused", getattr(exc, "sw", None)) from None
+        sw = getattr(exc, "sw", None)
+        meaning = _MEANING.get((step, sw)) if sw is not None else None
+        raise TerminalAuthError(f"{what} refused" + (f": {meaning}" if meaning else ""), sw) from None
 
 
 def terminal_authentication(channel: ApduChannel, terminal: Terminal, *, id_picc: bytes, ca_terminal_key: bytes,
@@ -171,16 +184,17 @@ def terminal_authentication(channel: ApduChannel, terminal: Terminal, *, id_picc
     n0 = channel.apdu_count
     for cert in terminal.chain:
         _send(channel, Command(0x00, INS.MSE, 0x81, 0xB6, tlv.encode(0x83, cert.car.encode("ascii"))),
-              f"TA MSE:Set DST {cert.car}")
-        _send(channel, Command(0x00, INS.PSO, 0x00, 0xBE, cert.pso_data()), f"TA PSO:Verify Certificate {cert.chr}")
+              f"TA MSE:Set DST {cert.car}", "DST")
+        _send(channel, Command(0x00, INS.PSO, 0x00, 0xBE, cert.pso_data()), f"TA PSO:Verify Certificate {cert.chr}",
+              "PSO")
     is_cert = terminal.certificate
     _send(channel, Command(0x00, INS.MSE, 0x81, 0xA4, tlv.encode(0x83, is_cert.chr.encode("ascii"))),
-          "TA MSE:Set AT")
+          "TA MSE:Set AT", "AT")
     r_picc = _send(channel, Command(0x00, INS.GET_CHALLENGE, 0, 0, le=8), "TA GET CHALLENGE")
     if len(r_picc) != 8:
         raise TerminalAuthError(f"chip challenge of {len(r_picc)} bytes, 8 expected")
     signature = terminal.signer.sign(id_picc + r_picc + comp(ca_terminal_key))
-    _send(channel, Command(0x00, INS.EXTERNAL_AUTHENTICATE, 0, 0, signature), "TA EXTERNAL AUTHENTICATE")
+    _send(channel, Command(0x00, INS.EXTERNAL_AUTHENTICATE, 0, 0, signature), "TA EXTERNAL AUTHENTICATE", "EXT")
     log.info("terminal authentication passed: %s", is_cert.chr)
     return TAResult(is_cert.chr, is_cert.chat.rights, is_cert.public_key.oid, channel.apdu_count - n0)
 
