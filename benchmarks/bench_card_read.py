@@ -9,7 +9,11 @@ after PACE-ECDH-GM (brainpoolP256r1, AES-128) with the CAN. Printed side by side
 * DG2 alone: short APDUs (223-byte READ BINARY under secure messaging) vs extended length
   (4096-byte reads): median and p95 time, APDUs for DG2, bytes per APDU;
 * the same reads in-process (no pcscd, no sockets), so the stack's share shows;
-* a whole document read (PACE, CA, every DG, AA, passive authentication), time and APDUs.
+* a whole document read (PACE, CA, every DG, AA, passive authentication), time and APDUs;
+* the read with Extended Access Control (``--eac-repeat`` runs, in-process and through pcscd):
+  p50 / p95 per step (PACE, chip authentication, terminal authentication with the DV and IS
+  certificates, DG3 with two JPEG 2000 index fingers, the whole read), and the APDUs TA costs.
+  ``--eac-only`` skips the DG2 tables.
 """
 
 from __future__ import annotations
@@ -47,11 +51,44 @@ def _dg2_apdus(reader_dev, can, **kw):
     return dt, counter["n"] - before, len(raw)
 
 
+def _pct(values, q):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
+def _eac_table(prof, readers, repeat):
+    """p50/p95 of each step of an EAC read (ms), and TA's APDU count."""
+    from biostation.card.reader import read_document
+
+    steps = ("access_control", "chip_auth", "terminal_auth", "read_DG3", "read_DG2", "total")
+    terminal = prof.terminal()
+    print(f"EAC read (PACE-CAN, CA, TA with DV+IS certificates ECDSA-SHA-256 brainpoolP256r1, DG3 2 fingers), "
+          f"{repeat} runs per path, extended length")
+    print(f"{'path':12} {'step':16} {'p50 ms':>8} {'p95 ms':>8}")
+    for path, rd in readers.items():
+        got = {k: [] for k in steps}
+        apdus = 0
+        for _ in range(repeat):
+            t = time.perf_counter()
+            r = read_document(rd, can=prof.can, terminal=terminal)
+            got["total"].append((time.perf_counter() - t) * 1000)
+            assert r.terminal_auth == "passed" and len(r.fingerprints) == 2, r.terminal_auth
+            for k in steps[:-1]:
+                got[k].append(r.timings[k] * 1000)
+            apdus = r.apdu_count
+        for k in steps:
+            print(f"{path:12} {k:16} {_pct(got[k], 0.5):8.2f} {_pct(got[k], 0.95):8.2f}")
+        print(f"{path:12} {'APDUs (whole read)':16} {apdus:8d}; DG3 {len(r.files['DG3'])} bytes")
+    print()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--face-kb", type=int, default=20)
     ap.add_argument("--slot", type=int, default=0, choices=(0, 1))
+    ap.add_argument("--eac-repeat", type=int, default=30)
+    ap.add_argument("--eac-only", action="store_true")
     args = ap.parse_args()
 
     from biostation_drivers.pcsc_reader import PcscReader
@@ -75,6 +112,10 @@ def main() -> int:
         local = SimulatedCardReader.create(VirtualCard(prof.data))
         local.power_on()
         modes = {"short (223 B/read)": {"extended": False}, "extended (4096 B/read)": {"extended": True, "max_read": 4096}}
+        _eac_table(prof, {"pcscd+vpcd": dev, "in-process": local}, args.eac_repeat)
+        if args.eac_only:
+            dev.close()
+            return 0
         print(f"DG2 read, {args.repeat} runs each, card behind {'pcscd started here' if daemon.started_here else 'running pcscd'}"
               f" / vpcd '{name}', after PACE-ECDH-GM brainpoolP256r1 AES-128")
         print(f"{'mode':26} {'path':12} {'DG2 bytes':>9} {'APDUs':>6} {'B/APDU':>7} {'median ms':>10} {'p95 ms':>8}")

@@ -69,10 +69,14 @@ class ProfileCard:
                     prof = build_profile(self.profile, can_tries=None)
                     self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
                     prof.pki.write(self.folder / "pki")
+                    if prof.eac is not None:  # inspection-system credentials that may read its DG3
+                        prof.eac.write(self.folder / "pki" / "eac")
                     data, info = prof.data, prof.info()
                     data.save(self.folder / "card")
                     info_path.write_text(json.dumps(info, ensure_ascii=False))
                 info["csca"] = str(self.folder / "pki" / "csca.pem")
+                if (self.folder / "pki" / "eac" / "is.cvcert").is_file():
+                    info["terminal"] = str(self.folder / "pki" / "eac")
                 self._info = info
                 self._card = VirtualCard(data, state_dir=self.folder / "card")
             return self._card

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     perso_pkcs11_token: str = Field("biostation-ds", description="Label of the token holding the DS key.")
     perso_pkcs11_key: str = Field("document-signer", description="Label of the DS private key in the token.")
     perso_pkcs11_pin: SecretStr | None = Field(None, description="User PIN of the token (never logged).")
+    perso_pkcs11_is_key: str | None = Field(None, description="Label of the inspection system's "
+                                            "terminal-authentication key (EAC) in the token; default: the DS "
+                                            "key's label followed by '-is'.")
     perso_pki_dir: Path | None = Field(None, description="Folder of the PKI (csca.pem, ds.pem; ds.key for "
                                        "the keyfile signer). Default: <data_dir>/perso/pki.")
     perso_max_portrait_bytes: int = Field(48 * 1024, gt=0, description="Largest portrait an order may carry.")

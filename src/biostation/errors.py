@@ -29,7 +29,8 @@
     │   ├── SecureMessagingError         bad MAC, bad padding, SSC out of step
     │   ├── CardRemovedError             the card left the field mid-operation
     │   ├── TLVError                     malformed TLV (names the file and offset)
-    │   └── VerificationError            passive/active/chip authentication failed
+    │   ├── VerificationError            passive/active/chip authentication failed
+    │   └── TerminalAuthError            terminal authentication (EAC) refused (``.sw``, ``.reason``)
     ├── PersoError                       personalization line
     │   └── OrderRejected                an order refused before a card is touched (``.reason``)
     ├── StoreError                       durable store / journal
@@ -189,6 +190,17 @@ class TLVError(CardError, ValueError):
 
 class VerificationError(CardError):
     pass
+
+
+class TerminalAuthError(CardError):
+    """Terminal authentication did not succeed: a certificate or the signature was refused,
+    or the terminal's own credentials cannot be used. ``sw`` is the chip's status word when the
+    chip refused (None when the terminal stopped before sending), ``reason`` says why."""
+
+    def __init__(self, reason: str, sw: int | None = None):
+        super().__init__(reason if sw is None else f"{reason} (SW {sw:04X})")
+        self.reason = reason
+        self.sw = sw
 
 
 class PersoError(BiostationError):

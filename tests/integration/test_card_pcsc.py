@@ -82,6 +82,15 @@ def test_cccd_read_through_pcscd_with_pace(vpcd_card, open_reader, cccd):
     dev.power_off()
 
 
+def test_eac_read_through_pcscd(vpcd_card, open_reader, cccd):
+    _, name = vpcd_card(fresh_card(cccd))
+    dev = open_reader(name)
+    r = read_document(dev, can=cccd.can, trust=csca_store(cccd), terminal=cccd.terminal())
+    assert r.terminal_auth == "passed" and r.passive.data_groups[3] == "valid"
+    assert [int(f.position) for f in r.fingerprints] == [2, 7] and r.fingerprints[1].pixels().shape == (320, 256)
+    dev.power_off()
+
+
 def test_dg2_read_time_and_apdu_count(vpcd_card, open_reader, cccd, capsys):
     _, name = vpcd_card(fresh_card(cccd))
     figures = {}
@@ -137,6 +146,15 @@ def test_cli_simulate_then_read(pcscd, tmp_path):
         assert summary["checks"]["passive_authentication"]["status"] == "verified"
         assert summary["holder"]["dg13"]["id_number"] == "001099012345"
         assert (out / "face_1.jpg").read_bytes()[:2] == b"\xff\xd8" and (out / "DG2.bin").is_file()
+        assert summary["fingerprints"]["status"].startswith("not read: needs terminal authentication")
+        res = subprocess.run([sys.executable, "-m", "biostation", "card", "read", "--reader", info["reader"],
+                              "--can", info["can"], "--csca", info["csca"], "--terminal", info["terminal"],
+                              "--out", str(out)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+        assert res.returncode == 0, res.stderr
+        summary = json.loads(res.stdout)
+        assert summary["checks"]["terminal_authentication"] == "passed"
+        assert [f["position"] for f in summary["fingerprints"]["fingers"]] == ["right_index", "left_index"]
+        assert (out / "finger_2.jp2").read_bytes()[:4] == b"\x00\x00\x00\x0c"
         res = subprocess.run([sys.executable, "-m", "biostation", "card", "read", "--reader", info["reader"],
                               "--mrz", "099012345/990101/390101"], capture_output=True, text=True, env=env,
                              cwd=ROOT, timeout=60)

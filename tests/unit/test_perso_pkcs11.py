@@ -126,3 +126,80 @@ def test_errors_are_typed(softhsm):
         Pkcs11Signer(LABEL, "ds-x", PIN, _cert(other))
     with pytest.raises(ConfigError, match="not found"):
         Pkcs11Signer(LABEL, "ds-x", PIN, _cert(key), module="/nonexistent/lib.so")
+
+
+def test_terminal_authentication_key_in_token(softhsm):
+    """The inspection system's TA key signs in the token: a chip accepts it and DG3 is read."""
+    from biostation_drivers.simulated.card_reader import SimulatedCardReader
+    from biostation_drivers.simulated.vcard.card import VirtualCard
+    from biostation_drivers.simulated.vcard.profiles import build_profile
+
+    from biostation.card import cvc
+    from biostation.card.pkcs11 import Pkcs11TerminalSigner, import_private_key
+    from biostation.card.reader import read_document
+    from biostation.card.ta import Terminal
+
+    h = cvc.make_test_hierarchy()
+    import_private_key(DEFAULT_MODULE, LABEL, PIN, "is-ta", h.is_key)
+    signer = Pkcs11TerminalSigner(LABEL, "is-ta", PIN, h.inspection.public_key.oid)
+    assert cvc.ta_verify(h.inspection.public_key, b"challenge", signer.sign(b"challenge"))
+    prof = build_profile("cccd", eac=h, can_tries=None)
+    r = SimulatedCardReader.create(VirtualCard(prof.data))
+    r.power_on()
+    doc = read_document(r, can=prof.can, terminal=Terminal(h.chain, signer))
+    assert doc.terminal_auth == "passed" and len(doc.fingerprints) == 2
+    with pytest.raises(ConfigError, match="only the ECDSA"):
+        Pkcs11TerminalSigner(LABEL, "is-ta", PIN, "0.4.0.127.0.7.2.2.2.1.4")
+    signer.close()
+
+
+def test_cli_pki_puts_the_is_key_in_the_token_and_run_writes_dg3(softhsm, tmp_path, monkeypatch):
+    import base64
+    import io
+    import json
+
+    from biostation_drivers.simulated.vcard.profiles import synthetic_finger
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from biostation.cli import app
+
+    for k, v in {"DATA_DIR": str(tmp_path / "data"), "PERSO_SIGNER": "pkcs11", "PERSO_PKCS11_TOKEN": LABEL,
+                 "PERSO_PKCS11_KEY": "ds-cli-eac", "PERSO_PKCS11_PIN": PIN,
+                 "PERSO_PKCS11_MODULE": DEFAULT_MODULE}.items():
+        monkeypatch.setenv(f"BIOSTATION_{k}", v)
+    r = CliRunner().invoke(app, ["perso", "pki", "--pkcs11"])
+    assert r.exit_code == 0, r.output
+    eac = tmp_path / "data" / "perso" / "pki" / "eac"
+    assert (eac / "is.cvcert").is_file() and "ds-cli-eac-is" in r.output
+    assert not any((eac / f"{n}.key").exists() for n in ("cvca", "dv", "is"))  # the EAC keys live in the token
+    # a token key issues certificates too: a new IS certificate signed by the DV key in the token
+    from biostation.card import cvc
+    from biostation.card.pkcs11 import Pkcs11TerminalSigner
+
+    dv = cvc.decode_cvc((eac / "dv.cvcert").read_bytes(), domain=cvc.decode_cvc(
+        (eac / "cvca.cvcert").read_bytes()).public_key.params)
+    dv_signer = Pkcs11TerminalSigner(LABEL, "ds-cli-eac-dv", PIN, dv.public_key.oid)
+    new_is = cvc.issue(dv_signer, dv.chr, "VNIS00002", dv.public_key, cvc.CHAT.inspection(cvc.ROLE_TERMINAL),
+                       dv.effective, dv.expiration)
+    assert cvc.verify_certificate(new_is, dv.public_key)
+    dv_signer.close()
+
+    def png(a):
+        b = io.BytesIO()
+        Image.fromarray(a, "L").save(b, "PNG")
+        return base64.b64encode(b.getvalue()).decode()
+
+    b = io.BytesIO()
+    Image.new("RGB", (240, 320), (180, 160, 150)).save(b, "JPEG")
+    o = {"order_id": "c1", "id_number": "001099000001", "surname": "NGUYEN", "nationality": "VNM", "sex": "M",
+         "date_of_birth": "1999-01-31", "date_of_expiry": "2039-01-31",
+         "portrait": base64.b64encode(b.getvalue()).decode(),
+         "fingers": [{"position": p, "image": png(synthetic_finger(seed=p))} for p in (2, 7)]}
+    (tmp_path / "o.jsonl").write_text(json.dumps(o) + "\n")
+    r = CliRunner().invoke(app, ["perso", "run", str(tmp_path / "o.jsonl"), "--simulated", "1", "--sim-apdu-ms",
+                                 "0", "--sim-baud", "0", "--card-dir", str(tmp_path / "cards"), "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output[r.output.index("{"):])
+    assert summary["orders"]["done"] == 1 and summary["cards"]["rejected"] == 0
+    assert len(list((tmp_path / "cards").glob("sim0/*/0103.bin"))) == 1  # DG3 written, read back through TA

@@ -10,8 +10,11 @@ keeps its state across restarts.
 Response}``; :meth:`VirtualCard.register` adds or replaces an instruction (personalization adds
 CREATE FILE / UPDATE BINARY / PUT DATA this way) and ``before_dispatch`` hooks may answer first.
 
-What it enforces and implements: access conditions (``6982`` before authentication, EAC files
-always ``6982``), BAC, PACE-GM (every suite :mod:`biostation.card.pace` supports), secure
+What it enforces and implements: access conditions (``6982`` before authentication; EAC files
+``6982`` until terminal authentication granted the right, READ_DG3 for DG3, READ_DG4 for DG4),
+terminal authentication v1 (:class:`biostation.card.ta.TerminalAuthChip`, with the CVCA trust
+points and current date kept in ``state["eac"]``), BAC, PACE-GM (every suite
+:mod:`biostation.card.pace` supports), secure
 messaging on every command once a session exists (a plain command ends the session, a bad MAC
 answers ``6988`` and ends it), chip authentication, active authentication, READ BINARY by SFI,
 by offset and odd (DO54), chaining of plain commands, extended length.
@@ -39,6 +42,8 @@ from biostation.card.apdu import INS, Command, Response
 from biostation.card.auth import aa_sign, ca_chip_agree
 from biostation.card.pace import PASSWORD_CAN, PASSWORD_MRZ, PaceChip, Password
 from biostation.card.secinfo import PaceInfo, decode_oid, parse_security_infos
+from biostation.card.ta import TerminalAuthChip, id_picc_bac
+from biostation.card.ta import comp as comp_key
 from biostation.card.sm import SecureMessaging
 from biostation.errors import (
     AccessDeniedError,
@@ -186,7 +191,7 @@ class VirtualCard:
             INS.SELECT: self._select, INS.READ_BINARY: self._read_binary, INS.READ_BINARY_ODD: self._read_binary_odd,
             INS.GET_CHALLENGE: self._get_challenge, INS.EXTERNAL_AUTHENTICATE: self._external_authenticate,
             INS.MSE: self._mse, INS.GENERAL_AUTHENTICATE: self._general_authenticate,
-            INS.INTERNAL_AUTHENTICATE: self._internal_authenticate,
+            INS.INTERNAL_AUTHENTICATE: self._internal_authenticate, INS.PSO: self._pso,
         }
         #: hooks called before dispatch; one that returns a Response answers the command
         self.before_dispatch: list[Callable[[VirtualCard, Command], Response | None]] = []
@@ -211,6 +216,10 @@ class VirtualCard:
         self.ca_pending: tuple[str, int] | None = None
         self._next_sm: SecureMessaging | None = None
         self._chain = b""
+        self.ta: TerminalAuthChip | None = None  # terminal authentication of this session
+        self.ta_rights = 0
+        self._pace_chip_key: bytes | None = None
+        self._ca_terminal_key: bytes | None = None
 
     def save(self) -> None:
         if self.state_dir is not None:
@@ -298,6 +307,12 @@ class VirtualCard:
             return True
         if f.read == ACCESS_SM:
             return self.sm is not None and self.access is not None
+        if f.read == ACCESS_EAC:
+            from biostation.card.cvc import READ_DG3, READ_DG4
+
+            need = {0x0103: READ_DG3, 0x0104: READ_DG4}.get(f.fid, 0xFF)
+            return (self.sm is not None and self.access is not None and "+ta" in self.access
+                    and self.ta_rights & need == need)
         return False
 
     def _select(self, cmd: Command) -> Response:
@@ -362,10 +377,18 @@ class VirtualCard:
 
     # --- BAC ----------------------------------------------------------------------------------------------
     def _get_challenge(self, cmd: Command) -> Response:
+        if self.ta is not None:
+            return Response(self.ta.get_challenge(cmd.le or 8), SW["ok"])
         self.challenge = secrets.token_bytes(cmd.le or 8)
         return Response(self.challenge, SW["ok"])
 
     def _external_authenticate(self, cmd: Command) -> Response:
+        if self.ta is not None:
+            sw = self.ta.external_authenticate(cmd.data)
+            if sw == SW["ok"]:
+                self.ta_rights = self.ta.rights or 0
+                self.access = (self.access or "") + "+ta"
+            return Response(b"", sw)
         info = self.data.mrz_information
         if info is None or self.challenge is None or len(cmd.data) != 40 or len(self.challenge) != 8:
             return Response(b"", SW["conditions"])
@@ -384,6 +407,7 @@ class VirtualCard:
         self.challenge = None
         self.sm = bac_mod.session_from_bac(k_ifd, k_ic, rnd_ic, rnd_ifd)
         self.access = "bac"
+        self._pace_chip_key, self._ca_terminal_key, self.ta = None, None, None
         return Response(e_ic + crypto.retail_mac(k_mac, e_ic), SW["ok"])
 
     # --- PACE and CA ----------------------------------------------------------------------------------------
@@ -417,6 +441,14 @@ class VirtualCard:
             self.pace = PaceChip(info, pw)
             self.pace_password_kind = kind
             return Response(b"", SW["ok"])
+        if cmd.p1 == 0x81 and cmd.p2 in (0xB6, 0xA4):  # TA: Set DST (certificate), Set AT
+            if self.sm is None or "+ca" not in (self.access or ""):
+                return Response(b"", SW["conditions"])
+            if cmd.p2 == 0xB6 and self.ta is None:
+                self.ta = self._ta_chip()
+            if self.ta is None:
+                return Response(b"", SW["conditions"])
+            return Response(b"", self.ta.set_dst(cmd.data) if cmd.p2 == 0xB6 else self.ta.set_at(cmd.data))
         if cmd.p1 == 0x41 and cmd.p2 == 0xA4 and self.sm is not None:  # CA: Set AT
             if d80 is None or self.data.ca_key is None:
                 return Response(b"", SW["no_ref"])
@@ -433,6 +465,7 @@ class VirtualCard:
                 self._next_sm = ca_chip_agree(self.data.ca_key, d91.value, "3DES", 16)
             except CardError:
                 return Response(b"", SW["bad_data"])
+            self._ca_terminal_key, self.ta = d91.value, None
             self.access = (self.access or "") + "+ca"
             return Response(b"", SW["ok"])
         return Response(b"", SW["p1p2"])
@@ -450,6 +483,7 @@ class VirtualCard:
                 self._next_sm = ca_chip_agree(self.data.ca_key, kids[0].value, cipher, klen)
             except CardError:
                 return Response(b"", SW["bad_data"])
+            self._ca_terminal_key, self.ta = kids[0].value, None
             self.access = (self.access or "") + "+ca"
             return Response(tlv.encode(0x7C, b""), SW["ok"])
         p = self.pace
@@ -483,8 +517,42 @@ class VirtualCard:
             self.save()
         self.sm = p.sm
         self.access = "pace"
+        self._pace_chip_key, self._ca_terminal_key, self.ta = p.pk_eph, None, None
         self.pace = None
         return Response(tlv.encode(0x7C, tlv.encode(0x86, t_ic)), SW["ok"])
+
+    # --- TA -------------------------------------------------------------------------------------------------
+    def _ta_chip(self) -> TerminalAuthChip | None:
+        """A TA run for this session, over the trust points and date of ``state["eac"]``."""
+        import datetime as dt
+
+        from biostation.card.cvc import decode_cvc
+
+        eac = self.data.state.get("eac")
+        if not eac:
+            return None
+        tps = [decode_cvc(bytes.fromhex(h)) for h in eac["trust_points"]]
+        if self._pace_chip_key is not None:
+            id_picc = bytes(comp_key(self._pace_chip_key))
+        elif self.data.mrz_information:
+            id_picc = id_picc_bac(self.data.mrz_information)
+        else:
+            id_picc = None
+        return TerminalAuthChip(tps, dt.date.fromisoformat(eac["current_date"]), id_picc=id_picc,
+                                ca_terminal_key=self._ca_terminal_key)
+
+    def _pso(self, cmd: Command) -> Response:
+        if (cmd.p1, cmd.p2) != (0x00, 0xBE):
+            return Response(b"", SW["p1p2"])
+        if self.ta is None:
+            return Response(b"", SW["conditions"])
+        sw = self.ta.verify_certificate(cmd.data)
+        if self.ta.changed:  # a newer date or a CVCA link certificate: kept across sessions
+            self.data.state["eac"] = {"trust_points": [c.encode().hex() for c in self.ta.trust_points],
+                                      "current_date": self.ta.current_date.isoformat()}
+            self.ta.changed = False
+            self.save()
+        return Response(b"", sw)
 
     # --- AA ---------------------------------------------------------------------------------------------------
     def _internal_authenticate(self, cmd: Command) -> Response:

@@ -3,7 +3,7 @@
 A :class:`PersoCard` is a blank chip with an eMRTD applet, as it comes from the card
 manufacturer. It takes the personalization commands of :mod:`biostation.card.perso.writer`
 (SELECT applet, CREATE FILE, SELECT EF, UPDATE BINARY ``D6``/``D7``, PUT DATA for the MRZ key,
-CAN and AA key, and the lock ``PUT DATA DE AD``) and moves through::
+CAN, AA key, CA key and EAC trust point, and the lock ``PUT DATA DE AD``) and moves through::
 
     BLANK --first write--> PERSONALIZED --lock--> LOCKED
 
@@ -50,7 +50,7 @@ from biostation.card import tlv
 from biostation.card.apdu import INS, Command, Response
 from biostation.card.lds import FILES
 from biostation.card.mrz import bac_seed_info
-from biostation.errors import CardRemovedError
+from biostation.errors import CardRemovedError, TLVError
 
 from .card import ACCESS_ALWAYS, ACCESS_EAC, ACCESS_SM, SW, CardData, CardFile, VirtualCard
 
@@ -254,12 +254,27 @@ class PersoCard(VirtualCard):
             if c is None or not c.value.isdigit():
                 return Response(b"", SW["bad_data"])
             d.can = c.value.decode()
-        elif p1p2 == 0x0063:
-            t = tlv.decode_one(cmd.data, "PUT DATA AA", expect=0x63)
+        elif p1p2 in (0x0063, 0x0064):
+            t = tlv.decode_one(cmd.data, "PUT DATA key", expect=p1p2)
             try:
-                d.aa_key = serialization.load_der_private_key(t.value, None)
+                key = serialization.load_der_private_key(t.value, None)
             except (ValueError, TypeError):
                 return Response(b"", SW["bad_data"])
+            if p1p2 == 0x0063:
+                d.aa_key = key
+            else:
+                d.ca_key = key
+        elif p1p2 == 0x0065:  # the CVCA trust point of terminal authentication
+            from biostation.card.cvc import decode_cvc
+
+            t = tlv.decode_one(cmd.data, "PUT DATA CVCA", expect=0x65)
+            try:
+                cert = decode_cvc(t.value)
+            except TLVError:
+                return Response(b"", SW["bad_data"])
+            if not cert.self_signed:
+                return Response(b"", SW["bad_data"])
+            d.state["eac"] = {"trust_points": [t.value.hex()], "current_date": cert.effective.isoformat()}
         else:
             return Response(b"", SW["p1p2"])
         self._changed()

@@ -5,7 +5,9 @@ Signer of a test PKI (:func:`biostation.card.pki.make_test_pki`), so passive aut
 verifies against the CSCA the profile hands back.
 
 * ``cccd``: TD1 MRZ (IDVNM, doc number = last 9 digits of the 12-digit ID), DG1, DG2 (a
-  synthetic JPEG face, 20 KB by default), DG3 (EAC-protected), DG13 in the CCCD layout, DG14
+  synthetic JPEG face, 20 KB by default), DG3 (two synthetic index-finger images, JPEG 2000 in
+  ISO/IEC 19794-4, readable after terminal authentication with the profile's test CVCA ->
+  DV -> IS hierarchy: :meth:`Profile.terminal`), DG13 in the CCCD layout, DG14
   (chip authentication ECDH brainpoolP256r1 AES-128, active authentication ECDSA-SHA256),
   DG15 (EC key). EF.CardAccess as observed on real cards: TA, CA and PACE-ECDH-GM-AES-128 on
   brainpoolP256r1. CAN = last 6 digits of the ID.
@@ -25,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from biostation.card import lds, mrz, sod
+from biostation.card import cvc, dg3, lds, mrz, sod
 from biostation.card.pki import TestPKI, make_test_pki
 from biostation.card.secinfo import (
     ID_AA,
@@ -40,7 +42,7 @@ from biostation.card.secinfo import (
 
 from .card import ACCESS_ALWAYS, ACCESS_EAC, ACCESS_SM, CardData
 
-__all__ = ["PROFILES", "Profile", "build_profile", "synthetic_face_jpeg"]
+__all__ = ["PROFILES", "Profile", "build_profile", "eac_state", "synthetic_face_jpeg", "synthetic_finger"]
 
 PROFILES = ("cccd", "td3")
 
@@ -52,9 +54,39 @@ class Profile:
     can: str | None
     mrz: str  # the MRZ text, lines joined by newlines
     name: str
+    eac: cvc.TestHierarchy | None = None  # the CVCA the chip trusts, a DV and an IS under it
 
     def info(self) -> dict[str, Any]:
         return {"profile": self.name, "can": self.can, "mrz": self.mrz}
+
+    def terminal(self) -> Any:
+        """Inspection-system credentials that may read DG3/DG4 of this card."""
+        from biostation.card.ta import Terminal
+
+        if self.eac is None:
+            raise ValueError(f"profile {self.name} has no EAC hierarchy")
+        return Terminal(self.eac.chain, self.eac.terminal_signer(), self.eac.cvca)
+
+
+def synthetic_finger(width: int = 256, height: int = 320, seed: int = 1) -> Any:
+    """A fingerprint-like grayscale image (uint8): curved ridges about 9 pixels apart inside an
+    elliptic contact area on a light background. Not a real finger; enough for codecs and reads."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    cx, cy = width * (0.45 + 0.1 * rng.random()), height * (0.4 + 0.1 * rng.random())
+    r = np.hypot(xx - cx, (yy - cy) * 0.8)
+    ridges = np.sin(r / 1.45 + 2.0 * np.arctan2(yy - cy, xx - cx) * (0.3 + 0.2 * rng.random()))
+    inside = ((xx - width / 2) / (width * 0.42)) ** 2 + ((yy - height / 2) / (height * 0.46)) ** 2 < 1
+    img = np.where(inside, 128 - 90 * ridges, 235) + rng.normal(0, 6, ridges.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def eac_state(hierarchy: cvc.TestHierarchy) -> dict[str, Any]:
+    """What the chip keeps for terminal authentication: the CVCA trust point and its current
+    date (the CVCA's effective date)."""
+    return {"trust_points": [hierarchy.cvca.encode().hex()], "current_date": hierarchy.cvca.effective.isoformat()}
 
 
 def synthetic_face_jpeg(size: int = 20_000, width: int = 480, height: int = 640, seed: int = 7) -> bytes:
@@ -108,17 +140,21 @@ def _finish(data: CardData, dgs: dict[int, bytes], com: list[int], pki: TestPKI)
 
 
 def build_profile(name: str = "cccd", pki: TestPKI | None = None, face_bytes: int = 20_000,
-                  id_number: str = "001099012345", can_tries: int | None = 3) -> Profile:
+                  id_number: str = "001099012345", can_tries: int | None = 3,
+                  eac: cvc.TestHierarchy | None = None, fingerprints: bool = True) -> Profile:
     """A fresh card of profile ``name`` (``cccd`` or ``td3``). ``can_tries``: CAN retry counter
-    (None: unlimited; wrong tries answer 6300)."""
+    (None: unlimited; wrong tries answer 6300). ``eac``: the CVCA hierarchy the cccd chip
+    trusts (default: a fresh one); ``fingerprints=False`` makes a cccd card without DG3."""
     if name == "cccd":
-        return _cccd(pki or make_test_pki("VN"), face_bytes, id_number, can_tries)
+        return _cccd(pki or make_test_pki("VN"), face_bytes, id_number, can_tries,
+                     eac or cvc.make_test_hierarchy("VN"), fingerprints)
     if name == "td3":
         return _td3(pki or make_test_pki("UT"), face_bytes)
     raise ValueError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})")
 
 
-def _cccd(pki: TestPKI, face_bytes: int, id_number: str, can_tries: int | None) -> Profile:
+def _cccd(pki: TestPKI, face_bytes: int, id_number: str, can_tries: int | None, eac: cvc.TestHierarchy,
+          fingerprints: bool) -> Profile:
     doc9 = id_number[3:]
     yy = id_number[4:6]
     dob, doe = f"{yy}0101", f"{(int(yy) + 40) % 100:02d}0101"
@@ -142,16 +178,19 @@ def _cccd(pki: TestPKI, face_bytes: int, id_number: str, can_tries: int | None) 
                                   ActiveAuthInfo(ID_AA, version=1, signature_algorithm="0.4.0.127.0.7.1.1.4.1.3")])
     dgs = {1: lds.encode_dg1(lines),
            2: lds.encode_dg2([lds.FaceImage(synthetic_face_jpeg(face_bytes), lds.IMAGE_JPEG, 480, 640)]),
-           3: b"\x63\x04\x7f\x61\x01\x00",  # placeholder: fingerprints are EAC-protected
+           3: dg3.encode_dg3([dg3.finger_from_pixels(synthetic_finger(seed=p), p) for p in (2, 7)]),
            13: lds.encode_dg13(dg13), 14: lds.encode_dg14(dg14), 15: lds.encode_dg15(_spki(aa_key))}
     data = CardData(can=id_number[6:], mrz_information=mrz.parse("\n".join(lines)).seed_info(), aa_key=aa_key,
                     aa_hash="sha256", ca_key=ca_key,
-                    counters={"can": can_tries, "can_max": can_tries} if can_tries else {})
+                    counters={"can": can_tries, "can_max": can_tries} if can_tries else {},
+                    state={"eac": eac_state(eac)})
+    if not fingerprints:
+        del dgs[3]
     data.add(0x011C, card_access, 0x1C, ACCESS_ALWAYS, in_mf=True)
     # EF.ATR/INFO: extended length information, 64 KiB commands and responses
     data.add(0x2F01, bytes.fromhex("7F66080202FFFF0202FFFF"), 0x01, ACCESS_ALWAYS, in_mf=True)
-    _finish(data, dgs, [1, 2, 3, 13, 14, 15], pki)
-    return Profile(data, pki, id_number[6:], "\n".join(lines), "cccd")
+    _finish(data, dgs, sorted(dgs), pki)
+    return Profile(data, pki, id_number[6:], "\n".join(lines), "cccd", eac)
 
 
 def _td3(pki: TestPKI, face_bytes: int) -> Profile:

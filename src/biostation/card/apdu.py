@@ -63,6 +63,7 @@ class INS:
     INTERNAL_AUTHENTICATE = 0x88  # active authentication
     MSE = 0x22
     GENERAL_AUTHENTICATE = 0x86
+    PSO = 0x2A  # PERFORM SECURITY OPERATION (PSO:Verify Certificate in terminal authentication)
     GET_RESPONSE = 0xC0
     VERIFY = 0x20
     RESET_RETRY_COUNTER = 0x2C

@@ -177,8 +177,11 @@ def chip_authentication(channel: ApduChannel, dg14: DG14) -> SecureMessaging:
     except CardError as exc:
         channel.sm = None
         raise VerificationError(f"chip authentication failed: {exc}") from None
+    previous = channel.sm
     sm = SecureMessaging(crypto.kdf(shared, crypto.ENC, info.cipher, info.key_length),
                          crypto.kdf(shared, crypto.MAC, info.cipher, info.key_length), 0, info.cipher)
+    sm.pace_chip_key = previous.pace_chip_key if previous is not None else None
+    sm.ca_terminal_key = pub  # terminal authentication signs over it
     channel.sm = sm
     return sm
 

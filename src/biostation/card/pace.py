@@ -342,6 +342,7 @@ def perform_pace(channel: ApduChannel, password: Password, info: PaceInfo, *,
     if not crypto.constant_time_eq(t_ic, auth_token(ks_mac, info, dom, pk_eph)):
         raise AccessDeniedError("PACE: the chip's authentication token does not verify")
     sm = SecureMessaging(ks_enc, ks_mac, 0, info.cipher)
+    sm.pace_chip_key = chip_eph
     channel.sm = sm
     return sm
 

@@ -27,7 +27,8 @@ from typing import Any
 
 from ..errors import ConfigError, PersoError
 
-__all__ = ["Pkcs11Signer", "DEFAULT_MODULE", "import_private_key", "generate_keypair", "softhsm_token"]
+__all__ = ["Pkcs11Signer", "Pkcs11TerminalSigner", "DEFAULT_MODULE", "import_private_key", "generate_keypair",
+           "softhsm_token"]
 
 DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
@@ -177,6 +178,48 @@ class Pkcs11Signer:
 
     def __repr__(self) -> str:
         return f"Pkcs11Signer({self.key_type}{'-pss' if self.pss else ''})"
+
+
+class Pkcs11TerminalSigner:
+    """The inspection system's terminal-authentication key in a PKCS#11 token
+    (:class:`biostation.card.cvc.TerminalSigner`): ECDSA with the hash ``oid`` names, computed
+    here, and ``CKM_ECDSA`` in the token, whose ``r || s`` output is the plain signature TA
+    wants (BSI TR-03111). EC keys only. Thread-safe (one lock around the session)."""
+
+    def __init__(self, token_label: str, key_label: str, pin: str, oid: str, *, module: str = DEFAULT_MODULE):
+        import pkcs11
+
+        from .cvc import TA_ALGORITHMS
+
+        alg = TA_ALGORITHMS.get(oid)
+        if alg is None or alg[0] != "ec":
+            raise ConfigError(f"terminal key algorithm {oid}: only the ECDSA TA algorithms are signed in a token")
+        self.oid = oid
+        self._hash = alg[1]
+        self._token, self._session = _open(module, token_label, pin)
+        try:
+            self._key = self._session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=key_label)
+        except (pkcs11.NoSuchKey, pkcs11.MultipleObjectsReturned) as exc:
+            self._session.close()
+            raise ConfigError(f"PKCS#11 key {key_label!r} in {token_label!r}: {exc.__class__.__name__}") from None
+        self._lock = threading.Lock()
+
+    def sign(self, data: bytes) -> bytes:
+        import pkcs11
+
+        digest = hashlib.new(self._hash, bytes(data)).digest()
+        with self._lock:
+            try:
+                return bytes(self._key.sign(digest, mechanism=pkcs11.Mechanism.ECDSA))
+            except pkcs11.PKCS11Error as exc:
+                raise PersoError(f"PKCS#11 signing failed: {exc.__class__.__name__}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._session.close()
+
+    def __repr__(self) -> str:
+        return f"Pkcs11TerminalSigner({self.oid})"
 
 
 def import_private_key(module: str, token_label: str, pin: str, key_label: str, private_key: Any) -> None:

@@ -10,7 +10,10 @@ extended length in EF.ATR/INFO), with the odd READ BINARY (DO54 offset) beyond 3
 1. EF.CardAccess (plain) to choose PACE and its parameters; PACE with the CAN or MRZ, or BAC
    with the MRZ where the chip offers no PACE (or a PACE variant not supported here);
 2. EF.COM, DG14 then chip authentication (before anything else is trusted), EF.SOD, every data
-   group EF.COM lists (DG3/DG4 need terminal authentication: reported as skipped);
+   group EF.COM lists. DG3/DG4 (fingerprints, iris) need terminal authentication: with
+   ``terminal`` credentials it runs once, after chip authentication, and the fingers are
+   decoded (:mod:`.dg3`); without them, or when the chip refuses, the groups are reported as
+   skipped with the reason (TA is never retried);
 3. active authentication (DG15), passive authentication against the CSCA trust store, and the
    Vietnamese ID cross-check when the card carries DG13 or a VNM TD1 MRZ.
 
@@ -35,6 +38,7 @@ from ..errors import (
     CardError,
     CardRemovedError,
     SecureMessagingError,
+    TerminalAuthError,
     TLVError,
     VerificationError,
 )
@@ -43,10 +47,12 @@ from .apdu import INS, ApduChannel, Command, Transport, check_sw
 from .auth import AAResult, active_authentication, chip_authentication
 from .bac import perform_bac
 from .cccd import cross_check
+from .dg3 import DG3, FingerImage, decode_dg3
 from .mrz import key_from_text
 from .pace import Password, check_supported, perform_pace
 from .secinfo import SecurityInfos, parse_security_infos
 from .sod import PassiveAuthResult, passive_authentication
+from .ta import Terminal, comp, id_picc_bac, terminal_authentication
 from .trust import TrustStore
 
 log = logging.getLogger(__name__)
@@ -184,6 +190,9 @@ class DocumentRead:
     passive: PassiveAuthResult | None = None
     active: AAResult | None = None
     chip_auth: str = "not offered"
+    terminal_auth: str = "not performed"
+    fingerprint_status: str = "not requested"  # read | absent: ... | not read: ... | malformed: ...
+    fingerprint_error: CardError | None = field(default=None, repr=False)  # why DG3 is not there
     cccd: dict[str, Any] | None = None
     apdu_count: int = 0
     seconds: float = 0.0
@@ -192,6 +201,27 @@ class DocumentRead:
     @property
     def data_groups(self) -> dict[int, bytes]:
         return {int(k[2:]): v for k, v in self.files.items() if k.startswith("DG")}
+
+    @property
+    def fingerprints(self) -> list[FingerImage]:
+        """The finger images of DG3 (empty when DG3 was not read; see :attr:`fingerprint_status`).
+        Each has ``position``, ``ppi`` and :meth:`~.dg3.FingerImage.pixels`; DG3's 19794-2
+        templates, when the card carries any, are in ``decoded["DG3"].templates``."""
+        dg3 = self.decoded.get("DG3")
+        return list(dg3.fingers) if isinstance(dg3, DG3) else []
+
+    def require_fingerprints(self) -> list[FingerImage]:
+        """The DG3 finger images, or the typed error that says why there are none:
+        TerminalAuthError (no credentials, or the chip refused them), AccessDeniedError (the
+        certificate lacks the right to read DG3), TLVError (a malformed DG3), CardError (a card
+        without DG3). An image that does not decode raises ImageError later, from
+        :meth:`~.dg3.FingerImage.pixels`."""
+        fingers = self.fingerprints
+        if fingers:
+            return fingers
+        if self.fingerprint_error is not None:
+            raise self.fingerprint_error
+        raise CardError(f"no fingerprints: {self.fingerprint_status}")
 
     def holder(self) -> dict[str, Any]:
         """Holder data as the card states it (MRZ, DG11, DG13), for display."""
@@ -213,10 +243,12 @@ class DocumentRead:
         checks: dict[str, Any] = {"access_control": self.access,
                                   "passive_authentication": self.passive.to_dict() if self.passive else None,
                                   "active_authentication": self.active.to_dict() if self.active else "not offered",
-                                  "chip_authentication": self.chip_auth}
+                                  "chip_authentication": self.chip_auth,
+                                  "terminal_authentication": self.terminal_auth}
         if self.cccd is not None:
             checks["vn_id"] = self.cccd
-        return {"holder": self.holder(), "checks": checks,
+        fingers = {"status": self.fingerprint_status, "fingers": [f.to_dict() for f in self.fingerprints]}
+        return {"holder": self.holder(), "checks": checks, "fingerprints": fingers,
                 "files": {k: len(v) for k, v in self.files.items()}, "skipped": dict(self.skipped),
                 "apdus": self.apdu_count, "seconds": round(self.seconds, 3),
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}}
@@ -233,12 +265,51 @@ def _choose_pace(infos: SecurityInfos) -> tuple[Any, str | None]:
     return None, "; ".join(reasons) or "no PACEInfo"
 
 
+def _eac(channel: ApduChannel, out: DocumentRead, terminal: Terminal | None, mrz_info: str | None) -> str | None:
+    """Run terminal authentication once for this read; None when DG3/DG4 may be read now, else
+    the reason they are not."""
+    if terminal is None:
+        return "needs terminal authentication (EAC), not performed"
+    if out.terminal_auth == "passed":
+        return None
+    if out.terminal_auth.startswith("FAILED"):
+        return f"terminal authentication {out.terminal_auth.lower()}"
+    sm = channel.sm
+    if out.chip_auth != "passed" or sm is None or sm.ca_terminal_key is None:
+        out.terminal_auth = "FAILED: terminal authentication needs chip authentication first"
+        return "terminal authentication needs chip authentication, which this read did not run"
+    if sm.pace_chip_key is not None:
+        id_picc = comp(sm.pace_chip_key)
+    elif mrz_info is not None:
+        id_picc = id_picc_bac(mrz_info)
+    else:
+        out.terminal_auth = "FAILED: no chip identifier (neither PACE nor the MRZ)"
+        return "terminal authentication: no chip identifier"
+    t = time.monotonic()
+    try:
+        terminal_authentication(channel, terminal, id_picc=id_picc, ca_terminal_key=sm.ca_terminal_key)
+    except TerminalAuthError as exc:
+        out.terminal_auth = f"FAILED: {exc}"
+        out.fingerprint_error = exc
+        out.timings["terminal_auth"] = time.monotonic() - t
+        return f"terminal authentication failed: {exc}"
+    out.timings["terminal_auth"] = time.monotonic() - t
+    out.terminal_auth = "passed"
+    return None
+
+
 def read_document(transport: Transport, *, can: str | None = None, mrz: str | None = None,
                   trust: TrustStore | None = None, data_groups: list[int] | None = None,
                   active_auth: bool = True, chip_auth: bool = True, max_read: int | None = None,
-                  extended: bool | None = None, progress: Progress | None = None) -> DocumentRead:
+                  extended: bool | None = None, progress: Progress | None = None,
+                  terminal: Terminal | None = None) -> DocumentRead:
     """Read and check a document on ``transport``. ``can`` (digits) or ``mrz`` (full MRZ text or
     ``DOCNO/YYMMDD/YYMMDD``) is required. See the module docstring for what raises.
+
+    ``terminal``: inspection-system credentials (:class:`~biostation.card.ta.Terminal`: CV
+    certificate chain and IS key) to read DG3/DG4 after terminal authentication. The outcome is
+    in ``terminal_auth`` ("passed", or "FAILED: <reason>") and ``fingerprint_status``; the
+    fingers in :attr:`DocumentRead.fingerprints`.
 
     ``extended``: None (default) uses extended-length reads when the card announces them (ATR
     card capabilities, EF.ATR/INFO), with ``max_read`` from its limits (at most READ_CAP);
@@ -302,9 +373,11 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
         out.files["DG14"] = files.read("DG14", progress=progress)
         out.decoded["DG14"] = lds.decode_dg14(out.files["DG14"])
         if chip_auth and out.decoded["DG14"].security_infos.chip_auth:
+            tc = time.monotonic()
             try:
                 chip_authentication(channel, out.decoded["DG14"])
                 out.chip_auth = "passed"
+                out.timings["chip_auth"] = time.monotonic() - tc
             except VerificationError as exc:
                 out.chip_auth = f"FAILED: {exc}"
                 raise
@@ -316,20 +389,44 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
         # the first answer under the CA keys does not verify: the chip does not hold the DG14 key
         out.chip_auth = "FAILED: the chip could not continue with the chip-authentication keys"
         raise VerificationError(f"chip authentication failed: not the chip DG14 describes ({exc})") from None
+    if terminal is not None and 3 in wanted:
+        out.fingerprint_status = "reading"
+    elif terminal is not None and 3 not in com.data_groups:
+        out.fingerprint_status = "absent: the card carries no DG3"
     for n in wanted:
         name = f"DG{n}"
         if name in out.files:
             continue
         if n in (3, 4):  # EAC-protected biometrics: need terminal authentication
-            out.skipped[name] = "needs terminal authentication (EAC), not performed"
-            continue
+            why = _eac(channel, out, terminal, mrz_info)
+            if why is not None:
+                out.skipped[name] = why
+                if n == 3:
+                    out.fingerprint_status = f"not read: {why}"
+                    if out.fingerprint_error is None:
+                        out.fingerprint_error = TerminalAuthError(why)
+                continue
         ts = time.monotonic()
         try:
             out.files[name] = files.read(name, progress=progress)
         except AccessDeniedError as exc:
             out.skipped[name] = f"access denied: {exc}"
+            if n == 3:
+                out.fingerprint_status = f"not read: access denied ({exc})"
+                out.fingerprint_error = exc
             continue
         out.timings[f"read_{name}"] = time.monotonic() - ts
+        if n == 4:  # iris (ISO/IEC 19794-6): kept as read, hashed by passive authentication
+            continue
+        if n == 3:
+            try:
+                out.decoded[name] = decode_dg3(out.files[name], name)
+                out.fingerprint_status = "read"
+            except TLVError as exc:  # kept readable: the rest of the document is still checked
+                out.skipped[name] = f"malformed: {exc}"
+                out.fingerprint_status = f"malformed: {exc}"
+                out.fingerprint_error = exc
+            continue
         out.decoded[name] = lds.decode(n, out.files[name])
     t = lap("read_files", t)
 

@@ -39,7 +39,15 @@ class SessionKeys:
 
 
 class SecureMessaging:
-    """An SM session. ``ssc`` is the initial counter (BAC: from the nonces; PACE: 0)."""
+    """An SM session. ``ssc`` is the initial counter (BAC: from the nonces; PACE: 0).
+
+    ``pace_chip_key`` and ``ca_terminal_key``: the ephemeral public keys of the PACE chip and
+    of the terminal's chip authentication that led to this session (None when not used);
+    terminal authentication binds its signature to them.
+    """
+
+    pace_chip_key: bytes | None = None
+    ca_terminal_key: bytes | None = None
 
     def __init__(self, ks_enc: bytes, ks_mac: bytes, ssc: int = 0, cipher: str = "3DES"):
         if cipher not in ("3DES", "AES"):

@@ -38,6 +38,11 @@ def _write_out(out: Path, result: object, summary: dict) -> dict[str, str]:
                 p = tmp / f"face_{i}.{face.extension}"
                 p.write_bytes(face.image)
                 written[f"face_{i}"] = str(out / p.name)
+        for f in result.fingerprints:  # type: ignore[attr-defined]
+            ext = {"jp2": "jp2", "wsq": "wsq", "jpeg": "jpg", "png": "png"}.get(f.format, "raw")
+            p = tmp / f"finger_{int(f.position)}.{ext}"
+            p.write_bytes(f.image)
+            written[f"finger_{int(f.position)}"] = str(out / p.name)
         (tmp / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
         if out.exists():
             shutil.rmtree(out)
@@ -71,6 +76,9 @@ def register(app: typer.Typer) -> None:
         max_read: Optional[int] = typer.Option(None, "--max-read", help="Bytes per READ BINARY (default 223 "
                                                "short; with extended length from the card's limits, at most 4096)."),
         wait: float = typer.Option(10.0, "--wait", help="Seconds to wait for a card."),
+        terminal_dir: Optional[Path] = typer.Option(None, "--terminal", help="Inspection-system credentials "
+                                                    "(cvca/dv/is.cvcert and is.key, as `perso pki` writes to "
+                                                    "<pki>/eac): read DG3 fingerprints after terminal authentication."),
     ) -> None:
         """Read a chip (PACE with the CAN or MRZ, BAC fallback), verify it and print a JSON summary.
 
@@ -93,6 +101,14 @@ def register(app: typer.Typer) -> None:
 
         if bool(can) == bool(mrz):
             raise _err("give exactly one of --can and --mrz", EXIT_USAGE)
+        terminal = None
+        if terminal_dir is not None:
+            from ..card.ta import load_terminal
+
+            try:
+                terminal = load_terminal(terminal_dir)
+            except BiostationError as exc:
+                raise _err(f"terminal credentials {terminal_dir}: {exc}", EXIT_USAGE)
         try:
             trust = TrustStore.load(csca) if csca else None
         except (TLVError, OSError) as exc:
@@ -119,7 +135,7 @@ def register(app: typer.Typer) -> None:
                     prog.update(tasks[name], completed=done)
 
                 result = read_document(dev, can=can, mrz=mrz, trust=trust, extended=extended,
-                                       max_read=max_read, progress=progress)
+                                       max_read=max_read, progress=progress, terminal=terminal)
             dev.power_off()
         except AccessDeniedError as exc:
             raise _err(f"access denied: {exc}", EXIT_ACCESS)
@@ -185,6 +201,8 @@ def register(app: typer.Typer) -> None:
             data, info = prof.data, prof.info()
             pki_dir = state / "pki" if state else Path(tempfile.mkdtemp(prefix="biostation-card-"))
             csca_path = prof.pki.write(pki_dir)["csca"]
+            if prof.eac is not None:
+                prof.eac.write(pki_dir / "eac")
             if state is not None:
                 data.save(state / "card")
                 info_path.write_text(json.dumps(info, ensure_ascii=False))  # type: ignore[union-attr]
@@ -202,7 +220,9 @@ def register(app: typer.Typer) -> None:
         slot = port - 0x8C7B
         reader_name = f"Virtual PCD 00 {slot:02d}" if slot in (0, 1) else "Virtual PCD"
         print(json.dumps({"reader": reader_name, "port": port, "profile": info["profile"], "can": info["can"],
-                          "mrz": info["mrz"], "csca": str(csca_path), "pcscd_started": daemon.started_here},
+                          "mrz": info["mrz"], "csca": str(csca_path),
+                          "terminal": str(csca_path.parent / "eac") if (csca_path.parent / "eac").is_dir() else None,
+                          "pcscd_started": daemon.started_here},
                          ensure_ascii=False), flush=True)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,7 +1,9 @@
 """``biostation perso ...``: the card personalization line.
 
-* ``perso pki``: make a test PKI (CSCA + Document Signer); with ``--pkcs11`` the DS key goes into
-  the PKCS#11 token (SoftHSM2 in development) and no key file is left behind.
+* ``perso pki``: make a test PKI (CSCA + Document Signer) and an EAC hierarchy (CVCA -> DV ->
+  inspection system, CV certificates in ``eac/``); with ``--pkcs11`` the DS key and the EAC
+  keys (EC ones; labels ``<DS label>-cvca``, ``-dv``, ``-is``) go into the PKCS#11 token
+  (SoftHSM2 in development) and no file of theirs is left behind.
 * ``perso run ORDERS.jsonl [--encoder READER]...``: personalize, read back, journal.
 * ``perso status``: the journal's counts and its exactly-once audit.
 """
@@ -60,6 +62,33 @@ def _signer(settings: Any) -> Any:
                         settings.perso_pkcs11_pin.get_secret_value(), cert, module=str(settings.perso_pkcs11_module))
 
 
+def _is_label(settings: Any) -> str:
+    return settings.perso_pkcs11_is_key or f"{settings.perso_pkcs11_key}-is"
+
+
+def _terminal(settings: Any) -> Any:
+    """The inspection system of ``<pki>/eac`` (None when there is none): its IS key from the token
+    when the settings sign with PKCS#11 and no ``is.key`` file is there."""
+    from ..card.ta import load_terminal
+
+    folder = settings.resolved_pki_dir / "eac"
+    if not (folder / "cvca.cvcert").is_file():
+        return None
+    signer = None
+    if not (folder / "is.key").is_file():
+        from ..card.cvc import decode_cvc
+        from ..card.pkcs11 import Pkcs11TerminalSigner
+        from ..errors import ConfigError
+
+        if settings.perso_pkcs11_pin is None:
+            raise ConfigError("the token PIN is not set (BIOSTATION_PERSO_PKCS11_PIN)")
+        oid = decode_cvc((folder / "cvca.cvcert").read_bytes()).public_key.oid
+        signer = Pkcs11TerminalSigner(settings.perso_pkcs11_token, _is_label(settings),
+                                      settings.perso_pkcs11_pin.get_secret_value(), oid,
+                                      module=str(settings.perso_pkcs11_module))
+    return load_terminal(folder, signer)
+
+
 def _trust(settings: Any) -> Any:
     from ..card.trust import TrustStore
     from ..errors import ConfigError
@@ -79,13 +108,19 @@ def pki_cmd(
     pkcs11: bool = typer.Option(False, "--pkcs11", help="Put the DS key into the PKCS#11 token of the "
                                 "settings and leave no DS key file."),
 ) -> None:
-    """Make a test PKI: a CSCA (csca.pem, the read-back's trust anchor) and a Document Signer."""
+    """Make a test PKI: a CSCA (csca.pem, the read-back's trust anchor) and a Document Signer,
+    and the EAC hierarchy in eac/: a CVCA (the chips' trust point for DG3), a DV and an
+    inspection system allowed to read DG3 and DG4."""
+    from ..card.cvc import make_test_hierarchy
     from ..card.pki import make_test_pki
 
     settings = _settings(data_dir)
     folder = out or settings.resolved_pki_dir
     pki = make_test_pki(country=country, key_type=key_type)
     paths = pki.write(folder)
+    eac = make_test_hierarchy(country, "rsa" if key_type == "rsa" else "P-256" if key_type == "P-256" else "ec",
+                              is_valid_days=90)
+    paths.update({f"eac_{k}": v for k, v in eac.write(folder / "eac").items()})
     if pkcs11:
         from ..card.pkcs11 import Pkcs11Signer, import_private_key
         from ..errors import ConfigError
@@ -99,6 +134,12 @@ def pki_cmd(
                      module=str(settings.perso_pkcs11_module)).close()  # the token signs for the cert
         paths["ds_key"].unlink()
         print(f"DS key stored in token {settings.perso_pkcs11_token!r} as {settings.perso_pkcs11_key!r}")
+        if key_type != "rsa":  # the EAC keys sign in the token (ECDSA): TA (IS), certificates (CVCA, DV)
+            for name, key in (("cvca", eac.cvca_key), ("dv", eac.dv_key), ("is", eac.is_key)):
+                label = _is_label(settings) if name == "is" else f"{settings.perso_pkcs11_key}-{name}"
+                import_private_key(str(settings.perso_pkcs11_module), settings.perso_pkcs11_token, pin, label, key)
+                paths[f"eac_{name}_key"].unlink()
+                print(f"{name.upper()} key stored in token {settings.perso_pkcs11_token!r} as {label!r}")
     for name, p in paths.items():
         if p.exists():
             print(f"{name}: {p}")
@@ -209,6 +250,9 @@ def run_cmd(
                                            "apdu:N:before|after (N-th APDU of the simulated cards) or commit:N "
                                            "(after the journal's N-th commit)."),
     no_aa: bool = typer.Option(False, "--no-active-auth", help="Write no AA key / DG15."),
+    fingers: str = typer.Option("2,7", "--fingers", help="Finger positions DG3 gets from the orders "
+                                "(ISO 19794-4 codes; 2,7 = right and left index). Needs the PKI's eac/ folder."),
+    no_eac: bool = typer.Option(False, "--no-eac", help="Write no DG3 even when the PKI has an EAC hierarchy."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Personalize the orders' cards on the encoders in parallel; every card is read back (PACE or
@@ -224,6 +268,13 @@ def run_cmd(
     console = Console(stderr=True)
     signer = _signer(settings)
     trust = _trust(settings)
+    terminal = None if no_eac else _terminal(settings)
+    try:
+        positions = tuple(int(p) for p in fingers.split(",") if p.strip())
+    except ValueError:
+        raise typer.BadParameter(f"--fingers {fingers!r}: finger position numbers, comma-separated") from None
+    if any(not 1 <= p <= 10 for p in positions):
+        raise typer.BadParameter("--fingers: positions are 1..10")
     crash = CrashPoint(crash_at) if crash_at else None
     encs = _encoders(encoder, simulated, settings, card_dir, apdu_ms, baud, tear_rate, seed, tear_within,
                      on_apdu=crash.apdu if crash else None)
@@ -253,6 +304,7 @@ def run_cmd(
 
             line = PersoLine(j, signer, trust, encs, chunk=settings.perso_chunk,
                              extended_chunk=settings.perso_chunk_extended, active_auth=not no_aa,
+                             terminal=terminal, finger_positions=positions,
                              max_portrait_bytes=settings.perso_max_portrait_bytes, on_event=on_event)
             rep = line.load_orders(orders)
             for oid, why in rep.rejected.items():

@@ -138,7 +138,7 @@ class PersoLine:
 
     def __init__(self, journal: Journal, signer: Signer, trust: Any, encoders: list[Encoder], *,
                  chunk: int = DEFAULT_CHUNK, extended_chunk: int = DEFAULT_EXTENDED_CHUNK,
-                 active_auth: bool = True,
+                 active_auth: bool = True, terminal: Any = None, finger_positions: tuple[int, ...] = (2, 7),
                  max_portrait_bytes: int = DEFAULT_MAX_PORTRAIT_BYTES,
                  on_event: Callable[[str, dict[str, Any]], None] | None = None,
                  stop: threading.Event | None = None):
@@ -155,6 +155,10 @@ class PersoLine:
         self.chunk = chunk
         self.extended_chunk = extended_chunk
         self.active_auth = active_auth
+        #: inspection-system credentials: with them, orders' fingers go to DG3 under the chain's
+        #: CVCA and the read-back reads DG3 through terminal authentication
+        self.terminal = terminal
+        self.finger_positions = tuple(finger_positions)
         self.max_portrait_bytes = max_portrait_bytes
         self.on_event = on_event or (lambda kind, info: None)
         self.stop = stop or threading.Event()
@@ -220,7 +224,8 @@ class PersoLine:
         _, raw, err = parse_line(line, lineno)
         if raw is None:
             raise OrderRejected(err or "unreadable")
-        return validate(raw, base_dir=path.parent, max_portrait_bytes=self.max_portrait_bytes)
+        return validate(raw, base_dir=path.parent, max_portrait_bytes=self.max_portrait_bytes,
+                        finger_positions=self.finger_positions if self.terminal is not None else ())
 
     def order(self, order_id: str) -> Order:
         """The validated order ``order_id`` of the loaded files (read again from its file)."""
@@ -229,6 +234,12 @@ class PersoLine:
         if o.digest != digest:
             raise OrderRejected("the orders file changed after it was queued")
         return o
+
+    def _cvca(self) -> Any:
+        """The CVCA certificate at the root of the terminal's chain (the chips' trust point)."""
+        if self.terminal is None:
+            return None
+        return getattr(self.terminal, "cvca", None)
 
     # --- running -------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -282,7 +293,8 @@ class PersoLine:
         # 1. the chip image, signed, before a card is touched
         t = time.perf_counter()
         try:
-            image = build_image(order, self.signer, active_auth=self.active_auth)
+            image = build_image(order, self.signer, active_auth=self.active_auth, cvca=self._cvca(),
+                                finger_positions=self.finger_positions)
             steps = plan(image, self.chunk)  # checks that every file fits, before a card is used
         except BiostationError as exc:
             j.release(order.order_id)
@@ -339,7 +351,7 @@ class PersoLine:
             t = time.perf_counter()
             try:
                 enc.repower()
-                rb = read_back(transport, image, self.trust)
+                rb = read_back(transport, image, self.trust, terminal=self.terminal)
                 st.apdus_read += rb["apdus"]
                 if not rb["ok"]:
                     fail = "read-back: " + "; ".join(rb["problems"])[:300]

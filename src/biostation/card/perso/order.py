@@ -12,7 +12,9 @@ An order line (``ORDERS.jsonl``)::
      "mrz": ["IDVNM...", "...", "..."],       # optional: when given it must check and agree
      "can": "012345",                          # optional: PACE CAN (default: last 6 of id_number)
      "portrait": "<base64 JPEG or JPEG 2000>", # or "portrait_file": path relative to the orders file
-     "dg13": {"2": "Nguyễn Văn An", ...}}       # optional: Vietnamese DG13 fields by number
+     "dg13": {"2": "Nguyễn Văn An", ...},      # optional: Vietnamese DG13 fields by number
+     "fingers": [{"position": 2, "image": "<base64 PNG/JPEG/JPEG 2000, grayscale>", "ppi": 500},
+                 ...]}                          # optional: the enrollment's finger images
 
 :func:`validate` turns a line into an :class:`Order` or raises
 :class:`~biostation.errors.OrderRejected` with a short reason (field names and rules, never the
@@ -32,6 +34,9 @@ Rules and their sources:
   the last 9 digits of the ID (``shared/specs/vn-cccd-chip.md``).
 * Portrait: JPEG or JPEG 2000 (the two encodings ISO/IEC 19794-5 allows), decodable, at most
   ``max_portrait_bytes`` (EF.DG2 has to fit the chip with the other files).
+* Fingers (for DG3): finger positions 1..10 of ISO/IEC 19794-4, each at most once; images that
+  decode to 64..1000 pixels a side, at 250..1000 ppi. They are decoded to grayscale here, so a
+  bad image is refused before any card is touched.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ class Order:
     portrait_format: str  # "jpeg" or "jp2"
     portrait_size: tuple[int, int]
     dg13: dict[int, Any] = field(default_factory=dict)
+    #: finger position -> (grayscale uint8 array, ppi), from the enrollment record
+    fingers: dict[int, tuple[Any, int]] = field(default_factory=dict, repr=False)
 
     @property
     def mrz_information(self) -> str:
@@ -202,9 +209,43 @@ def _portrait(raw: dict[str, Any], base_dir: Path | None, max_bytes: int) -> tup
     return data, fmt, size
 
 
+def _fingers(raw: Any) -> dict[int, tuple[Any, int]]:
+    import numpy as np
+
+    if not isinstance(raw, list):
+        raise OrderRejected("fingers: must be a list of {position, image, ppi}")
+    out: dict[int, tuple[Any, int]] = {}
+    for i, f in enumerate(raw):
+        if not isinstance(f, dict):
+            raise OrderRejected(f"fingers[{i}]: must be an object")
+        pos, ppi = f.get("position"), f.get("ppi", 500)
+        if not isinstance(pos, int) or not 1 <= pos <= 10:
+            raise OrderRejected(f"fingers[{i}].position: must be 1..10")
+        if pos in out:
+            raise OrderRejected(f"fingers[{i}].position: finger {pos} given twice")
+        if not isinstance(ppi, int) or not 250 <= ppi <= 1000:
+            raise OrderRejected(f"fingers[{i}].ppi: must be 250..1000")
+        try:
+            data = base64.b64decode(str(f.get("image", "")), validate=True)
+            from PIL import Image
+
+            with Image.open(io.BytesIO(data)) as im:
+                arr = np.asarray(im.convert("L"))
+        except Exception:
+            raise OrderRejected(f"fingers[{i}].image: not a decodable image") from None
+        if not (64 <= min(arr.shape) and max(arr.shape) <= 1000):
+            raise OrderRejected(f"fingers[{i}].image: {arr.shape[1]}x{arr.shape[0]} pixels is out of range")
+        out[pos] = (arr, ppi)
+    return out
+
+
 def validate(raw: dict[str, Any], *, base_dir: Path | None = None,
-             max_portrait_bytes: int = DEFAULT_MAX_PORTRAIT_BYTES, today: dt.date | None = None) -> Order:
-    """Validate one order (a decoded JSON object). OrderRejected(reason) when it is not usable."""
+             max_portrait_bytes: int = DEFAULT_MAX_PORTRAIT_BYTES, today: dt.date | None = None,
+             finger_positions: tuple[int, ...] = ()) -> Order:
+    """Validate one order (a decoded JSON object). OrderRejected(reason) when it is not usable.
+
+    ``finger_positions``: the fingers the chip gets (DG3); an order that carries fingers must
+    carry these."""
     for key in REQUIRED:
         if key not in raw or raw[key] in (None, ""):
             raise OrderRejected(f"missing field: {key}")
@@ -283,5 +324,9 @@ def validate(raw: dict[str, Any], *, base_dir: Path | None = None,
             if not str(k).isdigit() or not 1 <= int(k) <= 32:
                 raise OrderRejected("dg13: field numbers are 1..32")
             dg13[int(k)] = v
+    fingers = _fingers(raw["fingers"]) if raw.get("fingers") is not None else {}
+    missing = [p for p in finger_positions if fingers and p not in fingers]
+    if missing:
+        raise OrderRejected("fingers: no image for finger position " + ", ".join(map(str, missing)))
     return Order(oid, order_digest(raw), code, state, docno, id_number, surname, given, nationality, sex, dob, doe,
-                 lines, can, portrait, fmt, size, dg13)
+                 lines, can, portrait, fmt, size, dg13, fingers)

@@ -19,25 +19,33 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..dg3 import FingerImage, decode_dg3
 from ..reader import read_document
 from .image import ChipImage
 
 __all__ = ["read_back"]
 
 
-def read_back(transport: Any, image: ChipImage, trust: Any, *, prefer_pace: bool = True) -> dict[str, Any]:
+def image_fingers(image: ChipImage) -> list[FingerImage]:
+    return decode_dg3(image.files["DG3"]).fingers
+
+
+def read_back(transport: Any, image: ChipImage, trust: Any, *, prefer_pace: bool = True,
+              terminal: Any = None) -> dict[str, Any]:
     """Read the chip on ``transport`` (freshly powered) with
     :func:`biostation.card.reader.read_document` and compare it with ``image``.
 
     Opens with the CAN (PACE) when the image has one and ``prefer_pace``; else with the MRZ
     (PACE-MRZ, or BAC on a chip without PACE). Transport faults and a refused key raise.
+    ``terminal``: inspection-system credentials (:class:`~biostation.card.ta.Terminal`) that
+    read DG3 through terminal authentication; a chip with DG3 cannot pass without them.
     """
     t0 = time.perf_counter()
     mi = image.mrz_information  # docno(9) cd birth(6) cd expiry(6) cd
     mrz_key = f"{mi[0:9].rstrip('<')}/{mi[10:16]}/{mi[17:23]}"
     use_can = prefer_pace and bool(image.can)
     doc = read_document(transport, can=image.can if use_can else None, mrz=None if use_can else mrz_key,
-                        trust=trust)
+                        trust=trust, terminal=terminal if "DG3" in image.files else None)
     problems: list[str] = []
     pa = doc.passive
     if pa is None or pa.status != "verified":
@@ -48,6 +56,11 @@ def read_back(transport: Any, image: ChipImage, trust: Any, *, prefer_pace: bool
             problems.append("active authentication failed" + (f": {doc.active.detail}" if doc.active else ""))
     else:
         aa = "absent"
+    if "DG3" in image.files:
+        if doc.terminal_auth != "passed":
+            problems.append(f"terminal authentication: {doc.terminal_auth}")
+        elif [int(f.position) for f in doc.fingerprints] != [int(f.position) for f in image_fingers(image)]:
+            problems.append("DG3 fingers differ from what was written")
     if doc.skipped:
         problems.append("files not read: " + ", ".join(sorted(doc.skipped)))
     mismatched = sorted(set(image.files) ^ set(doc.files)) + sorted(
@@ -62,6 +75,7 @@ def read_back(transport: Any, image: ChipImage, trust: Any, *, prefer_pace: bool
         "pa": pa.status if pa is not None else "absent",
         "data_groups": {f"DG{k}": v for k, v in sorted(pa.data_groups.items())} if pa is not None else {},
         "aa": aa,
+        "ta": doc.terminal_auth,
         "files": {k: len(v) for k, v in doc.files.items()},
         "apdus": doc.apdu_count,
         "seconds": round(time.perf_counter() - t0, 4),

@@ -15,6 +15,9 @@ BAC / PACE-MRZ key     ``00 DA 00 62 <62 { 5F1F doc no, 5F18 birth, 5F19 expiry 
 PACE CAN               ``00 DA 00 66 <66 { 80 CAN }>``  (the JMRTD applet has no PACE: our tag)
 AA private key         ``00 DA 00 63 <63 { PKCS#8 EC key }>``  (EC AA: our tag; 60/61 are the
                        applet's RSA modulus/exponent)
+CA private key         ``00 DA 00 64 <64 { PKCS#8 EC key }>``  (chip authentication: our tag)
+EAC trust point        ``00 DA 00 65 <65 { 7F21 CVCA certificate }>``  (TA trust point; the
+                       chip's current date starts at the certificate's effective date: our tag)
 lock                   ``00 DA DE AD``  (the applet refuses every write from then on)
 =====================  ==========================================================================
 
@@ -36,11 +39,11 @@ from ..apdu import INS, ApduChannel, Command
 from ..lds import FILES
 from .image import ChipImage
 
-__all__ = ["PersoStep", "plan", "write", "EMRTD_AID", "P2_MRZ", "P2_CAN", "P2_AA_EC", "LOCK_P1P2",
+__all__ = ["PersoStep", "plan", "write", "EMRTD_AID", "P2_MRZ", "P2_CAN", "P2_AA_EC", "P2_CA_EC", "P2_CVCA", "LOCK_P1P2",
            "DEFAULT_CHUNK", "DEFAULT_EXTENDED_CHUNK", "cplc_serial", "GET_CPLC"]
 
 EMRTD_AID = bytes.fromhex("A0000002471001")
-P2_MRZ, P2_AA_EC, P2_CAN = 0x62, 0x63, 0x66
+P2_MRZ, P2_AA_EC, P2_CAN, P2_CA_EC, P2_CVCA = 0x62, 0x63, 0x66, 0x64, 0x65
 LOCK_P1P2 = 0xDEAD
 #: UPDATE BINARY data per APDU: a short APDU carries up to 255 bytes; 223 leaves room for a
 #: secure-messaging wrapper on applets that take writes under SM
@@ -107,6 +110,13 @@ def plan(image: ChipImage, chunk: int = DEFAULT_CHUNK) -> list[PersoStep]:
         der = image.aa_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                          serialization.NoEncryption())
         steps.append(PersoStep("put AA key", Command(0x00, INS.PUT_DATA, 0x00, P2_AA_EC, tlv.encode(P2_AA_EC, der))))
+    if image.ca_key is not None:
+        der = image.ca_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption())
+        steps.append(PersoStep("put CA key", Command(0x00, INS.PUT_DATA, 0x00, P2_CA_EC, tlv.encode(P2_CA_EC, der))))
+    if image.cvca is not None:
+        steps.append(PersoStep("put CVCA trust point", Command(0x00, INS.PUT_DATA, 0x00, P2_CVCA,
+                                                               tlv.encode(P2_CVCA, image.cvca.encode()))))
     steps.append(PersoStep("lock", Command(0x00, INS.PUT_DATA, LOCK_P1P2 >> 8, LOCK_P1P2 & 0xFF)))
     return steps
 
