@@ -9,9 +9,10 @@ Method (each step a small pure function):
 
 1. **Foreground**: ridge energy (band-pass squared, smoothed) above an Otsu threshold, closed and
    hole-filled, so a finger is one solid blob and the gaps between fingers stay background.
-2. **Fingers**: connected blobs bigger than a minimum finger area. When fewer blobs than
-   fingers are found, fingers touch: the widest blob is cut in two where its fingers meet
-   (shrinking it until two finger cores separate), again until the count is reached.
+2. **Fingertips**: connected blobs bigger than a minimum finger area, less those that lie
+   below another blob (lower finger segments and the palm, which live scans show). When fewer
+   fingertips than fingers are found, fingers touch: the widest is cut where its fingers meet
+   (shrinking it until finger cores side by side separate), again until the count is reached.
 3. **Geometry**: per finger, the principal axis of the blob gives its rotation; the distal part
    along that axis (at most ``FINGERTIP_LENGTH`` times the finger's width) is the fingertip.
 4. **Labels**: fingers sorted left to right as they appear in a live-scan image (the view of
@@ -19,7 +20,10 @@ Method (each step a small pure function):
    middle, index; thumbs = left, right. Fingers declared missing are skipped in that order.
 
 The result says when the count does not match (``problems``), rather than guessing which
-finger is absent: the operator declares missing fingers (the capture loop records them).
+finger is absent: the operator declares missing fingers (the capture loop records them). It
+also says when a "finger" cannot be one (too wide or narrow, turned too far, ragged, two boxes
+on one print) and when ridge-like background spans the image (inked cards): such a slap needs
+a look or a retake, its boxes are not to be trusted.
 
 Cost: about 50-150 ms for a 1000 x 750 four-finger slap at 500 ppi on a shared core (see
 benchmarks/bench_slap.py), plus the NFIQ 2 of each finger.
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -51,6 +55,22 @@ MIN_FINGER_AREA_IN2 = 0.06
 FINGERTIP_LENGTH = 1.6
 #: grey standard deviation below which an image has no ridges at all (blank, all black)
 MIN_CONTRAST = 4.0
+#: a blob lies below another (a lower finger segment, the palm) when the upper one's bottom
+#: quarter and its own top quarter overlap across by at least this fraction of the narrower
+BELOW_OVERLAP = 0.5
+#: two finger cores are side by side when further apart across than this many times along
+SIDE_BY_SIDE = 1.5
+#: plausible fingertip width across the finger axis, inches (little finger .. thumb, with margin)
+FINGER_WIDTH_IN = (0.25, 1.25)
+#: largest plausible finger rotation from upright in a slap, degrees
+MAX_FINGER_ANGLE = 45.0
+#: a finger blob fills at least this fraction of its convex hull (text, handwriting and card
+#: background merged into a "finger" fill much less)
+MIN_SOLIDITY = 0.75
+#: a foreground region spanning this fraction of the image's width and height is background
+BACKGROUND_SPAN = 0.9
+#: two fingertip boxes may share at most this fraction of the smaller one's area
+MAX_TIP_OVERLAP = 0.25
 
 
 @dataclass
@@ -104,21 +124,58 @@ def foreground(img: np.ndarray, dpi: int) -> np.ndarray:
 
 
 def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
-    """Pixel masks of the fingers, left to right; touching fingers are split at their necks."""
+    """Pixel masks of the fingertips, left to right.
+
+    Blobs that lie below another blob (lower finger segments, the palm) are not fingertips and
+    are left out (:func:`fingertip_blobs`); touching fingers are split at their necks.
+    """
     min_area = MIN_FINGER_AREA_IN2 * dpi * dpi
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     blobs = [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
-    # fingers touch while blobs are missing: cut the widest blob in two, again and again
-    while 0 < len(blobs) < expected:
-        for i in np.argsort([-_width(b) for b in blobs]):
-            pieces = _split(blobs[i], min_area)
-            if len(pieces) == 2:
-                blobs[i:i + 1] = pieces
-                break
+    tips = fingertip_blobs(blobs)
+    # fingers touch while fingertips are missing: cut the widest tip at its necks, again and again
+    for _ in range(2 * expected):
+        if not 0 < len(tips) < expected:
+            break
+        for i in np.argsort([-_width(b) for b in tips]):
+            for pieces in _splits(tips[i], min_area):
+                trial = [b for b in blobs if b is not tips[i]] + pieces
+                more = fingertip_blobs(trial)
+                if len(more) > len(tips):  # a cut that only parts a tip from its segments is no help
+                    blobs, tips = trial, more
+                    break
+            else:
+                continue
+            break
         else:
             break  # nothing splits: fingers are missing, not touching
-    blobs.sort(key=lambda b: float(np.nonzero(b)[1].mean()))
-    return blobs
+    tips.sort(key=lambda b: float(np.nonzero(b)[1].mean()))
+    return tips
+
+
+def fingertip_blobs(blobs: list[np.ndarray]) -> list[np.ndarray]:
+    """The blobs that are not below another blob.
+
+    In a slap the fingertips are the top of each finger; what lies under a fingertip, in line
+    with it, is its middle or proximal segment (a live scan shows them as separate blobs past
+    the creases) or the palm. Blob B is below blob A when A starts higher and, in at least
+    ``BELOW_OVERLAP`` of the columns of B's top quarter, A has pixels above B's top.
+    """
+    ext = []
+    for b in blobs:
+        ys, xs = np.nonzero(b)
+        top, bottom = int(ys.min()), int(ys.max())
+        band = xs[ys <= top + (bottom - top) / 4]
+        colmin = np.full(b.shape[1], np.iinfo(np.int32).max, np.int64)
+        np.minimum.at(colmin, xs, ys)
+        ext.append((top, int(band.min()), int(band.max()), colmin))
+
+    def below(j: int, i: int) -> bool:  # is blob j below blob i?
+        tj, a0, a1, _ = ext[j]
+        ti, _, _, colmin = ext[i]
+        return ti < tj and np.count_nonzero(colmin[a0:a1 + 1] < tj) >= BELOW_OVERLAP * (a1 - a0 + 1)
+
+    return [b for j, b in enumerate(blobs) if not any(below(j, i) for i in range(len(blobs)) if i != j)]
 
 
 def _width(blob: np.ndarray) -> float:
@@ -126,35 +183,42 @@ def _width(blob: np.ndarray) -> float:
     return float(xs[-1] - xs[0] + 1) if xs.size else 0.0
 
 
-def _split(blob: np.ndarray, min_area: float) -> list[np.ndarray]:
-    """Cut a blob of touching fingers in two where they meet.
+def _splits(blob: np.ndarray, min_area: float) -> Iterator[list[np.ndarray]]:
+    """Ways to cut a blob of touching fingers where they meet, from the least shrink up.
 
     Touching fingers meet at a neck, thinner than either finger: shrinking the blob (a rising
-    threshold on its distance transform) separates the finger cores. The first shrink that
-    leaves two cores of a useful size seeds them, and every blob pixel goes to the nearer core.
-    Blobs of three or four fingers are cut again (the caller always cuts the widest blob).
+    threshold on its distance transform) separates the finger cores. Each shrink that leaves
+    cores of a useful size, two of them side by side (further apart across than along: a core
+    below another may be a lower segment of the same finger, past its crease), seeds a cut:
+    every blob pixel goes to the nearest core, and pieces smaller than a finger are dropped.
+    The caller takes the first cut that separates fingertips.
     """
     ys, xs = np.nonzero(blob)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 2, xs.min(), xs.max() + 2
-    b8 = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # bounds; may end at the image edge
+    b8 = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)  # one background pixel all round
     b8[1:-1, 1:-1] = blob[y0:y1, x0:x1]
     dist = cv2.distanceTransform(b8, cv2.DIST_L2, 5)
     top = float(dist.max())
+    seen = 0
     for frac in np.linspace(0.2, 0.95, 16):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((dist > frac * top).astype(np.uint8), connectivity=8)
-        big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.01 * min_area]
-        if len(big) >= 2:
-            big = sorted(big, key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:2]
-            to_core = np.stack([cv2.distanceTransform((labels != i).astype(np.uint8), cv2.DIST_L2, 5)
-                                for i in big])
-            owner = to_core.argmin(axis=0)[1:-1, 1:-1]
-            pieces = []
-            for k in range(2):
-                piece = np.zeros_like(blob)
-                piece[y0:y1, x0:x1] = blob[y0:y1, x0:x1] & (owner == k)
+        n, labels, stats, cents = cv2.connectedComponentsWithStats((dist > frac * top).astype(np.uint8),
+                                                                   connectivity=8)
+        big = sorted((i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.01 * min_area),
+                     key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:8]
+        if len(big) == seen or not any(abs(cents[i][0] - cents[j][0]) > SIDE_BY_SIDE * abs(cents[i][1] - cents[j][1])
+                                       for k, i in enumerate(big) for j in big[k + 1:]):
+            continue
+        seen = len(big)
+        to_core = np.stack([cv2.distanceTransform((labels != i).astype(np.uint8), cv2.DIST_L2, 5) for i in big])
+        owner = to_core.argmin(axis=0)[1:-1, 1:-1]
+        pieces = []
+        for k in range(len(big)):
+            piece = np.zeros_like(blob)
+            piece[y0:y1, x0:x1] = blob[y0:y1, x0:x1] & (owner == k)
+            if piece.sum() >= min_area:
                 pieces.append(piece)
-            return [p for p in pieces if p.sum() >= min_area] or [blob]
-    return [blob]
+        if len(pieces) >= 2:
+            yield pieces
 
 
 def finger_geometry(blob: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], float]:
@@ -191,6 +255,53 @@ def upright_crop(img: np.ndarray, center: tuple[float, float], size: tuple[float
                           borderMode=cv2.BORDER_CONSTANT, borderValue=255)
 
 
+def textured_background(mask: np.ndarray) -> list[str]:
+    """A foreground region that spans the whole image is background with ridge-like texture
+    (an inked card's paper, print and handwriting; a dirty platen), not a finger: fingertips
+    cannot be told from it reliably."""
+    h, w = mask.shape
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if any(stats[i, cv2.CC_STAT_WIDTH] >= BACKGROUND_SPAN * w and stats[i, cv2.CC_STAT_HEIGHT] >= BACKGROUND_SPAN * h
+           for i in range(1, n)):
+        return ["ridge-like background across the whole image (inked card? dirty platen?): fingertips unreliable"]
+    return []
+
+
+def implausible_finger(pos: FP, blob: np.ndarray, size: tuple[float, float], angle: float, dpi: int) -> list[str]:
+    """Why a segmented "finger" cannot be one (empty when it can): too narrow or too wide,
+    turned too far, or a ragged shape (ridge-like background, text or handwriting merged in,
+    as on inked cards)."""
+    out = []
+    width_in = size[0] / dpi
+    cut = bool(blob[:, 0].any() or blob[:, -1].any())  # a finger cut by the image side is narrower
+    if width_in > FINGER_WIDTH_IN[1] or (width_in < FINGER_WIDTH_IN[0] and not cut):
+        out.append(f"{pos.name}: {width_in:.2f} in wide, not a fingertip")
+    if abs(angle) > MAX_FINGER_ANGLE:
+        out.append(f"{pos.name}: turned {angle:.0f} degrees, not a fingertip")
+    contours, _ = cv2.findContours(blob.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours))) if contours else 0.0
+    solidity = float(blob.sum()) / hull if hull else 0.0
+    if solidity < MIN_SOLIDITY:
+        out.append(f"{pos.name}: ragged shape (fills {solidity:.0%} of its hull), not a fingertip")
+    return out
+
+
+def overlapping_tips(fingers: list[SegmentedFinger]) -> list[str]:
+    """Fingertip rectangles that share much of their area: one print taken for two."""
+    out = []
+    rects = [(f.position, (f.center, f.size, -f.angle)) for f in fingers]
+    for i, (p, a) in enumerate(rects):
+        for q, b in rects[i + 1:]:
+            kind, pts = cv2.rotatedRectangleIntersection(a, b)
+            if kind == cv2.INTERSECT_NONE or pts is None:
+                continue
+            inter = cv2.contourArea(cv2.convexHull(pts))
+            smaller = min(a[1][0] * a[1][1], b[1][0] * b[1][1])
+            if smaller and inter / smaller > MAX_TIP_OVERLAP:
+                out.append(f"{p.name} and {q.name} overlap ({inter / smaller:.0%})")
+    return out
+
+
 # --- orchestrator -----------------------------------------------------------------------------------------
 def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 500,
                  missing: Iterable[FP] = (), quality: bool = True) -> SlapResult:
@@ -222,7 +333,7 @@ def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 5
     labels = [p for p in SLAP_ORDER[slap] if p not in missing_set]
     mask = foreground(image, dpi)
     blobs = finger_blobs(mask, dpi, len(labels))
-    problems = []
+    problems = textured_background(mask)
     if not blobs:
         raise ImageError("no finger found in the slap image")
     if len(blobs) != len(labels):
@@ -239,6 +350,8 @@ def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 5
         x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
         box = (max(int(x0), 0), max(int(y0), 0), int(min(x1, w) - max(x0, 0)), int(min(y1, h) - max(y0, 0)))
         fingers.append(SegmentedFinger(pos, center, size, angle, box, crop))
+        problems += implausible_finger(pos, blob, size, angle, dpi)
+    problems += overlapping_tips(fingers)
     if quality:
         from .nfiq2 import nfiq2
 
