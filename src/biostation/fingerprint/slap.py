@@ -58,8 +58,10 @@ MIN_CONTRAST = 4.0
 #: a blob lies below another (a lower finger segment, the palm) when the upper one's bottom
 #: quarter and its own top quarter overlap across by at least this fraction of the narrower
 BELOW_OVERLAP = 0.5
-#: two finger cores are side by side when further apart across than this many times along
-SIDE_BY_SIDE = 1.5
+#: two finger cores are side by side (two fingers) when further apart across than this many
+#: times along; in line (a finger's tip and its lower segment, fingers turned up to about 25
+#: degrees) below it
+SIDE_BY_SIDE = 0.6
 #: plausible fingertip width across the finger axis, inches (little finger .. thumb, with margin)
 FINGER_WIDTH_IN = (0.25, 1.25)
 #: largest plausible finger rotation from upright in a slap, degrees
@@ -158,24 +160,29 @@ def fingertip_blobs(blobs: list[np.ndarray]) -> list[np.ndarray]:
 
     In a slap the fingertips are the top of each finger; what lies under a fingertip, in line
     with it, is its middle or proximal segment (a live scan shows them as separate blobs past
-    the creases) or the palm. Blob B is below blob A when A starts higher and, in at least
-    ``BELOW_OVERLAP`` of the columns of B's top quarter, A has pixels above B's top.
+    the creases) or the palm. Blob B is below the others when, in at least ``BELOW_OVERLAP`` of
+    the columns of B's top quarter, a blob that starts higher has pixels above B's top (the
+    palm lies below several fingers at once).
     """
     ext = []
     for b in blobs:
-        ys, xs = np.nonzero(b)
-        top, bottom = int(ys.min()), int(ys.max())
-        band = xs[ys <= top + (bottom - top) / 4]
-        colmin = np.full(b.shape[1], np.iinfo(np.int32).max, np.int64)
-        np.minimum.at(colmin, xs, ys)
-        ext.append((top, int(band.min()), int(band.max()), colmin))
+        rows, cols = np.nonzero(b.any(axis=1))[0], np.nonzero(b.any(axis=0))[0]
+        top, bottom, x0, x1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+        sub = b[top:bottom + 1, x0:x1 + 1]
+        band = np.nonzero(sub[: (bottom - top) // 4 + 1].any(axis=0))[0] + x0
+        colmin = np.full(b.shape[1], np.iinfo(np.int32).max, np.int64)  # topmost pixel of each column
+        colmin[x0:x1 + 1] = np.where(sub.any(axis=0), sub.argmax(axis=0) + top, colmin[x0:x1 + 1])
+        ext.append((top, int(band[0]), int(band[-1]), colmin))
 
-    def below(j: int, i: int) -> bool:  # is blob j below blob i?
+    def below(j: int) -> bool:  # is blob j below the blobs that start higher?
         tj, a0, a1, _ = ext[j]
-        ti, _, _, colmin = ext[i]
-        return ti < tj and np.count_nonzero(colmin[a0:a1 + 1] < tj) >= BELOW_OVERLAP * (a1 - a0 + 1)
+        higher = [e[3][a0:a1 + 1] for i, e in enumerate(ext) if i != j and e[0] < tj]
+        if not higher:
+            return False
+        over = np.min(higher, axis=0) < tj
+        return np.count_nonzero(over) >= BELOW_OVERLAP * (a1 - a0 + 1)
 
-    return [b for j, b in enumerate(blobs) if not any(below(j, i) for i in range(len(blobs)) if i != j)]
+    return [b for j, b in enumerate(blobs) if not below(j)]
 
 
 def _width(blob: np.ndarray) -> float:
@@ -183,15 +190,17 @@ def _width(blob: np.ndarray) -> float:
     return float(xs[-1] - xs[0] + 1) if xs.size else 0.0
 
 
-def _splits(blob: np.ndarray, min_area: float) -> Iterator[list[np.ndarray]]:
+def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[list[np.ndarray]]:
     """Ways to cut a blob of touching fingers where they meet, from the least shrink up.
 
     Touching fingers meet at a neck, thinner than either finger: shrinking the blob (a rising
     threshold on its distance transform) separates the finger cores. Each shrink that leaves
-    cores of a useful size, two of them side by side (further apart across than along: a core
-    below another may be a lower segment of the same finger, past its crease), seeds a cut:
+    cores of a useful size, two of them side by side (further apart across than
+    ``SIDE_BY_SIDE`` times along: a core in line below another may be a lower segment of the
+    same finger, past its crease), seeds a cut:
     every blob pixel goes to the nearest core, and pieces smaller than a finger are dropped.
-    The caller takes the first cut that separates fingertips.
+    The caller takes the first cut that separates fingertips. ``across=False``: every cut,
+    side by side or not (to cut lower segments off a fingertip).
     """
     ys, xs = np.nonzero(blob)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # bounds; may end at the image edge
@@ -199,22 +208,26 @@ def _splits(blob: np.ndarray, min_area: float) -> Iterator[list[np.ndarray]]:
     b8[1:-1, 1:-1] = blob[y0:y1, x0:x1]
     dist = cv2.distanceTransform(b8, cv2.DIST_L2, 5)
     top = float(dist.max())
-    seen = 0
     for frac in np.linspace(0.2, 0.95, 16):
         n, labels, stats, cents = cv2.connectedComponentsWithStats((dist > frac * top).astype(np.uint8),
                                                                    connectivity=8)
         big = sorted((i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.01 * min_area),
                      key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:8]
-        if len(big) == seen or not any(abs(cents[i][0] - cents[j][0]) > SIDE_BY_SIDE * abs(cents[i][1] - cents[j][1])
-                                       for k, i in enumerate(big) for j in big[k + 1:]):
+        if len(big) < 2 or (across and not any(
+                abs(cents[i][0] - cents[j][0]) > SIDE_BY_SIDE * abs(cents[i][1] - cents[j][1])
+                for k, i in enumerate(big) for j in big[k + 1:])):
             continue
-        seen = len(big)
-        to_core = np.stack([cv2.distanceTransform((labels != i).astype(np.uint8), cv2.DIST_L2, 5) for i in big])
-        owner = to_core.argmin(axis=0)[1:-1, 1:-1]
+        cores = np.isin(labels, big)
+        # the nearest core of every pixel: labels of the nearest zero pixel, mapped back to cores
+        _, near = cv2.distanceTransformWithLabels((~cores).astype(np.uint8), cv2.DIST_L2, 5,
+                                                  labelType=cv2.DIST_LABEL_CCOMP)
+        core_of = np.zeros(int(near.max()) + 1, np.int32)
+        core_of[near[cores]] = labels[cores]
+        owner = core_of[near][1:-1, 1:-1]
         pieces = []
-        for k in range(len(big)):
+        for i in big:
             piece = np.zeros_like(blob)
-            piece[y0:y1, x0:x1] = blob[y0:y1, x0:x1] & (owner == k)
+            piece[y0:y1, x0:x1] = blob[y0:y1, x0:x1] & (owner == i)
             if piece.sum() >= min_area:
                 pieces.append(piece)
         if len(pieces) >= 2:
@@ -338,8 +351,10 @@ def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 5
         raise ImageError("no finger found in the slap image")
     if len(blobs) != len(labels):
         problems.append(f"expected {len(labels)} fingers, found {len(blobs)}")
-        if len(blobs) > len(labels):  # keep the biggest, in their left-to-right order
-            keep = sorted(sorted(range(len(blobs)), key=lambda i: -int(blobs[i].sum()))[: len(labels)])
+        if len(blobs) > len(labels):  # keep the biggest, in their left-to-right order; a blob on the
+            # bottom edge (the palm, a finger's base) last
+            keep = sorted(sorted(range(len(blobs)), key=lambda i: (bool(blobs[i][-1].any()),
+                                                                   -int(blobs[i].sum())))[: len(labels)])
             blobs = [blobs[i] for i in keep]
     fingers = []
     for pos, blob in zip(labels, blobs):

@@ -33,6 +33,13 @@ class TruthFinger:
     width: float
 
 
+def whiten(img: np.ndarray) -> np.ndarray:
+    """The impression with its background stretched to white, as a live-scan platen shows it
+    (some sensors' images, FVC2002 DB3's for one, have a mid-grey background)."""
+    bg = float(np.percentile(img, 95))
+    return np.clip(img.astype(np.float32) * (255.0 / max(bg, 1.0)), 0, 255).astype(np.uint8)
+
+
 def finger_shape(img: np.ndarray, aspect: float = 1.5) -> tuple[np.ndarray, tuple[float, float], float]:
     """The print cut to an upright ellipse (white outside); returns it, its centre and its width."""
     dark = img < 200
@@ -190,4 +197,30 @@ def hits(result, truth: Sequence[TruthFinger], max_center: float = 0.35, max_ang
         d = math.hypot(f.center[0] - t.center[0], f.center[1] - t.center[1])
         da = abs((f.angle - t.angle + 180) % 360 - 180)
         out.append(d <= max_center * t.width and da <= max_angle)
+    return out
+
+
+@dataclass(frozen=True)
+class LabelledSlap:
+    """A real slap image's hand-labelled ground truth (see :func:`load_labels`)."""
+
+    name: str
+    kind: str  # "live" (live scan) or "inked" (tenprint card)
+    slap: FP
+    missing: tuple[FP, ...]
+    truth: tuple[TruthFinger, ...]
+
+
+def load_labels(path) -> list[LabelledSlap]:
+    """Hand-labelled slaps from a JSON file: ``{"slaps": {file name: {"kind", "slap" (finger
+    code), "missing" (codes), "fingers": [{"position", "center": [x, y], "width", "angle"}]}}}``."""
+    import json
+    from pathlib import Path
+
+    doc = json.loads(Path(path).read_text())
+    out = []
+    for name, s in doc["slaps"].items():
+        truth = tuple(TruthFinger(FP(f["position"]), (float(f["center"][0]), float(f["center"][1])),
+                                  float(f["angle"]), float(f["width"])) for f in s["fingers"])
+        out.append(LabelledSlap(name, s["kind"], FP(s["slap"]), tuple(FP(m) for m in s["missing"]), truth))
     return out
