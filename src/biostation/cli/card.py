@@ -76,7 +76,9 @@ def register(app: typer.Typer) -> None:
 
         Checks: passive authentication (SOD signature, Document Signer against --csca, every data
         group hash), active and chip authentication where offered, and the Vietnamese ID number
-        cross-check (DG13, MRZ). An unknown CSCA shows the data as "unverified".
+        cross-check (DG13, MRZ). An unknown CSCA shows the data as "unverified". A chip without
+        a (readable) EF.SOD is read all the same: the data are shown, passive authentication is
+        "failed" with the reason, exit 1.
         """
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
