@@ -152,6 +152,7 @@ def test_real_slaps_no_exception_live_scans_right_inked_right_or_reported():
     labelled = load_labels(LABELS)
     if not (SLAPS / labelled[0].name).exists():
         pytest.skip("../shared slaps not present")
+    inked = []
     for s in labelled:
         img = cv2.imread(str(SLAPS / s.name), cv2.IMREAD_GRAYSCALE)
         r = segment_slap(img, s.slap, missing=s.missing, quality=False)
@@ -160,3 +161,6 @@ def test_real_slaps_no_exception_live_scans_right_inked_right_or_reported():
             assert all(ok) and r.problems == [], (s.name, ok, r.problems)
         else:
             assert all(ok) or r.problems, (s.name, ok)
+            assert any("inked card" in p for p in r.problems)  # a card's boxes always get a look
+            inked += ok
+    assert sum(inked) >= 0.8 * len(inked), inked  # the ink-darkness foreground finds most of them

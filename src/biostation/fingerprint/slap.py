@@ -9,6 +9,9 @@ Method (each step a small pure function):
 
 1. **Foreground**: ridge energy (band-pass squared, smoothed) above an Otsu threshold, closed and
    hole-filled, so a finger is one solid blob and the gaps between fingers stay background.
+   When that foreground spans the whole image (an inked card: paper grain, printed captions
+   and handwriting have ridge energy too), the prints are taken where the ink is also dark
+   and broad (:func:`ink_foreground`), and the result says so.
 2. **Fingertips**: connected blobs bigger than a minimum finger area, less those that lie
    below another blob (lower finger segments and the palm, which live scans show). When fewer
    fingertips than fingers are found, fingers touch: the widest is cut where its fingers meet
@@ -55,6 +58,8 @@ MIN_FINGER_AREA_IN2 = 0.06
 FINGERTIP_LENGTH = 1.6
 #: grey standard deviation below which an image has no ridges at all (blank, all black)
 MIN_CONTRAST = 4.0
+#: a blob on the image's top or bottom edge less tall than this (inches) is not a finger
+MIN_SLIVER_IN = 0.25
 #: a blob lies below another (a lower finger segment, the palm) when the upper one's bottom
 #: quarter and its own top quarter overlap across by at least this fraction of the narrower
 BELOW_OVERLAP = 0.5
@@ -71,6 +76,10 @@ MAX_FINGER_ANGLE = 45.0
 MIN_SOLIDITY = 0.75
 #: a foreground region spanning this fraction of the image's width and height is background
 BACKGROUND_SPAN = 0.9
+#: inked cards: the grey is smoothed over this many inches to tell ink from paper, and a print
+#: holds a square this many inches a side (a line of printed text does not)
+INK_SMOOTH_IN = 0.02
+INK_MIN_SIDE_IN = 0.08
 #: two fingertip boxes may share at most this fraction of the smaller one's area
 MAX_TIP_OVERLAP = 0.25
 
@@ -125,6 +134,24 @@ def foreground(img: np.ndarray, dpi: int) -> np.ndarray:
     return (canvas[1:-1, 1:-1] != 2).astype(np.uint8)
 
 
+def ink_foreground(img: np.ndarray, dpi: int) -> np.ndarray:
+    """Mask of inked prints on a card: ridge areas (:func:`foreground`) that are also dark (the
+    grey smoothed over ``INK_SMOOTH_IN`` below Otsu's level: paper, thin handwriting and the
+    card's print stay light), less what cannot hold an ``INK_MIN_SIDE_IN`` square (lines of
+    printed text), holes filled."""
+    grey = cv2.GaussianBlur(img.astype(np.float32), (0, 0), INK_SMOOTH_IN * dpi)
+    g8 = np.clip(grey, 0, 255).astype(np.uint8)
+    _, dark = cv2.threshold(g8, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    mask = foreground(img, dpi) & dark
+    k = max(3, int(INK_MIN_SIDE_IN * dpi) | 1)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    h, w = mask.shape
+    canvas = np.zeros((h + 2, w + 2), np.uint8)
+    canvas[1:-1, 1:-1] = mask
+    cv2.floodFill(canvas, None, (0, 0), 2)
+    return (canvas[1:-1, 1:-1] != 2).astype(np.uint8)
+
+
 def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
     """Pixel masks of the fingertips, left to right.
 
@@ -133,7 +160,11 @@ def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
     """
     min_area = MIN_FINGER_AREA_IN2 * dpi * dpi
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    blobs = [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    h = mask.shape[0]
+    blobs = [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area
+             # a sliver along the top or bottom edge is no finger (a card's printed caption)
+             and not (stats[i, cv2.CC_STAT_HEIGHT] < MIN_SLIVER_IN * dpi
+                      and (stats[i, cv2.CC_STAT_TOP] == 0 or stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] == h))]
     tips = fingertip_blobs(blobs)
     # fingers touch while fingertips are missing: cut the widest tip at its necks, again and again
     for _ in range(2 * expected):
@@ -345,8 +376,14 @@ def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 5
         raise ValueError(f"{', '.join(m.name for m in unknown)} not in a {slap.name} slap")
     labels = [p for p in SLAP_ORDER[slap] if p not in missing_set]
     mask = foreground(image, dpi)
-    blobs = finger_blobs(mask, dpi, len(labels))
     problems = textured_background(mask)
+    if problems:  # an inked card: the prints are where the ink is dark
+        ink = ink_foreground(image, dpi)
+        if ink.any() and not textured_background(ink):
+            mask = ink
+            problems = ["ridge-like background across the image (an inked card?): fingertips found where the "
+                        "ink is dark, check them"]
+    blobs = finger_blobs(mask, dpi, len(labels))
     if not blobs:
         raise ImageError("no finger found in the slap image")
     if len(blobs) != len(labels):
