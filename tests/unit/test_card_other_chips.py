@@ -120,3 +120,11 @@ def test_malformed_sod_is_a_failed_check_not_a_crash(td3):
 def test_card_data_stays_untouched_by_data_quirks(td3):
     card_of(td3, "sod-missing")
     assert 0x011D in td3.data.files and isinstance(td3.data, CardData)
+
+
+def test_data_group_listed_but_absent_is_skipped_not_fatal(td3):
+    card = card_of(td3, "no-sfi")
+    del card.data.files[0x010B]  # DG11: in EF.COM and in the SOD, not on the chip
+    r = read_document(Wire(card), mrz=TD3_MRZ, trust=store_for(td3))
+    assert "DG11" not in r.files and "absent" in r.skipped["DG11"]
+    assert r.passive.data_groups[11] == "not read" and r.passive.status == "verified"

@@ -124,13 +124,22 @@ def test_lower_segments_palm_and_a_small_little_finger(fingers, slap):
     assert all(hits(r, truth)), [(f.position.name, f.center) for f in r.fingers]
 
 
-def test_ridge_like_background_is_reported(fingers):
-    img, truth = compose_slap(pick(fingers, 4, 19), FP.PLAIN_RIGHT_FOUR, angles=[-6, -2, 3, 7])
-    # an inked card: ridge-like texture (paper, print, smudges) all over the image
-    tex = cv2.resize(fingers[0], (img.shape[1], img.shape[0]))
-    card = np.minimum(img, (255 - (255 - tex.astype(np.float32)) * 0.6).astype(np.uint8))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_inked_card_is_right_or_reported(fingers, seed):
+    img, truth = compose_slap(pick(fingers, 4, 19 + seed), FP.PLAIN_RIGHT_FOUR, angles=[-6, -2, 3, 7])
+    rng = np.random.default_rng(seed)
+    if seed == 0:  # ridge-like texture (paper, smudges) all over the image
+        tex = cv2.resize(fingers[0], (img.shape[1], img.shape[0]))
+        card = np.minimum(img, (255 - (255 - tex.astype(np.float32)) * 0.6).astype(np.uint8))
+    else:  # grainy paper, a printed caption, handwriting strokes across the prints
+        grain = cv2.GaussianBlur(rng.normal(0, 1, img.shape).clip(-3, 3).astype(np.float32), (0, 0), 1.2)
+        card = np.minimum(img, (235 + grain * 60).clip(0, 255).astype(np.uint8))
+        cv2.putText(card, "RIGHT FOUR FINGERS TAKEN SIMULTANEOUSLY", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.1, 0, 3)
+        for _ in range(6):
+            p = rng.integers(0, [img.shape[1], img.shape[0]], (2, 2))
+            cv2.line(card, (int(p[0, 0]), int(p[0, 1])), (int(p[1, 0]), int(p[1, 1])), 60, 4)
     r = segment_slap(card, FP.PLAIN_RIGHT_FOUR, quality=False)
-    assert all(hits(r, truth)) or any("background" in p or "not a fingertip" in p for p in r.problems), r.problems
+    assert all(hits(r, truth)) or r.problems
 
 
 def test_implausible_fingers_are_reported():

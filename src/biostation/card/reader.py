@@ -368,6 +368,11 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
         except AccessDeniedError as exc:
             out.skipped[name] = f"access denied: {exc}"
             continue
+        except ApduError as exc:
+            if exc.sw != 0x6A82:
+                raise
+            out.skipped[name] = "listed in EF.COM, absent on the chip (SW 6A82)"
+            continue
         out.timings[f"read_{name}"] = time.monotonic() - ts
         out.decoded[name] = lds.decode(n, out.files[name])
     t = lap("read_files", t)

@@ -28,8 +28,8 @@ also says when a "finger" cannot be one (too wide or narrow, turned too far, rag
 on one print) and when ridge-like background spans the image (inked cards): such a slap needs
 a look or a retake, its boxes are not to be trusted.
 
-Cost: about 50-150 ms for a 1000 x 750 four-finger slap at 500 ppi on a shared core (see
-benchmarks/bench_slap.py), plus the NFIQ 2 of each finger.
+Cost: a few hundred ms for a four-finger slap at 500 ppi (benchmarks/bench_slap.py prints it),
+more when touching fingers must be cut, plus the NFIQ 2 of each finger.
 Pure functions, thread-safe; raises :class:`~biostation.errors.ImageError` for input that is
 not a slap image (wrong type, too small, blank or all black).
 """
