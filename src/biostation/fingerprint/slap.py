@@ -161,10 +161,10 @@ def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
     min_area = MIN_FINGER_AREA_IN2 * dpi * dpi
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     h = mask.shape[0]
-    blobs = [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area
-             # a sliver along the top or bottom edge is no finger (a card's printed caption)
-             and not (stats[i, cv2.CC_STAT_HEIGHT] < MIN_SLIVER_IN * dpi
-                      and (stats[i, cv2.CC_STAT_TOP] == 0 or stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] == h))]
+    top, tall = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_HEIGHT]
+    # a sliver along the top or bottom edge is no finger (a card's printed caption)
+    sliver = (tall < MIN_SLIVER_IN * dpi) & ((top == 0) | (top + tall == h))
+    blobs = [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area and not sliver[i]]
     tips = fingertip_blobs(blobs)
     # fingers touch while fingertips are missing: cut the widest tip at its necks, again and again
     for _ in range(2 * expected):
