@@ -168,3 +168,34 @@ def test_cli_simulate_then_read(pcscd, tmp_path):
         sim.wait(10)
     # the wrong CAN was remembered in the state folder
     assert json.loads((tmp_path / "state" / "card" / "card.json").read_text())["counters"]["can"] == 2
+
+
+@pytest.mark.slow
+def test_cli_exit_codes_against_a_chip_that_answers_like_others(pcscd, tmp_path):
+    """``card simulate --quirk``: a BAC passport that answers 6988 to a wrong MRZ, has no short
+    file identifiers and no EF.SOD. A wrong MRZ exits 3; the right one reads every other file,
+    shows it and exits 1 (passive authentication failed, with the reason)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    sim = subprocess.Popen([sys.executable, "-m", "biostation", "card", "simulate", "--profile", "td3",
+                            "--port", "35964", "--face-kb", "5", "--quirk", "bac-sm-error", "--quirk", "no-sfi",
+                            "--quirk", "sod-missing"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        info = json.loads(sim.stdout.readline())
+        read = [sys.executable, "-m", "biostation", "card", "read", "--reader", info["reader"], "--csca", info["csca"]]
+        res = subprocess.run(read + ["--mrz", "L898902C/690806/940624"], capture_output=True, text=True, env=env,
+                             cwd=ROOT, timeout=60)
+        assert res.returncode == 3 and "access denied" in res.stderr and "6988" in res.stderr, res.stderr
+        out = tmp_path / "out"
+        res = subprocess.run(read + ["--mrz", "L898902C/690806/940623", "--out", str(out)], capture_output=True,
+                             text=True, env=env, cwd=ROOT, timeout=60)
+        assert res.returncode == 1, res.stderr
+        summary = json.loads(res.stdout)
+        pa = summary["checks"]["passive_authentication"]
+        assert pa["status"] == "failed" and "EF.SOD absent on the chip" in pa["problems"][0]
+        assert summary["holder"]["mrz"]["document_number"] == "L898902C"
+        assert summary["skipped"]["EF.SOD"].startswith("absent")
+        assert (out / "DG1.bin").is_file() and (out / "face_1.jpg").is_file()
+    finally:
+        sim.terminate()
+        sim.wait(10)

@@ -39,7 +39,8 @@ def perform_bac(channel: ApduChannel, mrz_information: str, *, rnd_ifd: bytes | 
 
     One GET CHALLENGE and one EXTERNAL AUTHENTICATE: a wrong MRZ costs the card one failed
     attempt, never a retry loop. AccessDeniedError when the card refuses the cryptogram
-    (``6300``/``6982``) or answers one that does not check against our keys.
+    (``6300``, ``6982``, or ``6987``/``6988`` as some chips answer before any session exists)
+    or answers one that does not check against our keys.
     ``rnd_ifd``/``k_ifd`` are for test vectors only; by default they are fresh random bytes.
     """
     k_enc, k_mac = bac_keys(mrz_information)
@@ -58,7 +59,9 @@ def perform_bac(channel: ApduChannel, mrz_information: str, *, rnd_ifd: bytes | 
         if exc.sw in (0x6300, 0x6A80, 0x6700):  # some chips answer 6A80 to a wrong cryptogram
             raise AccessDeniedError(f"BAC refused by the chip: wrong MRZ data? (SW {exc.sw:04X})") from None
         raise
-    except AccessDeniedError as exc:
+    except (AccessDeniedError, SecureMessagingError) as exc:
+        # no session exists yet, so 6987/6988 cannot be about SM objects: chips that check the
+        # cryptogram's MAC as "SM data" answer them to a wrong MRZ
         raise AccessDeniedError(f"BAC refused by the chip: wrong MRZ data? ({exc})") from None
     if len(resp) != 40:
         raise AccessDeniedError(f"BAC: chip answered {len(resp)} bytes, expected 40")

@@ -1,7 +1,8 @@
 """Reading an eMRTD end to end: access control, files, checks (Doc 9303-10, -11).
 
 :class:`CardFiles` selects and reads files over an :class:`~biostation.card.apdu.ApduChannel`:
-by SFI (one APDU per chunk, no SELECT) or by FID, in READ BINARY chunks sized to what the card
+by SFI (one APDU per chunk, no SELECT; a chip that refuses SFIs is read by FID from then on)
+or by FID, in READ BINARY chunks sized to what the card
 takes (``0xDF`` bytes under short-length secure messaging, larger when the card announces
 extended length in EF.ATR/INFO), with the odd READ BINARY (DO54 offset) beyond 32 KiB.
 
@@ -19,7 +20,9 @@ extended length in EF.ATR/INFO), with the odd READ BINARY (DO54 offset) beyond 3
 
 Failures that mean "stop": wrong CAN/MRZ (AccessDeniedError, raised at once, one attempt only),
 card removed (CardRemovedError: the partial read is dropped, nothing is returned), SM failure.
-Failed *checks* (a hash mismatch, an unknown CSCA) are reported in the result, never hidden.
+Failed *checks* (a hash mismatch, an unknown CSCA) are reported in the result, never hidden; so
+is an absent, empty or malformed EF.SOD: the other files are read and shown, and passive
+authentication is ``failed`` with that reason.
 
 Personal data stays in the returned object; logs carry file names, sizes and timings only.
 """
@@ -125,9 +128,16 @@ class CardFiles:
 
     SHORT_SM_CHUNK = 0xDF  # 223: fits a short R-APDU once DO87 padding, DO99 and DO8E are added
 
+    #: status words with which a chip refuses a READ BINARY by short file identifier that a
+    #: SELECT by FID may still reach: not found, incorrect P1/P2, function not supported
+    SFI_REFUSED = (0x6A82, 0x6A86, 0x6A81)
+
     def __init__(self, channel: ApduChannel, max_read: int | None = None):
         self.channel = channel
         self.max_read = max_read or self.SHORT_SM_CHUNK
+        #: False once the chip refused a read by SFI that SELECT by FID then served: every later
+        #: file is selected by FID (SFIs are optional, ISO/IEC 7816-4 §7.2.2)
+        self.sfi_ok = True
 
     def select_application(self, aid: bytes = ICAO_AID) -> None:
         self.channel.send(Command(0x00, INS.SELECT, 0x04, 0x0C, aid), "SELECT eMRTD application")
@@ -154,10 +164,21 @@ class CardFiles:
     def read(self, file: lds.File | str, use_sfi: bool = True, progress: Progress | None = None) -> bytes:
         """The whole file. Reads the header first, then the rest in ``max_read`` chunks."""
         f = lds.FILES[file] if isinstance(file, str) else file
-        sfi = f.sfi if use_sfi else None
+        sfi = f.sfi if use_sfi and self.sfi_ok else None
         if sfi is None:
             self.select(f.fid, f.name)
-        first = self._read(0, min(self.max_read, 256 if not self.channel.extended else self.max_read), sfi, f.name)
+        n0 = min(self.max_read, 256 if not self.channel.extended else self.max_read)
+        try:
+            first = self._read(0, n0, sfi, f.name)
+        except ApduError as exc:
+            if sfi is None or exc.sw not in self.SFI_REFUSED:
+                raise
+            # a chip without short file identifiers: SELECT by FID (6A82 there: truly absent)
+            self.select(f.fid, f.name)
+            sfi = None
+            first = self._read(0, n0, None, f.name)
+            self.sfi_ok = False
+            log.info("chip refused READ BINARY by SFI (SW %04X): selecting files by FID", exc.sw)
         if not first:
             raise TLVError("file is empty", f.name, 0)
         if f.tag is None:  # not a TLV file (EF.ATR/INFO): what came is what there is
@@ -252,6 +273,21 @@ class DocumentRead:
                 "files": {k: len(v) for k, v in self.files.items()}, "skipped": dict(self.skipped),
                 "apdus": self.apdu_count, "seconds": round(self.seconds, 3),
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}}
+
+
+def _sod_unreadable(exc: CardError) -> str:
+    sw = getattr(exc, "sw", None)
+    if sw == 0x6A82:
+        return "absent on the chip (SW 6A82)"
+    if isinstance(exc, TLVError) and "empty" in str(exc):
+        return "empty on the chip"
+    return f"unreadable: {exc}"
+
+
+def _no_passive(reason: str, data_groups: dict[int, bytes]) -> PassiveAuthResult:
+    """Passive authentication that could not run: failed, every data group read unverified."""
+    return PassiveAuthResult(data_groups={n: "not covered" for n in sorted(data_groups)},
+                             problems=[f"{reason}: no data group can be verified"])
 
 
 def _choose_pace(infos: SecurityInfos) -> tuple[Any, str | None]:
@@ -389,6 +425,9 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
         # the first answer under the CA keys does not verify: the chip does not hold the DG14 key
         out.chip_auth = "FAILED: the chip could not continue with the chip-authentication keys"
         raise VerificationError(f"chip authentication failed: not the chip DG14 describes ({exc})") from None
+    except (ApduError, AccessDeniedError, TLVError) as exc:
+        # no (usable) EF.SOD: read the rest anyway, passive authentication fails with the reason
+        out.skipped["EF.SOD"] = _sod_unreadable(exc)
     if terminal is not None and 3 in wanted:
         out.fingerprint_status = "reading"
     elif terminal is not None and 3 not in com.data_groups:
@@ -415,6 +454,11 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
                 out.fingerprint_status = f"not read: access denied ({exc})"
                 out.fingerprint_error = exc
             continue
+        except ApduError as exc:
+            if exc.sw != 0x6A82:
+                raise
+            out.skipped[name] = "listed in EF.COM, absent on the chip (SW 6A82)"
+            continue
         out.timings[f"read_{name}"] = time.monotonic() - ts
         if n == 4:  # iris (ISO/IEC 19794-6): kept as read, hashed by passive authentication
             continue
@@ -433,7 +477,13 @@ def read_document(transport: Transport, *, can: str | None = None, mrz: str | No
     # 3. checks ----------------------------------------------------------------------------------
     if active_auth and "DG15" in out.decoded:
         out.active = active_authentication(channel, out.decoded["DG15"], out.decoded.get("DG14"))
-    out.passive = passive_authentication(out.files["EF.SOD"], out.data_groups, trust)
+    if "EF.SOD" in out.files:
+        try:
+            out.passive = passive_authentication(out.files["EF.SOD"], out.data_groups, trust)
+        except TLVError as exc:
+            out.passive = _no_passive(f"EF.SOD is malformed: {exc}", out.data_groups)
+    else:
+        out.passive = _no_passive(f"EF.SOD {out.skipped.get('EF.SOD', 'not read')}", out.data_groups)
     dg1 = out.decoded.get("DG1")
     dg13 = out.decoded.get("DG13")
     if dg13 is not None or (dg1 is not None and dg1.mrz.kind == "TD1" and dg1.mrz.issuing_state == "VNM"):

@@ -84,7 +84,9 @@ def register(app: typer.Typer) -> None:
 
         Checks: passive authentication (SOD signature, Document Signer against --csca, every data
         group hash), active and chip authentication where offered, and the Vietnamese ID number
-        cross-check (DG13, MRZ). An unknown CSCA shows the data as "unverified".
+        cross-check (DG13, MRZ). An unknown CSCA shows the data as "unverified". A chip without
+        a (readable) EF.SOD is read all the same: the data are shown, passive authentication is
+        "failed" with the reason, exit 1.
         """
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
@@ -168,6 +170,9 @@ def register(app: typer.Typer) -> None:
                                                  "secure-messaging response."),
         can_tries: int = typer.Option(3, "--can-tries", help="CAN retry counter (0: unlimited)."),
         face_kb: int = typer.Option(20, "--face-kb", help="Size of the DG2 face image (KB)."),
+        quirk: list[str] = typer.Option([], "--quirk", help="Answer like other chips do (repeatable): "
+                                        "bac-sm-error (6988 to a wrong MRZ), no-sfi (no short file "
+                                        "identifiers), sod-empty, sod-missing."),
     ) -> None:
         """Run a virtual ICAO 9303 card in the vpcd reader (starts pcscd if none runs).
 
@@ -180,6 +185,7 @@ def register(app: typer.Typer) -> None:
         from biostation_drivers.simulated.vcard.card import CardData, Faults, VirtualCard
         from biostation_drivers.simulated.vcard.pcscd import ensure_pcscd, vpcd_installed
         from biostation_drivers.simulated.vcard.profiles import PROFILES, build_profile
+        from biostation_drivers.simulated.vcard.quirks import QUIRKS, apply_quirks
         from biostation_drivers.simulated.vcard.vpcd import VpcdClient
 
         from ..card.pki import load_test_pki
@@ -187,6 +193,9 @@ def register(app: typer.Typer) -> None:
 
         if profile not in PROFILES:
             raise _err(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})", EXIT_USAGE)
+        bad = [q for q in quirk if q not in QUIRKS]
+        if bad:
+            raise _err(f"unknown quirk(s) {', '.join(bad)} (known: {', '.join(QUIRKS)})", EXIT_USAGE)
         if not vpcd_installed():
             raise _err("the vpcd reader driver is not installed (Debian: apt-get install vsmartcard-vpcd)", EXIT_CARD)
         faults = Faults(delay_s=slow_ms / 1000, pull_after_apdus=pull_after, bad_mac_at=bad_mac_at)
@@ -211,6 +220,11 @@ def register(app: typer.Typer) -> None:
         except DeviceError as exc:
             raise _err(str(exc), EXIT_CARD)
         card = VirtualCard(data, faults, state_dir=state / "card" if state else None)
+        try:
+            apply_quirks(card, quirk)
+        except ValueError as exc:
+            daemon.stop()
+            raise _err(str(exc), EXIT_USAGE)
         client = VpcdClient(card, port=port, reinsert_after_s=1.0)
         try:
             client.start()

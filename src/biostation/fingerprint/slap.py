@@ -9,9 +9,13 @@ Method (each step a small pure function):
 
 1. **Foreground**: ridge energy (band-pass squared, smoothed) above an Otsu threshold, closed and
    hole-filled, so a finger is one solid blob and the gaps between fingers stay background.
-2. **Fingers**: connected blobs bigger than a minimum finger area. When fewer blobs than
-   fingers are found, fingers touch: the widest blob is cut in two where its fingers meet
-   (shrinking it until two finger cores separate), again until the count is reached.
+   When that foreground spans the whole image (an inked card: paper grain, printed captions
+   and handwriting have ridge energy too), the prints are taken where the ink is also dark
+   and broad (:func:`ink_foreground`), and the result says so.
+2. **Fingertips**: connected blobs bigger than a minimum finger area, less those that lie
+   below another blob (lower finger segments and the palm, which live scans show). When fewer
+   fingertips than fingers are found, fingers touch: the widest is cut where its fingers meet
+   (shrinking it until finger cores side by side separate), again until the count is reached.
 3. **Geometry**: per finger, the principal axis of the blob gives its rotation; the distal part
    along that axis (at most ``FINGERTIP_LENGTH`` times the finger's width) is the fingertip.
 4. **Labels**: fingers sorted left to right as they appear in a live-scan image (the view of
@@ -19,10 +23,13 @@ Method (each step a small pure function):
    middle, index; thumbs = left, right. Fingers declared missing are skipped in that order.
 
 The result says when the count does not match (``problems``), rather than guessing which
-finger is absent: the operator declares missing fingers (the capture loop records them).
+finger is absent: the operator declares missing fingers (the capture loop records them). It
+also says when a "finger" cannot be one (too wide or narrow, turned too far, ragged, two boxes
+on one print) and when ridge-like background spans the image (inked cards): such a slap needs
+a look or a retake, its boxes are not to be trusted.
 
-Cost: about 50-150 ms for a 1000 x 750 four-finger slap at 500 ppi on a shared core (see
-benchmarks/bench_slap.py), plus the NFIQ 2 of each finger.
+Cost: a few hundred ms for a four-finger slap at 500 ppi (benchmarks/bench_slap.py prints it),
+more when touching fingers must be cut, plus the NFIQ 2 of each finger.
 Pure functions, thread-safe; raises :class:`~biostation.errors.ImageError` for input that is
 not a slap image (wrong type, too small, blank or all black).
 """
@@ -31,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -51,6 +58,30 @@ MIN_FINGER_AREA_IN2 = 0.06
 FINGERTIP_LENGTH = 1.6
 #: grey standard deviation below which an image has no ridges at all (blank, all black)
 MIN_CONTRAST = 4.0
+#: a blob on the image's top or bottom edge less tall than this (inches) is not a finger
+MIN_SLIVER_IN = 0.25
+#: a blob lies below another (a lower finger segment, the palm) when the upper one's bottom
+#: quarter and its own top quarter overlap across by at least this fraction of the narrower
+BELOW_OVERLAP = 0.5
+#: two finger cores are side by side (two fingers) when further apart across than this many
+#: times along; in line (a finger's tip and its lower segment, fingers turned up to about 25
+#: degrees) below it
+SIDE_BY_SIDE = 0.6
+#: plausible fingertip width across the finger axis, inches (little finger .. thumb, with margin)
+FINGER_WIDTH_IN = (0.25, 1.25)
+#: largest plausible finger rotation from upright in a slap, degrees
+MAX_FINGER_ANGLE = 45.0
+#: a finger blob fills at least this fraction of its convex hull (text, handwriting and card
+#: background merged into a "finger" fill much less)
+MIN_SOLIDITY = 0.75
+#: a foreground region spanning this fraction of the image's width and height is background
+BACKGROUND_SPAN = 0.9
+#: inked cards: the grey is smoothed over this many inches to tell ink from paper, and a print
+#: holds a square this many inches a side (a line of printed text does not)
+INK_SMOOTH_IN = 0.02
+INK_MIN_SIDE_IN = 0.08
+#: two fingertip boxes may share at most this fraction of the smaller one's area
+MAX_TIP_OVERLAP = 0.25
 
 
 @dataclass
@@ -103,22 +134,86 @@ def foreground(img: np.ndarray, dpi: int) -> np.ndarray:
     return (canvas[1:-1, 1:-1] != 2).astype(np.uint8)
 
 
+def ink_foreground(img: np.ndarray, dpi: int) -> np.ndarray:
+    """Mask of inked prints on a card: ridge areas (:func:`foreground`) that are also dark (the
+    grey smoothed over ``INK_SMOOTH_IN`` below Otsu's level: paper, thin handwriting and the
+    card's print stay light), less what cannot hold an ``INK_MIN_SIDE_IN`` square (lines of
+    printed text), holes filled."""
+    grey = cv2.GaussianBlur(img.astype(np.float32), (0, 0), INK_SMOOTH_IN * dpi)
+    g8 = np.clip(grey, 0, 255).astype(np.uint8)
+    _, dark = cv2.threshold(g8, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    mask = foreground(img, dpi) & dark
+    k = max(3, int(INK_MIN_SIDE_IN * dpi) | 1)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    h, w = mask.shape
+    canvas = np.zeros((h + 2, w + 2), np.uint8)
+    canvas[1:-1, 1:-1] = mask
+    cv2.floodFill(canvas, None, (0, 0), 2)
+    return (canvas[1:-1, 1:-1] != 2).astype(np.uint8)
+
+
 def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
-    """Pixel masks of the fingers, left to right; touching fingers are split at their necks."""
+    """Pixel masks of the fingertips, left to right.
+
+    Blobs that lie below another blob (lower finger segments, the palm) are not fingertips and
+    are left out (:func:`fingertip_blobs`); touching fingers are split at their necks.
+    """
     min_area = MIN_FINGER_AREA_IN2 * dpi * dpi
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    blobs = [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
-    # fingers touch while blobs are missing: cut the widest blob in two, again and again
-    while 0 < len(blobs) < expected:
-        for i in np.argsort([-_width(b) for b in blobs]):
-            pieces = _split(blobs[i], min_area)
-            if len(pieces) == 2:
-                blobs[i:i + 1] = pieces
-                break
+    h = mask.shape[0]
+    top, tall = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_HEIGHT]
+    # a sliver along the top or bottom edge is no finger (a card's printed caption)
+    sliver = (tall < MIN_SLIVER_IN * dpi) & ((top == 0) | (top + tall == h))
+    blobs = [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area and not sliver[i]]
+    tips = fingertip_blobs(blobs)
+    # fingers touch while fingertips are missing: cut the widest tip at its necks, again and again
+    for _ in range(2 * expected):
+        if not 0 < len(tips) < expected:
+            break
+        for i in np.argsort([-_width(b) for b in tips]):
+            for pieces in _splits(tips[i], min_area):
+                trial = [b for b in blobs if b is not tips[i]] + pieces
+                more = fingertip_blobs(trial)
+                if len(more) > len(tips):  # a cut that only parts a tip from its segments is no help
+                    blobs, tips = trial, more
+                    break
+            else:
+                continue
+            break
         else:
             break  # nothing splits: fingers are missing, not touching
-    blobs.sort(key=lambda b: float(np.nonzero(b)[1].mean()))
-    return blobs
+    tips.sort(key=lambda b: float(np.nonzero(b)[1].mean()))
+    return tips
+
+
+def fingertip_blobs(blobs: list[np.ndarray]) -> list[np.ndarray]:
+    """The blobs that are not below another blob.
+
+    In a slap the fingertips are the top of each finger; what lies under a fingertip, in line
+    with it, is its middle or proximal segment (a live scan shows them as separate blobs past
+    the creases) or the palm. Blob B is below the others when, in at least ``BELOW_OVERLAP`` of
+    the columns of B's top quarter, a blob that starts higher has pixels above B's top (the
+    palm lies below several fingers at once).
+    """
+    ext = []
+    for b in blobs:
+        rows, cols = np.nonzero(b.any(axis=1))[0], np.nonzero(b.any(axis=0))[0]
+        top, bottom, x0, x1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+        sub = b[top:bottom + 1, x0:x1 + 1]
+        band = np.nonzero(sub[: (bottom - top) // 4 + 1].any(axis=0))[0] + x0
+        colmin = np.full(b.shape[1], np.iinfo(np.int32).max, np.int64)  # topmost pixel of each column
+        colmin[x0:x1 + 1] = np.where(sub.any(axis=0), sub.argmax(axis=0) + top, colmin[x0:x1 + 1])
+        ext.append((top, int(band[0]), int(band[-1]), colmin))
+
+    def below(j: int) -> bool:  # is blob j below the blobs that start higher?
+        tj, a0, a1, _ = ext[j]
+        higher = [e[3][a0:a1 + 1] for i, e in enumerate(ext) if i != j and e[0] < tj]
+        if not higher:
+            return False
+        over = np.min(higher, axis=0) < tj
+        return np.count_nonzero(over) >= BELOW_OVERLAP * (a1 - a0 + 1)
+
+    return [b for j, b in enumerate(blobs) if not below(j)]
 
 
 def _width(blob: np.ndarray) -> float:
@@ -126,35 +221,48 @@ def _width(blob: np.ndarray) -> float:
     return float(xs[-1] - xs[0] + 1) if xs.size else 0.0
 
 
-def _split(blob: np.ndarray, min_area: float) -> list[np.ndarray]:
-    """Cut a blob of touching fingers in two where they meet.
+def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[list[np.ndarray]]:
+    """Ways to cut a blob of touching fingers where they meet, from the least shrink up.
 
     Touching fingers meet at a neck, thinner than either finger: shrinking the blob (a rising
-    threshold on its distance transform) separates the finger cores. The first shrink that
-    leaves two cores of a useful size seeds them, and every blob pixel goes to the nearer core.
-    Blobs of three or four fingers are cut again (the caller always cuts the widest blob).
+    threshold on its distance transform) separates the finger cores. Each shrink that leaves
+    cores of a useful size, two of them side by side (further apart across than
+    ``SIDE_BY_SIDE`` times along: a core in line below another may be a lower segment of the
+    same finger, past its crease), seeds a cut:
+    every blob pixel goes to the nearest core, and pieces smaller than a finger are dropped.
+    The caller takes the first cut that separates fingertips. ``across=False``: every cut,
+    side by side or not (to cut lower segments off a fingertip).
     """
     ys, xs = np.nonzero(blob)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 2, xs.min(), xs.max() + 2
-    b8 = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # bounds; may end at the image edge
+    b8 = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)  # one background pixel all round
     b8[1:-1, 1:-1] = blob[y0:y1, x0:x1]
     dist = cv2.distanceTransform(b8, cv2.DIST_L2, 5)
     top = float(dist.max())
     for frac in np.linspace(0.2, 0.95, 16):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((dist > frac * top).astype(np.uint8), connectivity=8)
-        big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.01 * min_area]
-        if len(big) >= 2:
-            big = sorted(big, key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:2]
-            to_core = np.stack([cv2.distanceTransform((labels != i).astype(np.uint8), cv2.DIST_L2, 5)
-                                for i in big])
-            owner = to_core.argmin(axis=0)[1:-1, 1:-1]
-            pieces = []
-            for k in range(2):
-                piece = np.zeros_like(blob)
-                piece[y0:y1, x0:x1] = blob[y0:y1, x0:x1] & (owner == k)
+        n, labels, stats, cents = cv2.connectedComponentsWithStats((dist > frac * top).astype(np.uint8),
+                                                                   connectivity=8)
+        big = sorted((i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.01 * min_area),
+                     key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:8]
+        if len(big) < 2 or (across and not any(
+                abs(cents[i][0] - cents[j][0]) > SIDE_BY_SIDE * abs(cents[i][1] - cents[j][1])
+                for k, i in enumerate(big) for j in big[k + 1:])):
+            continue
+        cores = np.isin(labels, big)
+        # the nearest core of every pixel: labels of the nearest zero pixel, mapped back to cores
+        _, near = cv2.distanceTransformWithLabels((~cores).astype(np.uint8), cv2.DIST_L2, 5,
+                                                  labelType=cv2.DIST_LABEL_CCOMP)
+        core_of = np.zeros(int(near.max()) + 1, np.int32)
+        core_of[near[cores]] = labels[cores]
+        owner = core_of[near][1:-1, 1:-1]
+        pieces = []
+        for i in big:
+            piece = np.zeros_like(blob)
+            piece[y0:y1, x0:x1] = blob[y0:y1, x0:x1] & (owner == i)
+            if piece.sum() >= min_area:
                 pieces.append(piece)
-            return [p for p in pieces if p.sum() >= min_area] or [blob]
-    return [blob]
+        if len(pieces) >= 2:
+            yield pieces
 
 
 def finger_geometry(blob: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], float]:
@@ -191,6 +299,53 @@ def upright_crop(img: np.ndarray, center: tuple[float, float], size: tuple[float
                           borderMode=cv2.BORDER_CONSTANT, borderValue=255)
 
 
+def textured_background(mask: np.ndarray) -> list[str]:
+    """A foreground region that spans the whole image is background with ridge-like texture
+    (an inked card's paper, print and handwriting; a dirty platen), not a finger: fingertips
+    cannot be told from it reliably."""
+    h, w = mask.shape
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if any(stats[i, cv2.CC_STAT_WIDTH] >= BACKGROUND_SPAN * w and stats[i, cv2.CC_STAT_HEIGHT] >= BACKGROUND_SPAN * h
+           for i in range(1, n)):
+        return ["ridge-like background across the whole image (inked card? dirty platen?): fingertips unreliable"]
+    return []
+
+
+def implausible_finger(pos: FP, blob: np.ndarray, size: tuple[float, float], angle: float, dpi: int) -> list[str]:
+    """Why a segmented "finger" cannot be one (empty when it can): too narrow or too wide,
+    turned too far, or a ragged shape (ridge-like background, text or handwriting merged in,
+    as on inked cards)."""
+    out = []
+    width_in = size[0] / dpi
+    cut = bool(blob[:, 0].any() or blob[:, -1].any())  # a finger cut by the image side is narrower
+    if width_in > FINGER_WIDTH_IN[1] or (width_in < FINGER_WIDTH_IN[0] and not cut):
+        out.append(f"{pos.name}: {width_in:.2f} in wide, not a fingertip")
+    if abs(angle) > MAX_FINGER_ANGLE:
+        out.append(f"{pos.name}: turned {angle:.0f} degrees, not a fingertip")
+    contours, _ = cv2.findContours(blob.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours))) if contours else 0.0
+    solidity = float(blob.sum()) / hull if hull else 0.0
+    if solidity < MIN_SOLIDITY:
+        out.append(f"{pos.name}: ragged shape (fills {solidity:.0%} of its hull), not a fingertip")
+    return out
+
+
+def overlapping_tips(fingers: list[SegmentedFinger]) -> list[str]:
+    """Fingertip rectangles that share much of their area: one print taken for two."""
+    out = []
+    rects = [(f.position, (f.center, f.size, -f.angle)) for f in fingers]
+    for i, (p, a) in enumerate(rects):
+        for q, b in rects[i + 1:]:
+            kind, pts = cv2.rotatedRectangleIntersection(a, b)
+            if kind == cv2.INTERSECT_NONE or pts is None:
+                continue
+            inter = cv2.contourArea(cv2.convexHull(pts))
+            smaller = min(a[1][0] * a[1][1], b[1][0] * b[1][1])
+            if smaller and inter / smaller > MAX_TIP_OVERLAP:
+                out.append(f"{p.name} and {q.name} overlap ({inter / smaller:.0%})")
+    return out
+
+
 # --- orchestrator -----------------------------------------------------------------------------------------
 def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 500,
                  missing: Iterable[FP] = (), quality: bool = True) -> SlapResult:
@@ -221,14 +376,22 @@ def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 5
         raise ValueError(f"{', '.join(m.name for m in unknown)} not in a {slap.name} slap")
     labels = [p for p in SLAP_ORDER[slap] if p not in missing_set]
     mask = foreground(image, dpi)
+    problems = textured_background(mask)
+    if problems:  # an inked card: the prints are where the ink is dark
+        ink = ink_foreground(image, dpi)
+        if ink.any() and not textured_background(ink):
+            mask = ink
+            problems = ["ridge-like background across the image (an inked card?): fingertips found where the "
+                        "ink is dark, check them"]
     blobs = finger_blobs(mask, dpi, len(labels))
-    problems = []
     if not blobs:
         raise ImageError("no finger found in the slap image")
     if len(blobs) != len(labels):
         problems.append(f"expected {len(labels)} fingers, found {len(blobs)}")
-        if len(blobs) > len(labels):  # keep the biggest, in their left-to-right order
-            keep = sorted(sorted(range(len(blobs)), key=lambda i: -int(blobs[i].sum()))[: len(labels)])
+        if len(blobs) > len(labels):  # keep the biggest, in their left-to-right order; a blob on the
+            # bottom edge (the palm, a finger's base) last
+            keep = sorted(sorted(range(len(blobs)), key=lambda i: (bool(blobs[i][-1].any()),
+                                                                   -int(blobs[i].sum())))[: len(labels)])
             blobs = [blobs[i] for i in keep]
     fingers = []
     for pos, blob in zip(labels, blobs):
@@ -239,6 +402,8 @@ def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 5
         x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
         box = (max(int(x0), 0), max(int(y0), 0), int(min(x1, w) - max(x0, 0)), int(min(y1, h) - max(y0, 0)))
         fingers.append(SegmentedFinger(pos, center, size, angle, box, crop))
+        problems += implausible_finger(pos, blob, size, angle, dpi)
+    problems += overlapping_tips(fingers)
     if quality:
         from .nfiq2 import nfiq2
 

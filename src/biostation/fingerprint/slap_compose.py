@@ -5,6 +5,11 @@ finger image (8-bit, ridges dark, light background) is cut to a finger-shaped el
 its print, rotated, and placed on a white platen, left to right in slap order; overlapping prints
 combine by the darker pixel, as two fingers pressed side by side would. The ground truth of
 each finger is where its print centre went and how it was turned.
+
+Real live scans show more than fingertips, and :func:`compose_slap` can add it: the middle and
+proximal finger segments below each tip (fainter prints past a white crease, in line with the
+finger), the top of the palm under them (cut by the image's bottom edge), fingers of different
+sizes (a small little finger) and a hand that runs off the image's right edge.
 """
 
 from __future__ import annotations
@@ -28,6 +33,13 @@ class TruthFinger:
     width: float
 
 
+def whiten(img: np.ndarray) -> np.ndarray:
+    """The impression with its background stretched to white, as a live-scan platen shows it
+    (some sensors' images, FVC2002 DB3's for one, have a mid-grey background)."""
+    bg = float(np.percentile(img, 95))
+    return np.clip(img.astype(np.float32) * (255.0 / max(bg, 1.0)), 0, 255).astype(np.uint8)
+
+
 def finger_shape(img: np.ndarray, aspect: float = 1.5) -> tuple[np.ndarray, tuple[float, float], float]:
     """The print cut to an upright ellipse (white outside); returns it, its centre and its width."""
     dark = img < 200
@@ -45,18 +57,26 @@ def finger_shape(img: np.ndarray, aspect: float = 1.5) -> tuple[np.ndarray, tupl
 def compose_slap(fingers: Sequence[np.ndarray], slap: FP = FP.PLAIN_RIGHT_FOUR,
                  angles: Sequence[float] | None = None, gaps: Sequence[float] | None = None,
                  missing: Sequence[FP] = (), stagger: Sequence[float] | None = None,
-                 margin: int = 60, seed: int = 0) -> tuple[np.ndarray, list[TruthFinger]]:
+                 margin: int = 60, seed: int = 0, scales: Sequence[float] | None = None,
+                 segments: bool = False, palm: bool = False,
+                 right_margin: int | None = None) -> tuple[np.ndarray, list[TruthFinger]]:
     """A slap image and its ground truth.
 
     ``fingers``: one image per finger present (in slap order, the missing ones left out).
     ``angles``: rotation of each finger (degrees). ``gaps``: horizontal space between
     neighbouring fingers' ellipses (pixels; negative overlaps them: touching fingers).
     ``stagger``: vertical offsets (fingers are not level in a real slap). ``missing``: slap
-    fingers that are absent (their place is left empty).
+    fingers that are absent (their place is left empty). ``scales``: size of each finger
+    (1 = as given). ``segments``: add the middle and proximal segments below each fingertip;
+    ``palm``: add the top of the palm below them. ``right_margin``: white space right of the
+    last finger (default ``margin``; negative cuts the last finger at the image edge).
     """
     order = [p for p in SLAP_ORDER[FP(slap)] if p not in set(missing)]
     if len(fingers) != len(order):
         raise ValueError(f"{len(order)} finger images needed, got {len(fingers)}")
+    if scales is not None:
+        fingers = [f if sc == 1 else cv2.resize(f, None, fx=sc, fy=sc, interpolation=cv2.INTER_LINEAR)
+                   for f, sc in zip(fingers, scales)]
     rng = np.random.default_rng(seed)
     angles = list(angles) if angles is not None else [0.0] * len(order)
     gaps = list(gaps) if gaps is not None else [40.0] * (len(order) - 1)
@@ -93,19 +113,75 @@ def compose_slap(fingers: Sequence[np.ndarray], slap: FP = FP.PLAIN_RIGHT_FOUR,
         slot += 1
     side = max(r.shape[0] for r in (q[0] for q in placed))
     height = side + 2 * margin + 80
-    width_px = int(x + margin)
+    if segments:
+        height += int(2.4 * typical)
+    width_px = int(x + (margin if right_margin is None else right_margin))
     slap_img = np.full((height, width_px), 255, np.uint8)
     truth = []
     for p, x0, rot, c, width, k in positions:
         y0 = margin + 40 + stagger[k]
         xi, yi = int(round(x0)), int(round(y0))
-        hh, ww = rot.shape
-        xa, ya = max(xi, 0), max(yi, 0)
-        xb, yb = min(xi + ww, width_px), min(yi + hh, height)
-        region = slap_img[ya:yb, xa:xb]
-        np.minimum(region, rot[ya - yi:yb - yi, xa - xi:xb - xi], out=region)
+        _stamp(slap_img, rot, (xi, yi))
         truth.append(TruthFinger(p, (c[0] + xi, c[1] + yi), float(angles[k]), float(width)))
+    if segments:
+        for t, f in zip(truth, fingers):
+            _lower_segments(slap_img, f, t, rng)
+    if palm and truth:
+        xs = [t.center[0] for t in truth]
+        w = max(xs) - min(xs) + typical
+        tex = _faint(cv2.resize(fingers[len(fingers) // 2], (int(w), int(0.9 * typical))), 0.35)
+        _stamp(slap_img, _rounded(tex), (int(min(xs) - typical / 2), int(height - 0.55 * typical)))
     return slap_img, truth
+
+
+def _stamp(canvas: np.ndarray, tile: np.ndarray, at: tuple[int, int]) -> None:
+    """Darker-pixel combine of ``tile`` into ``canvas`` with its top-left corner at ``at``
+    (clipped at the canvas edges)."""
+    xi, yi = at
+    hh, ww = tile.shape
+    xa, ya = max(xi, 0), max(yi, 0)
+    xb, yb = min(xi + ww, canvas.shape[1]), min(yi + hh, canvas.shape[0])
+    if xb <= xa or yb <= ya:
+        return
+    region = canvas[ya:yb, xa:xb]
+    np.minimum(region, tile[ya - yi:yb - yi, xa - xi:xb - xi], out=region)
+
+
+def _faint(img: np.ndarray, contrast: float) -> np.ndarray:
+    """The print with its ridge contrast scaled down (lower segments press lighter)."""
+    return (255 - (255 - img.astype(np.float32)) * contrast).astype(np.uint8)
+
+
+def _rounded(tex: np.ndarray) -> np.ndarray:
+    """``tex`` cut to the ellipse that fills it (white outside)."""
+    h, w = tex.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2 <= 1.0
+    return np.where(inside, tex, 255).astype(np.uint8)
+
+
+def _lower_segments(canvas: np.ndarray, finger: np.ndarray, t: TruthFinger, rng: np.random.Generator) -> None:
+    """The middle and proximal segments of finger ``t``: fainter prints in line with it, each
+    past a crease (white gap), the proximal one narrower and fainter."""
+    w = t.width
+    theta = math.radians(t.angle)
+    down = np.array([math.sin(theta), math.cos(theta)])  # from the tip towards the palm
+    dist = 0.75 * w  # fingertip half-length (finger_shape's aspect 1.5)
+    h, fw = finger.shape
+    for length, width, contrast in ((0.8 * w, 0.9 * w, 0.5), (0.75 * w, 0.8 * w, 0.35)):
+        dist += float(rng.uniform(0.08, 0.15)) * w + length / 2  # the crease, then half the segment
+        y0 = int(rng.uniform(0, max(h - fw, 1)))
+        tex = _faint(cv2.resize(finger[y0:y0 + fw] if h > fw else finger, (int(width), int(length))), contrast)
+        tex = _rounded(tex)
+        side = int(math.hypot(*tex.shape)) + 2
+        pad = np.full((side, side), 255, np.uint8)
+        oy, ox = (side - tex.shape[0]) // 2, (side - tex.shape[1]) // 2
+        pad[oy:oy + tex.shape[0], ox:ox + tex.shape[1]] = tex
+        rot = cv2.warpAffine(pad, cv2.getRotationMatrix2D((side / 2, side / 2), t.angle, 1.0), (side, side),
+                             flags=cv2.INTER_LINEAR, borderValue=255)
+        cx, cy = np.array(t.center) + down * dist
+        _stamp(canvas, rot, (int(cx - side / 2), int(cy - side / 2)))
+        dist += length / 2
 
 
 def hits(result, truth: Sequence[TruthFinger], max_center: float = 0.35, max_angle: float = 12.0) -> list[bool]:
@@ -121,4 +197,30 @@ def hits(result, truth: Sequence[TruthFinger], max_center: float = 0.35, max_ang
         d = math.hypot(f.center[0] - t.center[0], f.center[1] - t.center[1])
         da = abs((f.angle - t.angle + 180) % 360 - 180)
         out.append(d <= max_center * t.width and da <= max_angle)
+    return out
+
+
+@dataclass(frozen=True)
+class LabelledSlap:
+    """A real slap image's hand-labelled ground truth (see :func:`load_labels`)."""
+
+    name: str
+    kind: str  # "live" (live scan) or "inked" (tenprint card)
+    slap: FP
+    missing: tuple[FP, ...]
+    truth: tuple[TruthFinger, ...]
+
+
+def load_labels(path) -> list[LabelledSlap]:
+    """Hand-labelled slaps from a JSON file: ``{"slaps": {file name: {"kind", "slap" (finger
+    code), "missing" (codes), "fingers": [{"position", "center": [x, y], "width", "angle"}]}}}``."""
+    import json
+    from pathlib import Path
+
+    doc = json.loads(Path(path).read_text())
+    out = []
+    for name, s in doc["slaps"].items():
+        truth = tuple(TruthFinger(FP(f["position"]), (float(f["center"][0]), float(f["center"][1])),
+                                  float(f["angle"]), float(f["width"])) for f in s["fingers"])
+        out.append(LabelledSlap(name, s["kind"], FP(s["slap"]), tuple(FP(m) for m in s["missing"]), truth))
     return out
