@@ -85,8 +85,10 @@ class Applicants:
         prints = self._synthetic(who)  # 10 fingers x 8 impressions, finger-major
         return prints[(int(position) - 1) * 8 + (impression - 1) % 8], 500
 
-    def capture(self, kind: ImpressionKind, position: FingerPosition) -> tuple[np.ndarray, int]:
-        """The image a capture of ``position`` by this applicant gives (a slap for 13, 14, 15)."""
+    def capture(self, kind: ImpressionKind, position: FingerPosition, *, advance: bool = True
+                ) -> tuple[np.ndarray, int]:
+        """The image a capture of ``position`` by this applicant gives (a slap for 13, 14, 15).
+        ``advance=False``: what the next capture will show, without counting it (the preview)."""
         position = FingerPosition(position)
         if position in SLAP_ORDER:
             shown = [p for p in SLAP_ORDER[position] if int(p) not in self.absent]
@@ -104,5 +106,6 @@ class Applicants:
         if not 1 <= int(position) <= 10:
             raise ValueError(f"position {int(position)} is not a finger or a slap")
         k = self._attempts.get(int(position), 0)
-        self._attempts[int(position)] = k + 1
+        if advance:
+            self._attempts[int(position)] = k + 1
         return self._finger(position, 1 + k % 7)

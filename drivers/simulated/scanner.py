@@ -98,6 +98,7 @@ class SimulatedScanner(FingerprintScanner):
         self._files: list[tuple[Path, int | None]] | None = None
         self._synthetic: list[np.ndarray] | None = None
         self._applicants: Applicants | None = None
+        self._preview_key: tuple[Any, ...] | None = None
         self._next = 0
         self._finger_until = 0.0  # monotonic time the simulated finger leaves the platen
         self._finger_from = float("inf")
@@ -209,11 +210,18 @@ class SimulatedScanner(FingerprintScanner):
         if self.wrong_size:
             img = np.zeros((self.max_image_size[0] + 1, 64), np.uint8)
         self._last = img
+        self._preview_key = None  # the next preview shows the next touch
         self._finger_until = time.monotonic() + self._scale(self.lift_s)
         return img, dpi
 
     def _do_preview_frame(self, deadline: Deadline) -> np.ndarray:
         self._wait(1.0 / self.preview_fps, deadline, "preview")
+        kind, position = self.preview_mode
+        if self._source is None and position != FingerPosition.UNKNOWN:
+            key = (kind, position, self.applicants.index)
+            if self._preview_key != key:  # the applicant's next touch of that finger (or slap)
+                self._last, _ = self.applicants.capture(kind, position, advance=False)
+                self._preview_key = key
         if self._last is None:
             self._last, _ = self._next_image(ImpressionKind.FLAT, FingerPosition.UNKNOWN)
         if not self._do_finger_present():

@@ -111,6 +111,8 @@ class FingerprintScanner(Device):
         super().__init__(*args, **kwargs)
         self._finger: bool | None = None
         self._cancel = threading.Event()
+        #: what the running (or last) preview is for: (impression kind, finger position)
+        self.preview_mode: tuple[ImpressionKind, FingerPosition] = (ImpressionKind.FLAT, FingerPosition.UNKNOWN)
 
     # --- public API ------------------------------------------------------------------------------
     def capture(self, kind: ImpressionKind = ImpressionKind.FLAT,
@@ -154,14 +156,19 @@ class FingerprintScanner(Device):
         """Ask a running capture or preview to stop; it raises DeviceTimeoutError('cancelled')."""
         self._cancel.set()
 
-    def preview(self, max_frames: int | None = None, timeout_s: float | None = None) -> Iterator[PreviewFrame]:
+    def preview(self, max_frames: int | None = None, timeout_s: float | None = None,
+                kind: ImpressionKind = ImpressionKind.FLAT,
+                position: FingerPosition = FingerPosition.UNKNOWN) -> Iterator[PreviewFrame]:
         """Live preview frames until ``max_frames``, ``timeout_s`` or :meth:`cancel`.
 
-        The device stays busy while the iterator is open; close it (or exhaust it) to release.
+        ``kind`` and ``position`` say what the preview is for (a slap scanner shows its four-finger
+        window for a slap); drivers read them as :attr:`preview_mode`. The device stays busy while
+        the iterator is open; close it (or exhaust it) to release.
         """
         if not (self.features & Feature.PREVIEW):
             raise DeviceStateError(f"{self.device_id} has no live preview", self.device_id)
         deadline = Deadline(timeout_s)
+        self.preview_mode = (ImpressionKind(kind), FingerPosition(position))
         with self._operation("preview"):
             self._cancel.clear()
             deadline.cancel = self._cancel

@@ -303,7 +303,8 @@ class CaptureLoop:
         last_submit = 0.0
         pending: Future | None = None
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quality")
-        frames = self.scanner.preview(timeout_s=max(0.0, deadline - time.monotonic()))
+        frames = self.scanner.preview(timeout_s=max(0.0, deadline - time.monotonic()), kind=result.kind,
+                                      position=result.position)
         try:
             for frame in frames:
                 result.preview_frames += 1
