@@ -62,9 +62,10 @@ def shared() -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings with a private data directory, simulated devices and no simulated delays."""
+    """Settings with a private data directory, simulated devices and no simulated delays; the
+    in-process ``TestClient`` names its host ``testserver``, allowed here."""
     return Settings(data_dir=tmp_path / "station", devices=DeviceMode.SIMULATED, sim_time_scale=0.0,
-                    device_poll_s=0.05)
+                    device_poll_s=0.05, allowed_hosts=["testserver"])
 
 
 @pytest.fixture

@@ -83,7 +83,12 @@ def serve(
     print(f"  operator page: {base}/  API docs: {base}/docs  (sign in with the token: biostation token)",
           flush=True)
     print(f"  devices:   {settings.devices.value}; data in {settings.data_dir}", flush=True)
-    config = uvicorn.Config(app_, http="h11", log_level=settings.log_level.lower(), access_log=False,
+    from ..station.security import guarded_h11_protocol
+
+    # h11 (httptools answers 400 to MOSIP's custom verbs), with a deadline on request heads
+    config = uvicorn.Config(app_, http=guarded_h11_protocol(settings.header_timeout_s),
+                            log_level=settings.log_level.lower(), access_log=False,
+                            timeout_keep_alive=min(5, int(settings.header_timeout_s) or 1),
                             timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
 
