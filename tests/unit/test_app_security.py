@@ -86,6 +86,15 @@ def test_a_declared_oversize_body_is_413_with_the_limit_unread(app):
                                 "reason": f"a body of {2 * 1024 * 1024} bytes; this route takes at most 1048576"}
 
 
+def test_routes_with_their_own_limit_take_more_and_no_more(app, client):
+    headers = {"host": "localhost", "authorization": f"Bearer {app.state.token}",
+               "content-length": str(30 * 1024 * 1024), "content-type": "image/jpeg"}
+    status, _, body = _asgi(app, "POST", "/v1/face/check", headers, _never_read)
+    assert status == 413 and json.loads(body)["reason"].endswith(f"at most {25 * 1024 * 1024 + 64 * 1024}")
+    r = client.post("/v1/face/check", content=b"\xff\xd8" + b"\0" * (2 * 1024 * 1024))  # over the default cap
+    assert r.status_code == 422 and r.json()["error"] == "ImageError"
+
+
 def test_a_streamed_body_is_cut_off_at_the_limit(client):
     chunks_sent = []
 

@@ -145,6 +145,14 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
     app.state.heavy = HeavyPool(settings.heavy_workers, settings.heavy_queue)
     app.state.registry = registry if registry is not None else DriverRegistry(settings)
     app.add_middleware(Guard, settings=settings)
+    #: the guard's options of the routes kept out of the OpenAPI (security.RouteTable)
+    app.state.hidden_routes = {
+        ("GET", "/"): route_options(public=True),
+        ("GET", "/docs"): route_options(public=True),
+        ("GET", "/docs/assets/{name}"): route_options(public=True),
+        ("POST", "/signin"): route_options(public=True, max_body_bytes=4096),
+        ("POST", "/signout"): route_options(public=True, max_body_bytes=4096),
+    }
 
     @app.exception_handler(BiostationError)
     async def _biostation_error(request: Request, exc: BiostationError) -> Response:
@@ -183,7 +191,7 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get("/", include_in_schema=False, openapi_extra=route_options(public=True))
+    @app.get("/", include_in_schema=False)
     def operator_page(request: Request) -> Response:
         """The desk operator's page (devices, capture, live camera, events); sign-in first."""
         if not signed_in(request):
@@ -191,13 +199,13 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
         page = resources.files("biostation.station").joinpath("static/operator.html").read_text("utf-8")
         return HTMLResponse(page, headers={"Content-Security-Policy": _PAGE_CSP})
 
-    @app.get("/docs", include_in_schema=False, openapi_extra=route_options(public=True))
+    @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> Response:
         if not signed_in(request):
             return sign_in_page("/docs")
         return HTMLResponse(_DOCS, headers={"Content-Security-Policy": _DOCS_CSP})
 
-    @app.get("/docs/assets/{name}", include_in_schema=False, openapi_extra=route_options(public=True))
+    @app.get("/docs/assets/{name}", include_in_schema=False)
     def docs_asset(name: str) -> Response:
         if name == "init.js":
             return Response(_DOCS_INIT, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
@@ -207,7 +215,7 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
         data = resources.files("fastapi_offline").joinpath("static", name).read_bytes()
         return Response(data, media_type=media, headers={"Cache-Control": "public, max-age=86400"})
 
-    @app.post("/signin", include_in_schema=False, openapi_extra=route_options(public=True, max_body_bytes=4096))
+    @app.post("/signin", include_in_schema=False)
     def signin(token: str = Form(..., max_length=512), next: str = Form("/docs", max_length=512)) -> Response:
         if not token_matches(app.state.token, token.strip()):
             raise AuthError("wrong token")
@@ -217,7 +225,7 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
                         httponly=True, samesite="strict", path="/")
         return resp
 
-    @app.post("/signout", include_in_schema=False, openapi_extra=route_options(public=True, max_body_bytes=4096))
+    @app.post("/signout", include_in_schema=False)
     def signout(request: Request) -> Response:
         app.state.sessions.revoke(request.cookies.get(SESSION_COOKIE))
         resp = RedirectResponse("/", status_code=303)

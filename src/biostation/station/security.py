@@ -7,7 +7,7 @@
    daemon binds a wildcard address). A web page on another name that resolves to the station
    (DNS rebinding) gets 400 ``HostError``.
 2. **Credentials, from the headers alone.** Routes whose ``openapi_extra`` holds ``x-public``
-   (health, the sign-in pages, the docs assets) are open; every other request, routed or not,
+   (health, the sign-in pages, the docs assets; :class:`RouteTable` reads them) are open; every other request, routed or not,
    needs ``Authorization: Bearer <station token>`` or a live sign-in session cookie, else 401
    ``AuthError`` before a byte of its body is read.
 3. **Body size.** Each route takes at most ``x-max-body-bytes`` (its ``openapi_extra``), else
@@ -35,14 +35,13 @@ import ctypes.util
 import gc
 import ipaddress
 import json
+import re
 import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-
-from starlette.routing import Match
 
 from ..config import Settings
 from ..errors import StationBusyError
@@ -240,17 +239,12 @@ class Guard:
         name = _host_name(raw.decode("latin-1"))
         return name in self.hosts or (self.any_ip and _is_ip(name))
 
-    @staticmethod
-    def _route(scope: Scope) -> Any:
-        app = scope.get("app")
-        partial = None
-        for route in getattr(getattr(app, "router", None), "routes", ()):
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return route
-            if match is Match.PARTIAL and partial is None:
-                partial = route
-        return partial
+    def _options(self, scope: Scope) -> dict[str, Any]:
+        app = scope["app"]
+        table: RouteTable | None = getattr(app.state, "route_table", None)
+        if table is None:
+            table = app.state.route_table = RouteTable(app)
+        return table.lookup(scope["method"], scope["path"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -260,8 +254,7 @@ class Guard:
         if not self.host_allowed(headers):
             await self._answer(send, 400, "HostError", "the Host header does not name this station")
             return
-        route = self._route(scope)
-        options: dict[str, Any] = getattr(route, "openapi_extra", None) or {}
+        options = self._options(scope)
         state = scope["app"].state
         if not options.get(PUBLIC):
             auth = headers.get(b"authorization")
@@ -292,6 +285,36 @@ class Guard:
         start["headers"] = _with_security_headers(start["headers"])
         await send(start)
         await send(body)
+
+
+class RouteTable:
+    """Each route's :func:`route_options`, by method and path, read once from the app's OpenAPI
+    (where ``openapi_extra`` lands) plus ``app.state.hidden_routes`` for the routes kept out of
+    the schema (pages): ``{(method, path template): options}``. A request that matches no route
+    gets the defaults (credentials needed, ``Settings.max_body_bytes``)."""
+
+    def __init__(self, app: Any):
+        self._routes: list[tuple[str, re.Pattern[str], dict[str, Any]]] = []
+        for (method, path), options in getattr(app.state, "hidden_routes", {}).items():
+            self._add(method, path, options)
+        for path, item in app.openapi().get("paths", {}).items():
+            for method, op in item.items():
+                if isinstance(op, dict):
+                    self._add(method, path, {k: v for k, v in op.items() if k in (PUBLIC, MAX_BODY)})
+
+    def _add(self, method: str, template: str, options: dict[str, Any]) -> None:
+        parts = re.split(r"(\{[^}]+\})", template)
+        pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        self._routes.append((method.upper(), re.compile(pattern + r"\Z"), options))
+
+    def lookup(self, method: str, path: str) -> dict[str, Any]:
+        fallback: dict[str, Any] = {}
+        for m, pattern, options in self._routes:
+            if pattern.match(path):
+                if m == method.upper() or (m == "GET" and method.upper() == "HEAD"):
+                    return options
+                fallback = fallback or options  # the path exists with another method: 405 follows
+        return {MAX_BODY: fallback[MAX_BODY]} if MAX_BODY in fallback else {}
 
 
 def _cookie(raw: bytes, name: str) -> str | None:
