@@ -15,7 +15,7 @@ import socket
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -74,7 +74,7 @@ def _addr(base: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-def _raw(base: str, head: bytes, body_chunks: Iterator[bytes] = iter(()), timeout: float = 30) -> tuple[bytes, int]:
+def _raw(base: str, head: bytes, body_chunks: Iterable[bytes] = (), timeout: float = 30) -> tuple[bytes, int]:
     """Send ``head`` then as much of ``body_chunks`` as the server takes; returns (response, body bytes sent)."""
     s = socket.create_connection(_addr(base), timeout=timeout)
     sent = 0
