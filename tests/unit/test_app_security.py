@@ -15,6 +15,7 @@ import pytest
 from biostation_drivers.simulated.camera import SimulatedCamera, generated_clip
 from biostation_drivers.simulated.card_reader import SimulatedCardReader
 from biostation_drivers.simulated.scanner import SimulatedScanner
+from fastapi import WebSocket
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -347,3 +348,20 @@ def test_an_unplugged_simulated_scanner_can_be_plugged_back(settings):
         assert r.status_code == 200 and scanner in r.json()["plugged"]
         assert c.get(f"/v1/devices/{scanner}").json()["state"] in ("closed", "idle")
         assert c.post(f"/v1/devices/{scanner}/capture", json={"assess": False}).status_code == 200
+
+
+def test_a_websocket_route_added_later_is_guarded_too(app):
+    from starlette.testclient import WebSocketDisconnect
+
+    @app.websocket("/v1/ws-probe")
+    async def probe(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("in")
+        await ws.close()
+
+    with TestClient(app) as c:
+        with pytest.raises(WebSocketDisconnect):
+            with c.websocket_connect("/v1/ws-probe") as ws:
+                ws.receive_text()
+        with c.websocket_connect("/v1/ws-probe", headers={"Authorization": f"Bearer {app.state.token}"}) as ws:
+            assert ws.receive_text() == "in"

@@ -247,6 +247,15 @@ class Guard:
         return table.lookup(scope["method"], scope["path"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # no socket route today; one added later is guarded too
+            headers = dict(scope["headers"])
+            state = scope["app"].state
+            auth = headers.get(b"authorization")
+            if not (self.host_allowed(headers) and credentials_ok(
+                    state.token, state.sessions, auth.decode("latin-1") if auth else None,
+                    _cookie(headers.get(b"cookie", b""), SESSION_COOKIE))):
+                await send({"type": "websocket.close", "code": 1008})
+                return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
