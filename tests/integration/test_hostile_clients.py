@@ -169,6 +169,30 @@ def test_a_16_bit_7070_square_png_is_refused_without_decoding(station, health):
     assert health == []
 
 
+@pytest.mark.slow
+def test_memory_goes_back_after_the_largest_accepted_photo(station, health, shared):
+    """A 16 MP 16-bit PNG (the most a check decodes): the server's RSS comes back down afterwards."""
+    import cv2
+    import numpy as np
+
+    proc, base, token = station
+    y, x = np.mgrid[0:4000, 0:4000]
+    img = np.dstack([(x * 16).astype(np.uint16), (y * 16).astype(np.uint16), ((x + y) * 8).astype(np.uint16)])
+    big = cv2.imencode(".png", img)[1].tobytes()
+    del img, x, y
+    face = (shared / "data" / "faces" / "LONDON_FRL" / "002" / "1_neutral.jpg").read_bytes()
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
+        assert c.post("/v1/face/check", content=face).json()["passed"]  # models loaded: the baseline
+        before = _memory_kb(proc.pid)
+        for _ in range(2):
+            r = c.post("/v1/face/check", content=big)
+            assert r.status_code == 200 and r.json()["width"] == 4000
+        assert c.post("/v1/face/check", content=face).json()["passed"]
+    after = _memory_kb(proc.pid)
+    assert after["VmRSS"] - before["VmRSS"] < 64 * 1024, (before, after)  # KB; one decode alone is ~100 MB
+    assert health == []
+
+
 def _eps() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (64, 64)).save(buf, "EPS")
@@ -242,6 +266,7 @@ def test_idle_and_half_sent_connections_are_closed(station, health):
     assert health == []
 
 
+@pytest.mark.slow
 def test_schema_fuzzing_finds_no_server_error(station, health):
     """Every operation of the OpenAPI, valid and invalid inputs (schemathesis), a bounded number
     of examples each: no 5xx, every error in the {error, reason} shape."""

@@ -360,8 +360,7 @@ def test_a_websocket_route_added_later_is_guarded_too(app):
         await ws.close()
 
     with TestClient(app) as c:
-        with pytest.raises(WebSocketDisconnect):
-            with c.websocket_connect("/v1/ws-probe") as ws:
-                ws.receive_text()
+        with pytest.raises(WebSocketDisconnect), c.websocket_connect("/v1/ws-probe") as ws:
+            ws.receive_text()
         with c.websocket_connect("/v1/ws-probe", headers={"Authorization": f"Bearer {app.state.token}"}) as ws:
             assert ws.receive_text() == "in"
