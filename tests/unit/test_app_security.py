@@ -364,3 +364,17 @@ def test_a_websocket_route_added_later_is_guarded_too(app):
             ws.receive_text()
         with c.websocket_connect("/v1/ws-probe", headers={"Authorization": f"Bearer {app.state.token}"}) as ws:
             assert ws.receive_text() == "in"
+
+
+def test_the_operator_page_runs_no_inline_script(app):
+    import re
+
+    with TestClient(app) as c:
+        c.post("/signin", data={"token": app.state.token})
+        page = c.get("/")
+        assert page.status_code == 200
+        script_src = page.headers["content-security-policy"].split("script-src")[1].split(";")[0]
+        assert script_src.strip() == "'self'"
+        assert re.findall(r"<script(?![^>]*\bsrc=)", page.text) == []
+        assert re.search(r"<[^>]+\son[a-z]+\s*=", page.text) is None  # no inline event handlers
+        assert "applyLang" in c.get("/assets/operator.js").text

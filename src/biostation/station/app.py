@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
     #: the guard's options of the routes kept out of the OpenAPI (security.RouteTable)
     app.state.hidden_routes = {
         ("GET", "/"): route_options(public=True),
+        ("GET", "/assets/operator.js"): route_options(public=True),
         ("GET", "/docs"): route_options(public=True),
         ("GET", "/docs/assets/{name}"): route_options(public=True),
         ("POST", "/signin"): route_options(public=True, max_body_bytes=4096),
@@ -199,6 +200,11 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
         page = resources.files("biostation.station").joinpath("static/operator.html").read_text("utf-8")
         return HTMLResponse(page, headers={"Content-Security-Policy": _PAGE_CSP})
 
+    @app.get("/assets/operator.js", include_in_schema=False)
+    def operator_script() -> Response:
+        script = resources.files("biostation.station").joinpath("static/operator.js").read_bytes()
+        return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> Response:
         if not signed_in(request):
@@ -239,10 +245,10 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
     return app
 
 
-#: the operator page loads nothing from elsewhere; images come as data: and blob: URLs
+#: the operator page loads nothing from elsewhere and runs no inline script; images come as data:
+#: and blob: URLs
 _PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-             "script-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-             "form-action 'self'")
+             "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 #: Swagger UI: its scripts from this origin only (no inline script); React sets style attributes
 _DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
