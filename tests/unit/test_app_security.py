@@ -378,3 +378,18 @@ def test_the_operator_page_runs_no_inline_script(app):
         assert re.findall(r"<script(?![^>]*\bsrc=)", page.text) == []
         assert re.search(r"<[^>]+\son[a-z]+\s*=", page.text) is None  # no inline event handlers
         assert "applyLang" in c.get("/assets/operator.js").text
+
+
+def test_photo_checks_run_on_the_heavy_pool_not_the_event_loop(client, monkeypatch):
+    from biostation.station import routes_face
+
+    threads: list[str] = []
+    real = routes_face._check_upload
+
+    def spy(data: bytes, lang: str):
+        threads.append(threading.current_thread().name)
+        return real(data, lang)
+
+    monkeypatch.setattr(routes_face, "_check_upload", spy)
+    assert client.post("/v1/face/check", content=_encoded("PNG", (320, 400))).status_code == 200
+    assert len(threads) == 1 and threads[0].startswith("biostation-heavy")
