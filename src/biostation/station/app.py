@@ -111,7 +111,8 @@ def require_token(request: Request,
     auth = request.headers.get("authorization")
     sid = request.cookies.get(SESSION_COOKIE)
     if not credentials_ok(request.app.state.token, request.app.state.sessions, auth, sid):
-        raise AuthError("missing token" if auth is None and sid is None else "wrong token")
+        raise AuthError("wrong token" if auth is not None else
+                        "the sign-in session has expired or ended" if sid is not None else "missing token")
 
 
 def create_app(settings: Settings | None = None, registry: DriverRegistry | None = None) -> FastAPI:

@@ -6,10 +6,10 @@
    bound address or one of ``Settings.allowed_hosts`` (an IP literal is accepted too when the
    daemon binds a wildcard address). A web page on another name that resolves to the station
    (DNS rebinding) gets 400 ``HostError``.
-2. **Credentials, from the headers alone.** Routes whose ``openapi_extra`` holds ``x-public``
-   (health, the sign-in pages, the docs assets; :class:`RouteTable` reads them) are open; every other request, routed or not,
-   needs ``Authorization: Bearer <station token>`` or a live sign-in session cookie, else 401
-   ``AuthError`` before a byte of its body is read.
+2. **Credentials, from the headers alone.** Routes whose options hold ``x-public`` (health, the
+   sign-in pages, the docs assets; see :class:`RouteTable`) are open; every other request, routed
+   or not, needs ``Authorization: Bearer <station token>`` or a live sign-in session cookie, else
+   401 ``AuthError`` before a byte of its body is read. WebSocket routes get the same checks.
 3. **Body size.** Each route takes at most ``x-max-body-bytes`` (its ``openapi_extra``), else
    ``Settings.max_body_bytes``. A larger ``Content-Length`` gets 413 at once; a chunked body is
    counted as it streams and cut off with 413 when it passes the limit. A body that stalls for
@@ -269,9 +269,9 @@ class Guard:
             auth = headers.get(b"authorization")
             sid = _cookie(headers.get(b"cookie", b""), SESSION_COOKIE)
             if not credentials_ok(state.token, state.sessions, auth.decode("latin-1") if auth else None, sid):
-                given = auth is not None or sid is not None
-                await self._answer(send, 401, "AuthError", "wrong token" if given else "missing token",
-                                   [(b"www-authenticate", b"Bearer")])
+                reason = ("wrong token" if auth is not None else
+                          "the sign-in session has expired or ended" if sid is not None else "missing token")
+                await self._answer(send, 401, "AuthError", reason, [(b"www-authenticate", b"Bearer")])
                 return
         limit = int(options.get(MAX_BODY, self.settings.max_body_bytes))
         length = headers.get(b"content-length")
