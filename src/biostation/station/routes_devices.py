@@ -127,12 +127,13 @@ def simulate_fault(device_id: str, body: FaultRequest, request: Request) -> Resp
 def replug_simulated(request: Request) -> dict[str, list[str]]:
     registry = _registry(request)
     registry.scan()  # first drop the unplugged devices still listed
+    before = {d.device_id for d in registry.devices()}
     for cls in registry.drivers:
         replug_all = getattr(cls, "replug_all", None)
         if cls.features & Feature.SIMULATED and replug_all is not None:
             replug_all()
-    added, _ = registry.scan()
-    return {"plugged": [d.device_id for d in added]}
+    registry.scan()  # the hot-plug monitor may get there first: compare, do not count our own adds
+    return {"plugged": sorted({d.device_id for d in registry.devices()} - before)}
 
 
 @router.get("/events", summary="Device events as a Server-Sent Events stream",
