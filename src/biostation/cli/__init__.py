@@ -65,7 +65,8 @@ def serve(
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(f"warning: binding to {settings.host}: biometric data will be reachable from the network; "
-                    "put a TLS proxy in front.", fg="yellow", err=True)
+                    "put a TLS proxy in front, and list the names clients use in BIOSTATION_ALLOWED_HOSTS "
+                    "(JSON, e.g. '[\"desk-7.example\"]'): other Host headers are refused.", fg="yellow", err=True)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
