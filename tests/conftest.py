@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import subprocess
@@ -62,9 +63,43 @@ def shared() -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings with a private data directory, simulated devices and no simulated delays."""
+    """Settings with a private data directory, simulated devices and no simulated delays; the
+    in-process ``TestClient`` names its host ``testserver``, allowed here."""
     return Settings(data_dir=tmp_path / "station", devices=DeviceMode.SIMULATED, sim_time_scale=0.0,
-                    device_poll_s=0.05)
+                    device_poll_s=0.05, allowed_hosts=["testserver"])
+
+
+@contextlib.contextmanager
+def running_station(tmp_path: Path, **env_over: str):
+    """A real `biostation serve` process on a free port with simulated devices; ``env_over`` adds
+    ``BIOSTATION_*`` settings. Yields ``(process, base_url, data_dir, output_lines_queue)``; killed
+    at exit if still alive."""
+    import httpx
+
+    data = tmp_path / "station"
+    env = dict(os.environ, BIOSTATION_SIM_TIME_SCALE="0.5", BIOSTATION_DEVICE_POLL_S="0.2",
+               BIOSTATION_LOG_LEVEL="warning", PYTHONUNBUFFERED="1", **env_over)
+    env.pop("BIOSTATION_DEVICES", None)
+    proc = subprocess.Popen([sys.executable, "-m", "biostation", "serve", "--port", "0", "--devices", "simulated",
+                             "--data-dir", str(data)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+        first = lines.get(timeout=60)
+        assert "listening on http://127.0.0.1:" in first, first
+        base = first.split("listening on ")[1].strip()
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield proc, base, data, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture
@@ -73,30 +108,15 @@ def station_server(tmp_path):
 
     Yields ``(process, base_url, data_dir, output_lines_queue)``; killed at teardown if still alive.
     """
-    import httpx
+    with running_station(tmp_path) as station:
+        yield station
 
-    data = tmp_path / "station"
-    env = dict(os.environ, BIOSTATION_SIM_TIME_SCALE="0.5", BIOSTATION_DEVICE_POLL_S="0.2",
-               BIOSTATION_LOG_LEVEL="warning", PYTHONUNBUFFERED="1")
-    env.pop("BIOSTATION_DEVICES", None)
-    proc = subprocess.Popen([sys.executable, "-m", "biostation", "serve", "--port", "0", "--devices", "simulated",
-                             "--data-dir", str(data)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    first = lines.get(timeout=60)
-    assert "listening on http://127.0.0.1:" in first, first
-    base = first.split("listening on ")[1].strip()
-    for _ in range(100):
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield proc, base, data, lines
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+
+@pytest.fixture(scope="module")
+def station_factory(tmp_path_factory):
+    """``start(**env)``: a :func:`running_station` with those settings, stopped when the module ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda **env: stack.enter_context(running_station(tmp_path_factory.mktemp("station"), **env))
 
 
 @pytest.fixture(params=["numpy", "native"])

@@ -1,7 +1,8 @@
-"""Simulated camera: plays a video file or an image folder through ``cv2.VideoCapture``.
+"""Simulated camera: plays a video file, an image file or an image folder through ``cv2.VideoCapture``.
 
-Default source: ``../shared/data/faces/VIDEO/mpf_new_face_video-90.mp4`` when present, else a
-short clip the package draws once into the data directory. Plays at the clip's frame rate (times
+Default source: ``../shared/data/faces/LONDON_FRL/001/1_neutral.jpg`` when present (a still,
+compliant portrait, so that a demo's portrait capture passes), else a short clip the package
+draws once into the data directory. Plays at the clip's frame rate (times
 ``Settings.sim_time_scale``) and loops. An image folder is played through OpenCV's image-sequence
 backend (``CAP_IMAGES``) via a folder of numbered links, so the real ``VideoCapture`` path runs
 either way.
@@ -105,6 +106,11 @@ class SimulatedCamera(Camera):
     def unplug(self) -> None:
         self._gone.set()
         type(self)._unplugged.add(self.attachment.key)
+
+    @classmethod
+    def replug_all(cls) -> None:
+        """Every unplugged simulated camera is back on its bus (the registry's next scan finds it)."""
+        cls._unplugged.clear()
 
     def _source(self) -> Path:
         src = self.settings.resolved_camera_source()

@@ -118,6 +118,11 @@ class SimulatedScanner(FingerprintScanner):
     def replug(cls, key: str = "sim:scanner0") -> None:
         cls._unplugged.discard(key)
 
+    @classmethod
+    def replug_all(cls) -> None:
+        """Every unplugged simulated scanner is back on its bus (the registry's next scan finds it)."""
+        cls._unplugged.clear()
+
     #: faults an operator (training) or a test can switch on through the API; ``next_applicant``
     #: is no fault: the next simulated person steps up to the scanner
     FAULTS: ClassVar[tuple[str, ...]] = ("unplug", "stall", "wrong_size", "clear", "next_applicant")

@@ -4,7 +4,8 @@
 
     BiostationError
     ├── ConfigError                      bad settings, missing data directory
-    ├── AuthError                        missing or wrong API token
+    ├── AuthError                        missing or wrong API token, expired sign-in session
+    ├── StationBusyError                 the station's pool for heavy work is full (``.retry_after_s``)
     ├── DeviceError                      anything a device did or failed to do
     │   ├── DeviceNotFoundError          no such device id
     │   ├── DeviceBusyError              an operation is already running on it
@@ -66,6 +67,15 @@ class ConfigError(BiostationError):
 
 class AuthError(BiostationError):
     pass
+
+
+class StationBusyError(BiostationError):
+    """The station is already doing as much heavy work (image decoding, checks) as it takes at once;
+    ``retry_after_s`` says when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int = 1):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class DeviceError(BiostationError):

@@ -90,4 +90,28 @@ def test_operator_signs_in_sees_devices_captures_and_sees_events(station_server,
     page.wait_for_selector("#log li[data-kind='device.removed']", timeout=10000)
     page.wait_for_function("document.querySelectorAll('article.card').length === 2", timeout=10000)
     page.screenshot(path=str(tmp_path / "operator.png"), full_page=True)
+
+    # signing out ends the session: the page's next call gets 401 and the sign-in form comes back
+    page.click("#signout")
+    page.wait_for_selector("input[name=token]", timeout=10000)
+    assert httpx.get(base + "/v1/devices", cookies={c["name"]: c["value"] for c in page.context.cookies()}
+                     ).status_code == 401
     assert errors == []
+
+
+def test_api_docs_render_from_the_station_alone(station_server, browser):
+    """Swagger UI comes from the station (no CDN: desks often have no network) and runs under its CSP."""
+    _, base, data, _ = station_server
+    token = (data / "token").read_text().strip()
+    page = browser.new_page()
+    requests: list[str] = []
+    console: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.goto(base + "/docs")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=20000)
+    assert page.locator(".swagger-ui .opblock").count() >= 8
+    assert requests and all(u.startswith(base) for u in requests), requests
+    assert not [c for c in console if "Content Security Policy" in c], console

@@ -97,6 +97,11 @@ def test_served_station_end_to_end(station_server):
     cam = next(d["device_id"] for d in c.get("/v1/devices").json() if d["device_class"] == "camera")
     assert c.get(f"/v1/devices/{cam}/frame").headers["content-type"] == "image/jpeg"
 
+    # the simulated scanner is plugged back in (training: unplug, then plug again) and captures
+    r = c.post("/v1/simulated/replug")
+    assert r.status_code == 200 and r.json()["plugged"] == [scanner]
+    assert c.post(f"/v1/devices/{scanner}/capture", json={"assess": False}).status_code == 200
+
     # Ctrl+C stops it cleanly (uvicorn re-raises the signal after its graceful shutdown: 130)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) in (0, 130, -signal.SIGINT)

@@ -41,6 +41,7 @@ from biostation.card import crypto, tlv
 from biostation.card.apdu import INS, Command, Response
 from biostation.card.auth import aa_sign, ca_chip_agree
 from biostation.card.pace import PASSWORD_CAN, PASSWORD_MRZ, PaceChip, Password
+from biostation.card.reader import ICAO_AID
 from biostation.card.secinfo import PaceInfo, decode_oid, parse_security_infos
 from biostation.card.ta import TerminalAuthChip, id_picc_bac
 from biostation.card.ta import comp as comp_key
@@ -66,7 +67,6 @@ __all__ = [
     "atr_for",
 ]
 
-ICAO_AID = bytes.fromhex("A0000002471001")
 ACCESS_ALWAYS, ACCESS_SM, ACCESS_EAC, ACCESS_NEVER = "always", "sm", "eac", "never"
 
 SW = {"ok": 0x9000, "eof": 0x6282, "wrong_length": 0x6700, "security": 0x6982, "blocked": 0x6983,

@@ -65,7 +65,8 @@ def serve(
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(f"warning: binding to {settings.host}: biometric data will be reachable from the network; "
-                    "put a TLS proxy in front.", fg="yellow", err=True)
+                    "put a TLS proxy in front, and list the names clients use in BIOSTATION_ALLOWED_HOSTS "
+                    "(JSON, e.g. '[\"desk-7.example\"]'): other Host headers are refused.", fg="yellow", err=True)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -83,7 +84,12 @@ def serve(
     print(f"  operator page: {base}/  API docs: {base}/docs  (sign in with the token: biostation token)",
           flush=True)
     print(f"  devices:   {settings.devices.value}; data in {settings.data_dir}", flush=True)
-    config = uvicorn.Config(app_, http="h11", log_level=settings.log_level.lower(), access_log=False,
+    from ..station.security import guarded_h11_protocol
+
+    # h11 (httptools answers 400 to MOSIP's custom verbs), with a deadline on request heads
+    config = uvicorn.Config(app_, http=guarded_h11_protocol(settings.header_timeout_s),
+                            log_level=settings.log_level.lower(), access_log=False,
+                            timeout_keep_alive=min(5, int(settings.header_timeout_s) or 1),
                             timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -16,13 +16,15 @@ from ..errors import ImageError
 from . import params
 
 
-def load_image(source: str | Path | bytes, *, max_pixels: int = params.MAX_PIXELS) -> np.ndarray:
+def load_image(source: str | Path | bytes, *, max_pixels: int = params.MAX_PIXELS,
+               formats: tuple[str, ...] | None = None) -> np.ndarray:
     """Decode ``source`` (a path or encoded bytes) to an HxWx3 BGR uint8 array.
 
     The EXIF orientation tag is applied before anything else (a phone photo stored sideways
     comes out upright). Grey and 16-bit images are converted to 8-bit BGR. The pixel count is
     checked from the header, before decoding, against ``max_pixels`` (default 50 MP), so a
-    decompression bomb is refused cheaply.
+    decompression bomb is refused cheaply. ``formats`` (Pillow format names, e.g.
+    ``params.UPLOAD_FORMATS``) restricts the decoders tried; None tries every one Pillow has.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -39,7 +41,7 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = params.MAX_PIXEL
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=list(formats) if formats is not None else None)
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageError(f"{name} is {w}x{h} pixels, more than the {max_pixels // 1_000_000} MP accepted")
@@ -49,7 +51,10 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = params.MAX_PIXEL
             img = ImageOps.exif_transpose(img)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except UnidentifiedImageError as exc:  # its message names the stream object: not for a reason
+        kinds = f"one of {', '.join(formats)}" if formats is not None else "an image format that can be read"
+        raise ImageError(f"{name} is not {kinds}") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{name} is not an image that can be read: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:  # truncated / corrupt streams
         raise ImageError(f"{name} is corrupt or truncated: {exc}") from exc

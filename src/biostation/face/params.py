@@ -11,6 +11,12 @@ from __future__ import annotations
 MAX_PIXELS = 50_000_000
 #: smallest accepted side, in pixels
 MIN_SIDE = 32
+#: largest photo accepted over the network (pixels): a 16 MP phone photo passes; decoded as
+#: 16-bit RGB it is about 100 MB, so a few concurrent checks stay well within a station's memory
+UPLOAD_MAX_PIXELS = 16_000_000
+#: Pillow format names accepted over the network: the encodings of ISO/IEC 19794-5 portraits
+#: (JPEG, JPEG 2000) plus PNG; the other formats Pillow knows (EPS, TIFF, ...) are refused unread
+UPLOAD_FORMATS = ("JPEG", "PNG", "JPEG2000")
 #: longest side the detector works on (px); larger images are scaled down for detection only
 DETECT_MAX_SIDE = 1024
 

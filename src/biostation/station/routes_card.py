@@ -4,11 +4,12 @@ chip authentication, the Vietnamese ID cross-check)."""
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from ..card.mrz import key_from_text
 from ..errors import DeviceStateError
 from ..hal import CardReader
 
@@ -17,13 +18,24 @@ router = APIRouter(prefix="/v1", tags=["cards"])
 
 class CardReadRequest(BaseModel):
     can: str | None = Field(None, pattern=r"^[0-9]{6}$", description="Card access number (CCCD: 6 digits).")
-    mrz: str | None = Field(None, max_length=200, description="The MRZ lines, or DOCNO/YYMMDD/YYMMDD.")
-    data_groups: list[int] | None = Field(None, description="Data groups to read (default: all in EF.COM).")
+    mrz: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9<,/;\s]*$",
+                            description="The MRZ lines (TD1, TD3), or DOCNO/YYMMDD/YYMMDD.")
+    data_groups: list[Annotated[int, Field(ge=1, le=16)]] | None = Field(
+        None, max_length=16, description="Data groups to read, 1..16 (default: all in EF.COM).")
+
+    @field_validator("mrz")
+    @classmethod
+    def _mrz_readable(cls, v: str | None) -> str | None:
+        if v:
+            key_from_text(v)  # MRZError (a ValueError): 422 with the reason, before the card is touched
+        return v
 
     @model_validator(mode="after")
-    def _one_secret(self) -> "CardReadRequest":
+    def _one_secret(self) -> CardReadRequest:
         if bool(self.can) == bool(self.mrz):
             raise ValueError("give exactly one of can and mrz")
+        if self.data_groups is not None and len(set(self.data_groups)) != len(self.data_groups):
+            raise ValueError("data_groups lists a data group twice")
         return self
 
 

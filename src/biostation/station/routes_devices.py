@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import cv2
 from fastapi import APIRouter, Request
@@ -14,7 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import BiostationError, DeviceProtocolError, DeviceStateError
-from ..hal import Camera, DeviceInfo, DriverRegistry, Event, FingerprintScanner
+from ..hal import Camera, DeviceInfo, DriverRegistry, Event, Feature, FingerprintScanner
 from ..records import FingerPosition, ImpressionKind
 from .workflows import capture_assessed
 
@@ -23,25 +22,6 @@ router = APIRouter(prefix="/v1", tags=["devices"])
 
 def _registry(request: Request) -> DriverRegistry:
     return request.app.state.registry
-
-
-class DeviceOut(BaseModel):
-    device_id: str
-    device_class: str
-    driver: str
-    name: str
-    state: str
-    simulated: bool
-    features: list[str]
-    vendor: str = ""
-    model: str = ""
-    serial: str = ""
-    firmware: str = ""
-    details: dict[str, Any] = {}
-
-    @classmethod
-    def of(cls, info: DeviceInfo) -> DeviceOut:
-        return cls(**info.to_dict())
 
 
 class CaptureRequest(BaseModel):
@@ -64,15 +44,15 @@ class CaptureOut(BaseModel):
     quality_note: str = Field("", description="Why the score is 0 or absent, when it is.")
 
 
-@router.get("/devices", response_model=list[DeviceOut], summary="Attached devices and their state")
-def list_devices(request: Request) -> list[DeviceOut]:
-    return [DeviceOut.of(d.info()) for d in _registry(request).devices()]
+@router.get("/devices", response_model=list[DeviceInfo], summary="Attached devices and their state")
+def list_devices(request: Request) -> list[DeviceInfo]:
+    return [d.info() for d in _registry(request).devices()]
 
 
-@router.get("/devices/{device_id}", response_model=DeviceOut, summary="One device",
+@router.get("/devices/{device_id}", response_model=DeviceInfo, summary="One device",
             responses={404: {"description": "No such device"}})
-def get_device(device_id: str, request: Request) -> DeviceOut:
-    return DeviceOut.of(_registry(request).get(device_id).info())
+def get_device(device_id: str, request: Request) -> DeviceInfo:
+    return _registry(request).get(device_id).info()
 
 
 @router.post("/devices/{device_id}/capture", response_model=CaptureOut,
@@ -124,6 +104,21 @@ def simulate_fault(device_id: str, body: FaultRequest, request: Request) -> Resp
     except ValueError as exc:
         raise BiostationError(str(exc)) from exc
     return Response(status_code=204)
+
+
+@router.post("/simulated/replug", summary="Plug unplugged simulated devices back in",
+             description="Simulated devices only (training, demos, tests): after an `unplug` fault, puts the "
+                         "device back on its simulated bus and rescans, so it is listed (and usable) again.")
+def replug_simulated(request: Request) -> dict[str, list[str]]:
+    registry = _registry(request)
+    registry.scan()  # first drop the unplugged devices still listed
+    before = {d.device_id for d in registry.devices()}
+    for cls in registry.drivers:
+        replug_all = getattr(cls, "replug_all", None)
+        if cls.features & Feature.SIMULATED and replug_all is not None:
+            replug_all()
+    registry.scan()  # the hot-plug monitor may get there first: compare, do not count our own adds
+    return {"plugged": sorted({d.device_id for d in registry.devices()} - before)}
 
 
 @router.get("/events", summary="Device events as a Server-Sent Events stream",

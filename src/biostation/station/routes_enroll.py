@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from ..errors import DeviceStateError, InvalidInputError
 from ..hal import Camera, FingerprintScanner
 from ..records import ImpressionKind
+from .security import route_options
 from .workflows.enrollment import Enrollments, missing_fingers
 
 router = APIRouter(prefix="/v1", tags=["enrollment"])
@@ -138,33 +139,19 @@ def portrait_capture(session_id: str, body: PortraitCaptureRequest, request: Req
 
 
 @router.post("/enrollments/{session_id}/portrait", summary="Upload the portrait photo (JPEG, PNG, JPEG 2000)",
-             openapi_extra={"requestBody": {"content": {"image/*": {"schema": {"type": "string",
-                                                                              "format": "binary"}}}}})
+             openapi_extra={"requestBody": {"content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}},
+                            **route_options(max_body_bytes=MAX_PORTRAIT_UPLOAD + 64 * 1024)})
 async def portrait_upload(session_id: str, request: Request) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
-    data = await _upload(request)
-    desk = _desk(request)
-    shown = await run_in_threadpool(desk.upload_portrait, session_id, data)
-    return {"portrait": shown, "session": await run_in_threadpool(_view, desk, session_id)}
+    from .routes_face import photo_bytes
 
-
-async def _upload(request: Request) -> bytes:
-    """The uploaded file: a raw image body, or the first file of a multipart form."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=4)
-        for value in form.values():
-            if hasattr(value, "read"):
-                data = await value.read()
-                break
-        else:
-            raise InvalidInputError("the form holds no file")
-    else:
-        data = await request.body()
+    data = await photo_bytes(request)
     if len(data) > MAX_PORTRAIT_UPLOAD:
         raise InvalidInputError(f"photo of {len(data)} bytes; at most {MAX_PORTRAIT_UPLOAD}")
-    return data
+    desk = _desk(request)
+    shown = await request.app.state.heavy.run(desk.upload_portrait, session_id, data)
+    return {"portrait": shown, "session": await run_in_threadpool(_view, desk, session_id)}
 
 
 @router.post("/enrollments/{session_id}/duplicates", summary="Search the applicant's fingers in this station's gallery")

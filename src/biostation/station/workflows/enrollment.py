@@ -463,9 +463,10 @@ class Enrollments:
     def upload_portrait(self, session_id: str, data: bytes) -> dict[str, Any]:
         """A portrait photo uploaded by the desk (JPEG, PNG, JPEG 2000)."""
         from ...face import load_image
+        from ...face import params as face_params
 
         self._need(self.get(session_id).state, Step.PORTRAIT)  # before decoding anything
-        image = load_image(data)
+        image = load_image(data, max_pixels=face_params.UPLOAD_MAX_PIXELS, formats=face_params.UPLOAD_FORMATS)
         with self._held(session_id) as st:
             self._need(st, Step.PORTRAIT)
             return self._store_portrait(st, image, "upload")
