@@ -231,8 +231,9 @@ class SimulatedScanner(FingerprintScanner):
             self._last, _ = self._next_image(ImpressionKind.FLAT, FingerPosition.UNKNOWN)
         if not self._do_finger_present():
             t = time.monotonic()
-            if t >= self._finger_until:  # the last touch is over: the next finger lands in 0.5 s, stays 1 s
-                self._finger_from, self._finger_until = t + self._scale(0.5), t + self._scale(1.5)
+            if t >= self._finger_until:  # the last touch is over: the next finger lands in 0.5 s and is
+                # held on the platen until the scanner captures it (then it lifts: see _do_capture)
+                self._finger_from, self._finger_until = t + self._scale(0.5), float("inf")
             return np.full_like(self._last, 235)
         settled = min(1.0, (time.monotonic() - self._finger_from) / max(self._scale(0.5), 1e-3))
         img = 235 - (235 - self._last.astype(np.float32)) * (0.3 + 0.7 * settled)

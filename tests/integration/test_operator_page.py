@@ -40,6 +40,8 @@ def test_operator_signs_in_sees_devices_captures_and_sees_events(station_server,
     page.fill("input[name=token]", token)
     page.click("button[type=submit]")
     page.wait_for_selector("#health.ok", timeout=15000)
+    assert page.locator("#tab-desk").is_visible()  # the desk first; the device console is a tab
+    page.click(".tabs [data-tab=devices]")
 
     # the three simulated devices, with their class and state
     page.wait_for_selector("article.card[data-cls=scanner]")

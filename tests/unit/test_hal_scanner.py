@@ -158,13 +158,22 @@ def test_preview_frames_and_finger_events():
     img = np.full((64, 64), 40, np.uint8)
     dev = SimulatedScanner.create(images=[img], settings=Settings(sim_time_scale=0.1))
     events = _recorder(dev)
-    frames = list(dev.preview(max_frames=40))
-    assert len(frames) == 40 and all(f.image.shape == (64, 64) for f in frames)
-    present = [f.finger_present for f in frames]
-    assert True in present and False in present
-    assert EventKind.FINGER_ON in _kinds(events) and EventKind.FINGER_OFF in _kinds(events)
+    # the platen is empty, then a finger lands and is held there until the capture
+    frames = []
+    for f in dev.preview(timeout_s=30):
+        frames.append(f)
+        if f.finger_present and len(frames) >= 2:
+            break
+    assert all(f.image.shape == (64, 64) for f in frames) and not frames[0].finger_present
+    assert EventKind.FINGER_ON in _kinds(events) and EventKind.FINGER_OFF not in _kinds(events)
     # a finger frame is darker than an empty platen
-    assert min(f.image.mean() for f in frames if f.finger_present) < 200 < frames[0].image.mean()
+    assert frames[-1].image.mean() < 200 < frames[0].image.mean()
+    dev.capture(timeout_s=10)
+    # after the capture the finger lifts: the preview sees the platen empty again
+    for f in dev.preview(timeout_s=30):
+        if not f.finger_present:
+            break
+    assert EventKind.FINGER_OFF in _kinds(events)
     assert dev.state is DeviceState.IDLE
 
 

@@ -47,7 +47,8 @@ const DT = {
 };
 
 const desk = { sid: null, state: null, scanner: null, camera: null, busy: false };
-const dt = (k) => (DT[window.lang || "en"] || DT.en)[k] || DT.en[k] || k;
+const curLang = () => (typeof lang !== "undefined" ? lang : "en");  // the page's language (operator.js)
+const dt = (k) => (DT[curLang()] || DT.en)[k] || DT.en[k] || k;
 const q = (sel, el = document) => el.querySelector(sel);
 const escd = (x) => { const d = document.createElement("span"); d.textContent = x == null ? "" : String(x); return d.innerHTML; };
 const STEPS = ["demographics", "fingers", "portrait", "duplicates", "review"];
@@ -101,6 +102,7 @@ async function newApplicant() {
 
 async function openSession(sid, state) {
   desk.sid = sid;
+  desk.typed = { sid, values: {} };
   desk.state = state || await (await deskApi(`/v1/enrollments/${sid}`)).json();
   render();
   loadQueue();
@@ -109,8 +111,13 @@ async function openSession(sid, state) {
 function render() {
   const st = desk.state;
   const box = q("#enrollment");
+  const form = q("#demo");
+  if (form && desk.typed && desk.typed.sid === (st && st.session_id)) {
+    desk.typed.values = Object.fromEntries(new FormData(form).entries());
+  }
   if (!st) { box.innerHTML = `<p class="meta">${escd(dt("queue"))}…</p>`; return; }
   const cur = st.step;
+  if (desk.lastStep !== st.session_id + cur) { desk.lastStep = st.session_id + cur; loadQueue().catch(() => {}); }
   box.innerHTML = `<ol class="stepper">${STEPS.map((s, i) => `<li class="${s === cur ? "now" : (STEPS.indexOf(cur) > i || cur === "confirmed") ? "done" : ""}"
       data-step="${s}">${i + 1}. ${escd(dt("step_" + s))}</li>`).join("")}</ol>
     <div id="stepbody"></div>`;
@@ -128,7 +135,9 @@ function render() {
 }
 
 function renderDemographics(body, st) {
-  const d = st.demographics || {};
+  // what the operator has typed survives a re-render (language switch, queue refresh)
+  const typed = desk.typed && desk.typed.sid === st.session_id ? desk.typed.values : {};
+  const d = { ...(st.demographics || {}), ...typed };
   const field = (k, extra = "") => `<label>${escd(dt(k))}<input name="${k}" value="${escd(d[k] || "")}" ${extra}></label>`;
   body.innerHTML = `<form id="demo" class="form">
       ${field("id_number", 'inputmode="numeric" maxlength="12" required')}
@@ -228,14 +237,14 @@ async function captureFinger(pos, btn) {
     desk.state = b.session;
     if (!b.capture.accepted) deskToast(`${dt(pos > 10 ? "slap_" + pos : "f" + pos)}: ${b.capture.reason || b.capture.status}`);
   } catch (e) { deskToast(e.message); }
-  finally { polling = false; desk.busy = false; render(); }
+  finally { polling = false; desk.busy = false; render(); loadQueue().catch(() => {}); }
 }
 
 function checksList(report) {
-  const lang = window.lang || "en";
+  const lg = curLang();
   const failed = (report.checks || []).filter((c) => c.status === "fail");
   return report.passed ? `<li class="okline">${escd(dt("passed"))}</li>` :
-    failed.map((c) => `<li class="error"><b>${escd(c.name)}</b>: ${escd(lang === "vi" ? c.reason_vi : c.reason_en)}</li>`).join("");
+    failed.map((c) => `<li class="error"><b>${escd(c.name)}</b>: ${escd(lg === "vi" ? c.reason_vi : c.reason_en)}</li>`).join("");
 }
 
 function renderPortrait(body, st) {
@@ -325,6 +334,7 @@ function renderReview(body, st) {
 }
 
 async function startDesk() {
+  document.querySelectorAll("[data-di18n]").forEach((el) => (el.textContent = dt(el.dataset.di18n)));
   q("#new-applicant").onclick = () => newApplicant().catch((e) => deskToast(e.message));
   try { await pickDevices(); } catch (e) { deskToast(e.message); }
   await loadQueue().catch((e) => deskToast(e.message));

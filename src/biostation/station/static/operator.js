@@ -176,6 +176,7 @@ async function toggleLive(id, el) {
 }
 
 function logEvent(ev) {
+  if (ev.kind === "device.state") return;  // busy/idle of every operation: not what an operator reads
   const li = document.createElement("li");
   const time = new Date(ev.timestamp * 1000).toLocaleTimeString();
   const extra = ev.data && ev.data.reason ? ` — ${ev.data.reason}` : ev.data && ev.data.state ? ` → ${ev.data.state}` : "";
@@ -209,7 +210,14 @@ function connectEvents() {
   es.onerror = () => { const h = $("#health"); h.className = "pill bad"; h.dataset.i18n = "offline"; h.textContent = t("offline"); };
 }
 
-$("#lang").onclick = () => { lang = lang === "en" ? "vi" : "en"; localStorage.setItem("biostation.lang", lang); applyLang(); refreshDevices(); };
+$("#lang").onclick = () => {
+  lang = lang === "en" ? "vi" : "en"; localStorage.setItem("biostation.lang", lang); applyLang(); refreshDevices();
+  if (window.deskRender) window.deskRender();
+};
+document.querySelectorAll(".tabs [data-tab]").forEach((b) => (b.onclick = () => {
+  document.querySelectorAll(".tabs [data-tab]").forEach((x) => x.classList.toggle("active", x === b));
+  $("#tab-desk").hidden = b.dataset.tab !== "desk"; $("#tab-devices").hidden = b.dataset.tab !== "devices";
+}));
 applyLang();
 connectEvents();
 refreshDevices();

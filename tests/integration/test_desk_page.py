@@ -1,0 +1,90 @@
+"""The enrollment desk in real headless Chromium against the real daemon and its simulated devices:
+one whole applicant, step by step, as an operator does it. Screenshots of every step are kept in
+``out/screenshots/desk`` (the test's artifacts)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "out" / "screenshots" / "desk"
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which("chromium"):
+        pytest.skip("Debian chromium is not installed (scripts/install test installs it)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_an_operator_enrols_a_whole_applicant(station_server, browser, shared):
+    _, base, data, _ = station_server
+    token = (data / "token").read_text().strip()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    shot = lambda name: page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # noqa: E731
+
+    page.goto(base + "/")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#health.ok", timeout=15000)
+    page.click("#lang")  # the desk in Vietnamese, as at a police desk
+    page.click("#new-applicant")
+    page.wait_for_selector("#demo input[name=id_number]", timeout=10000)
+    page.fill("input[name=id_number]", "079095000777")
+    page.fill("input[name=surname]", "Trần")
+    page.fill("input[name=given_names]", "Thị Ngọc Ánh")
+    page.select_option("select[name=sex]", "F")
+    page.fill("input[name=id_number]", "079195000777")  # 1 = female born 1900-1999
+    page.fill("input[name=date_of_birth]", "1995-05-06")
+    page.fill("input[name=place_of_birth]", "Thành phố Hồ Chí Minh")
+    shot("1-demographics")
+    page.click("#demo button[type=submit]")
+    page.wait_for_selector(".stepper li.now[data-step=fingers]", timeout=10000)
+
+    for pos in (13, 14, 15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10):
+        page.click(f".tile[data-pos='{pos}'] [data-act=capture]")
+        if pos == 13:  # the live preview with its quality border while the slap is on the platen
+            page.wait_for_selector("#preview img", timeout=20000)
+            shot("2-fingers-live-preview")
+        try:
+            if pos == 10:  # the last finger: the sequence check passes and the desk moves on
+                page.wait_for_selector(".stepper li.now[data-step=portrait]", timeout=60000)
+            else:
+                page.wait_for_selector(f".tile[data-pos='{pos}'] img", timeout=60000)
+                page.wait_for_selector("[data-act=capture]:not([disabled])", timeout=60000)
+        except Exception:
+            shot(f"failed-at-{pos}")
+            raise
+        if pos == 9:
+            shot("3-fingers")
+    assert page.locator("#pchecks").count() == 1
+
+    photo = shared / "data" / "faces" / "LONDON_FRL" / "005" / "1_neutral.jpg"
+    page.set_input_files("#pfile", str(photo))
+    page.wait_for_selector("#pchecks li", timeout=30000)
+    shot("4-portrait")
+    page.wait_for_selector(".stepper li.now[data-step=duplicates]", timeout=20000)
+    page.click("#dsearch")
+    page.wait_for_selector("[data-role=dups]", timeout=30000)
+    shot("5-review")
+    assert page.locator("[data-role=surname]").inner_text() == "Trần"
+    page.click("#confirm")
+    page.wait_for_selector("[data-role=final].okline", timeout=60000)
+    page.wait_for_selector("#outbox", timeout=5000)
+    shot("6-confirmed")
+    assert "Trần Thị Ngọc Ánh" in page.locator("#queue").inner_text()
+    assert errors == []
