@@ -76,3 +76,19 @@ MAX_GLARE = 0.03
 #: the lighting check compares this percentile of grey levels of the two halves (a low one, so
 #: that a shadow over part of one side counts)
 LIGHT_PERCENTILE = 30.0
+
+# --- verification operating points ------------------------------------------------------------
+#: distance thresholds per model (the model's ``name``) and operating point, set on the desk
+#: protocol (``benchmarks/bench_face_desk.py``: live captures against DG2 chip photos of ORL,
+#: YALE, MEDS_SUBSET and LONDON_FRL) as the distance under which that fraction of its impostor
+#: pairs fall. The population and the figures measured there are in models/README.md.
+OPERATING_POINTS: dict[str, dict[str, float]] = {
+    "dlib-resnet-v1": {"fmr-0.1%": 0.47, "fmr-0.01%": 0.40},
+    "facenet-20180408": {"fmr-0.1%": 1.0, "fmr-0.01%": 0.9},
+}
+#: target FMR of each operating point name
+OPERATING_POINT_FMR = {"fmr-0.1%": 0.001, "fmr-0.01%": 0.0001}
+#: what the thresholds were measured on (recorded with every decision)
+OPERATING_POINTS_POPULATION = "desk protocol v1: DG2 chip photo vs degraded live capture; ORL, YALE, MEDS_SUBSET, LONDON_FRL"
+#: operating point a desk decision uses unless told otherwise
+DEFAULT_OPERATING_POINT = "fmr-0.1%"
