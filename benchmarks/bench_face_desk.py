@@ -44,6 +44,7 @@ import hashlib
 import io
 import json
 import math
+import multiprocessing
 import time
 from pathlib import Path
 
@@ -178,6 +179,53 @@ def print_figures(label: str, f: dict) -> None:
                   f"FNMR {pct(g['FNMR'])} [{pct(a)}, {pct(b)}]")
 
 
+_WORKER: dict = {}
+
+
+def _init_worker(models: list[str]) -> None:
+    cv2.setNumThreads(1)
+    _WORKER["analyzer"] = default_analyzer()
+    _WORKER["embedders"] = make_embedders(models)
+
+
+def _probe_one(item: tuple[str, Path]) -> dict:
+    """Chip photo and live capture of one image, each embedded by every model."""
+    from biostation.face.verify import comparison_failures
+
+    s, p = item
+    analyzer, embedders = _WORKER["analyzer"], _WORKER["embedders"]
+    out: dict = {"not_enrolled": 0, "live_flagged": 0, "fta": {"chip": 0, "live": 0}, "chip_fmt": None,
+                 "chip_bytes": 0, "sides": {}}
+    image = load_image(p)
+    sides = {}
+    if comparison_failures(check_portrait(image, analyzer)):  # personalization never gets such a portrait
+        out["not_enrolled"] = 1
+    else:
+        try:
+            chip, fmt, nbytes = chip_photo(image, p, analyzer)
+            out["chip_fmt"], out["chip_bytes"] = fmt, nbytes
+            sides["chip"] = (chip, fmt, True)
+        except (FaceError, ImageError):
+            out["fta"]["chip"] = 1
+    live = live_capture(image, p)
+    live_ok = not comparison_failures(check_portrait(live, analyzer))
+    out["live_flagged"] = int(not live_ok)
+    sides["live"] = (live, "live", live_ok)
+    for side, (img, fmt, ok) in sides.items():
+        dets = analyzer.detect(img)
+        if not dets:
+            out["fta"][side] = 1
+            continue
+        det = max(dets, key=lambda d: d.width * d.height)
+        vecs, secs = {}, {}
+        for m, e in embedders.items():
+            t = time.thread_time()
+            vecs[m] = e.embed(img, det)
+            secs[m] = time.thread_time() - t
+        out["sides"][side] = ((s, p.parent.name, f"{s}/{p.parent.name}/{p.name}", fmt, ok), vecs, secs)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="dlib,facenet",
@@ -185,6 +233,7 @@ def main() -> None:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--out", default="out/face_desk")
     ap.add_argument("--limit", type=int, default=0, help="at most this many images per set (quick look)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (each single-threaded)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     if not FACES.is_dir():
@@ -193,12 +242,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     from rich.progress import Progress
 
-    from biostation.face.verify import COMPARISON_CHECKS, comparison_failures, operating_points
+    from biostation.face.verify import COMPARISON_CHECKS, operating_points
 
-    analyzer = default_analyzer()
-    embedders = make_embedders([m for m in args.models.split(",") if m])
+    models = [m for m in args.models.split(",") if m]
+    embedders = make_embedders(models)  # fail early on an unknown or missing model
     sets = [s for s in args.sets.split(",") if s]
-    # per model, per side: list of (set, identity, image index, format) and embeddings
+    # per side: rows (set, identity, image, format, live passes checks); per model and side: embeddings
     rows: dict[str, list] = {"chip": [], "live": []}
     embs: dict[str, dict[str, list]] = {m: {"chip": [], "live": []} for m in embedders}
     fta = {s: {"chip": 0, "live": 0} for s in sets}
@@ -207,38 +256,28 @@ def main() -> None:
     cost = {m: [] for m in embedders}
     chip_bytes = {"jp2": [], "jpeg": []}
     paths = {s: sorted(FACES.glob(SETS[s]))[: args.limit or None] for s in sets}
+    work = [(s, p) for s in sets for p in paths[s]]
+    if args.jobs > 1:
+        pool = multiprocessing.get_context("fork").Pool(args.jobs, _init_worker, (models,))
+        results = pool.imap(_probe_one, work, chunksize=4)
+    else:
+        _init_worker(models)
+        results = map(_probe_one, work)
     with Progress(transient=True) as prog:
-        task = prog.add_task("desk probes", total=sum(len(p) for p in paths.values()))
-        for s in sets:
-            for idx, p in enumerate(paths[s]):
-                image = load_image(p)
-                sides = {}
-                enrol = comparison_failures(check_portrait(image, analyzer))
-                if enrol:  # personalization never gets a portrait that fails these
-                    not_enrolled[s] += 1
-                else:
-                    try:
-                        chip, fmt, nbytes = chip_photo(image, p, analyzer)
-                        chip_bytes[fmt].append(nbytes)
-                        sides["chip"] = (chip, fmt, True)
-                    except (FaceError, ImageError):
-                        fta[s]["chip"] += 1
-                live = live_capture(image, p)
-                live_ok = not comparison_failures(check_portrait(live, analyzer))
-                live_flagged[s] += not live_ok
-                sides["live"] = (live, "live", live_ok)
-                for side, (img, fmt, ok) in sides.items():
-                    dets = analyzer.detect(img)
-                    if not dets:
-                        fta[s][side] += 1
-                        continue
-                    det = max(dets, key=lambda d: d.width * d.height)
-                    rows[side].append((s, p.parent.name, f"{s}/{p.parent.name}/{p.name}", fmt, ok))
-                    for m, e in embedders.items():
-                        t = time.thread_time()
-                        embs[m][side].append(e.embed(img, det))
-                        cost[m].append(time.thread_time() - t)
-                prog.advance(task)
+        task = prog.add_task("desk probes", total=len(work))
+        for (s, _), r in zip(work, results):
+            not_enrolled[s] += r["not_enrolled"]
+            live_flagged[s] += r["live_flagged"]
+            for side in ("chip", "live"):
+                fta[s][side] += r["fta"][side]
+            if r["chip_fmt"]:
+                chip_bytes[r["chip_fmt"]].append(r["chip_bytes"])
+            for side, (row, vecs, secs) in r["sides"].items():
+                rows[side].append(row)
+                for m in models:
+                    embs[m][side].append(vecs[m])
+                    cost[m].append(secs[m])
+            prog.advance(task)
 
     print(f"desk protocol, one core, OpenCV {cv2.__version__}; machine shared with other work")
     print(f"  chip photos: JPEG 2000 {len(chip_bytes['jp2'])} (median {np.median(chip_bytes['jp2'] or [0]):.0f} B), "
@@ -300,7 +339,8 @@ def main() -> None:
         report["models"][m] = res
         det_plot(per_set_curves, out / f"det_{m}.png", title=f"Desk protocol (chip DG2 vs live), {e.name}")
         curves[e.name] = per_set_curves["pooled"]
-        np.savez_compressed(out / f"scores_{m}.npz", genuine=d[gen_mask], impostor=d[imp_mask])
+        np.savez_compressed(out / f"scores_{m}.npz", genuine=d[gen_mask], impostor=d[imp_mask],
+                            chip_image=c_img, live_image=l_img, live_ok=l_ok, chip=C, live=L)
     if len(curves) > 1:
         det_plot(curves, out / "det_models.png", title="Desk protocol, pooled: models side by side")
     (out / "desk.json").write_text(json.dumps(report, indent=1, default=float))

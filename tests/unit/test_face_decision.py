@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from biostation.errors import FaceError
+from biostation.errors import FaceError, ImageError
 from biostation.face import default_verifier, encode_jpeg2000, load_image, token_image
 from biostation.face import params
 from biostation.face.checks import check_portrait
@@ -113,6 +113,17 @@ def test_no_face_live_is_retake_and_no_face_chip_is_an_error(london):
 def test_unknown_operating_point_is_refused(london):
     with pytest.raises(FaceError, match="no operating point"):
         verify_portrait(london["002"][1], london["002"][0], operating_point="fmr-50%")
+
+
+def test_chip_photo_may_come_as_dg2_bytes(london):
+    if not FACES.is_dir():
+        pytest.skip("../shared data set not present")
+    image = load_image(FACES / "LONDON_FRL" / "002" / "1_neutral.jpg")
+    face = check_portrait(image).face
+    dg2 = encode_jpeg2000(token_image(image, face.right_eye, face.left_eye), max_bytes=15_000)
+    assert verify_portrait(london["002"][1], dg2).match
+    with pytest.raises(ImageError):
+        verify_portrait(london["002"][1], b"not an image")
 
 
 def test_decisions_use_the_given_verifier(london):

@@ -294,9 +294,12 @@ class Decision:
                              "reason_en": c.reason_en, "reason_vi": c.reason_vi} for c in self.quality]}
 
 
-def verify_portrait(live: np.ndarray, chip: np.ndarray, *, operating_point: str | None = None,
+def verify_portrait(live: np.ndarray, chip: np.ndarray | bytes, *, operating_point: str | None = None,
                     verifier: Verifier | None = None) -> Decision:
     """Compare a live portrait with the chip's (DG2) photo and decide at ``operating_point``.
+
+    ``live`` is a BGR (or grey) array; ``chip`` the same, or the DG2 image bytes as read from the
+    chip (JPEG or JPEG 2000).
 
     ``operating_point`` names one of :func:`operating_points` of the verifier's model (default
     :data:`.params.DEFAULT_OPERATING_POINT`); the decision records its name, threshold and the
@@ -308,6 +311,10 @@ def verify_portrait(live: np.ndarray, chip: np.ndarray, *, operating_point: str 
 
     v = verifier or default_verifier()
     op = operating_point_of(v.embedder, operating_point)
+    if isinstance(chip, (bytes, bytearray, memoryview)):
+        from .image import load_image
+
+        chip = load_image(bytes(chip))
     live, chip = as_bgr(live), as_bgr(chip)
     try:
         ref = v.embed(chip)
