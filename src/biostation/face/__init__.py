@@ -2,8 +2,10 @@
 
 Pure functions of images (BGR uint8 arrays); no device and no daemon here. Start with
 :func:`check_portrait` (every check with its value, threshold and reason in Vietnamese and
-English), :func:`token_image` + :func:`encode_jpeg2000` for DG2, and :class:`Verifier` for
-face-to-face comparison. :func:`capture_portrait` drives a :class:`biostation.hal.Camera`.
+English), :func:`token_image` + :func:`encode_jpeg2000` for DG2, :class:`Verifier` for
+face-to-face comparison and :func:`verify_portrait` for the desk decision (live portrait against
+the chip photo, at a named operating point, with quality notes). :func:`capture_portrait` drives
+a :class:`biostation.hal.Camera`.
 """
 
 from .capture import CaptureResult, capture_portrait, draw_overlay
@@ -11,11 +13,22 @@ from .checks import CHECK_NAMES, Check, FaceMeasures, PortraitReport, check_port
 from .detect import Detection, FaceAnalyzer, Landmarks, default_analyzer
 from .image import load_image
 from .token import encode_jpeg, encode_jpeg2000, token_image
-from .verify import DlibResNetEmbedder, Embedder, Verifier, VerifyResult, default_verifier
+from .verify import (
+    Decision,
+    DlibResNetEmbedder,
+    Embedder,
+    FaceNetEmbedder,
+    OperatingPoint,
+    Verifier,
+    VerifyResult,
+    default_verifier,
+    operating_points,
+    verify_portrait,
+)
 
 __all__ = [
-    "CHECK_NAMES", "CaptureResult", "Check", "Detection", "DlibResNetEmbedder", "Embedder", "FaceAnalyzer",
-    "FaceMeasures", "Landmarks", "PortraitReport", "Verifier", "VerifyResult", "capture_portrait",
-    "check_portrait", "default_analyzer", "default_verifier", "draw_overlay", "encode_jpeg", "encode_jpeg2000",
-    "load_image", "token_image",
+    "CHECK_NAMES", "CaptureResult", "Check", "Decision", "Detection", "DlibResNetEmbedder", "Embedder",
+    "FaceAnalyzer", "FaceMeasures", "FaceNetEmbedder", "Landmarks", "OperatingPoint", "PortraitReport", "Verifier",
+    "VerifyResult", "capture_portrait", "check_portrait", "default_analyzer", "default_verifier", "draw_overlay",
+    "encode_jpeg", "encode_jpeg2000", "load_image", "operating_points", "token_image", "verify_portrait",
 ]
