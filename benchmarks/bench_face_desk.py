@@ -123,8 +123,9 @@ def live_capture(image: np.ndarray, path: Path) -> np.ndarray:
 def make_embedders(names: list[str]) -> dict:
     from biostation.face.verify import DlibResNetEmbedder, FaceNetEmbedder
 
-    known = {"dlib": DlibResNetEmbedder, "facenet": FaceNetEmbedder,
-             "dlib-flip": lambda: DlibResNetEmbedder(flip=True), "dlib-j4": lambda: DlibResNetEmbedder(jitters=4)}
+    known = {"dlib": lambda: DlibResNetEmbedder(flip=False), "facenet": FaceNetEmbedder,
+             "dlib-flip": lambda: DlibResNetEmbedder(flip=True),
+             "dlib-j4": lambda: DlibResNetEmbedder(flip=False, jitters=4)}
     out = {}
     for n in names:
         if n not in known:
@@ -228,8 +229,8 @@ def _probe_one(item: tuple[str, Path]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="dlib,facenet",
-                    help="comma-separated: dlib, facenet (needs the [face-eval] extra), dlib-flip, dlib-j4")
+    ap.add_argument("--models", default="dlib-flip,dlib",
+                    help="comma-separated: dlib-flip (shipped), dlib, facenet (needs the [face-eval] extra), dlib-j4")
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--out", default="out/face_desk")
     ap.add_argument("--limit", type=int, default=0, help="at most this many images per set (quick look)")

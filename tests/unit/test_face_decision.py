@@ -29,7 +29,7 @@ def test_operating_points_are_named_ordered_and_carry_their_population():
             assert op.fmr == params.OPERATING_POINT_FMR[name] and op.population == params.OPERATING_POINTS_POPULATION
         # a lower false match rate needs a stricter (smaller) distance threshold
         assert ops["fmr-0.01%"].threshold < ops["fmr-0.1%"].threshold
-    assert DLIB_THRESHOLD == operating_point("dlib-resnet-v1").threshold
+    assert DLIB_THRESHOLD == operating_point("dlib-resnet-v1+flip").threshold == default_verifier().embedder.threshold
     with pytest.raises(FaceError, match="no operating point"):
         operating_point("dlib-resnet-v1", "fmr-1e-9")
     with pytest.raises(FaceError, match="no operating point"):
@@ -81,8 +81,8 @@ def test_same_person_matches_the_chip_and_the_decision_records_its_operating_poi
         d = verify_portrait(small, chip, operating_point=name)
         assert d.decision == MATCH and d.match and d.distance < d.operating_point.threshold
         out = d.to_dict()
-        assert out["operating_point"]["name"] == name and out["model"] == "dlib-resnet-v1"
-        assert out["operating_point"]["threshold"] == params.OPERATING_POINTS["dlib-resnet-v1"][name]
+        assert out["operating_point"]["name"] == name and out["model"] == "dlib-resnet-v1+flip"
+        assert out["operating_point"]["threshold"] == params.OPERATING_POINTS["dlib-resnet-v1+flip"][name]
         assert out["operating_point"]["population"] == params.OPERATING_POINTS_POPULATION
         assert out["quality"] == []
 

@@ -85,6 +85,7 @@ LIGHT_PERCENTILE = 30.0
 #: <= 15 kB or JPEG <= 20 kB) of ORL, YALE, MEDS_SUBSET and LONDON_FRL; impostor pairs within each
 #: set (76,305 pairs, 2,554 genuine). Figures per set in models/README.md.
 OPERATING_POINTS: dict[str, dict[str, float]] = {
+    "dlib-resnet-v1+flip": {"fmr-0.1%": 0.452, "fmr-0.01%": 0.395},
     "dlib-resnet-v1": {"fmr-0.1%": 0.455, "fmr-0.01%": 0.396},
     "facenet-20180408": {"fmr-0.1%": 0.705, "fmr-0.01%": 0.595},
 }

