@@ -301,8 +301,9 @@ def main() -> None:
     same_img = c_img[:, None] == l_img[None]
     gen_mask = same_id & ~same_img
     imp_mask = same_set & ~same_id
-    report: dict = {"sets": sets, "failure_to_acquire": fta, "not_enrolled": not_enrolled, "live_flagged": live_flagged, "chip_bytes": {k: [int(min(v or [0])), int(max(v or [0]))]
-                                                                             for k, v in chip_bytes.items()},
+    report: dict = {"sets": sets, "failure_to_acquire": fta, "not_enrolled": not_enrolled,
+                    "live_flagged": live_flagged,
+                    "chip_bytes": {k: [int(min(v or [0])), int(max(v or [0]))] for k, v in chip_bytes.items()},
                     "models": {}}
     curves = {}
     for m, e in embedders.items():

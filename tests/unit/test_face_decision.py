@@ -11,12 +11,21 @@ import numpy as np
 import pytest
 
 from biostation.errors import FaceError, ImageError
-from biostation.face import default_verifier, encode_jpeg2000, load_image, token_image
-from biostation.face import params
+from biostation.face import default_verifier, encode_jpeg2000, load_image, params, token_image
 from biostation.face.checks import check_portrait
 from biostation.face.token import encode_jpeg, encode_jpeg_fit
-from biostation.face.verify import (COMPARISON_CHECKS, MATCH, NO_MATCH, RETAKE, DLIB_THRESHOLD, Verifier,
-                                    operating_point, operating_point_of, operating_points, verify_portrait)
+from biostation.face.verify import (
+    COMPARISON_CHECKS,
+    DLIB_THRESHOLD,
+    MATCH,
+    NO_MATCH,
+    RETAKE,
+    Verifier,
+    operating_point,
+    operating_point_of,
+    operating_points,
+    verify_portrait,
+)
 
 FACES = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "faces").resolve()
 
@@ -70,8 +79,8 @@ def _chip(path: Path) -> np.ndarray:
 def london():
     if not FACES.is_dir():
         pytest.skip("../shared data set not present")
-    return {p: (_chip(FACES / "LONDON_FRL" / p / "1_neutral.jpg"), load_image(FACES / "LONDON_FRL" / p / "2_smiling.jpg"))
-            for p in ("002", "004")}
+    people = FACES / "LONDON_FRL"
+    return {p: (_chip(people / p / "1_neutral.jpg"), load_image(people / p / "2_smiling.jpg")) for p in ("002", "004")}
 
 
 def test_same_person_matches_the_chip_and_the_decision_records_its_operating_point(london):

@@ -78,7 +78,8 @@ def test_facenet_from_its_wheel_tells_people_apart():
     from biostation.face.verify import FaceNetEmbedder
 
     v = Verifier(embedder=FaceNetEmbedder())
-    e = {(p, s): v.embed(load_image(faces / p / f"{s}.jpg")) for p in ("002", "004") for s in ("1_neutral", "2_smiling")}
+    e = {(p, s): v.embed(load_image(faces / p / f"{s}.jpg"))
+         for p in ("002", "004") for s in ("1_neutral", "2_smiling")}
     x = e["002", "1_neutral"]
     assert x.shape == (512,) and abs(float(np.linalg.norm(x)) - 1) < 1e-4
     assert v.compare(e["002", "1_neutral"], e["002", "2_smiling"]).match
