@@ -50,7 +50,10 @@ def test_an_embedder_without_measured_points_decides_at_its_own_threshold():
         name, threshold = "stub", 3.0
 
     op = operating_point_of(Stub())
-    assert op.name == "configured" and op.threshold == 3.0 and op.population == "not measured"
+    assert op.name == "configured" and op.threshold == 3.0 and op.population == "not measured" and op.fmr is None
+    import json
+
+    assert json.loads(json.dumps(op.to_dict()))["target_fmr"] is None
     with pytest.raises(FaceError):
         operating_point_of(Stub(), "fmr-0.1%")
 

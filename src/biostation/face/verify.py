@@ -43,7 +43,8 @@ class OperatingPoint:
 
     name: str
     model: str
-    fmr: float
+    #: target false match rate (fraction); ``None`` for a threshold that was not set from one
+    fmr: float | None
     threshold: float
     population: str
 
@@ -346,7 +347,7 @@ def operating_point_of(embedder: Embedder, name: str | None = None) -> Operating
         return operating_point(embedder.name, name)
     if name not in (None, "configured"):
         raise FaceError(f"no operating point {name!r} for model {embedder.name!r}")
-    return OperatingPoint("configured", embedder.name, float("nan"), float(embedder.threshold), "not measured")
+    return OperatingPoint("configured", embedder.name, None, float(embedder.threshold), "not measured")
 
 
 _default: Verifier | None = None
