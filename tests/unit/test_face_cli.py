@@ -51,3 +51,17 @@ def test_face_verify_without_a_face_is_a_clear_error(shared, tmp_path):
     Image.fromarray(np.full((300, 300), 128, np.uint8)).save(grey)
     res = runner.invoke(app, ["face", "verify", "--json", str(grey), str(grey)])
     assert res.exit_code == 2 and "no face" in json.loads(res.stdout)["error"]
+
+
+def test_face_verify_reports_operating_point_and_retake(shared, tmp_path):
+    import cv2
+
+    faces = shared / "data" / "faces" / "LONDON_FRL"
+    res = runner.invoke(app, ["face", "verify", "--json", "--operating-point", "fmr-0.01%",
+                              str(faces / "004/2_smiling.jpg"), str(faces / "004/1_neutral.jpg")])
+    out = json.loads(res.stdout)
+    assert res.exit_code == 0 and out["decision"] == "match" and out["operating_point"]["name"] == "fmr-0.01%"
+    blurred = tmp_path / "blurred.png"
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(cv2.imread(str(faces / "005/1_neutral.jpg")), (0, 0), 9))
+    res = runner.invoke(app, ["face", "verify", str(blurred), str(faces / "004/1_neutral.jpg")])
+    assert res.exit_code == 3 and res.stdout.startswith("RETAKE") and "blurred" in res.stdout

@@ -60,7 +60,7 @@ def test_verify_images_end_to_end_and_result_dict():
     r = v.verify(a, b)
     assert r.match
     d = r.to_dict()
-    assert set(d) == {"distance", "threshold", "match", "model"} and d["model"] == "dlib-resnet-v1"
+    assert set(d) == {"distance", "threshold", "match", "model"} and d["model"] == "dlib-resnet-v1+flip"
 
 
 def test_no_face_is_a_face_error():
@@ -97,3 +97,24 @@ def test_embedder_can_be_swapped():
     assert r.match and r.distance == 0.0 and r.model == "mean-colour" and len(emb.faces) == 2
     r2 = v.verify(img, (img // 3).astype(np.uint8))
     assert not r2.match
+
+
+def test_shipped_descriptor_averages_the_mirror_image():
+    if not FACES.is_dir():
+        pytest.skip("../shared data set not present")
+    from biostation.face.verify import DlibResNetEmbedder
+
+    v = default_verifier()
+    plain = DlibResNetEmbedder(flip=False)
+    assert v.embedder.name == "dlib-resnet-v1+flip" and plain.name == "dlib-resnet-v1"
+    img = load_image(FACES / "LONDON_FRL" / "004" / "1_neutral.jpg")
+    face = v.main_face(img)
+    mirrored = np.ascontiguousarray(img[:, ::-1])
+    mface = v.main_face(mirrored)
+    both = v.embedder.embed(img, face)
+    # a photo and its mirror image differ for the plain model; averaged with the mirror, what is
+    # left is the detector's and aligner's noise
+    d_flip = np.linalg.norm(both - v.embedder.embed(mirrored, mface))
+    d_plain = np.linalg.norm(plain.embed(img, face) - plain.embed(mirrored, mface))
+    assert d_flip < 0.1 and d_flip < 0.7 * d_plain, (d_flip, d_plain)
+    assert 0.0 < np.linalg.norm(both - plain.embed(img, face)) < 0.2

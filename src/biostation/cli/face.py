@@ -3,8 +3,10 @@
 * ``face check IMAGE... [--json] [--lang vi|en] [--token-dir DIR]``: every ICAO / ISO 19794-5
   check per image, with value, threshold and reason; exit 0 when all pass, 1 when one fails,
   2 when an image cannot be read.
-* ``face verify A B [--json]``: distance, threshold and decision; exit 0 match, 1 no match,
-  2 error.
+* ``face verify LIVE CHIP [--operating-point NAME] [--json]``: the desk decision (live portrait
+  against the chip photo) with its distance, operating point, threshold and the live portrait's
+  quality notes; exit 0 match, 1 no match, 3 retake (no match on a live portrait that fails a
+  check that matters for comparison), 2 error.
 * ``face capture [--timeout S] [--out FILE]``: a capture session on the station's camera
   (the simulated one with ``--devices simulated``): auto-capture when every check passes.
 """
@@ -86,16 +88,19 @@ def check(
 
 @face_app.command("verify")
 def verify(
-    a: Path = typer.Argument(..., help="First portrait (for example the live capture)."),
-    b: Path = typer.Argument(..., help="Second portrait (for example the chip's DG2 image)."),
+    a: Path = typer.Argument(..., help="The live portrait."),
+    b: Path = typer.Argument(..., help="The chip's DG2 photo (JPEG or JPEG 2000) or another reference portrait."),
+    operating_point: str | None = typer.Option(None, "--operating-point",
+                                               help="fmr-0.1% (default) or fmr-0.01%."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Compare the main faces of two images: distance, threshold and decision."""
+    """Desk decision, live portrait against the chip photo: distance, operating point, quality notes."""
     from ..errors import BiostationError
-    from ..face import default_verifier, load_image
+    from ..face import load_image
+    from ..face.verify import MATCH, NO_MATCH, verify_portrait
 
     try:
-        res = default_verifier().verify(load_image(a), load_image(b))
+        res = verify_portrait(load_image(a), load_image(b), operating_point=operating_point)
     except BiostationError as exc:
         if as_json:
             print(json.dumps({"error": str(exc)}))
@@ -105,9 +110,13 @@ def verify(
     if as_json:
         print(json.dumps(res.to_dict()))
     else:
-        verdict = "MATCH" if res.match else "NO MATCH"
-        print(f"{verdict}: distance {res.distance:.4f} (threshold {res.threshold}, model {res.model})")
-    raise typer.Exit(0 if res.match else 1)
+        op = res.operating_point
+        dist = "no face" if res.distance is None else f"distance {res.distance:.4f}"
+        print(f"{res.decision.upper().replace('_', ' ')}: {dist} (operating point {op.name}, threshold "
+              f"{op.threshold}, model {res.model})")
+        for c in res.quality:
+            print(f"  live portrait: {c.reason_en}")
+    raise typer.Exit({MATCH: 0, NO_MATCH: 1}.get(res.decision, 3))
 
 
 @face_app.command("capture")

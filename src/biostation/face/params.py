@@ -82,3 +82,23 @@ MAX_GLARE = 0.03
 #: the lighting check compares this percentile of grey levels of the two halves (a low one, so
 #: that a shadow over part of one side counts)
 LIGHT_PERCENTILE = 30.0
+
+# --- verification operating points ------------------------------------------------------------
+#: distance thresholds per model (the model's ``name``) and operating point, set on the desk
+#: protocol (``benchmarks/bench_face_desk.py``): the largest distance at which the pooled impostor
+#: pairs' FMR stays within the target, rounded down. Population: live captures (camera path,
+#: ICAO-passable pose, light and resolution changes) against DG2 chip photos (ISO token, JPEG 2000
+#: <= 15 kB or JPEG <= 20 kB) of ORL, YALE, MEDS_SUBSET and LONDON_FRL; impostor pairs within each
+#: set (76,305 pairs, 2,554 genuine). Figures per set in models/README.md.
+OPERATING_POINTS: dict[str, dict[str, float]] = {
+    "dlib-resnet-v1+flip": {"fmr-0.1%": 0.452, "fmr-0.01%": 0.395},
+    "dlib-resnet-v1": {"fmr-0.1%": 0.455, "fmr-0.01%": 0.396},
+    "facenet-20180408": {"fmr-0.1%": 0.705, "fmr-0.01%": 0.595},
+}
+#: target FMR of each operating point name
+OPERATING_POINT_FMR = {"fmr-0.1%": 0.001, "fmr-0.01%": 0.0001}
+#: what the thresholds were measured on (recorded with every decision)
+OPERATING_POINTS_POPULATION = ("desk protocol v1 (benchmarks/bench_face_desk.py): DG2 chip photo vs live capture; "
+                               "ORL, YALE, MEDS_SUBSET, LONDON_FRL; 76,305 impostor / 2,554 genuine pairs")
+#: operating point a desk decision uses unless told otherwise
+DEFAULT_OPERATING_POINT = "fmr-0.1%"

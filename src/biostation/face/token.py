@@ -74,3 +74,19 @@ def encode_jpeg2000(image: np.ndarray, max_bytes: int = 20_000) -> bytes:
             return data
         ratio *= 1.25
     raise ImageError(f"cannot encode the portrait in {max_bytes} bytes of JPEG 2000")
+
+
+def encode_jpeg_fit(image: np.ndarray, max_bytes: int = 20_000, min_quality: int = 10) -> bytes:
+    """Baseline JPEG of a BGR image at the highest quality (95 down to ``min_quality``) that fits
+    ``max_bytes``, as a DG2 portrait kept within the issuer's size budget."""
+    lo, hi, best = min_quality, 95, None
+    while lo <= hi:  # binary search over the quality: size grows with it
+        q = (lo + hi) // 2
+        data = encode_jpeg(image, q)
+        if len(data) <= max_bytes:
+            best, lo = data, q + 1
+        else:
+            hi = q - 1
+    if best is None:
+        raise ImageError(f"cannot encode the portrait in {max_bytes} bytes of JPEG")
+    return best
