@@ -72,8 +72,13 @@ class Applicants:
         self._attempts.clear()
         return self.index
 
-    def _finger(self, position: FingerPosition, impression: int) -> tuple[np.ndarray, int]:
-        who = self.index % self.count
+    def finger(self, position: FingerPosition, impression: int, who: int | None = None) -> tuple[np.ndarray, int]:
+        """Impression ``impression`` (1..8) of finger ``position`` of applicant ``who`` (default:
+        the one at the scanner), with its ppi; no capture is counted."""
+        return self._finger(position, impression, who)
+
+    def _finger(self, position: FingerPosition, impression: int, who: int | None = None) -> tuple[np.ndarray, int]:
+        who = (self.index if who is None else who) % self.count
         if self._dbs:
             folder, dpi = self._dbs[who]
             stem = f"{100 + int(position)}_{impression}"

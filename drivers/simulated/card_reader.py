@@ -13,13 +13,17 @@ card speaks the vpcd socket protocol behind pcscd instead (``biostation card sim
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from biostation.config import Settings
 from biostation.errors import CardRemovedError
 from biostation.hal import Attachment, CardReader, Feature
+
+log = logging.getLogger(__name__)
 
 
 class SimulatedCard(Protocol):
@@ -42,12 +46,48 @@ class BlankCard:
         return b"\x6d\x00"
 
 
-class ProfileCard:
-    """The virtual ICAO 9303 card of a profile, built (or reloaded from ``folder``) on first use."""
+def desk_holder(settings: Settings) -> Any:
+    """The holder of the simulated desk's CCCD card, when the data set is there: the person the
+    simulated camera shows (the chip holds another photo of them, as an ISO token JPEG of at most
+    20 KB) and the index fingers of the simulated scanner's first applicant (an impression the
+    scanner's single captures never serve). None without the data set or the face models: the
+    card then carries synthetic pictures."""
+    from biostation.records import FingerPosition
 
-    def __init__(self, profile: str, folder: Path):
+    from .applicants import Applicants
+    from .vcard.profiles import Holder
+
+    source = settings.resolved_camera_source()
+    scanner_dir = settings.resolved_scanner_dir()
+    if source is None or not source.is_file() or scanner_dir is None:
+        return None
+    chip_photo = next((p for p in sorted(source.parent.glob("*.jpg")) if p != source), source)
+    try:
+        from biostation.face import check_portrait, load_image, token_image
+        from biostation.face.token import encode_jpeg_fit
+
+        image = load_image(chip_photo)
+        report = check_portrait(image)
+        if report.face is None:
+            return None
+        face = encode_jpeg_fit(token_image(image, report.face.right_eye, report.face.left_eye), 20_000)
+        people = Applicants(scanner_dir, lambda who: [])
+        fingers = [(int(p), *people.finger(p, 8, who=0)) for p in (FingerPosition.RIGHT_INDEX,
+                                                                    FingerPosition.LEFT_INDEX)]
+    except Exception as exc:  # no face models, unreadable files: synthetic pictures instead
+        log.info("simulated card: synthetic holder (%s)", type(exc).__name__)
+        return None
+    return Holder(face, fingers)
+
+
+class ProfileCard:
+    """The virtual ICAO 9303 card of a profile, built (or reloaded from ``folder``) on first use.
+    ``holder()``: the biometrics of a fresh card's holder (see :func:`desk_holder`)."""
+
+    def __init__(self, profile: str, folder: Path, holder: Callable[[], Any] | None = None):
         self.profile = profile
         self.folder = folder
+        self.holder = holder
         self._card: Any = None
         self._info: dict[str, Any] | None = None
         self._lock = threading.Lock()
@@ -66,7 +106,8 @@ class ProfileCard:
                     load_test_pki(self.folder / "pki")  # a damaged folder fails loudly
                     info = json.loads(info_path.read_text())
                 else:
-                    prof = build_profile(self.profile, can_tries=None)
+                    who = self.holder() if self.holder is not None and self.profile == "cccd" else None
+                    prof = build_profile(self.profile, can_tries=None, holder=who)
                     self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
                     prof.pki.write(self.folder / "pki")
                     if prof.eac is not None:  # inspection-system credentials that may read its DG3
@@ -122,13 +163,21 @@ class SimulatedCardReader(CardReader):
         super().__init__(*args, **kwargs)
         profile = self.settings.sim_card
         self._card: SimulatedCard | None = (
-            BlankCard() if profile == "blank" else ProfileCard(profile, self.settings.data_dir / "sim" / "card"))
+            BlankCard() if profile == "blank" else ProfileCard(profile, self.settings.data_dir / "sim" / "card",
+                                                                 holder=lambda: desk_holder(self.settings)))
         self._card_lock = threading.Lock()
 
     def trust_anchor(self) -> Path | None:
         """CSCA certificate of the simulated card, for reads of it; None for other cards."""
         card = self._card
         return Path(card.info["csca"]) if isinstance(card, ProfileCard) else None
+
+    def terminal_credentials(self) -> Path | None:
+        """The inspection-system credentials (CV certificates, IS key) the simulated card's chip
+        trusts, for reads of its DG3; None for other cards."""
+        card = self._card
+        folder = card.info.get("terminal") if isinstance(card, ProfileCard) else None
+        return Path(folder) if folder else None
 
     def insert(self, card: SimulatedCard) -> None:
         with self._card_lock:

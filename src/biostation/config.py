@@ -83,6 +83,10 @@ class Settings(BaseSettings):
                           "or a blank chip; kept in <data_dir>/sim/card.")
     csca_dir: Path | None = Field(None, description="CSCA trust store for card reads: certificates and ICAO "
                                   "master lists (default: <data_dir>/csca).")
+    terminal_dir: Path | None = Field(None, description="Inspection-system credentials for Extended Access "
+                                      "Control (cvca.cvcert, dv.cvcert, is.cvcert, is.key) with which chip "
+                                      "verification reads DG3. Default: none (a simulated reader lends its test "
+                                      "credentials for its own card).")
     sim_time_scale: float = Field(1.0, ge=0, description="Multiplies the simulated devices' delays "
                                   "(0: as fast as possible, for tests).")
 

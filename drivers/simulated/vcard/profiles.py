@@ -42,7 +42,7 @@ from biostation.card.secinfo import (
 
 from .card import ACCESS_ALWAYS, ACCESS_EAC, ACCESS_SM, CardData
 
-__all__ = ["PROFILES", "Profile", "build_profile", "eac_state", "synthetic_face_jpeg", "synthetic_finger"]
+__all__ = ["PROFILES", "Holder", "Profile", "build_profile", "eac_state", "synthetic_face_jpeg", "synthetic_finger"]
 
 PROFILES = ("cccd", "td3")
 
@@ -141,20 +141,32 @@ def _finish(data: CardData, dgs: dict[int, bytes], com: list[int], pki: TestPKI)
 
 def build_profile(name: str = "cccd", pki: TestPKI | None = None, face_bytes: int = 20_000,
                   id_number: str = "001099012345", can_tries: int | None = 3,
-                  eac: cvc.TestHierarchy | None = None, fingerprints: bool = True) -> Profile:
+                  eac: cvc.TestHierarchy | None = None, fingerprints: bool = True,
+                  holder: Holder | None = None) -> Profile:
     """A fresh card of profile ``name`` (``cccd`` or ``td3``). ``can_tries``: CAN retry counter
     (None: unlimited; wrong tries answer 6300). ``eac``: the CVCA hierarchy the cccd chip
-    trusts (default: a fresh one); ``fingerprints=False`` makes a cccd card without DG3."""
+    trusts (default: a fresh one); ``fingerprints=False`` makes a cccd card without DG3.
+    ``holder``: a real person's chip photo and index fingers for DG2/DG3 of a cccd card (default:
+    synthetic ones, which no face or finger comparison can match)."""
     if name == "cccd":
         return _cccd(pki or make_test_pki("VN"), face_bytes, id_number, can_tries,
-                     eac or cvc.make_test_hierarchy("VN"), fingerprints)
+                     eac or cvc.make_test_hierarchy("VN"), fingerprints, holder)
     if name == "td3":
         return _td3(pki or make_test_pki("UT"), face_bytes)
     raise ValueError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})")
 
 
+@dataclass
+class Holder:
+    """The biometrics of a card's holder: ``face_jpeg`` the DG2 portrait (an ISO token, JPEG) and
+    ``fingers`` ``(position, uint8 image, ppi)`` for DG3."""
+
+    face_jpeg: bytes
+    fingers: list[tuple[int, Any, int]]
+
+
 def _cccd(pki: TestPKI, face_bytes: int, id_number: str, can_tries: int | None, eac: cvc.TestHierarchy,
-          fingerprints: bool) -> Profile:
+          fingerprints: bool, holder: Holder | None = None) -> Profile:
     doc9 = id_number[3:]
     yy = id_number[4:6]
     dob, doe = f"{yy}0101", f"{(int(yy) + 40) % 100:02d}0101"
@@ -177,8 +189,10 @@ def _cccd(pki: TestPKI, face_bytes: int, id_number: str, can_tries: int | None, 
                                   ChipAuthPublicKeyInfo("0.4.0.127.0.7.2.2.1.2", public_key_info=_spki(ca_key)),
                                   ActiveAuthInfo(ID_AA, version=1, signature_algorithm="0.4.0.127.0.7.1.1.4.1.3")])
     dgs = {1: lds.encode_dg1(lines),
-           2: lds.encode_dg2([lds.FaceImage(synthetic_face_jpeg(face_bytes), lds.IMAGE_JPEG, 480, 640)]),
-           3: dg3.encode_dg3([dg3.finger_from_pixels(synthetic_finger(seed=p), p) for p in (2, 7)]),
+           2: lds.encode_dg2([lds.FaceImage(holder.face_jpeg if holder else synthetic_face_jpeg(face_bytes),
+                                            lds.IMAGE_JPEG, 480, 640)]),
+           3: dg3.encode_dg3([dg3.finger_from_pixels(img, p, ppi=ppi) for p, img, ppi in holder.fingers]
+                             if holder else [dg3.finger_from_pixels(synthetic_finger(seed=p), p) for p in (2, 7)]),
            13: lds.encode_dg13(dg13), 14: lds.encode_dg14(dg14), 15: lds.encode_dg15(_spki(aa_key))}
     data = CardData(can=id_number[6:], mrz_information=mrz.parse("\n".join(lines)).seed_info(), aa_key=aa_key,
                     aa_hash="sha256", ca_key=ca_key,

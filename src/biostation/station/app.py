@@ -58,6 +58,7 @@ from .auth import ensure_token, token_matches
 from .security import SESSION_COOKIE, Guard, HeavyPool, Sessions, credentials_ok, route_options
 from .workflows import ChipReads
 from .workflows.store_repo import open_desk
+from .workflows.verification import Verifications
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +171,9 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
     app.state.sessions = Sessions(settings.session_ttl_s)
     app.state.heavy = HeavyPool(settings.heavy_workers, settings.heavy_queue)
     app.state.registry = registry if registry is not None else DriverRegistry(settings)
-    app.state.chip_reads = ChipReads(settings.trust_dir)
+    app.state.chip_reads = ChipReads(settings.trust_dir, settings.terminal_dir)
     app.state.enrollments, app.state.store, app.state.outbox = open_desk(settings)
+    app.state.verifications = Verifications(app.state.chip_reads, app.state.store)
     app.add_middleware(Guard, settings=settings)
     #: the guard's options of the routes kept out of the OpenAPI (security.RouteTable)
     app.state.hidden_routes = {
@@ -268,9 +270,9 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
         resp.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict", path="/")
         return resp
 
-    from . import routes_card, routes_devices, routes_enroll, routes_face
+    from . import routes_card, routes_devices, routes_enroll, routes_face, routes_verify
 
-    for module in (routes_devices, routes_face, routes_card, routes_enroll):
+    for module in (routes_devices, routes_face, routes_card, routes_enroll, routes_verify):
         app.include_router(module.router, dependencies=[Depends(require_token)])
     return app
 

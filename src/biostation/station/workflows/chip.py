@@ -50,15 +50,30 @@ def station_trust(trust_dir: Path, reader: CardReader) -> tuple[TrustStore, list
 class ChipReads:
     """Chip reads of one station; ``trust_dir`` is the settings' CSCA folder."""
 
-    def __init__(self, trust_dir: Path):
+    def __init__(self, trust_dir: Path, terminal_dir: Path | None = None):
         self.trust_dir = Path(trust_dir)
+        self.terminal_dir = terminal_dir
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
+    def terminal(self, reader: CardReader) -> Any:
+        """The inspection-system credentials for Extended Access Control on ``reader``: the
+        station's (``terminal_dir``), else a simulated reader's own test credentials; None when
+        there are none (DG3 is then reported as not read)."""
+        from ...card import load_terminal
+
+        folder = self.terminal_dir
+        if folder is None:
+            own = getattr(reader, "terminal_credentials", None)
+            folder = own() if own is not None else None
+        return load_terminal(Path(folder)) if folder is not None and Path(folder).is_dir() else None
+
     def read(self, reader: CardReader, *, can: str | None = None, mrz: str | None = None,
-             data_groups: list[int] | None = None) -> ChipRead:
-        """Read and verify the chip on ``reader``; see the module doc. Errors of the card module
-        (access denied, card removed, check failures) propagate, with the card powered off."""
+             data_groups: list[int] | None = None, eac: bool = False) -> ChipRead:
+        """Read and verify the chip on ``reader``; see the module doc. ``eac``: also run
+        terminal authentication (when credentials are there) so that DG3 is read. Errors of the
+        card module (access denied, card removed, check failures) propagate, with the card
+        powered off."""
         with self._guard:
             lock = self._locks.setdefault(reader.device_id, threading.Lock())
         if not lock.acquire(blocking=False):  # one secure-messaging session per chip at a time
@@ -67,7 +82,9 @@ class ChipReads:
             trust, sources = station_trust(self.trust_dir, reader)
             reader.power_on()
             try:
-                result = read_document(reader, can=can, mrz=mrz, trust=trust, data_groups=data_groups)
+                terminal = self.terminal(reader) if eac else None
+                result = read_document(reader, can=can, mrz=mrz, trust=trust, data_groups=data_groups,
+                                       terminal=terminal)
             finally:
                 if reader.powered:
                     reader.power_off()

@@ -73,7 +73,8 @@ class StoreSessions:
         return self.store.blob(session_id, name)
 
     def session_ids(self) -> list[str]:
-        return [s.session_id for s in self.store.sessions()]
+        """The enrollment sessions (chip verifications, ``verify-...``, share the store)."""
+        return [s.session_id for s in self.store.sessions() if not s.session_id.startswith("verify-")]
 
     def finish(self, session_id: str, state: dict[str, Any], transaction: bytes, records: dict[str, bytes]) -> None:
         self._put_state(session_id, state)  # the final state first: a crash before finish stays in review
