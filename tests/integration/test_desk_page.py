@@ -88,3 +88,29 @@ def test_an_operator_enrols_a_whole_applicant(station_server, browser, shared):
     shot("6-confirmed")
     assert "Trần Thị Ngọc Ánh" in page.locator("#queue").inner_text()
     assert errors == []
+
+
+def test_an_operator_verifies_a_citizen_against_the_chip(station_server, browser):
+    """The simulated desk's CCCD card holder is the person the simulated camera shows, with the
+    first simulated applicant's index fingers in DG3: the page verifies them by face and fingers."""
+    _, base, data, _ = station_server
+    token = (data / "token").read_text().strip()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#health.ok", timeout=15000)
+    page.click(".tabs [data-tab=devices]")
+    page.wait_for_selector("article.card[data-cls=card_reader] [data-role=hint]:has-text('CAN')", timeout=20000)
+    can = page.locator("article.card[data-cls=card_reader] [data-role=hint]").inner_text().split("CAN ")[1].strip()
+    page.click(".tabs [data-tab=verify]")
+    page.fill("#vcan", can)
+    page.click("#vgo")
+    page.wait_for_selector("[data-role=verdict]", timeout=120000)
+    page.screenshot(path=str(ARTIFACTS / "7-verification.png"), full_page=True)
+    assert page.locator("[data-role=verdict]").get_attribute("data-decision") == "verified"
+    assert page.locator(".vtable tr").count() == 3  # the face and two fingers, each with score and threshold
+    assert errors == []

@@ -23,6 +23,10 @@ const DT = {
     cancel_reason: "Reason for cancelling", confirmed_msg: "Enrollment confirmed; the record is queued for upload.",
     outbox: "Outbox", missing: "Still needed", fingers_word: "fingers", no_scanner: "no scanner attached",
     no_camera: "no camera attached", searched: "fingers searched", gallery: "gallery",
+    verify_tab: "Verify a citizen", verify_go: "Verify", verify_help: "Place the citizen's card on the reader, type its CAN, then let the camera and the scanner take the live face and the index fingers.",
+    verifying: "Reading the chip, then the live face and fingers…", verified: "VERIFIED", not_verified: "NOT VERIFIED",
+    retake: "TAKE THE PORTRAIT AGAIN", document: "Document", pa: "Passive authentication", ta: "Terminal authentication",
+    face: "Face", finger: "Finger", score: "score", threshold: "threshold", no_reader: "no card reader attached",
   },
   vi: {
     desk: "Bàn thu nhận", devices: "Thiết bị", queue: "Người đăng ký", new_applicant: "Người đăng ký mới",
@@ -43,6 +47,10 @@ const DT = {
     cancel_reason: "Lý do hủy", confirmed_msg: "Đã xác nhận; hồ sơ đang chờ gửi về trung tâm.",
     outbox: "Hàng đợi gửi", missing: "Còn thiếu", fingers_word: "ngón", no_scanner: "chưa có máy quét",
     no_camera: "chưa có camera", searched: "ngón đã tìm", gallery: "cơ sở dữ liệu",
+    verify_tab: "Xác thực công dân", verify_go: "Xác thực", verify_help: "Đặt thẻ của công dân lên đầu đọc, nhập số CAN, rồi để camera và máy quét lấy khuôn mặt và hai ngón trỏ.",
+    verifying: "Đang đọc chip, rồi khuôn mặt và vân tay…", verified: "ĐÃ XÁC THỰC", not_verified: "KHÔNG XÁC THỰC",
+    retake: "CHỤP LẠI ẢNH CHÂN DUNG", document: "Giấy tờ", pa: "Xác thực thụ động", ta: "Xác thực thiết bị đầu cuối",
+    face: "Khuôn mặt", finger: "Ngón", score: "điểm", threshold: "ngưỡng", no_reader: "chưa có đầu đọc thẻ",
   },
 };
 
@@ -69,6 +77,7 @@ function deskToast(msg) { if (window.toast) window.toast(msg); else alert(msg); 
 
 async function pickDevices() {
   const list = await (await deskApi("/v1/devices")).json();
+  desk.reader = (list.find((d) => d.device_class === "card_reader" && d.state !== "gone") || {}).device_id || null;
   desk.scanner = (list.find((d) => d.device_class === "scanner" && d.state !== "gone") || {}).device_id || null;
   desk.camera = (list.find((d) => d.device_class === "camera" && d.state !== "gone") || {}).device_id || null;
 }
@@ -333,7 +342,30 @@ function renderReview(body, st) {
   };
 }
 
+async function verifyCitizen() {
+  const out = q("#vresult");
+  const can = q("#vcan").value.trim();
+  if (!desk.reader) { deskToast(dt("no_reader")); return; }
+  q("#vgo").disabled = true; q("#vstep").textContent = dt("verifying"); out.innerHTML = "";
+  try {
+    const r = await (await deskApi("/v1/verifications", { method: "POST", body: JSON.stringify({
+      reader_id: desk.reader, can, camera_id: desk.camera, scanner_id: desk.scanner, operator: "desk" }) })).json();
+    const f = r.face;
+    const rows = [];
+    if (f) rows.push(`<tr><th>${escd(dt("face"))}</th><td>${escd(f.decision)}</td><td>${escd(dt("score"))} ${f.distance ?? "—"}</td>
+      <td>${escd(dt("threshold"))} ${f.operating_point.threshold} (${escd(f.operating_point.name)})</td></tr>`);
+    for (const c of r.fingers.comparisons) rows.push(`<tr><th>${escd(dt("f" + c.position))}</th><td>${c.match ? "match" : escd(c.error || "no match")}</td>
+      <td>${escd(dt("score"))} ${c.score ?? "—"}</td><td>${escd(dt("threshold"))} ${r.fingers.threshold} (${escd(r.fingers.operating_point)})</td></tr>`);
+    out.innerHTML = `<div class="verdict ${escd(r.decision)}" data-role="verdict" data-decision="${escd(r.decision)}">${escd(dt(r.decision))}</div>
+      <p>${escd(dt("document"))} ${escd(r.document.document_number)} · ${escd(dt("pa"))}: ${escd(r.document.passive_authentication)}
+        · ${escd(dt("ta"))}: ${escd(r.document.terminal_authentication)}</p>
+      <table class="vtable">${rows.join("")}</table><ul class="checks">${r.reasons.map((x) => `<li>${escd(x)}</li>`).join("")}</ul>`;
+  } catch (e) { deskToast(e.message); }
+  finally { q("#vgo").disabled = false; q("#vstep").textContent = ""; }
+}
+
 async function startDesk() {
+  q("#vgo").onclick = () => verifyCitizen();
   document.querySelectorAll("[data-di18n]").forEach((el) => (el.textContent = dt(el.dataset.di18n)));
   q("#new-applicant").onclick = () => newApplicant().catch((e) => deskToast(e.message));
   try { await pickDevices(); } catch (e) { deskToast(e.message); }

@@ -216,7 +216,7 @@ $("#lang").onclick = () => {
 };
 document.querySelectorAll(".tabs [data-tab]").forEach((b) => (b.onclick = () => {
   document.querySelectorAll(".tabs [data-tab]").forEach((x) => x.classList.toggle("active", x === b));
-  $("#tab-desk").hidden = b.dataset.tab !== "desk"; $("#tab-devices").hidden = b.dataset.tab !== "devices";
+  for (const name of ["desk", "verify", "devices"]) $("#tab-" + name).hidden = b.dataset.tab !== name;
 }));
 applyLang();
 connectEvents();
