@@ -3,8 +3,8 @@
  *
  * A line-by-line port of src/biostation/matcher/_reference.py (the specification: read its
  * docstring for the algorithm). All arithmetic is integer, so scores equal the reference's bit
- * for bit. Tuned numbers and lookup tables are not compiled in: matcher/__init__.py passes
- * them from params.py once at import through configure().
+ * for bit. Tuned numbers and lookup tables are not compiled in: matcher/_cbackend.py passes
+ * them from params.py once, when it is imported, through configure().
  *
  * Inputs are buffers (numpy arrays): C-contiguous, native byte order, exact item sizes. The
  * kernels never write to them and release the GIL while scoring.
