@@ -36,6 +36,25 @@ COLLECTIONS = ("fvc2000", "fvc2002")
 #: candidate parameter sets: name -> {"fingerprint.X": value, "matcher.Y": value}
 CANDIDATES: dict[str, dict[str, object]] = {
     "untuned": {},
+    # segmentation
+    "seg_energy_0.10": {"fingerprint.SEG_ENERGY_FRACTION": 0.10},
+    "seg_energy_0.20": {"fingerprint.SEG_ENERGY_FRACTION": 0.20},
+    "seg_energy_0.26": {"fingerprint.SEG_ENERGY_FRACTION": 0.26},
+    "seg_coh_0.30": {"fingerprint.SEG_MIN_COHERENCE": 0.30},
+    "seg_coh_0.40": {"fingerprint.SEG_MIN_COHERENCE": 0.40},
+    # minutia reliability and count
+    "min_coh_0.35": {"fingerprint.MIN_MINUTIA_COHERENCE": 0.35},
+    "min_coh_0.45": {"fingerprint.MIN_MINUTIA_COHERENCE": 0.45},
+    "min_rel_0.20": {"fingerprint.MIN_MINUTIA_RELIABILITY": 0.20},
+    "min_rel_0.35": {"fingerprint.MIN_MINUTIA_RELIABILITY": 0.35},
+    "min_rel_0.50": {"fingerprint.MIN_MINUTIA_RELIABILITY": 0.50},
+    "max_min_50": {"fingerprint.MAX_MINUTIAE": 50},
+    "max_min_70": {"fingerprint.MAX_MINUTIAE": 70},
+    "border_1.5": {"fingerprint.BORDER_DISTANCE": 1.5},
+    "cluster_1": {"fingerprint.CLUSTER_MAX_NEIGHBOURS": 1},
+    # matcher
+    "min_overlap_20": {"matcher.MIN_OVERLAP": 20},
+    "seeds_3": {"matcher.SEEDS": 3},
 }
 
 
