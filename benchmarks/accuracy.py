@@ -12,8 +12,15 @@
 from __future__ import annotations
 
 from biostation.evaluation import run_fvc
-from biostation.matcher.evaluation import (det_plot, fnmr_at_fmr, fvc_eer, parse_name, protocol_pairs, summarize,
-                                           threshold_table)
+from biostation.matcher.evaluation import (
+    det_plot,
+    fnmr_at_fmr,
+    fvc_eer,
+    parse_name,
+    protocol_pairs,
+    summarize,
+    threshold_table,
+)
 
 __all__ = ["det_plot", "fnmr_at_fmr", "fvc_eer", "parse_name", "protocol_pairs", "run_fvc", "summarize",
            "threshold_table"]

@@ -52,6 +52,13 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "max_min_70": {"fingerprint.MAX_MINUTIAE": 70},
     "border_1.5": {"fingerprint.BORDER_DISTANCE": 1.5},
     "cluster_1": {"fingerprint.CLUSTER_MAX_NEIGHBOURS": 1},
+    # enhancement and orientation
+    "gabor_along_1.0": {"fingerprint.GABOR_SIGMA_ALONG": 1.0},
+    "gabor_along_0.6": {"fingerprint.GABOR_SIGMA_ALONG": 0.6},
+    "gabor_across_0.45": {"fingerprint.GABOR_SIGMA_ACROSS": 0.45},
+    "gabor_across_0.65": {"fingerprint.GABOR_SIGMA_ACROSS": 0.65},
+    "orient_sigma_17": {"fingerprint.ORIENTATION_SIGMA": 17.0},
+    "orient_sigma_10": {"fingerprint.ORIENTATION_SIGMA": 10.0},
     # matcher
     "min_overlap_20": {"matcher.MIN_OVERLAP": 20},
 }
@@ -91,6 +98,20 @@ def overridden(overrides: dict[str, object]):
         if "native" in matcher.backends():
             matcher.backends()["native"].configure()
 
+    def clear_caches():
+        # caches keyed by shape, not by the tuned numbers they were built from (filter banks)
+        import importlib
+        import pkgutil
+
+        import biostation.fingerprint as pkg
+
+        for info in pkgutil.iter_modules(pkg.__path__):
+            mod = importlib.import_module(f"biostation.fingerprint.{info.name}")
+            for obj in vars(mod).values():
+                if callable(getattr(obj, "cache_clear", None)):
+                    obj.cache_clear()
+
+    clear_caches()
     if any(k.startswith("matcher.") for k in overrides):
         reconfigure()
     try:
@@ -98,13 +119,20 @@ def overridden(overrides: dict[str, object]):
     finally:
         for mod, name, value in reversed(saved):
             setattr(mod, name, value)
+        clear_caches()
         if any(k.startswith("matcher.") for k in overrides):
             reconfigure()
 
 
 def run_candidate(overrides: dict[str, object]) -> dict:
     """All-pairs EER, minutiae count and timings on every development database."""
-    from biostation.evaluation import databases, database_dpi, extract_database, protocol_scores, score_matrix
+    from biostation.evaluation import (
+        database_dpi,
+        databases,
+        extract_database,
+        protocol_scores,
+        score_matrix,
+    )
     from biostation.matcher.evaluation import summarize
 
     out = {}

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def databases(root: Path) -> list[Path]:
     return subs if subs else [root]
 
 
-def samples(db: Path, templates: Optional[Path] = None) -> list[tuple[str, Optional[Path], Optional[Path]]]:
+def samples(db: Path, templates: Path | None = None) -> list[tuple[str, Path | None, Path | None]]:
     """(stem, image path, template path) per sample, sorted by (finger, impression)."""
     images = {p.stem: p for p in db.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES} if db.is_dir() else {}
     tdir = None
@@ -74,7 +74,7 @@ def samples(db: Path, templates: Optional[Path] = None) -> list[tuple[str, Optio
     return [(s, images.get(s), tpls.get(s)) for s in stems]
 
 
-def extract_database(db: Path, dpi: Optional[float] = None, progress: Optional[Progress] = None
+def extract_database(db: Path, dpi: float | None = None, progress: Progress | None = None
                      ) -> tuple[list[str], list[Template], list[float]]:
     """(names, templates, extraction seconds per image) of every image of one database."""
     from .fingerprint import extract, read_image
@@ -93,7 +93,7 @@ def extract_database(db: Path, dpi: Optional[float] = None, progress: Optional[P
     return names, tpls, times
 
 
-def score_matrix(templates: Sequence[Template], progress: Optional[Progress] = None, label: str = "matching"
+def score_matrix(templates: Sequence[Template], progress: Progress | None = None, label: str = "matching"
                  ) -> tuple[np.ndarray, dict]:
     """Upper-triangular matrix of all-pairs scores (``[a, b]`` for ``a < b``) and timings."""
     t0 = time.perf_counter()
@@ -122,7 +122,7 @@ def protocol_scores(names: Sequence[str], scores: np.ndarray, protocol: str = "a
     return g, i
 
 
-def rank1(names: Sequence[str], scores: np.ndarray) -> Optional[dict]:
+def rank1(names: Sequence[str], scores: np.ndarray) -> dict | None:
     """1:N figure: each finger's first impression enrolled, every other impression searched
     exhaustively; the rank-1 hit rate in percent."""
     full = scores + scores.T
@@ -137,11 +137,11 @@ def rank1(names: Sequence[str], scores: np.ndarray) -> Optional[dict]:
         return None
     best = enrolled[np.argmax(full[np.ix_(probes, enrolled)], axis=1)]
     hits = sum(keys[b][0] == keys[p][0] for p, b in zip(probes, best))
-    return {"gallery": int(len(enrolled)), "probes": len(probes), "rank1_hit_rate": 100.0 * hits / len(probes)}
+    return {"gallery": len(enrolled), "probes": len(probes), "rank1_hit_rate": 100.0 * hits / len(probes)}
 
 
-def run_fvc(db_dir: Path, templates: Optional[Path] = None, dpi: Optional[float] = None,
-            det: Optional[Path] = None, progress: Optional[Progress] = None) -> dict:
+def run_fvc(db_dir: Path, templates: Path | None = None, dpi: float | None = None,
+            det: Path | None = None, progress: Progress | None = None) -> dict:
     """Accuracy of the matcher on each database under ``db_dir`` (or ``db_dir`` itself).
 
     Templates come from the extractor (at ``dpi``, default :func:`database_dpi`) or, with
@@ -225,7 +225,7 @@ class CrossValidation:
         return float(max(self.eer.values()))
 
 
-def leave_one_out(table: Mapping[str, Mapping[str, float]], objective: Optional[Callable[[Iterable[float]], float]]
+def leave_one_out(table: Mapping[str, Mapping[str, float]], objective: Callable[[Iterable[float]], float] | None
                   = None) -> CrossValidation:
     """Leave-one-database-out choice among candidate parameter sets.
 
@@ -293,7 +293,7 @@ def _variants(base: list, count: int, seed: int = 1) -> list:
 
 
 def run_throughput(gallery_size: int = 2000, probes: int = 20, pairs: int = 3000,
-                   progress: Optional[Progress] = None) -> dict:
+                   progress: Progress | None = None) -> dict:
     """Both backends side by side on the same templates, in this process (one thread).
 
     The gallery is the SecuGen ISO templates of ``../shared/data/fvc2002`` and moved, turned,
@@ -367,7 +367,8 @@ def run_throughput(gallery_size: int = 2000, probes: int = 20, pairs: int = 3000
     local = gallery_from((str(i), t) for i, t in enumerate(tpls))
     w0 = time.perf_counter()
     results = [[int(c.reference_id) for c in local.search(prepared[p], k=10)] for p in probe_idx]
-    report["local_backend"] = {"backend": matcher.BACKEND, "searches_per_s": len(probe_idx) / (time.perf_counter() - w0)}
+    report["local_backend"] = {"backend": matcher.BACKEND,
+                               "searches_per_s": len(probe_idx) / (time.perf_counter() - w0)}
     report["local_backend"]["search_rank1_hits"], report["local_backend"]["search_rank1_self_hits"] = judge(results)
     b = report["backends"]
     if "native" in b:

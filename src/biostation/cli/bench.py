@@ -16,6 +16,7 @@ from typing import Optional
 
 import typer
 
+
 def _progress_bar():
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -39,13 +40,14 @@ def register(app: typer.Typer) -> None:
     def fvc(
         db_dir: Path = typer.Argument(..., help="An FVC database folder of <finger>_<impression> images, or a "
                                       "folder of such databases (e.g. ../shared/data/fvc2002)."),
-        dpi: Optional[float] = typer.Option(None, "--dpi", help="Image resolution (default: by the FVC "
-                                            "collection's table, 569 for FVC2002 DB2, else 500); with --templates, overrides their recorded one."),
-        templates: Optional[Path] = typer.Option(None, "--templates", help="Use these templates (ISO/ANSI/"
+        dpi: float | None = typer.Option(None, "--dpi", help="Image resolution (default: by the FVC "
+                                          "collection's table, 569 for FVC2002 DB2, else 500); with "
+                                          "--templates, overrides their recorded one."),
+        templates: Path | None = typer.Option(None, "--templates", help="Use these templates (ISO/ANSI/"
                                                  "native files named like the images, per database "
                                                  "subfolder) instead of extracting."),
         json_out: Path = typer.Option(..., "--json", help="Write the full report here."),
-        det: Optional[Path] = typer.Option(None, "--det", help="Draw DET curves (all-pairs) to this PNG."),
+        det: Path | None = typer.Option(None, "--det", help="Draw DET curves (all-pairs) to this PNG."),
     ) -> None:
         """EER, FMR100, FMR1000, ZeroFMR per database under the FVC and all-pairs protocols."""
         from rich.console import Console
