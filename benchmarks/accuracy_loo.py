@@ -42,6 +42,8 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "seg_energy_0.26": {"fingerprint.SEG_ENERGY_FRACTION": 0.26},
     "seg_coh_0.30": {"fingerprint.SEG_MIN_COHERENCE": 0.30},
     "seg_coh_0.40": {"fingerprint.SEG_MIN_COHERENCE": 0.40},
+    "seg_close_23": {"fingerprint.SEG_CLOSE_DIAMETER": 23},
+    "seg_open_17": {"fingerprint.SEG_OPEN_DIAMETER": 17},
     # minutia reliability and count
     "min_coh_0.35": {"fingerprint.MIN_MINUTIA_COHERENCE": 0.35},
     "min_coh_0.45": {"fingerprint.MIN_MINUTIA_COHERENCE": 0.45},
