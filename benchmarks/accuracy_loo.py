@@ -61,7 +61,10 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "gabor_across_0.65": {"fingerprint.GABOR_SIGMA_ACROSS": 0.65},
     "orient_sigma_17": {"fingerprint.ORIENTATION_SIGMA": 17.0},
     "orient_sigma_10": {"fingerprint.ORIENTATION_SIGMA": 10.0},
-    # matcher
+    # matcher: quality weights of unpaired minutiae in the overlap (WEIGHT_STEPS 1: unweighted)
+    "unweighted": {"matcher.WEIGHT_STEPS": 1},
+    "quality_full_40": {"matcher.QUALITY_FULL": 40},
+    "quality_full_80": {"matcher.QUALITY_FULL": 80},
     "min_overlap_20": {"matcher.MIN_OVERLAP": 20},
 }
 # Measured and excluded (each would be chosen by every fold, but breaks another target):
