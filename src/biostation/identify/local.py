@@ -11,7 +11,7 @@ On disk (``directory``):
   rebuilds it from the journal. Write it with :meth:`LocalBackend.checkpoint`.
 
 Memory: :meth:`LocalBackend.memory` reports bytes per template of the packed arrays (about
-48 bytes per minutia plus 16 per template at the default parameters: 1.4 kB for 29 minutiae).
+52 bytes per minutia plus 16 per template at the default parameters: 1.5 kB for 29 minutiae).
 """
 
 from __future__ import annotations
