@@ -75,7 +75,8 @@ PAIR_BONUS = 64
 #: minutiae all pair at half similarity, and fingerprint/sequence.py SAME_FINGER_SCORE and
 #: matcher.THRESHOLDS are calibrated on it
 PAIR_UNIT = SIM_SCALE // 2 + PAIR_BONUS
-#: score scale: a score is (weighted pairs / PAIR_UNIT)^2 * SCORE_SCALE / (n1' * n2') (integer)
+#: score scale: a score is (weighted pairs / PAIR_UNIT)^2 * SCORE_SCALE / (n1' * n2') (integer; n1', n2'
+#: the overlap counts, unpaired minutiae weighted by quality: see WEIGHT_STEPS)
 SCORE_SCALE = 10000
 #: the highest score, reached only when every overlapping minutia pairs perfectly (a template
 #: against itself). Nothing clamps scores, so strong genuine candidates keep distinct scores.
