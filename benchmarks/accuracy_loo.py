@@ -65,6 +65,7 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "unweighted": {"matcher.WEIGHT_STEPS": 1},
     "quality_full_40": {"matcher.QUALITY_FULL": 40},
     "quality_full_80": {"matcher.QUALITY_FULL": 80},
+    "weight_steps_8": {"matcher.WEIGHT_STEPS": 8},
     "min_overlap_20": {"matcher.MIN_OVERLAP": 20},
 }
 # Measured and excluded (each would be chosen by every fold, but breaks another target):
