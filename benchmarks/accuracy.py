@@ -5,14 +5,22 @@
 
 (the same as ``biostation bench fvc``). Helpers for other benchmarks: ``fvc_eer``, ``summarize``
 (EER, FMR100, FMR1000, ZeroFMR), ``protocol_pairs`` ("fvc" / "all-pairs"), ``det_plot``,
-``threshold_table``; they live in :mod:`biostation.matcher.evaluation`, so the CLI has them too.
+``threshold_table``; they live in :mod:`biostation.matcher.evaluation`, ``run_fvc`` in
+:mod:`biostation.evaluation`, so the CLI has them too.
 """
 
 from __future__ import annotations
 
-from biostation.cli.bench import run_fvc
-from biostation.matcher.evaluation import (det_plot, fnmr_at_fmr, fvc_eer, parse_name, protocol_pairs, summarize,
-                                           threshold_table)
+from biostation.evaluation import run_fvc
+from biostation.matcher.evaluation import (
+    det_plot,
+    fnmr_at_fmr,
+    fvc_eer,
+    parse_name,
+    protocol_pairs,
+    summarize,
+    threshold_table,
+)
 
 __all__ = ["det_plot", "fnmr_at_fmr", "fvc_eer", "parse_name", "protocol_pairs", "run_fvc", "summarize",
            "threshold_table"]

@@ -9,7 +9,7 @@ median/min/max minutiae count; with ``--secugen`` also the SecuGen ISO templates
 and the share of their minutiae that ours pair with (position within 10 px after undoing
 SecuGen's resize of every image to 300 x 400, direction within 30 degrees). Ends with the peak
 memory: Python/numpy allocations (tracemalloc) during one extraction and the process's max RSS.
-The targets from issue 3 are printed beside the figures.
+The speed and memory targets are printed beside the figures.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
  *
  * A line-by-line port of src/biostation/matcher/_reference.py (the specification: read its
  * docstring for the algorithm). All arithmetic is integer, so scores equal the reference's bit
- * for bit. Tuned numbers and lookup tables are not compiled in: matcher/__init__.py passes
- * them from params.py once at import through configure().
+ * for bit. Tuned numbers and lookup tables are not compiled in: matcher/_cbackend.py passes
+ * them from params.py once, when it is imported, through configure().
  *
  * Inputs are buffers (numpy arrays): C-contiguous, native byte order, exact item sizes. The
  * kernels never write to them and release the GIL while scoring.
@@ -19,12 +19,13 @@
 #define MAXN 255
 #define MAX_TOP 64
 #define MAX_WORDS 32
-#define NPARAMS 20
+#define NPARAMS 21
 
 enum {
     P_DESC_WORDS, P_PAIR_MAX_DIR, P_SIM_SCALE, P_SIM_MIN_BITS, P_TOP_PAIRS, P_CONS_DIST_ABS,
     P_CONS_DIST_REL, P_CONS_ANGLE, P_CONS_DIR, P_SEEDS, P_ALIGN_DIST, P_ALIGN_GROW, P_ALIGN_DIR,
-    P_OVERLAP_MARGIN, P_MIN_OVERLAP, P_SCORE_SCALE, P_PAIR_BONUS, P_PAIR_UNIT, P_TRIG_BITS, P_ATAN_RES
+    P_OVERLAP_MARGIN, P_MIN_OVERLAP, P_SCORE_SCALE, P_PAIR_BONUS, P_PAIR_UNIT, P_TRIG_BITS, P_ATAN_RES,
+    P_WEIGHT_STEPS
 };
 
 static int configured = 0;
@@ -33,7 +34,7 @@ static int64_t COS_T[256], SIN_T[256];
 static int64_t *ATAN_T = NULL;
 
 typedef struct {
-    const int32_t *x, *y, *t, *c;
+    const int32_t *x, *y, *t, *c, *w;
     const uint64_t *d;
     int n;
     uint64_t key;
@@ -273,8 +274,10 @@ static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
             bj[i] = bjj;
             bjc[i] = bc;
         }
-        /* 6. a paired minutia counts in the overlap even if just outside the box: the bound
-         * score <= SCORE_MAX (< 2^31, checked by configure()) rests on it */
+        /* 6. a paired minutia counts in the overlap, in full, even if just outside the box: the
+         * bound score <= SCORE_MAX (< 2^31, checked by configure()) rests on it; an unpaired one
+         * inside counts its quality weight */
+        const int64_t WS = prm[P_WEIGHT_STEPS];
         int64_t Wsum = 0, inA = 0, inB = 0;
         uint8_t pairedB[MAXN];
         memset(pairedB, 0, (size_t)nb);
@@ -285,15 +288,21 @@ static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
                 pairedB[bj[i]] = 1;
             }
             const int64_t xi = A->x[i], yi = A->y[i];
-            inA += paired || (xi >= bx0 - margin && xi <= bx1 + margin && yi >= by0 - margin && yi <= by1 + margin);
+            if (paired)
+                inA += WS;
+            else if (xi >= bx0 - margin && xi <= bx1 + margin && yi >= by0 - margin && yi <= by1 + margin)
+                inA += A->w[i];
         }
-        for (int j = 0; j < nb; j++)
-            inB += pairedB[j]
-                || (px[j] >= ax0 - margin && px[j] <= ax1 + margin && py[j] >= ay0 - margin && py[j] <= ay1 + margin);
-        if (inA < prm[P_MIN_OVERLAP]) inA = prm[P_MIN_OVERLAP];
-        if (inB < prm[P_MIN_OVERLAP]) inB = prm[P_MIN_OVERLAP];
+        for (int j = 0; j < nb; j++) {
+            if (pairedB[j])
+                inB += WS;
+            else if (px[j] >= ax0 - margin && px[j] <= ax1 + margin && py[j] >= ay0 - margin && py[j] <= ay1 + margin)
+                inB += B->w[j];
+        }
+        if (inA < WS * prm[P_MIN_OVERLAP]) inA = WS * prm[P_MIN_OVERLAP];
+        if (inB < WS * prm[P_MIN_OVERLAP]) inB = WS * prm[P_MIN_OVERLAP];
         const int64_t unit = prm[P_PAIR_UNIT];
-        const int64_t sc = (Wsum * Wsum * prm[P_SCORE_SCALE]) / (inA * inB * unit * unit);
+        const int64_t sc = (Wsum * Wsum * prm[P_SCORE_SCALE] * WS * WS) / (inA * inB * unit * unit);
         if (sc > best)
             best = sc;
     }
@@ -303,7 +312,7 @@ static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
 /* ---------------------------------------------------------------- Python glue -------------- */
 
 typedef struct {
-    Py_buffer b[5];
+    Py_buffer b[6];
     int nb;
 } bufset_t;
 
@@ -336,13 +345,12 @@ static int getbuf(PyObject *o, Py_buffer *v, Py_ssize_t itemsize, int is_signed,
     return 0;
 }
 
-/* x, y, t, desc, cnt as a flat set; n = number of minutiae (rows) */
-static int get_tpl(PyObject *x, PyObject *y, PyObject *t, PyObject *d, PyObject *c, bufset_t *bs, Py_ssize_t *n)
+/* x, y, t, desc, cnt, w as a flat set; n = number of minutiae (rows) */
+static int get_tpl(PyObject **objs, bufset_t *bs, Py_ssize_t *n)
 {
-    PyObject *objs[5] = {x, y, t, d, c};
-    const char *names[5] = {"x", "y", "t", "desc", "cnt"};
+    const char *names[6] = {"x", "y", "t", "desc", "cnt", "w"};
     bs->nb = 0;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         if (getbuf(objs[k], &bs->b[k], k == 3 ? 8 : 4, k != 3, names[k]) < 0) {
             release(bs);
             return -1;
@@ -351,15 +359,16 @@ static int get_tpl(PyObject *x, PyObject *y, PyObject *t, PyObject *d, PyObject 
     }
     Py_ssize_t rows = bs->b[0].len / 4;
     if (bs->b[1].len / 4 != rows || bs->b[2].len / 4 != rows || bs->b[4].len / 4 != rows
-        || bs->b[3].len / 8 != rows * prm[P_DESC_WORDS]) {
+        || bs->b[5].len / 4 != rows || bs->b[3].len / 8 != rows * prm[P_DESC_WORDS]) {
         PyErr_SetString(PyExc_ValueError, "template arrays disagree in length");
         release(bs);
         return -1;
     }
-    const int32_t *tt = bs->b[2].buf, *cc = bs->b[4].buf;
+    const int32_t *tt = bs->b[2].buf, *cc = bs->b[4].buf, *ww = bs->b[5].buf;
     for (Py_ssize_t i = 0; i < rows; i++)
-        if (tt[i] < 0 || tt[i] > 255 || cc[i] < 0 || cc[i] > 64 * prm[P_DESC_WORDS]) {
-            PyErr_SetString(PyExc_ValueError, "direction code or descriptor count out of range");
+        if (tt[i] < 0 || tt[i] > 255 || cc[i] < 0 || cc[i] > 64 * prm[P_DESC_WORDS] || ww[i] < 1
+            || ww[i] > prm[P_WEIGHT_STEPS]) {
+            PyErr_SetString(PyExc_ValueError, "direction code, descriptor count or weight out of range");
             release(bs);
             return -1;
         }
@@ -401,7 +410,9 @@ static PyObject *py_configure(PyObject *self, PyObject *args)
         || p[P_SCORE_SCALE] * (p[P_SIM_SCALE] + p[P_PAIR_BONUS]) * (p[P_SIM_SCALE] + p[P_PAIR_BONUS])
                / (p[P_PAIR_UNIT] * p[P_PAIR_UNIT]) >= INT32_MAX
         || p[P_PAIR_MAX_DIR] < 0 || p[P_PAIR_MAX_DIR] > 127 || p[P_ALIGN_DIR] < 0 || p[P_ALIGN_DIR] > 127
-        || p[P_MIN_OVERLAP] < 1 || p[P_SCORE_SCALE] < 1 || p[P_SCORE_SCALE] > 1000000 || p[P_ATAN_RES] > 4096)
+        || p[P_MIN_OVERLAP] < 1 || p[P_SCORE_SCALE] < 1 || p[P_SCORE_SCALE] > 1000000 || p[P_ATAN_RES] > 4096
+        || p[P_WEIGHT_STEPS] < 1 || p[P_WEIGHT_STEPS] > 16
+        || p[P_SCORE_SCALE] * p[P_WEIGHT_STEPS] * p[P_WEIGHT_STEPS] > 100000000)
         return PyErr_Format(PyExc_ValueError, "parameters out of range");
     Py_buffer bc, bs, ba;
     if (getbuf(cs, &bc, 8, 1, "cos") < 0)
@@ -445,18 +456,18 @@ static PyObject *py_configure(PyObject *self, PyObject *args)
 
 static PyObject *py_score_pair(PyObject *self, PyObject *args)
 {
-    PyObject *a[5], *b[5];
+    PyObject *a[6], *b[6];
     unsigned long long ka, kb;
     if (!configured)
         return need_config();
-    if (!PyArg_ParseTuple(args, "OOOOOKOOOOOK", &a[0], &a[1], &a[2], &a[3], &a[4], &ka, &b[0], &b[1], &b[2],
-                          &b[3], &b[4], &kb))
+    if (!PyArg_ParseTuple(args, "OOOOOOKOOOOOOK", &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &ka, &b[0], &b[1],
+                          &b[2], &b[3], &b[4], &b[5], &kb))
         return NULL;
     bufset_t sa, sb;
     Py_ssize_t na, nb;
-    if (get_tpl(a[0], a[1], a[2], a[3], a[4], &sa, &na) < 0)
+    if (get_tpl(a, &sa, &na) < 0)
         return NULL;
-    if (get_tpl(b[0], b[1], b[2], b[3], b[4], &sb, &nb) < 0) {
+    if (get_tpl(b, &sb, &nb) < 0) {
         release(&sa);
         return NULL;
     }
@@ -465,8 +476,8 @@ static PyObject *py_score_pair(PyObject *self, PyObject *args)
         release(&sb);
         return PyErr_Format(PyExc_ValueError, "at most %d minutiae per template", MAXN);
     }
-    tpl_t A = {sa.b[0].buf, sa.b[1].buf, sa.b[2].buf, sa.b[4].buf, sa.b[3].buf, (int)na, ka};
-    tpl_t B = {sb.b[0].buf, sb.b[1].buf, sb.b[2].buf, sb.b[4].buf, sb.b[3].buf, (int)nb, kb};
+    tpl_t A = {sa.b[0].buf, sa.b[1].buf, sa.b[2].buf, sa.b[4].buf, sa.b[5].buf, sa.b[3].buf, (int)na, ka};
+    tpl_t B = {sb.b[0].buf, sb.b[1].buf, sb.b[2].buf, sb.b[4].buf, sb.b[5].buf, sb.b[3].buf, (int)nb, kb};
     int32_t *sim = malloc(sizeof(int32_t) * (size_t)(na ? na : 1) * (size_t)(nb ? nb : 1));
     if (!sim) {
         release(&sa);
@@ -485,19 +496,19 @@ static PyObject *py_score_pair(PyObject *self, PyObject *args)
 
 static PyObject *py_score_many(PyObject *self, PyObject *args)
 {
-    PyObject *a[5], *g[5], *offs_o, *keys_o, *idx_o, *out_o;
+    PyObject *a[6], *g[6], *offs_o, *keys_o, *idx_o, *out_o;
     unsigned long long ka;
     if (!configured)
         return need_config();
-    if (!PyArg_ParseTuple(args, "OOOOOKOOOOOOOOO", &a[0], &a[1], &a[2], &a[3], &a[4], &ka, &g[0], &g[1], &g[2],
-                          &g[3], &g[4], &offs_o, &keys_o, &idx_o, &out_o))
+    if (!PyArg_ParseTuple(args, "OOOOOOKOOOOOOOOOO", &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &ka, &g[0], &g[1],
+                          &g[2], &g[3], &g[4], &g[5], &offs_o, &keys_o, &idx_o, &out_o))
         return NULL;
     bufset_t sa, sg;
     Py_ssize_t na, ng;
     Py_buffer bo, bk, bi, bout;
-    if (get_tpl(a[0], a[1], a[2], a[3], a[4], &sa, &na) < 0)
+    if (get_tpl(a, &sa, &na) < 0)
         return NULL;
-    if (get_tpl(g[0], g[1], g[2], g[3], g[4], &sg, &ng) < 0) {
+    if (get_tpl(g, &sg, &ng) < 0) {
         release(&sa);
         return NULL;
     }
@@ -547,14 +558,14 @@ static PyObject *py_score_many(PyObject *self, PyObject *args)
             PyErr_NoMemory();
             goto done;
         }
-        tpl_t A = {sa.b[0].buf, sa.b[1].buf, sa.b[2].buf, sa.b[4].buf, sa.b[3].buf, (int)na, ka};
-        const int32_t *gx = sg.b[0].buf, *gy = sg.b[1].buf, *gt = sg.b[2].buf, *gc = sg.b[4].buf;
+        tpl_t A = {sa.b[0].buf, sa.b[1].buf, sa.b[2].buf, sa.b[4].buf, sa.b[5].buf, sa.b[3].buf, (int)na, ka};
+        const int32_t *gx = sg.b[0].buf, *gy = sg.b[1].buf, *gt = sg.b[2].buf, *gc = sg.b[4].buf, *gw = sg.b[5].buf;
         const uint64_t *gd = sg.b[3].buf;
         const int64_t W = prm[P_DESC_WORDS];
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t k = 0; k < K; k++) {
             const int64_t e = idx[k], o = offs[e];
-            tpl_t B = {gx + o, gy + o, gt + o, gc + o, gd + o * W, (int)(offs[e + 1] - o), keys[e]};
+            tpl_t B = {gx + o, gy + o, gt + o, gc + o, gw + o, gd + o * W, (int)(offs[e + 1] - o), keys[e]};
             out[k] = score_pair(&A, &B, sim);
         }
         Py_END_ALLOW_THREADS
@@ -576,9 +587,9 @@ static PyMethodDef methods[] = {
     {"configure", py_configure, METH_VARARGS,
      "configure(params, cos, sin, atan): set the tuned numbers (order of PARAM_NAMES) and tables."},
     {"score_pair", py_score_pair, METH_VARARGS,
-     "score_pair(ax, ay, at, adesc, acnt, akey, bx, by, bt, bdesc, bcnt, bkey) -> int"},
+     "score_pair(ax, ay, at, adesc, acnt, aw, akey, bx, by, bt, bdesc, bcnt, bw, bkey) -> int"},
     {"score_many", py_score_many, METH_VARARGS,
-     "score_many(px, py, pt, pdesc, pcnt, pkey, gx, gy, gt, gdesc, gcnt, offsets, keys, index, out) -> None"},
+     "score_many(px, py, pt, pdesc, pcnt, pw, pkey, gx, gy, gt, gdesc, gcnt, gw, offsets, keys, index, out) -> None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -593,10 +604,10 @@ PyMODINIT_FUNC PyInit__native(void)
     for (int d = 0; d < 256; d++)
         DIRD[d] = (uint8_t)(d < 256 - d ? d : 256 - d);
     PyObject *names = Py_BuildValue(
-        "(ssssssssssssssssssss)", "DESC_WORDS", "PAIR_MAX_DIR", "SIM_SCALE", "SIM_MIN_BITS", "TOP_PAIRS",
+        "(sssssssssssssssssssss)", "DESC_WORDS", "PAIR_MAX_DIR", "SIM_SCALE", "SIM_MIN_BITS", "TOP_PAIRS",
         "CONS_DIST_ABS", "CONS_DIST_REL", "CONS_ANGLE", "CONS_DIR", "SEEDS", "ALIGN_DIST", "ALIGN_GROW",
         "ALIGN_DIR", "OVERLAP_MARGIN", "MIN_OVERLAP", "SCORE_SCALE", "PAIR_BONUS", "PAIR_UNIT", "TRIG_BITS",
-        "ATAN_RES");
+        "ATAN_RES", "WEIGHT_STEPS");
     if (!names || PyModule_AddObject(m, "PARAM_NAMES", names) < 0) {
         Py_XDECREF(names);
         Py_DECREF(m);

@@ -38,6 +38,7 @@ def templates(draw, max_n=255):
     m["y"] = rng.integers(0, H, n)
     m["angle"] = (rng.integers(0, 256, n) * (2 * math.pi / 256)).astype(np.float32) % np.float32(2 * math.pi)
     m["kind"] = rng.integers(0, 3, n)
+    m["quality"] = rng.choice([0, 1, 7, 29, 30, 59, 60, 100], n) if draw(st.booleans()) else rng.integers(0, 101, n)
     for k in range(min(n, draw(st.integers(0, 6)))):  # some hand-picked extremes
         m[k] = (draw(edge_x), draw(edge_y), draw(angle), 1, 0)
     if n >= 4 and draw(st.booleans()):  # duplicates
@@ -97,7 +98,7 @@ def test_non_contiguous_and_big_endian_inputs_are_normalized():
     t = Template(width=W, height=H, minutiae=m[::2])  # strided view
     s = prepare(t)
     odd = type(s)(x=s.x.astype(">i4"), y=s.y[::1].astype(np.int64), t=np.asfortranarray(s.t), desc=s.desc.copy(),
-                  cnt=s.cnt.astype(np.int16), key=s.key)
+                  cnt=s.cnt.astype(np.int16), w=s.w[::-1][::-1].astype(np.int8), key=s.key)
     assert native.score(odd, s) == _reference.score(s, s)
 
 
@@ -110,13 +111,13 @@ def test_native_does_not_modify_inputs():
         m["angle"] = rng.random(n).astype(np.float32) * 6
         ts.append(prepare(Template(width=W, height=H, minutiae=m)))
     gallery = matcher.pack(ts)
-    before = {k: getattr(gallery, k).copy() for k in ("x", "y", "t", "desc", "cnt", "offsets", "keys")}
-    probe_before = [a.copy() for a in (ts[0].x, ts[0].y, ts[0].t, ts[0].desc, ts[0].cnt)]
+    before = {k: getattr(gallery, k).copy() for k in ("x", "y", "t", "desc", "cnt", "w", "offsets", "keys")}
+    probe_before = [a.copy() for a in (ts[0].x, ts[0].y, ts[0].t, ts[0].desc, ts[0].cnt, ts[0].w)]
     native.score_many(ts[0], gallery)
     native.score(ts[0], ts[1])
     for k, v in before.items():
         assert np.array_equal(getattr(gallery, k), v), k
-    for a, b in zip((ts[0].x, ts[0].y, ts[0].t, ts[0].desc, ts[0].cnt), probe_before):
+    for a, b in zip((ts[0].x, ts[0].y, ts[0].t, ts[0].desc, ts[0].cnt, ts[0].w), probe_before):
         assert np.array_equal(a, b)
 
 
@@ -124,7 +125,7 @@ def test_raw_c_calls_reject_bad_buffers():
     from biostation.matcher import _native
 
     s = prepare(Template(width=W, height=H, minutiae=np.array([(5, 5, 1.0, 1, 0)] * 3, MINUTIA_DTYPE)))
-    good = (s.x, s.y, s.t, s.desc, s.cnt, s.key)
+    good = (s.x, s.y, s.t, s.desc, s.cnt, s.w, s.key)
     with pytest.raises(TypeError):
         _native.score_pair(s.x.astype(np.float32), *good[1:], *good)
     with pytest.raises(TypeError):
@@ -135,9 +136,14 @@ def test_raw_c_calls_reject_bad_buffers():
     bad_t[0] = 300
     with pytest.raises(ValueError):
         _native.score_pair(s.x, s.y, bad_t, *good[3:], *good)
+    for bad in (0, 5):  # weights are 1..WEIGHT_STEPS
+        bad_w = s.w.copy()
+        bad_w[0] = bad
+        with pytest.raises(ValueError):
+            _native.score_pair(*good[:5], bad_w, s.key, *good)
     g = matcher.pack([s])
     out = np.zeros(1, np.int32)
-    args = (*good, g.x, g.y, g.t, g.desc, g.cnt)
+    args = (*good, g.x, g.y, g.t, g.desc, g.cnt, g.w)
     with pytest.raises(ValueError):
         _native.score_many(*args, np.array([0, 5]), g.keys, np.zeros(1, np.int64), out)
     with pytest.raises(IndexError):
@@ -146,4 +152,4 @@ def test_raw_c_calls_reject_bad_buffers():
         _native.score_many(*args, g.offsets, g.keys, np.zeros(2, np.int64), out)
     big = np.zeros(256, np.int32)
     with pytest.raises(ValueError):
-        _native.score_pair(big, big, big, np.zeros((256, s.desc.shape[1]), np.uint64), big, 0, *good)
+        _native.score_pair(big, big, big, np.zeros((256, s.desc.shape[1]), np.uint64), big, big + 1, 0, *good)

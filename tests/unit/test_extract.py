@@ -254,3 +254,21 @@ def test_bad_files_raise_image_error(tmp_path: Path, shared: Path) -> None:
         read_image(tmp_path / "missing.png")
     with pytest.raises(ImageError):
         read_image(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["109_5", "110_6"])
+def test_wide_background_ringed_by_the_platen_frame_is_not_finger(shared: Path, name: str) -> None:
+    # FVC2000 DB3 (optical, 448 x 478): a small finger on a wide light platen whose dark frame
+    # runs along the image edges. The frame must not enclose the background as a "hole": the
+    # finger covers about a quarter of the image, and it is found (not called noise).
+    img = read_image(shared / "data" / "fvc2000" / "DB3_B" / f"{name}.tif")
+    with tracing(TraceRecorder()) as rec:
+        t = extract(img)
+    assert 0.1 < float(rec["segmentation"].mean()) < 0.45
+    assert len(t.minutiae) >= 15, t.reason
+
+
+def test_faint_finger_with_poor_coherence_is_not_called_noise(shared: Path) -> None:
+    # a faint, dry FVC2000 DB3 impression: most of it is poorly coherent, a part is clear
+    t = extract(read_image(shared / "data" / "fvc2000" / "DB3_B" / "105_5.tif"))
+    assert len(t.minutiae) >= 15, t.reason

@@ -57,7 +57,7 @@ def test_several_impressions_of_the_probe_rank_strictly_by_score(shared):
 @pytest.fixture(scope="module")
 def extracted():
     """Templates of every FVC2002 B image from the project's extractor (a few seconds)."""
-    from biostation.cli.bench import FVC2002_DPI
+    from biostation.evaluation import FVC2002_DPI
     from biostation.fingerprint import extract, read_image
 
     root = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fvc2002"

@@ -51,7 +51,7 @@ def test_bench_fvc_cli_on_secugen_db1(shared, tmp_path):
 
 def test_bench_throughput_small_gallery(shared):
     """Both backends side by side; with unclamped scores every probe finds its own entry first."""
-    from biostation.cli.bench import run_throughput
+    from biostation.evaluation import run_throughput
 
     r = run_throughput(gallery_size=200, probes=4, pairs=100)
     assert r["gallery"] == 200 and r["gallery_bytes_per_template"] > 0

@@ -4,257 +4,17 @@
 FMR100, FMR1000, ZeroFMR) from images (through the extractor) or from given templates, and
 draws DET curves. ``throughput`` times both matcher backends side by side in one run: 1:1
 comparisons per second on one core (batched and per call), 1:N searches per second, and the
-memory per gallery template. The functions :func:`run_fvc` and :func:`run_throughput` are what
-``benchmarks/accuracy.py`` and ``benchmarks/bench_match.py`` call.
+memory per gallery template. Both are thin callers of :mod:`biostation.evaluation`, which the
+benchmarks and tests call too.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import typer
-
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg", ".pgm", ".wsq")
-TEMPLATE_SUFFIXES = (".iso", ".ist", ".ansi", ".bst", ".json")
-#: FVC2002 resolutions (../shared/data/fvc2002/README.md): DB2 is 569 dpi, the others 500
-FVC2002_DPI = {"DB1": 500.0, "DB2": 569.0, "DB3": 500.0, "DB4": 500.0}
-
-
-def _guess_dpi(db: Path) -> float:
-    return FVC2002_DPI.get(db.name.split("_")[0].upper(), 500.0)
-
-
-def _databases(root: Path) -> list[Path]:
-    subs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.upper().startswith("DB"))
-    return subs if subs else [root]
-
-
-def _samples(db: Path, templates: Optional[Path]) -> list[tuple[str, Optional[Path], Optional[Path]]]:
-    """(stem, image path, template path) per sample, sorted by stem."""
-    from ..matcher.evaluation import parse_name
-
-    images = {p.stem: p for p in db.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES} if db.is_dir() else {}
-    tdir = None
-    if templates is not None:
-        tdir = templates / db.name if (templates / db.name).is_dir() else templates
-    tpls = {p.stem: p for p in tdir.glob("*") if p.suffix.lower() in TEMPLATE_SUFFIXES} if tdir else {}
-    stems = sorted(set(tpls) if templates is not None else set(images), key=lambda s: (parse_name(s), s))
-    return [(s, images.get(s), tpls.get(s)) for s in stems]
-
-
-def run_fvc(db_dir: Path, templates: Optional[Path] = None, dpi: Optional[float] = None,
-            det: Optional[Path] = None, progress: Optional[Callable[[str, int, int], None]] = None) -> dict:
-    """Accuracy of the matcher on each database under ``db_dir`` (or ``db_dir`` itself)."""
-    import numpy as np
-
-    from .. import matcher
-    from ..matcher.evaluation import det_plot, protocol_pairs, summarize, threshold_table
-    from ..templates import load_template
-
-    report: dict = {"backend": matcher.BACKEND, "source": "templates" if templates else "extractor",
-                    "databases": {}}
-    curves = {}
-    pooled_imp = []
-    for db in _databases(db_dir):
-        samples = _samples(db, templates)
-        if len(samples) < 2:
-            continue
-        db_dpi = dpi if dpi is not None else _guess_dpi(db)
-        tpls, t_extract = [], []
-        for k, (stem, image, tpath) in enumerate(samples):
-            if tpath is not None:
-                t = load_template(tpath)
-                if dpi is not None:
-                    t.dpi = float(dpi)
-            else:
-                from ..fingerprint import extract, read_image
-
-                img = read_image(image)
-                t0 = time.perf_counter()
-                t = extract(img, dpi=db_dpi)
-                t_extract.append(time.perf_counter() - t0)
-            tpls.append(t)
-            if progress:
-                progress(f"{db.name}: templates", k + 1, len(samples))
-        t0 = time.perf_counter()
-        prepared = [matcher.prepare(t) for t in tpls]
-        t_prepare = (time.perf_counter() - t0) / len(prepared)
-        gallery = matcher.pack(prepared)
-        n = len(prepared)
-        scores = np.zeros((n, n), np.int64)
-        t0, c0 = time.perf_counter(), time.process_time()
-        for a in range(n - 1):
-            idx = np.arange(a + 1, n)
-            scores[a, a + 1:] = matcher.match_many(prepared[a], gallery, idx)
-            if progress:
-                progress(f"{db.name}: matching", a + 1, n - 1)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        comparisons = n * (n - 1) // 2
-        names = [s for s, _, _ in samples]
-        entry: dict = {"samples": n, "dpi": db_dpi if templates is None else float(tpls[0].dpi),
-                       "minutiae_mean": float(np.mean([len(t.minutiae) for t in tpls])),
-                       "timings": {"prepare_ms": 1e3 * t_prepare, "comparisons": comparisons,
-                                   "match_wall_s": wall, "match_cpu_s": cpu,
-                                   "comparisons_per_s": comparisons / max(wall, 1e-9)}}
-        if t_extract:
-            entry["timings"]["extract_median_ms"] = 1e3 * float(np.median(t_extract))
-            entry["timings"]["extract_p95_ms"] = 1e3 * float(np.percentile(t_extract, 95))
-        # 1:N: the first impression of each finger enrolled, every other impression searched
-        # (exhaustive scoring, no screening stage)
-        from ..matcher.evaluation import parse_name
-
-        full = scores + scores.T
-        keys = [parse_name(s) for s in names]
-        first = {}
-        for k, (finger, imp) in enumerate(keys):
-            if finger not in first or imp < keys[first[finger]][1]:
-                first[finger] = k
-        enrolled = np.array(sorted(first.values()))
-        probes_ = [k for k in range(n) if k not in set(enrolled.tolist())]
-        if probes_ and len(enrolled) > 1:
-            best = enrolled[np.argmax(full[np.ix_(probes_, enrolled)], axis=1)]
-            hits = sum(keys[b][0] == keys[p][0] for p, b in zip(probes_, best))
-            entry["identification"] = {"gallery": int(len(enrolled)), "probes": len(probes_),
-                                       "rank1_hit_rate": 100.0 * hits / len(probes_)}
-        for protocol in ("fvc", "all-pairs"):
-            gp, ip = protocol_pairs(names, protocol)
-            g = np.array([scores[a, b] for a, b in gp], np.float64)
-            i = np.array([scores[a, b] for a, b in ip], np.float64)
-            entry[protocol] = summarize(g, i)
-            if protocol == "all-pairs":
-                curves[db.name] = (g, i)
-                pooled_imp.append(i)
-        report["databases"][db.name] = entry
-    dbs = report["databases"].values()
-    if dbs:
-        report["mean"] = {p: {k: float(np.mean([d[p][k] for d in dbs])) for k in ("EER", "FMR100", "FMR1000",
-                                                                               "ZeroFMR")}
-                          for p in ("fvc", "all-pairs")}
-        report["calibration"] = threshold_table(np.concatenate(pooled_imp))
-    if det is not None and curves:
-        det_plot(curves, det, title=f"FVC2002 all-pairs, {report['source']}, matcher {matcher.BACKEND}")
-        report["det"] = str(det)
-    return report
-
-
-def _variants(base: list, count: int, seed: int = 1) -> list:
-    """``count`` distinct templates: the base ones moved, turned and thinned at random."""
-    import numpy as np
-
-    from ..templates import Template
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(count):
-        t = base[k % len(base)]
-        if k < len(base):
-            out.append(t)
-            continue
-        m = t.minutiae.copy()
-        a = rng.uniform(-0.5, 0.5)
-        c, s = math.cos(a), math.sin(a)
-        x = m["x"] - t.width / 2
-        y = m["y"] - t.height / 2
-        nx = x * c + y * s + t.width / 2 + rng.uniform(-20, 20)
-        ny = -x * s + y * c + t.height / 2 + rng.uniform(-20, 20)
-        keep = (nx >= 0) & (ny >= 0) & (nx < t.width) & (ny < t.height) & (rng.random(len(m)) > 0.1)
-        m = m[keep]
-        m["x"], m["y"] = nx[keep], ny[keep]
-        m["angle"] = np.mod(m["angle"] + np.float32(a), np.float32(2 * math.pi)) % np.float32(2 * math.pi)
-        out.append(Template(width=t.width, height=t.height, dpi=t.dpi, minutiae=m))
-    return out
-
-
-def run_throughput(gallery_size: int = 2000, probes: int = 20, pairs: int = 3000,
-                   progress: Optional[Callable[[str, int, int], None]] = None) -> dict:
-    """Both backends side by side on the same templates, in this process (one thread)."""
-    import tracemalloc
-
-    import numpy as np
-
-    from .. import matcher
-    from ..config import Settings
-    from ..identify import LocalBackend
-    from ..templates import load_template
-
-    shared = Settings().shared_dir()
-    base, fingers = [], []
-    if shared is not None:
-        for path in sorted((shared / "data" / "fvc2002" / "iso_secugen").glob("DB*_B/*.iso")):
-            base.append(load_template(path))
-            fingers.append(f"{path.parent.name}/{path.stem.split('_')[0]}")
-    if not base:
-        raise typer.BadParameter("the SecuGen templates of ../shared/data/fvc2002 are needed")
-    tpls = _variants(base, gallery_size)
-    t0 = time.perf_counter()
-    prepared = [matcher.prepare(t) for t in tpls]
-    prepare_ms = 1e3 * (time.perf_counter() - t0) / len(prepared)
-    tracemalloc.start()
-    gallery = matcher.pack(prepared)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    probe_set = [prepared[(k * 37) % len(prepared)] for k in range(probes)]
-    rng = np.random.default_rng(2)
-    pair_idx = rng.integers(0, len(prepared), (pairs, 2))
-    report: dict = {"gallery": len(prepared), "threads": 1, "minutiae_mean": float(np.mean([s.n for s in prepared])),
-                    "prepare_ms_per_template": prepare_ms,
-                    "gallery_bytes_per_template": gallery.nbytes / len(prepared),
-                    "pack_peak_bytes_per_template": peak / len(prepared), "backends": {}}
-    saved = matcher._impl
-    try:
-        for name, impl in matcher.backends().items():
-            r: dict = {}
-            # batched 1:N scoring: the probe against the packed gallery (the numpy backend gets
-            # a quarter of the probes: it is the slow specification)
-            k = probes if name == "native" else max(2, probes // 4)
-            w0, c0 = time.perf_counter(), time.process_time()
-            for p in probe_set[:k]:
-                impl.score_many(p, gallery)
-                if progress:
-                    progress(f"{name}: batch", 1, 1)
-            w, c = time.perf_counter() - w0, time.process_time() - c0
-            r["batch_comparisons_per_s"] = k * len(prepared) / w
-            r["batch_comparisons_per_cpu_s"] = k * len(prepared) / max(c, 1e-9)
-            # 1:1 calls, Python overhead included
-            m = pairs if name == "native" else max(50, pairs // 10)
-            w0, c0 = time.perf_counter(), time.process_time()
-            for a, b in pair_idx[:m]:
-                impl.score(prepared[a], prepared[b])
-            w, c = time.perf_counter() - w0, time.process_time() - c0
-            r["single_comparisons_per_s"] = m / w
-            r["single_comparisons_per_cpu_s"] = m / max(c, 1e-9)
-            # 1:N search through the local gallery (exhaustive, top 10)
-            matcher._impl = impl
-            local = LocalBackend()
-            local._items, local._ids = list(prepared), [str(i) for i in range(len(prepared))]
-            local._index = {r_: i for i, r_ in enumerate(local._ids)}
-            local._packed = gallery
-            hits = self_hits = 0
-            w0 = time.perf_counter()
-            for kk, p in enumerate(probe_set[:k]):
-                res = local.search(p, k=10)
-                # the probe is enrolled, and so are other impressions of its finger and moved
-                # copies of them: a hit is the same finger at rank 1 (scores are not clamped, so
-                # the probe's own entry outranks them; self hits are counted apart)
-                top_id = int(res[0].reference_id) % len(base)
-                hits += fingers[top_id] == fingers[((kk * 37) % len(prepared)) % len(base)]
-                self_hits += res[0].reference_id == str((kk * 37) % len(prepared))
-            w = time.perf_counter() - w0
-            r["searches_per_s"] = k / w
-            r["search_rank1_hits"] = f"{hits}/{k}"
-            r["search_rank1_self_hits"] = f"{self_hits}/{k}"
-            report["backends"][name] = r
-    finally:
-        matcher._impl = saved
-    b = report["backends"]
-    if "native" in b:
-        report["ratio_native_over_numpy"] = {key: b["native"][key] / b["numpy"][key] for key in
-                                             ("batch_comparisons_per_s", "single_comparisons_per_s", "searches_per_s")}
-    return report
 
 
 def _progress_bar():
@@ -280,13 +40,14 @@ def register(app: typer.Typer) -> None:
     def fvc(
         db_dir: Path = typer.Argument(..., help="An FVC database folder of <finger>_<impression> images, or a "
                                       "folder of such databases (e.g. ../shared/data/fvc2002)."),
-        dpi: Optional[float] = typer.Option(None, "--dpi", help="Image resolution (default: 569 for FVC2002 "
-                                            "DB2, else 500); with --templates, overrides their recorded one."),
-        templates: Optional[Path] = typer.Option(None, "--templates", help="Use these templates (ISO/ANSI/"
+        dpi: float | None = typer.Option(None, "--dpi", help="Image resolution (default: by the FVC "
+                                          "collection's table, 569 for FVC2002 DB2, else 500); with "
+                                          "--templates, overrides their recorded one."),
+        templates: Path | None = typer.Option(None, "--templates", help="Use these templates (ISO/ANSI/"
                                                  "native files named like the images, per database "
                                                  "subfolder) instead of extracting."),
         json_out: Path = typer.Option(..., "--json", help="Write the full report here."),
-        det: Optional[Path] = typer.Option(None, "--det", help="Draw DET curves (all-pairs) to this PNG."),
+        det: Path | None = typer.Option(None, "--det", help="Draw DET curves (all-pairs) to this PNG."),
     ) -> None:
         """EER, FMR100, FMR1000, ZeroFMR per database under the FVC and all-pairs protocols."""
         from rich.console import Console
@@ -294,6 +55,8 @@ def register(app: typer.Typer) -> None:
 
         if not db_dir.is_dir() and templates is None:
             raise typer.BadParameter(f"{db_dir} is not a folder")
+        from ..evaluation import run_fvc
+
         progress, update = _progress_bar()
         with progress:
             report = run_fvc(db_dir, templates, dpi, det, update)
@@ -333,9 +96,14 @@ def register(app: typer.Typer) -> None:
         json_out: Path = typer.Option(..., "--json", help="Write the report here."),
     ) -> None:
         """Comparisons and searches per second of both backends, side by side, on one core."""
+        from ..evaluation import run_throughput
+
         progress, update = _progress_bar()
         with progress:
-            report = run_throughput(gallery, probes, progress=update)
+            try:
+                report = run_throughput(gallery, probes, progress=update)
+            except FileNotFoundError as e:
+                raise typer.BadParameter(str(e)) from None
         json_out.write_text(json.dumps(report, indent=2))
         typer.echo(f"gallery {report['gallery']} templates, {report['minutiae_mean']:.1f} minutiae on average, "
                    f"{report['gallery_bytes_per_template']:.0f} B per template packed "
@@ -346,5 +114,8 @@ def register(app: typer.Typer) -> None:
                        f"1:1 calls {r['single_comparisons_per_s']:>9,.0f}/s, "
                        f"search {r['searches_per_s']:.2f}/s of {report['gallery']} "
                        f"(rank-1 same finger {r['search_rank1_hits']}, itself {r['search_rank1_self_hits']})")
+        lb = report["local_backend"]
+        typer.echo(f"identify LocalBackend ({lb['backend']}): search {lb['searches_per_s']:.2f}/s "
+                   f"(rank-1 same finger {lb['search_rank1_hits']}, itself {lb['search_rank1_self_hits']})")
         for key, v in report.get("ratio_native_over_numpy", {}).items():
             typer.echo(f"native/numpy {key}: {v:.1f}x")

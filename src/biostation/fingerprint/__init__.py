@@ -13,9 +13,9 @@ capture-sequence check (:func:`check_sequence`).
 
 from .extractor import extract
 from .image import read_image
-from .nfiq2 import NFIQ2Result, nfiq2  # quality (issue 5)
-from .sequence import SequenceReport, check_sequence  # sequence check (issue 5)
-from .slap import SegmentedFinger, SlapResult, segment_slap  # slaps (issue 5)
+from .nfiq2 import NFIQ2Result, nfiq2
+from .sequence import SequenceReport, check_sequence
+from .slap import SegmentedFinger, SlapResult, segment_slap
 from .trace import TraceRecorder, tracing
 
 __all__ = [

@@ -84,7 +84,8 @@ def extract(image: np.ndarray, dpi: float = 500) -> Template:
     if int(mask.sum()) < P.MIN_FOREGROUND_AREA:
         template.reason = "no fingerprint found (no area of coherent ridges)"
         return template
-    if float(np.median(coherence[::4, ::4][mask[::4, ::4] > 0])) < P.MIN_FOREGROUND_COHERENCE:
+    if float(np.percentile(coherence[::4, ::4][mask[::4, ::4] > 0], P.FOREGROUND_COHERENCE_PERCENTILE)) \
+            < P.MIN_FOREGROUND_COHERENCE:
         template.reason = "no ridge pattern (the image looks like noise)"
         return template
     # the later stages only need the finger's bounding box (plus a margin for the filters)

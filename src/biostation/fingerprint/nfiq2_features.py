@@ -657,7 +657,6 @@ def minutiae_counts(xy: np.ndarray, shape: tuple[int, int]) -> dict[str, float]:
 # the main source of the residual disagreement with NIST's scores. The constants below were
 # chosen on FVC2002 B for agreement of the final score (even- and odd-numbered images agree
 # within 2 points of each other, so they are not fitted to single images).
-MINUTIAE_SMOOTH_SIGMA = 1.7  # px: isotropic smoothing when MINUTIAE_ORIENTED is off
 MINUTIAE_BACKGROUND_SIGMA = 6.0  # px: local mean the ridges are compared with
 MINUTIAE_ROI_MARGIN = 12  # px: minutiae this close to the ROI edge are edge artefacts
 MINUTIAE_MIN_DISTANCE = 18.0  # px: minutiae closer than this form one cluster, counted once
@@ -759,9 +758,6 @@ def _thin(b: np.ndarray, max_iter: int = 30) -> np.ndarray:
     return core.copy()
 
 
-MINUTIAE_ORIENTED = True
-MINUTIAE_CLUSTER_KEEP_ONE = True
-MINUTIAE_HALF_RES = True
 #: oriented smoothing: Gaussian of these sigmas along and across the ridges, 8 directions
 MINUTIAE_ALONG_SIGMA = 4.0
 MINUTIAE_ACROSS_SIGMA = 1.2
@@ -799,11 +795,9 @@ def _oriented_smooth(f: np.ndarray) -> np.ndarray:
 
     Done at half resolution (a 4-times cheaper filter bank), then brought back to full size.
     """
-    if MINUTIAE_HALF_RES:
-        h, w = f.shape
-        small = cv2.resize(f, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-        return cv2.resize(_oriented_smooth_at(small, 0.5), (w, h), interpolation=cv2.INTER_LINEAR)
-    return _oriented_smooth_at(f, 1.0)
+    h, w = f.shape
+    small = cv2.resize(f, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(_oriented_smooth_at(small, 0.5), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _oriented_smooth_at(f: np.ndarray, scale: float) -> np.ndarray:
@@ -834,7 +828,7 @@ def detect_minutiae(img: np.ndarray, fg: np.ndarray) -> np.ndarray:
     x0, x1 = max(bx - m, 0), min(bx + bw + m, img.shape[1])
     f = img[y0:y1, x0:x1].astype(np.float32)
     roi_mask = fg[y0:y1, x0:x1]
-    smooth = _oriented_smooth(f) if MINUTIAE_ORIENTED else cv2.GaussianBlur(f, (0, 0), MINUTIAE_SMOOTH_SIGMA)
+    smooth = _oriented_smooth(f)
     # the local mean is smooth: computed at half resolution and brought back
     hh, ww = f.shape
     small = cv2.resize(f, (max(1, ww // 2), max(1, hh // 2)), interpolation=cv2.INTER_AREA)
@@ -861,20 +855,17 @@ def detect_minutiae(img: np.ndarray, fg: np.ndarray) -> np.ndarray:
         dx += dy
         close = dx <= MINUTIAE_MIN_DISTANCE ** 2
         np.fill_diagonal(close, False)
-        if MINUTIAE_CLUSTER_KEEP_ONE:
-            # one minutia per cluster: the pair artefacts of a broken or bridged ridge count once
-            ii, jj = np.nonzero(np.triu(close, 1))
-            later: dict[int, list[int]] = {}
-            for i, j in zip(ii.tolist(), jj.tolist()):
-                later.setdefault(i, []).append(j)
-            keep = [True] * len(pts)
-            for i in range(len(pts)):  # in raster order, the first of a cluster stays
-                if keep[i]:
-                    for j in later.get(i, ()):
-                        keep[j] = False
-            pts = pts[np.array(keep)]
-        else:
-            pts = pts[~close.any(axis=1)]
+        # one minutia per cluster: the pair artefacts of a broken or bridged ridge count once
+        ii, jj = np.nonzero(np.triu(close, 1))
+        later: dict[int, list[int]] = {}
+        for i, j in zip(ii.tolist(), jj.tolist()):
+            later.setdefault(i, []).append(j)
+        keep = [True] * len(pts)
+        for i in range(len(pts)):  # in raster order, the first of a cluster stays
+            if keep[i]:
+                for j in later.get(i, ()):
+                    keep[j] = False
+        pts = pts[np.array(keep)]
     return pts
 
 

@@ -40,11 +40,18 @@ SEG_CLOSE_DIAMETER = 15
 SEG_OPEN_DIAMETER = 11
 #: a foreground region smaller than this fraction of the largest one is dropped
 SEG_MIN_REGION_FRACTION = 0.15
+#: an enclosed background region (a hole in the mask) is filled when its area is at most this
+#: fraction of the image; larger ones are background ringed by edge artefacts
+SEG_MAX_HOLE_FRACTION = 0.25
 #: smallest usable foreground (px^2 at WORK_DPI): about 2 x 2 mm
 MIN_FOREGROUND_AREA = 40 * 40
-#: a foreground whose median orientation coherence is below this holds no ridge pattern (noise):
-#: measured medians are 0.32..0.87 on the 320 FVC2002 B images, 0.09..0.24 on uniform noise
-MIN_FOREGROUND_COHERENCE = 0.27
+#: a foreground whose orientation coherence at this percentile is below MIN_FOREGROUND_COHERENCE
+#: holds no ridge pattern (noise). A high percentile, because a faint or dry finger has a
+#: coherent part even where most of it is poor: on the 640 FVC2000 and FVC2002 B images the
+#: 90th percentile is 0.42 or more, on the uniform, Gaussian and salt noise of the unit tests
+#: 0.28..0.33 (the median would leave no margin: 0.26 on a faint FVC2000 finger, up to 0.25 on noise)
+FOREGROUND_COHERENCE_PERCENTILE = 90.0
+MIN_FOREGROUND_COHERENCE = 0.37
 #: largest image the extractor works on, after resampling to WORK_DPI (px^2): about 4 x 4 inches,
 #: room for a four-finger flat slap (3.2 x 3.0 inches)
 MAX_WORK_PIXELS = 2048 * 2048

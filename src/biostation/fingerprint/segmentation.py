@@ -3,7 +3,7 @@
 A pixel is foreground when the local ridge-band energy is a fair fraction of the image's strong
 ridges and the orientation is coherent (so noise and residual prints with no ridge flow drop
 out). The mask is built on the 4x coarser grid of :mod:`._smooth` (the decision is about
-windows of 7 px sigma anyway), cleaned with morphology, small islands dropped and holes filled,
+windows of 7 px sigma anyway), cleaned with morphology, small islands dropped and small holes filled,
 and brought back to full resolution with smooth edges.
 """
 
@@ -39,10 +39,15 @@ def segment(bp: np.ndarray, coherence: np.ndarray) -> np.ndarray:
         keep = np.zeros(n, np.uint8)
         keep[1:] = areas >= P.SEG_MIN_REGION_FRACTION * areas.max()
         mask = keep[labels]
-    # fill holes: background not reachable from the border is foreground
-    flood = mask.copy()
-    cv2.floodFill(flood, np.zeros((flood.shape[0] + 2, flood.shape[1] + 2), np.uint8), (0, 0), 1)
-    mask |= 1 - flood
+    # fill holes: background not reachable from the border is foreground, when the hole is
+    # small. A large enclosed "hole" is background ringed by artefacts (the dark frame of an
+    # optical sensor's platen passes the energy test along the image edges): filling it would
+    # call the whole image finger.
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+    border = labels[0, 0]
+    fill = (stats[:, cv2.CC_STAT_AREA] <= P.SEG_MAX_HOLE_FRACTION * mask.size).astype(np.uint8)
+    fill[border] = 0
+    mask |= fill[labels]
     mask = mask[1:-1, 1:-1]
     full = (grow(mask.astype(np.float32), bp.shape) > 0.5).astype(np.uint8)
     # the image edge is the edge of the finger as far as the later stages know: ridges are cut

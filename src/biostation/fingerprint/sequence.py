@@ -50,8 +50,9 @@ from dataclasses import dataclass, field
 from ..errors import MatcherError
 from ..records.vocabulary import FingerPosition as FP
 
-#: same-finger decision on the matcher's score, 0..SCORE_MAX (about FMR 1e-4 on FVC2002, see
-#: ``matcher.THRESHOLDS``): a slap finger below it against its own single is ``unconfirmed``;
+#: same-finger decision on the matcher's score, 0..SCORE_MAX: between the FMR 1e-3 and FMR 1e-4
+#: operating points of ``matcher.THRESHOLDS`` (so an FMR of about 1e-4 or a little above, on
+#: FVC2002): a slap finger below it against its own single is ``unconfirmed``;
 #: ``mismatch`` and ``hand_twice`` need scores at or above it.
 SAME_FINGER_SCORE = 2500
 #: matcher score at which a comparison starts to count as evidence (score units). Tuned on the

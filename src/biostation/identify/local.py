@@ -11,7 +11,7 @@ On disk (``directory``):
   rebuilds it from the journal. Write it with :meth:`LocalBackend.checkpoint`.
 
 Memory: :meth:`LocalBackend.memory` reports bytes per template of the packed arrays (about
-48 bytes per minutia plus 16 per template at the default parameters: 1.4 kB for 29 minutiae).
+52 bytes per minutia plus 16 per template at the default parameters: 1.5 kB for 29 minutiae).
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ class LocalBackend:
             with np.load(cache, allow_pickle=False) as z:
                 if str(z["digest"]) != params_digest():
                     return 0
-                g = PackedGallery(x=z["x"], y=z["y"], t=z["t"], desc=z["desc"], cnt=z["cnt"], offsets=z["offsets"],
-                                  keys=z["keys"])
+                g = PackedGallery(x=z["x"], y=z["y"], t=z["t"], desc=z["desc"], cnt=z["cnt"], w=z["w"],
+                                  offsets=z["offsets"], keys=z["keys"])
                 ids = [str(s) for s in z["ids"]]
                 upto = int(z["journal_len"])
         except (OSError, KeyError, ValueError):
@@ -130,7 +130,7 @@ class LocalBackend:
                 return
             g = self._gallery()
             tmp = self._dir / "packed.tmp.npz"
-            np.savez(tmp, x=g.x, y=g.y, t=g.t, desc=g.desc, cnt=g.cnt, offsets=g.offsets, keys=g.keys,
+            np.savez(tmp, x=g.x, y=g.y, t=g.t, desc=g.desc, cnt=g.cnt, w=g.w, offsets=g.offsets, keys=g.keys,
                      ids=np.array(self._ids, dtype=str), digest=np.array(params_digest()),
                      journal_len=np.array(self._journal_len, np.int64))
             tmp.replace(self._dir / "packed.npz")

@@ -30,7 +30,7 @@ configure()
 def _arrays(s: SearchTemplate) -> tuple:
     c = np.ascontiguousarray
     return (c(s.x, np.int32), c(s.y, np.int32), c(s.t, np.int32), c(s.desc, np.uint64), c(s.cnt, np.int32),
-            int(s.key))
+            c(s.w, np.int32), int(s.key))
 
 
 def score(a: SearchTemplate, b: SearchTemplate) -> int:
@@ -46,6 +46,7 @@ def score_many(probe: SearchTemplate, gallery: PackedGallery, index: np.ndarray 
     out = np.zeros(len(ids), np.int32)
     c = np.ascontiguousarray
     _native.score_many(*_arrays(probe), c(gallery.x, np.int32), c(gallery.y, np.int32), c(gallery.t, np.int32),
-                       c(gallery.desc, np.uint64), c(gallery.cnt, np.int32), c(gallery.offsets, np.int64),
+                       c(gallery.desc, np.uint64), c(gallery.cnt, np.int32), c(gallery.w, np.int32),
+                       c(gallery.offsets, np.int64),
                        c(gallery.keys, np.uint64), ids, out)
     return out

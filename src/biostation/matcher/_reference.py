@@ -21,11 +21,13 @@ Everything here is integer arithmetic on the arrays of :mod:`.prepare`, so the C
 5. Pairing. A minutia of A and one of B are paired when each is the other's nearest (squared
    distance, ties to the lower index) among those within ``ALIGN_DIR`` and within
    ``ALIGN_DIST + r * ALIGN_GROW / 256`` pixels, r being the A minutia's distance from the seed.
-6. Score. ``W`` sums ``sim + PAIR_BONUS`` over the pairs; with ``n_A'`` minutiae of A inside the
-   bounding box of the mapped B (plus ``OVERLAP_MARGIN``) and ``n_B'`` the converse:
-   ``W*W*SCORE_SCALE // (max(n_A', MIN_OVERLAP) * max(n_B', MIN_OVERLAP) * PAIR_UNIT**2)``, the best
-   over the seeds. Paired minutiae always count in ``n_A'`` and ``n_B'`` (even when just outside the
-   box), so as ``sim <= SIM_SCALE`` the score is at most ``SCORE_MAX`` with no clamp: it reaches it
+6. Score. ``W`` sums ``sim + PAIR_BONUS`` over the pairs; ``n_A'`` sums the weights of the
+   minutiae of A inside the bounding box of the mapped B (plus ``OVERLAP_MARGIN``), a paired one
+   counting ``WEIGHT_STEPS`` and an unpaired one its quality weight ``w`` (1..WEIGHT_STEPS), and
+   ``n_B'`` the converse; with ``S = WEIGHT_STEPS`` and ``F = S * MIN_OVERLAP``:
+   ``W*W*SCORE_SCALE*S*S // (max(n_A', F) * max(n_B', F) * PAIR_UNIT**2)``, the best
+   over the seeds. Paired minutiae always count in full in ``n_A'`` and ``n_B'`` (even when just
+   outside the box), so as ``sim <= SIM_SCALE`` the score is at most ``SCORE_MAX`` with no clamp: it reaches it
    only when every overlapping minutia pairs perfectly, and strong genuine pairs keep distinct
    scores (1:N ranks them).
 """
@@ -43,6 +45,7 @@ _HALF = 1 << (P.TRIG_BITS - 1)
 assert P.SIM_SCALE * 64 * P.DESC_WORDS < 2**22, "float32 similarity quotient would not be exact"
 assert P.SIM_SCALE < 2**15, "candidate keys would not fit 32 bits"
 assert P.SCORE_MAX < 2**31, "scores would not fit int32"
+assert 1 <= P.WEIGHT_STEPS <= 16 and P.SCORE_SCALE * P.WEIGHT_STEPS ** 2 <= 10**8, "score numerator would not fit int64"
 
 #: gallery templates scored per vectorized batch (bounds temporary memory)
 CHUNK = 64
@@ -245,9 +248,11 @@ def _pair(A: dict, B: dict, sim: np.ndarray, seeds: list[dict]) -> np.ndarray:
                          & (Ay64 >= (by0 - m)[:, None]) & (Ay64 <= (by1 + m)[:, None])) | mutual)
         inB = validB & (((px >= (ax0 - m)[:, None]) & (px <= (ax1 + m)[:, None])
                          & (py >= (ay0 - m)[:, None]) & (py <= (ay1 + m)[:, None])) | pairedB)
-        na = np.maximum(inA.sum(axis=1), P.MIN_OVERLAP)
-        nb = np.maximum(inB.sum(axis=1), P.MIN_OVERLAP)
-        sc = (W * W * P.SCORE_SCALE) // (na * nb * P.PAIR_UNIT * P.PAIR_UNIT)
+        # overlap counts in weight units: paired minutiae in full, unpaired ones by quality
+        S = P.WEIGHT_STEPS
+        na = np.maximum(np.where(inA, np.where(mutual, S, A["w"]), 0).sum(axis=1), S * P.MIN_OVERLAP)
+        nb = np.maximum(np.where(inB, np.where(pairedB, S, B["w"]), 0).sum(axis=1), S * P.MIN_OVERLAP)
+        sc = (W * W * P.SCORE_SCALE * S * S) // (na * nb * P.PAIR_UNIT * P.PAIR_UNIT)
         best = np.maximum(best, np.where(sd["alive"], sc, 0))
     return np.where((A["n"] > 0) & (B["n"] > 0), best, 0).astype(np.int32)
 
@@ -261,12 +266,13 @@ def _score_batch(A: dict, B: dict) -> np.ndarray:
 def _pad(parts: list[SearchTemplate], N: int) -> dict:
     G = len(parts)
     out = {"x": np.zeros((G, N), np.int32), "y": np.zeros((G, N), np.int32), "t": np.zeros((G, N), np.int64),
-           "cnt": np.zeros((G, N), np.int32), "desc": np.zeros((G, N, P.DESC_WORDS), np.uint64),
+           "cnt": np.zeros((G, N), np.int32), "w": np.zeros((G, N), np.int64),
+           "desc": np.zeros((G, N, P.DESC_WORDS), np.uint64),
            "n": np.array([s.n for s in parts], np.int64)}
     for g, s in enumerate(parts):
         n = s.n
         out["x"][g, :n], out["y"][g, :n], out["t"][g, :n] = s.x, s.y, s.t
-        out["cnt"][g, :n], out["desc"][g, :n] = s.cnt, s.desc
+        out["cnt"][g, :n], out["desc"][g, :n], out["w"][g, :n] = s.cnt, s.desc, s.w
     return out
 
 
@@ -304,7 +310,7 @@ def _pad_gallery(gallery: PackedGallery, ids: np.ndarray, N: int) -> dict:
     cols = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
     src = np.repeat(start, n) + cols
     out = {"n": n.astype(np.int64)}
-    for key, dtype in (("x", np.int32), ("y", np.int32), ("t", np.int64), ("cnt", np.int32)):
+    for key, dtype in (("x", np.int32), ("y", np.int32), ("t", np.int64), ("cnt", np.int32), ("w", np.int64)):
         a = np.zeros((G, N), dtype)
         a[rows, cols] = getattr(gallery, key)[src]
         out[key] = a

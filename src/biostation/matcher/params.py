@@ -61,6 +61,13 @@ ALIGN_DIR = 18
 OVERLAP_MARGIN = 12
 #: floor on the overlap minutia counts in the score denominator (minutiae)
 MIN_OVERLAP = 12
+#: an unpaired minutia inside the overlap counts in the score denominator with a weight from its
+#: quality: WEIGHT_STEPS units at quality QUALITY_FULL or above, proportionally fewer below (at
+#: least 1 unit); a paired minutia, or one of unreported quality (0, as ISO/IEC 19794-2 allows),
+#: counts in full. A spurious minutia in a poor region then costs a genuine comparison less than
+#: a clear minutia that found no partner (weight units per minutia; quality 1..100)
+WEIGHT_STEPS = 4
+QUALITY_FULL = 60
 #: each paired minutia counts its local similarity plus this bonus (SIM_SCALE units) ...
 PAIR_BONUS = 64
 #: ... and this much weight counts as one paired minutia (SIM_SCALE units): a pair of half local
@@ -68,7 +75,8 @@ PAIR_BONUS = 64
 #: minutiae all pair at half similarity, and fingerprint/sequence.py SAME_FINGER_SCORE and
 #: matcher.THRESHOLDS are calibrated on it
 PAIR_UNIT = SIM_SCALE // 2 + PAIR_BONUS
-#: score scale: a score is (weighted pairs / PAIR_UNIT)^2 * SCORE_SCALE / (n1' * n2') (integer)
+#: score scale: a score is (weighted pairs / PAIR_UNIT)^2 * SCORE_SCALE / (n1' * n2') (integer; n1', n2'
+#: the overlap counts, unpaired minutiae weighted by quality: see WEIGHT_STEPS)
 SCORE_SCALE = 10000
 #: the highest score, reached only when every overlapping minutia pairs perfectly (a template
 #: against itself). Nothing clamps scores, so strong genuine candidates keep distinct scores.

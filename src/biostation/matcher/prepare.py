@@ -11,6 +11,8 @@ A search template holds, for its ``n`` minutiae in canonical order (y, then x, t
 * ``desc``: uint64 ``(n, DESC_WORDS)`` binary neighbourhood codes: which cells of a grid laid
   in the minutia's own frame (rotation and translation invariant) hold a neighbour, and of which
   relative direction; ``cnt``: their popcounts;
+* ``w``: int32 overlap weights, 1..:data:`.params.WEIGHT_STEPS`, from the minutiae's quality
+  (see :data:`.params.QUALITY_FULL`);
 * ``key``: a 64-bit digest of the geometry, which (with ``n``) fixes the order in which a pair of
   templates is compared, so that ``score(a, b) == score(b, a)`` bit for bit.
 """
@@ -49,6 +51,7 @@ class SearchTemplate:
     t: np.ndarray
     desc: np.ndarray
     cnt: np.ndarray
+    w: np.ndarray
     key: int
 
     @property
@@ -58,7 +61,8 @@ class SearchTemplate:
     @property
     def nbytes(self) -> int:
         """Memory held, in bytes (arrays plus object overhead)."""
-        return int(self.x.nbytes + self.y.nbytes + self.t.nbytes + self.desc.nbytes + self.cnt.nbytes) + 200
+        return int(self.x.nbytes + self.y.nbytes + self.t.nbytes + self.desc.nbytes + self.cnt.nbytes
+                   + self.w.nbytes) + 200
 
 
 def _descriptors(x: np.ndarray, y: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -110,22 +114,26 @@ def prepare(template: Template) -> SearchTemplate:
          % P.ANGLE_STEPS).astype(np.int32)
     if len(x) and max(int(x.max()), int(y.max())) > P.MAX_COORD:
         raise MatcherError(f"template spans more than {P.MAX_COORD} pixels at {P.REF_DPI:g} dpi; not a fingerprint")
+    q = m["quality"].astype(np.int64)
+    # round(WEIGHT_STEPS * q / QUALITY_FULL) in integers, clipped to 1..WEIGHT_STEPS; 0 = unreported
+    w = np.clip((2 * P.WEIGHT_STEPS * q + P.QUALITY_FULL) // (2 * P.QUALITY_FULL), 1, P.WEIGHT_STEPS)
+    w = np.where(q == 0, P.WEIGHT_STEPS, w).astype(np.int32)
     order = np.lexsort((t, x, y))
-    x, y, t = (np.ascontiguousarray(a[order]) for a in (x, y, t))
+    x, y, t, w = (np.ascontiguousarray(a[order]) for a in (x, y, t, w))
     desc = _descriptors(x, y, t)
     cnt = np.bitwise_count(desc).sum(axis=1).astype(np.int32) if len(x) else np.zeros(0, np.int32)
     h = hashlib.blake2b(digest_size=8)
     for a in (x, y, t):
         h.update(a.astype("<i4").tobytes())
     key = int.from_bytes(h.digest(), "little")
-    return SearchTemplate(x=x, y=y, t=t, desc=desc, cnt=cnt, key=key)
+    return SearchTemplate(x=x, y=y, t=t, desc=desc, cnt=cnt, w=w, key=key)
 
 
 @dataclass(frozen=True, eq=False)
 class PackedGallery:
     """Many search templates in flat arrays (CSR layout): what a gallery shard holds.
 
-    Minutiae of template ``g`` are rows ``offsets[g]:offsets[g + 1]`` of ``x, y, t, desc, cnt``;
+    Minutiae of template ``g`` are rows ``offsets[g]:offsets[g + 1]`` of ``x, y, t, desc, cnt, w``;
     ``keys[g]`` is its ordering digest. Plain ndarrays only, so a shard can be saved with numpy,
     memory-mapped, or sent to another process as is.
     """
@@ -135,6 +143,7 @@ class PackedGallery:
     t: np.ndarray
     desc: np.ndarray
     cnt: np.ndarray
+    w: np.ndarray
     offsets: np.ndarray
     keys: np.ndarray
 
@@ -143,12 +152,13 @@ class PackedGallery:
 
     @property
     def nbytes(self) -> int:
-        return int(sum(a.nbytes for a in (self.x, self.y, self.t, self.desc, self.cnt, self.offsets, self.keys)))
+        return int(sum(a.nbytes for a in (self.x, self.y, self.t, self.desc, self.cnt, self.w, self.offsets,
+                                          self.keys)))
 
     def get(self, g: int) -> SearchTemplate:
         a, b = int(self.offsets[g]), int(self.offsets[g + 1])
         return SearchTemplate(x=self.x[a:b], y=self.y[a:b], t=self.t[a:b], desc=self.desc[a:b], cnt=self.cnt[a:b],
-                              key=int(self.keys[g]))
+                              w=self.w[a:b], key=int(self.keys[g]))
 
 
 def pack(templates: list[SearchTemplate]) -> PackedGallery:
@@ -163,5 +173,5 @@ def pack(templates: list[SearchTemplate]) -> PackedGallery:
 
     return PackedGallery(x=cat("x", np.int32), y=cat("y", np.int32), t=cat("t", np.int32),
                          desc=cat("desc", np.uint64, (P.DESC_WORDS,)).reshape(-1, P.DESC_WORDS),
-                         cnt=cat("cnt", np.int32), offsets=offsets,
+                         cnt=cat("cnt", np.int32), w=cat("w", np.int32), offsets=offsets,
                          keys=np.array([s.key for s in templates], np.uint64))
