@@ -31,11 +31,9 @@ consistent ones. Each fault is a hypothesis compared with the declared labels:
 
 Every issue's ``detail`` names the fingers and the scores behind the decision, for the operator.
 
-**Figures** (``benchmarks/bench_slap.py --sequence-only --sessions 20 --clean 60``; composed
-sessions of FVC2002 B fingers, see :mod:`.sequence_compose`). The margins were tuned on seed
-set 1 (80 sessions per fault, 240 clean) and measured on seed set 2: false alarms 2/240 clean
-sessions (0.8 %, 95 % interval 0.1-3.0 %), swaps detected 77/80, duplicates 74/80, wrong hand
-80/80 (the previous per-pair rule, same sessions: 5/240, 64/80, 71/80, 80/80).
+**Figures**: ``benchmarks/bench_slap.py --sequence-only`` measures false alarms and detections
+on composed sessions of FVC2002 B fingers (:mod:`.sequence_compose`), the margins tuned on one
+seed set and measured on another (``--seq-seed``), with 95 % intervals.
 
 Cost: one comparison per pair, about 10-50 microseconds each (about 175 pairs a session) plus
 microseconds of decision; templates come in already extracted. Pure function, thread-safe.
