@@ -50,7 +50,7 @@ class Daemon:
 
     def start(self) -> None:
         env = dict(os.environ, BIOSTATION_SIM_TIME_SCALE=str(self.time_scale), BIOSTATION_LOG_LEVEL="warning",
-                   PYTHONUNBUFFERED="1")
+                   BIOSTATION_CAPTURE_TIMEOUT_S="300", PYTHONUNBUFFERED="1")
         env.pop("BIOSTATION_DEVICES", None)
         self.proc = subprocess.Popen([sys.executable, "-m", "biostation", "serve", "--port", "0", "--devices",
                                       "simulated", "--data-dir", str(self.data)], env=env, stdout=subprocess.PIPE,

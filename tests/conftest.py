@@ -77,7 +77,8 @@ def running_station(tmp_path: Path, **env_over: str):
     import httpx
 
     data = tmp_path / "station"
-    env = dict(os.environ, BIOSTATION_SIM_TIME_SCALE="0.5", BIOSTATION_DEVICE_POLL_S="0.2",
+    # a capture may take long on a busy machine: no verdict may rest on how fast frames are assessed
+    env = dict(os.environ, BIOSTATION_SIM_TIME_SCALE="0.5", BIOSTATION_DEVICE_POLL_S="0.2", BIOSTATION_CAPTURE_TIMEOUT_S="300",
                BIOSTATION_LOG_LEVEL="warning", PYTHONUNBUFFERED="1", **env_over)
     env.pop("BIOSTATION_DEVICES", None)
     proc = subprocess.Popen([sys.executable, "-m", "biostation", "serve", "--port", "0", "--devices", "simulated",

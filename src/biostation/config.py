@@ -83,6 +83,9 @@ class Settings(BaseSettings):
                           "or a blank chip; kept in <data_dir>/sim/card.")
     csca_dir: Path | None = Field(None, description="CSCA trust store for card reads: certificates and ICAO "
                                   "master lists (default: <data_dir>/csca).")
+    capture_timeout_s: float = Field(15.0, gt=0, le=600, description="How long the desk's capture loop tries one "
+                                     "finger or slap (preview, quality gate, retries) before it keeps the best "
+                                     "impression or reports a timeout (s).")
     terminal_dir: Path | None = Field(None, description="Inspection-system credentials for Extended Access "
                                       "Control (cvca.cvcert, dv.cvcert, is.cvcert, is.key) with which chip "
                                       "verification reads DG3. Default: none (a simulated reader lends its test "

@@ -8,6 +8,8 @@ or pyscard is missing. ``vpcd_card(card, slot=0)`` plugs a virtual card into vpc
 
 from __future__ import annotations
 
+import shutil
+
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -71,3 +73,33 @@ def _wait_presence(reader: str, present: bool, timeout_s: float = 5.0) -> None:
         time.sleep(0.1)
     finally:
         scard.SCardReleaseContext(ctx)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium driven by Playwright."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which("chromium"):
+        pytest.skip("Debian chromium is not installed (scripts/install test installs it)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def sign_in() -> Callable[[object, str, str], None]:
+    """``sign_in(page, base_url, token)``: open the operator page and sign in."""
+
+    def go(page: object, base: str, token: str) -> None:
+        page.goto(base + "/")  # type: ignore[attr-defined]
+        page.fill("input[name=token]", token)  # type: ignore[attr-defined]
+        page.click("button[type=submit]")  # type: ignore[attr-defined]
+        page.wait_for_selector("#health.ok", timeout=15000)  # type: ignore[attr-defined]
+
+    return go

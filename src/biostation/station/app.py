@@ -173,7 +173,8 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
     app.state.registry = registry if registry is not None else DriverRegistry(settings)
     app.state.chip_reads = ChipReads(settings.trust_dir, settings.terminal_dir)
     app.state.enrollments, app.state.store, app.state.outbox = open_desk(settings)
-    app.state.verifications = Verifications(app.state.chip_reads, app.state.store)
+    app.state.verifications = Verifications(app.state.chip_reads, app.state.store,
+                                            capture_timeout_s=settings.capture_timeout_s)
     app.add_middleware(Guard, settings=settings)
     #: the guard's options of the routes kept out of the OpenAPI (security.RouteTable)
     app.state.hidden_routes = {

@@ -106,5 +106,6 @@ def open_desk(settings: Any) -> tuple[Any, EnrollmentStore, Any]:
 
     store = EnrollmentStore.open(settings)
     desk = Enrollments(StoreSessions(store), LocalBackend(settings.data_dir / "gallery"),
-                       audit=audit_to_store(store), station=store.station_id)
+                       audit=audit_to_store(store), station=store.station_id,
+                       capture_timeout_s=settings.capture_timeout_s)
     return desk, store, OutboxSender.from_settings(store, settings)
