@@ -235,10 +235,11 @@ class Enrollments:
             raise SessionNotFoundError(f"no enrollment session {session_id!r}")
         return EnrollmentSession(state)
 
-    def sessions(self) -> list[dict[str, Any]]:
-        """The queue: every session's id, step, name and times (newest first)."""
+    def sessions(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The queue: the ``limit`` newest sessions' id, step, name and times (newest first).
+        The repo lists ids oldest first; only those shown are opened (each is a decryption)."""
         out = []
-        for sid in self.repo.session_ids():
+        for sid in self.repo.session_ids()[-limit:]:
             st = self.repo.load_state(sid)
             if st is None:
                 continue
