@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     heavy_queue: int = Field(2, ge=0, le=1024, description="Heavy requests that may wait for a worker; "
                              "past that the station answers 503 with Retry-After.")
 
+    # --- MOSIP SBI (biostation.station.sbi) ---------------------------------------------------
+    sbi: bool = Field(True, description="Serve the scanners and cameras through MOSIP's Secure Biometric "
+                      "Interface (SBI 0.9.5) on 127.0.0.1, one port per device, beside the API.")
+    sbi_port_first: int = Field(4501, ge=0, le=65535, description="First SBI port (the spec: 4501); 0: any "
+                                "free port for each device (tests).")
+    sbi_port_last: int = Field(4600, ge=0, le=65535, description="Last SBI port (the spec: 4600).")
+
     # --- devices ----------------------------------------------------------------------------
     devices: DeviceMode = Field(DeviceMode.AUTO, description="auto, simulated or hardware.")
     device_poll_s: float = Field(1.0, gt=0, description="Hot-plug and card-presence poll period (s).")
