@@ -106,7 +106,7 @@ def serve(
 
     async def both() -> None:
         # the SBI servers share the daemon's process, event loop and device registry
-        sbi_service = SbiService(settings, app_.state.registry)
+        sbi_service = SbiService(settings, app_.state.registry, announce=lambda line: print(f"  {line}", flush=True))
         await sbi_service.start()
         try:
             await server.serve(sockets=[sock])

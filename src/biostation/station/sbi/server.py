@@ -39,7 +39,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -215,8 +215,10 @@ def bind_first_free(first: int, last: int) -> socket.socket:
 class SbiService:
     """The SBI servers of every scanner and camera in ``registry`` (see the module doc)."""
 
-    def __init__(self, settings: Settings, registry: Any):
+    def __init__(self, settings: Settings, registry: Any, announce: Callable[[str], None] | None = None):
+        """``announce(line)`` is told of each server started (the CLI prints it)."""
         self.settings = settings
+        self.announce = announce
         self.registry = registry
         self.keys = DeviceKeys(settings.data_dir / "sbi" / "keys")
         self.devices: dict[str, SbiDevice] = {}
@@ -248,12 +250,15 @@ class SbiService:
                 log.warning("SBI: %s not served: %s", dev.device_id, exc)
                 continue
             config = uvicorn.Config(create_sbi_app(sbi), http=guarded_h11_protocol(self.settings.header_timeout_s),
-                                    lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+                                    lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2)
             server = _QuietServer(config)
             self.devices[dev.device_id] = sbi
             self._servers.append(server)
             self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
-            log.info("SBI: %s (%s %s) on 127.0.0.1:%d", dev.device_id, sbi.type, sbi.sub_type, sbi.port)
+            line = f"SBI: {dev.device_id} ({sbi.type} {sbi.sub_type}) on 127.0.0.1:{sbi.port}"
+            log.info("%s", line)
+            if self.announce is not None:
+                self.announce(line)
 
     async def start(self) -> None:
         await self.refresh()
