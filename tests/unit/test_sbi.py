@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import socket
 import stat
 import threading
@@ -281,6 +282,36 @@ def test_stream_sends_mjpeg_parts_with_content_length(station):
         n = int(fields[b"Content-Length"])
         assert rest[n:] == b"\r\n\r\n"
         assert cv2.imdecode(np.frombuffer(rest[:n], np.uint8), cv2.IMREAD_UNCHANGED) is not None
+    # a capture started while the stream is open takes the scanner; the stream shows its preview
+    # with the quality overlay (colour frames; the idle preview is grey)
+    colour: list[bool] = []
+    started = threading.Event()
+
+    def watch() -> None:
+        with httpx.stream("STREAM", _url(svc, scanner, "/stream"), timeout=60,
+                          content=json.dumps({"deviceSubId": 1, "timeout": 60000})) as r:
+            buf = b""
+            for chunk in r.iter_bytes():
+                buf += chunk
+                while True:
+                    m = re.search(rb"Content-Length:(\d+)\r\n\r\n", buf)
+                    if not m or len(buf) < m.end() + int(m.group(1)):
+                        break
+                    jpeg = buf[m.end():m.end() + int(m.group(1))]
+                    buf = buf[m.end() + int(m.group(1)):]
+                    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_UNCHANGED)
+                    colour.append(img.ndim == 3)
+                    started.set()
+                    if any(colour):
+                        return
+
+    t = threading.Thread(target=watch)
+    t.start()
+    assert started.wait(30)
+    r = _call("RCAPTURE", _url(svc, scanner, "/capture"), _rcapture_body("stream-01", requestedScore=100) | {"timeout": 3000})
+    assert all(b["error"]["errorCode"] == "0" for b in r.json()["biometrics"]), r.json()
+    t.join(60)
+    assert any(colour)
     bad = _call("STREAM", _url(svc, scanner, "/stream"), {"deviceSubId": 7})
     assert bad.status_code == 400 and bad.json()["error"]["errorCode"] == "501"
 

@@ -113,6 +113,8 @@ class SbiDevice:
         self.env = env
         self.hub = FrameHub()
         self._capture_lock = threading.Lock()
+        #: held by STREAM while it reads one frame itself; a capture waits for that frame to end
+        self._grab_lock = threading.Lock()
         self._stream_fps = sim_frames_fps
         dev = registry.get(device_id)
         self.device_class = dev.device_class
@@ -194,6 +196,8 @@ class SbiDevice:
         if not self._capture_lock.acquire(blocking=False):
             raise SbiError(111)
         try:
+            with self._grab_lock:  # a frame STREAM is reading now ends first; later ones wait for us
+                pass
             if dev.state is DeviceState.BUSY:
                 raise SbiError(111)
             out: list[dict[str, Any]] = []
@@ -268,10 +272,12 @@ class SbiDevice:
                 got = seg.by_position()
                 return int(round(sum((got[p].quality or 0) if p in got else 0 for p in fingers) / len(fingers)))
 
-            loop = CaptureLoop(scanner, threshold=threshold, timeout_s=timeout_s, quality=average, on_frame=on_frame)
+            loop = CaptureLoop(scanner, threshold=threshold, timeout_s=timeout_s, quality=average, on_frame=on_frame,
+                               finger_off_first=False)
             result = loop.capture_finger(slap, ImpressionKind.SLAP, missing=missing)
         else:
-            loop = CaptureLoop(scanner, threshold=threshold, timeout_s=timeout_s, on_frame=on_frame)
+            loop = CaptureLoop(scanner, threshold=threshold, timeout_s=timeout_s, on_frame=on_frame,
+                               finger_off_first=False)
             result = loop.capture_finger(fingers[0], ImpressionKind.FLAT)
         if result.impression is None:
             if result.reason is not None and result.reason.value == "device_error":
@@ -314,21 +320,23 @@ class SbiDevice:
         return [("", face_record(result.image, quality), quality, None)]
 
     # --- STREAM ---------------------------------------------------------------------------------------
-    def stream(self, device_sub_id: int, timeout_s: float) -> Iterator[bytes]:
+    def stream(self, device_sub_id: int, timeout_s: float, stop: threading.Event | None = None) -> Iterator[bytes]:
         """MJPEG parts (``--BoundaryString`` with Content-Type and Content-Length) until
-        ``timeout_s`` or the device goes."""
+        ``timeout_s``, ``stop`` or the device goes."""
         end = time.monotonic() + timeout_s
         seq = 0
         slap = SLAP_FOR_SUBID.get(device_sub_id) if self.sub_type == "Slap" else None
-        while time.monotonic() < end:
+        stop = stop or threading.Event()
+        while time.monotonic() < end and not stop.is_set():
             dev = self.hal()
             if dev is None:
                 return
             jpeg = None
-            if not self._capture_lock.locked():
-                jpeg = self._own_frame(dev, slap)
-                if jpeg is not None:
-                    time.sleep(1.0 / self._stream_fps)
+            with self._grab_lock:
+                if not self._capture_lock.locked():
+                    jpeg = self._own_frame(dev, slap)
+            if jpeg is not None:
+                time.sleep(1.0 / self._stream_fps)
             if jpeg is None:
                 seq, jpeg = self.hub.wait(seq, min(0.5, max(0.0, end - time.monotonic())))
             if jpeg is not None:

@@ -146,7 +146,7 @@ def create_sbi_app(device: SbiDevice) -> Any:
             elif method in ("RCAPTURE", "CAPTURE"):
                 await send_json(send, await run_in_threadpool(capture, device, body, method == "CAPTURE"))
             else:
-                await stream(device, body, send, headers)
+                await stream(device, body, receive, send, headers)
         except _Reject as rej:
             await send_json(send, {"error": rej.err.as_error()}, rej.status)
 
@@ -176,7 +176,7 @@ def capture(device: SbiDevice, body: Any, auth: bool) -> dict:
         return {"biometrics": [{"specVersion": spec, "data": "", "hash": "", "error": err.as_error()}]}
 
 
-async def stream(device: SbiDevice, body: Any, send: Any, headers: Any) -> None:
+async def stream(device: SbiDevice, body: Any, receive: Any, send: Any, headers: Any) -> None:
     if not isinstance(body, dict):
         raise _Reject(400, SbiError(501, "the body must be {\"deviceId\", \"deviceSubId\", \"timeout\"}"))
     try:
@@ -190,10 +190,25 @@ async def stream(device: SbiDevice, body: Any, send: Any, headers: Any) -> None:
         raise _Reject(404, SbiError(202))
     await send({"type": "http.response.start", "status": 200,
                 "headers": headers(b"multipart/x-mixed-replace; boundary=--BoundaryString")})
-    parts: Iterator[bytes] = device.stream(sub_id, min(timeout_ms, STREAM_DEFAULT_MS) / 1000)
-    async for part in iterate_in_threadpool(parts):
-        await send({"type": "http.response.body", "body": part, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+    stop = threading.Event()
+
+    async def watch_disconnect() -> None:  # a client that goes away ends its stream
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        stop.set()
+
+    watcher = asyncio.create_task(watch_disconnect())
+    try:
+        parts: Iterator[bytes] = device.stream(sub_id, min(timeout_ms, STREAM_DEFAULT_MS) / 1000, stop)
+        async for part in iterate_in_threadpool(parts):
+            if stop.is_set():
+                break
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        if not stop.is_set():
+            await send({"type": "http.response.body", "body": b""})
+    finally:
+        stop.set()
+        watcher.cancel()
 
 
 def bind_first_free(first: int, last: int) -> socket.socket:
