@@ -263,6 +263,11 @@ def test_rcapture_errors_are_the_spec_codes(station, settings):
         t.join(0.1)
     scanner.stall = False
     assert code(first[0]) in ("101", "0")
+    # the device unplugged: capture says 110 (not ready), STREAM 202 (no device connected)
+    reg.remove(scanner.device_id)
+    assert code(_call("RCAPTURE", url, _rcapture_body("gone-1"))) == "110"
+    gone = _call("STREAM", _url(svc, scanner, "/stream"), {"deviceSubId": 1, "timeout": 1000})
+    assert gone.status_code == 404 and gone.json()["error"]["errorCode"] == "202"
 
 
 def test_stream_sends_mjpeg_parts_with_content_length(station):
@@ -308,6 +313,9 @@ def test_stream_sends_mjpeg_parts_with_content_length(station):
     t = threading.Thread(target=watch)
     t.start()
     assert started.wait(30)
+    # the stream's own preview does not make the device look busy to discovery
+    [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
+    assert d["deviceStatus"] == "Ready"
     r = _call("RCAPTURE", _url(svc, scanner, "/capture"), _rcapture_body("stream-01", requestedScore=100) | {"timeout": 3000})
     assert all(b["error"]["errorCode"] == "0" for b in r.json()["biometrics"]), r.json()
     t.join(60)

@@ -148,7 +148,9 @@ class SbiDevice:
         dev = self.hal()
         if dev is None:
             return "Not Ready"
-        if self._capture_lock.locked() or dev.state is DeviceState.BUSY:
+        if self._capture_lock.locked():
+            return "Busy"
+        if dev.state is DeviceState.BUSY and not self._grab_lock.locked():  # busy elsewhere, not our preview
             return "Busy"
         return "Ready"
 
