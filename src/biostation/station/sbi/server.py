@@ -46,10 +46,11 @@ import uvicorn
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from ...config import Settings
+from ...errors import ConfigError
 from ...hal import DeviceClass
 from ..security import guarded_h11_protocol
 from .device import SbiDevice
-from .keys import DeviceKeys
+from .keys import DeviceKeys, TokenConfig
 from .protocol import DISCOVERY_TYPES, SPEC_VERSION, SbiError, parse_capture
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,13 @@ class SbiService:
         self.settings = settings
         self.announce = announce
         self.registry = registry
-        self.keys = DeviceKeys(settings.data_dir / "sbi" / "keys")
+        token = None
+        if settings.sbi_key_source == "pkcs11":
+            if settings.sbi_pkcs11_pin is None:
+                raise ConfigError("sbi_key_source=pkcs11 needs BIOSTATION_SBI_PKCS11_PIN")
+            token = TokenConfig(str(settings.sbi_pkcs11_module), settings.sbi_pkcs11_token,
+                                settings.sbi_pkcs11_pin.get_secret_value())
+        self.keys = DeviceKeys(settings.data_dir / "sbi" / "keys", token=token)
         self.devices: dict[str, SbiDevice] = {}
         self._servers: list[Any] = []
         self._tasks: list[asyncio.Task] = []
