@@ -105,6 +105,15 @@ class DeviceKeys:
         self._cache: dict[str, DeviceKey] = {}
         self._ca: DeviceKey | None = None
 
+    def close(self) -> None:
+        """Close the token sessions of device keys kept in a PKCS#11 token."""
+        with self._lock:
+            for key in self._cache.values():
+                close = getattr(key.key, "close", None)
+                if close is not None:
+                    close()
+            self._cache.clear()
+
     @property
     def ca_path(self) -> Path:
         return self.folder / "ca.pem"

@@ -302,6 +302,7 @@ class SbiService:
             server.should_exit = True
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.keys.close()
 
     @contextlib.contextmanager
     def running_in_thread(self) -> Iterator[SbiService]:
