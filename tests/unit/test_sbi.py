@@ -238,6 +238,10 @@ def test_rcapture_errors_are_the_spec_codes(station, settings):
     assert code(_call("RCAPTURE", url, _rcapture_body(count=5))) == "109"
     assert code(_call("RCAPTURE", url, _rcapture_body(bioSubType=["Right Thumb"], count=1))) == "501"
     assert code(_call("RCAPTURE", url, {**_rcapture_body(), "specVersion": "9.9"})) == "501"
+    assert code(_call("RCAPTURE", url, {**_rcapture_body(), "env": "Moon"})) == "501"
+    assert code(_call("RCAPTURE", url, {**_rcapture_body(), "timeout": -1})) == "501"
+    assert code(_call("RCAPTURE", url, {**_rcapture_body(), "purpose": "Auth"})) == "501"
+    assert code(_call("RCAPTURE", url, _rcapture_body(type="Iris"))) == "501"
     assert code(_call("CAPTURE", url, _rcapture_body())) == "503"  # auth capture needs L1
     bad = _call("RCAPTURE", url, b"{not json")
     assert bad.status_code == 400 and bad.json()["error"]["errorCode"] == "500"
@@ -367,3 +371,30 @@ def test_ports_are_the_first_free_ones_on_loopback_only():
             bind_first_free(taken, taken)
     finally:
         probe.close()
+
+
+def test_single_finger_scanner_is_a_single_device(settings):
+    from biostation.fingerprint.nfiq2 import nfiq2
+    from biostation.hal import Feature
+
+    if not FVC.is_dir():
+        pytest.skip("../shared FVC2002 data not present")
+    finger = cv2.imread(str(FVC / "101_1.tif"), cv2.IMREAD_GRAYSCALE)
+    s = settings.model_copy(update={"sim_time_scale": 0.05, "sbi_port_first": 0})
+    reg = DriverRegistry(s, drivers=[])
+    scanner = SimulatedScanner.create(images=[finger], settings=s, key="sim:single")
+    scanner.features = scanner.features & ~Feature.CAPTURE_SLAP & ~Feature.PREVIEW
+    reg.add(scanner)
+    svc = SbiService(s, reg)
+    with svc.running_in_thread():
+        [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
+        assert d["deviceSubId"] == ["0"] and json.loads(_b64d(d["digitalId"]))["deviceSubType"] == "Single"
+        r = _call("RCAPTURE", _url(svc, scanner, "/capture"),
+                  _rcapture_body("single-1", count=1, deviceSubId=0, bioSubType=["Right Thumb"]))
+        [entry] = r.json()["biometrics"]
+        _, data = _verify(entry["data"], _ca(svc))
+    assert data["bioSubType"] == "Right Thumb"
+    record = iso19794_4.decode(_b64d(data["bioValue"]))
+    assert record.views[0].position == FP.RIGHT_THUMB
+    image = record.decode_view(0)
+    assert np.array_equal(image, finger) and data["qualityScore"] == nfiq2(image, dpi=500).score

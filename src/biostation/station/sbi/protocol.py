@@ -81,6 +81,8 @@ FINGER_BY_NAME = {v: k for k, v in FINGER_NAMES.items()}
 
 _TXN = re.compile(r"^[A-Za-z0-9-]{4,50}$")
 ENVS = ("Staging", "Developer", "Pre-Production", "Production")
+#: longest capture a request may ask for (ms)
+MAX_TIMEOUT_MS = 5 * 60 * 1000
 
 
 def timestamp(now: dt.datetime | None = None) -> str:
@@ -158,6 +160,11 @@ def parse_capture(body: Any, auth: bool = False) -> CaptureRequest:
     for key in ("env", "purpose", "specVersion"):
         if not isinstance(body.get(key), str):
             raise SbiError(501, f"{key} is missing")
+    if body["env"] not in ENVS:
+        raise SbiError(501, f"env must be one of {', '.join(ENVS)}")
+    timeout_ms = _num(body, "timeout", 10000)
+    if not 0 < timeout_ms <= MAX_TIMEOUT_MS:
+        raise SbiError(501, f"timeout must be 1..{MAX_TIMEOUT_MS} ms")
     bio = body.get("bio")
     if not isinstance(bio, list) or not bio:
         raise SbiError(501, "bio must be a non-empty list")
@@ -184,6 +191,6 @@ def parse_capture(body: Any, auth: bool = False) -> CaptureRequest:
         entries.append(BioRequest(b["type"], int(count), int(_num(b, "deviceSubId", 0)), score,
                                   _str_list(b, "bioSubType"), [] if auth else _str_list(b, "exception"),
                                   prev, str(b.get("deviceId") or "")))
-    return CaptureRequest(body["env"], body["purpose"], body["specVersion"], int(_num(body, "timeout", 10000)),
+    return CaptureRequest(body["env"], body["purpose"], body["specVersion"], int(timeout_ms),
                           txn, entries, str(body.get("captureTime") or ""), str(body.get("domainUri") or ""),
                           custom)
