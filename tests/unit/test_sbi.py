@@ -324,6 +324,19 @@ def test_stream_sends_mjpeg_parts_with_content_length(station):
     assert all(b["error"]["errorCode"] == "0" for b in r.json()["biometrics"]), r.json()
     t.join(60)
     assert any(colour)
+    # streams per device are capped (each holds a worker of the device's own pool)
+    from contextlib import ExitStack
+
+    from biostation.station.sbi.server import MAX_STREAMS
+
+    with ExitStack() as stack:
+        for _ in range(MAX_STREAMS):
+            r = stack.enter_context(httpx.stream("STREAM", _url(svc, scanner, "/stream"), timeout=30,
+                                                 content=json.dumps({"deviceSubId": 1, "timeout": 20000})))
+            assert r.status_code == 200
+        extra = _call("STREAM", _url(svc, scanner, "/stream"), {"deviceSubId": 1, "timeout": 1000})
+        assert extra.status_code == 503 and extra.json()["error"]["errorCode"] == "506"
+        assert _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).status_code == 200
     bad = _call("STREAM", _url(svc, scanner, "/stream"), {"deviceSubId": 7})
     assert bad.status_code == 400 and bad.json()["error"]["errorCode"] == "501"
 

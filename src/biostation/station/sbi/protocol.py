@@ -43,6 +43,7 @@ ERRORS: dict[int, str] = {
     503: "Authentication capture (CAPTURE) needs an L1 device; this device is L0, for registration",
     504: "Capture timed out without a biometric",
     505: "Request too large",
+    506: "Too many streams open on this device",
 }
 
 

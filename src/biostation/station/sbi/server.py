@@ -16,7 +16,9 @@ OPTIONS        any above   CORS preflight
 Spec errors come back in the verb's own answer shape with HTTP 200 (as MOSIP clients read
 them); a request that is not an SBI request (unknown path or verb, a body that is not JSON,
 larger than :data:`MAX_BODY`, a Host other than the loopback) gets a 4xx with
-``{"error": {"errorCode", "errorInfo"}}``.
+``{"error": {"errorCode", "errorInfo"}}``. Each device's app runs its blocking work on a small
+pool of its own (:data:`WORKERS` threads, at most :data:`MAX_STREAMS` open streams), so SBI
+clients cannot take the worker threads of the daemon's API, which shares the event loop.
 
 Browsers: every answer carries ``Access-Control-Allow-Origin: *`` and no credentials are ever
 allowed (the spec's trust model is the loopback plus signed answers, not the caller's origin);
@@ -43,7 +45,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+import anyio
 
 from ...config import Settings
 from ...errors import ConfigError
@@ -60,6 +62,10 @@ ROUTES = {("MOSIPDISC", "/device"), ("MOSIPDINFO", "/info"), ("RCAPTURE", "/capt
           ("STREAM", "/stream")}
 #: largest request body (bytes); SBI requests are a few hundred bytes
 MAX_BODY = 64 * 1024
+#: STREAMs one device serves at once; more get error 506 (each holds a worker thread)
+MAX_STREAMS = 3
+#: worker threads of one device's app (its own pool: SBI clients never take the API's threads)
+WORKERS = MAX_STREAMS + 3
 #: STREAM without a timeout lasts this long (the spec's default: 5 minutes)
 STREAM_DEFAULT_MS = 5 * 60 * 1000
 
@@ -79,6 +85,14 @@ class _Reject(Exception):
 def create_sbi_app(device: SbiDevice) -> Any:
     """The ASGI app of one SBI device (see the module doc)."""
     port = device.port
+    pool: list[anyio.CapacityLimiter] = []  # made on the server's event loop, at the first request
+    streams = [0]
+
+    async def in_thread(fn: Any, *args: Any) -> Any:
+        if not pool:
+            pool.append(anyio.CapacityLimiter(WORKERS))
+        return await anyio.to_thread.run_sync(fn, *args, limiter=pool[0])
+
     hosts = {f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.1", "localhost"}
 
     def headers(content_type: bytes, length: int | None = None) -> list[tuple[bytes, bytes]]:
@@ -143,11 +157,17 @@ def create_sbi_app(device: SbiDevice) -> Any:
             if method == "MOSIPDISC":
                 await send_json(send, discover(device, body))
             elif method == "MOSIPDINFO":
-                await send_json(send, [await run_in_threadpool(device.device_info)])
+                await send_json(send, [await in_thread(device.device_info)])
             elif method in ("RCAPTURE", "CAPTURE"):
-                await send_json(send, await run_in_threadpool(capture, device, body, method == "CAPTURE"))
+                await send_json(send, await in_thread(capture, device, body, method == "CAPTURE"))
             else:
-                await stream(device, body, receive, send, headers)
+                if streams[0] >= MAX_STREAMS:
+                    raise _Reject(503, SbiError(506))
+                streams[0] += 1
+                try:
+                    await stream(device, body, receive, send, headers, in_thread)
+                finally:
+                    streams[0] -= 1
         except _Reject as rej:
             await send_json(send, {"error": rej.err.as_error()}, rej.status)
 
@@ -177,7 +197,7 @@ def capture(device: SbiDevice, body: Any, auth: bool) -> dict:
         return {"biometrics": [{"specVersion": spec, "data": "", "hash": "", "error": err.as_error()}]}
 
 
-async def stream(device: SbiDevice, body: Any, receive: Any, send: Any, headers: Any) -> None:
+async def stream(device: SbiDevice, body: Any, receive: Any, send: Any, headers: Any, in_thread: Any) -> None:
     if not isinstance(body, dict):
         raise _Reject(400, SbiError(501, "the body must be {\"deviceId\", \"deviceSubId\", \"timeout\"}"))
     try:
@@ -201,8 +221,9 @@ async def stream(device: SbiDevice, body: Any, receive: Any, send: Any, headers:
     watcher = asyncio.create_task(watch_disconnect())
     try:
         parts: Iterator[bytes] = device.stream(sub_id, min(timeout_ms, STREAM_DEFAULT_MS) / 1000, stop)
-        async for part in iterate_in_threadpool(parts):
-            if stop.is_set():
+        while not stop.is_set():
+            part = await in_thread(next, parts, None)
+            if part is None:
                 break
             await send({"type": "http.response.body", "body": part, "more_body": True})
         if not stop.is_set():
