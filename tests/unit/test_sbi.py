@@ -320,7 +320,7 @@ def test_stream_sends_mjpeg_parts_with_content_length(station):
     # the stream's own preview does not make the device look busy to discovery
     [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
     assert d["deviceStatus"] == "Ready"
-    r = _call("RCAPTURE", _url(svc, scanner, "/capture"), _rcapture_body("stream-01", requestedScore=100) | {"timeout": 3000})
+    r = _call("RCAPTURE", _url(svc, scanner, "/capture"), _rcapture_body("stream-01", requestedScore=100))
     assert all(b["error"]["errorCode"] == "0" for b in r.json()["biometrics"]), r.json()
     t.join(60)
     assert any(colour)

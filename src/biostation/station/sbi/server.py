@@ -161,11 +161,12 @@ def create_sbi_app(device: SbiDevice) -> Any:
             elif method in ("RCAPTURE", "CAPTURE"):
                 await send_json(send, await in_thread(capture, device, body, method == "CAPTURE"))
             else:
+                sub_id, timeout_ms = stream_request(device, body)
                 if streams[0] >= MAX_STREAMS:
                     raise _Reject(503, SbiError(506))
                 streams[0] += 1
                 try:
-                    await stream(device, body, receive, send, headers, in_thread)
+                    await stream(device, sub_id, timeout_ms, receive, send, headers, in_thread)
                 finally:
                     streams[0] -= 1
         except _Reject as rej:
@@ -197,7 +198,8 @@ def capture(device: SbiDevice, body: Any, auth: bool) -> dict:
         return {"biometrics": [{"specVersion": spec, "data": "", "hash": "", "error": err.as_error()}]}
 
 
-async def stream(device: SbiDevice, body: Any, receive: Any, send: Any, headers: Any, in_thread: Any) -> None:
+def stream_request(device: SbiDevice, body: Any) -> tuple[int, int]:
+    """(deviceSubId, timeout ms) of a STREAM request; _Reject when it is not one this device serves."""
     if not isinstance(body, dict):
         raise _Reject(400, SbiError(501, "the body must be {\"deviceId\", \"deviceSubId\", \"timeout\"}"))
     try:
@@ -209,6 +211,11 @@ async def stream(device: SbiDevice, body: Any, receive: Any, send: Any, headers:
         raise _Reject(400, SbiError(501, f"deviceSubId must be one of {device.sub_ids}"))
     if device.hal() is None:
         raise _Reject(404, SbiError(202))
+    return sub_id, timeout_ms
+
+
+async def stream(device: SbiDevice, sub_id: int, timeout_ms: int, receive: Any, send: Any, headers: Any,
+                 in_thread: Any) -> None:
     await send({"type": "http.response.start", "status": 200,
                 "headers": headers(b"multipart/x-mixed-replace; boundary=--BoundaryString")})
     stop = threading.Event()
