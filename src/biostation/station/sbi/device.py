@@ -72,6 +72,12 @@ class FrameHub:
                 self._jpeg, self._seq = buf.tobytes(), self._seq + 1
                 self._cond.notify_all()
 
+    @property
+    def seq(self) -> int:
+        """How many frames were published so far."""
+        with self._cond:
+            return self._seq
+
     def wait(self, after: int, timeout_s: float) -> tuple[int, bytes | None]:
         with self._cond:
             self._cond.wait_for(lambda: self._seq > after, timeout=timeout_s)
@@ -326,14 +332,17 @@ class SbiDevice:
         """MJPEG parts (``--BoundaryString`` with Content-Type and Content-Length) until
         ``timeout_s``, ``stop`` or the device goes."""
         end = time.monotonic() + timeout_s
-        seq = 0
+        seq = self.hub.seq  # frames of earlier captures are not shown
         slap = SLAP_FOR_SUBID.get(device_sub_id) if self.sub_type == "Slap" else None
         stop = stop or threading.Event()
         while time.monotonic() < end and not stop.is_set():
             dev = self.hal()
             if dev is None:
                 return
-            jpeg = None
+            seq, jpeg = self.hub.wait(seq, 0)  # a capture's frame not sent yet goes first
+            if jpeg is not None:
+                yield _part(jpeg)
+                continue
             with self._grab_lock:
                 if not self._capture_lock.locked():
                     jpeg = self._own_frame(dev, slap)
@@ -342,8 +351,7 @@ class SbiDevice:
             if jpeg is None:
                 seq, jpeg = self.hub.wait(seq, min(0.5, max(0.0, end - time.monotonic())))
             if jpeg is not None:
-                yield (b"--BoundaryString\r\nContent-Type:image/jpeg\r\nContent-Length:"
-                       + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n\r\n")
+                yield _part(jpeg)
 
     def _own_frame(self, dev: Any, slap: FingerPosition | None) -> bytes | None:
         import cv2
@@ -364,6 +372,12 @@ class SbiDevice:
             return None
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
         return buf.tobytes() if ok else None
+
+
+def _part(jpeg: bytes) -> bytes:
+    """One part of the MJPEG stream, with the Content-Length MOSIP's clients look for."""
+    return (b"--BoundaryString\r\nContent-Type:image/jpeg\r\nContent-Length:" + str(len(jpeg)).encode()
+            + b"\r\n\r\n" + jpeg + b"\r\n\r\n")
 
 
 def _json(obj: Any) -> bytes:
