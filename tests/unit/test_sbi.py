@@ -242,6 +242,8 @@ def test_rcapture_errors_are_the_spec_codes(station, settings):
     assert code(_call("RCAPTURE", url, {**_rcapture_body(), "timeout": -1})) == "501"
     assert code(_call("RCAPTURE", url, {**_rcapture_body(), "purpose": "Auth"})) == "501"
     assert code(_call("RCAPTURE", url, _rcapture_body(type="Iris"))) == "501"
+    assert code(_call("RCAPTURE", url, _rcapture_body(deviceId="someone-else"))) == "106"
+    assert code(_call("RCAPTURE", url, _rcapture_body(deviceSubId="9"))) == "501"
     assert code(_call("CAPTURE", url, _rcapture_body())) == "503"  # auth capture needs L1
     bad = _call("RCAPTURE", url, b"{not json")
     assert bad.status_code == 400 and bad.json()["error"]["errorCode"] == "500"

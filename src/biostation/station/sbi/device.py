@@ -196,6 +196,8 @@ class SbiDevice:
         for b in req.bio:
             if b.type != self.type:
                 raise SbiError(501, f"bio.type {b.type!r}: this device captures {self.type}")
+            if b.device_id and b.device_id != self.device_id:
+                raise SbiError(106, f"this port serves {self.device_id}")
             if b.device_sub_id not in self.sub_ids:
                 raise SbiError(501, f"deviceSubId {b.device_sub_id} is not one of {self.sub_ids}")
         dev = self.hal()
