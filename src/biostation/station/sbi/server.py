@@ -306,9 +306,10 @@ class SbiService:
             self._servers.append(server)
             self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
             line = f"SBI: {dev.device_id} ({sbi.type} {sbi.sub_type}) on 127.0.0.1:{sbi.port}"
-            log.info("%s", line)
             if self.announce is not None:
                 self.announce(line)
+            else:
+                log.info("%s", line)
 
     async def start(self) -> None:
         await self.refresh()
