@@ -65,6 +65,20 @@ class Settings(BaseSettings):
     heavy_queue: int = Field(2, ge=0, le=1024, description="Heavy requests that may wait for a worker; "
                              "past that the station answers 503 with Retry-After.")
 
+    # --- MOSIP SBI (biostation.station.sbi) ---------------------------------------------------
+    sbi: bool = Field(True, description="Serve the scanners and cameras through MOSIP's Secure Biometric "
+                      "Interface (SBI 0.9.5) on 127.0.0.1, one port per device, beside the API.")
+    sbi_port_first: int = Field(4501, ge=0, le=65535, description="First SBI port (the spec: 4501); 0: any "
+                                "free port for each device (tests).")
+    sbi_port_last: int = Field(4600, ge=0, le=65535, description="Last SBI port (the spec: 4600).")
+    sbi_key_source: str = Field("file", pattern="^(file|pkcs11)$", description="Where the SBI device keys "
+                                "are: file (0600 PEM files in <data_dir>/sbi/keys, made on first start) or pkcs11 "
+                                "(RSA key pairs made in a token; certificates and the test device CA in files).")
+    sbi_pkcs11_module: Path = Field(Path("/usr/lib/softhsm/libsofthsm2.so"), description="PKCS#11 module of "
+                                    "the SBI device keys.")
+    sbi_pkcs11_token: str = Field("biostation-sbi", description="Label of the token with the SBI device keys.")
+    sbi_pkcs11_pin: SecretStr | None = Field(None, description="User PIN of that token (never logged).")
+
     # --- devices ----------------------------------------------------------------------------
     devices: DeviceMode = Field(DeviceMode.AUTO, description="auto, simulated or hardware.")
     device_poll_s: float = Field(1.0, gt=0, description="Hot-plug and card-presence poll period (s).")

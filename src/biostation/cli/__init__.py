@@ -55,13 +55,16 @@ def serve(
     devices: DeviceMode | None = DevicesOpt,
     data_dir: Path | None = DataDirOpt,
     log_level: str | None = typer.Option(None, help="debug, info, warning, error."),
+    sbi: bool | None = typer.Option(None, "--sbi/--no-sbi", help="Serve the scanners and cameras to MOSIP "
+                                    "registration clients (SBI 0.9.5) on 127.0.0.1:4501-4600 (env BIOSTATION_SBI; "
+                                    "default on)."),
 ) -> None:
-    """Run the station daemon (HTTP API, device events, operator page) until Ctrl+C."""
+    """Run the station daemon (HTTP API, device events, operator page, MOSIP SBI) until Ctrl+C."""
     import uvicorn
 
     from ..station import create_app
 
-    settings = settings_from(data_dir, devices, host=host, port=port, log_level=log_level)
+    settings = settings_from(data_dir, devices, host=host, port=port, log_level=log_level, sbi=sbi)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(f"warning: binding to {settings.host}: biometric data will be reachable from the network; "
@@ -91,7 +94,26 @@ def serve(
                             log_level=settings.log_level.lower(), access_log=False,
                             timeout_keep_alive=min(5, int(settings.header_timeout_s) or 1),
                             timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    if not settings.sbi:
+        server.run(sockets=[sock])
+        return
+    print(f"  MOSIP SBI: one port per scanner and camera on 127.0.0.1:{settings.sbi_port_first}-"
+          f"{settings.sbi_port_last} (device CA: {settings.data_dir / 'sbi' / 'keys' / 'ca.pem'})", flush=True)
+    import asyncio
+
+    from ..station.sbi import SbiService
+
+    async def both() -> None:
+        # the SBI servers share the daemon's process, event loop and device registry
+        sbi_service = SbiService(settings, app_.state.registry, announce=lambda line: print(f"  {line}", flush=True))
+        await sbi_service.start()
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await sbi_service.stop()
+
+    asyncio.run(both())
 
 
 @app.command()

@@ -6,7 +6,8 @@ daemon's capture route answers). One :class:`CaptureLoop` drives one
 fingers, or the 4-4-2 slaps): preview with quality overlay, auto-capture, exceptions:
 
 1. **Finger off first.** A finger still on the platen from the previous capture must lift
-   (``finger_off_timeout_s``), so one touch is never recorded twice.
+   (``finger_off_timeout_s``), so one touch is never recorded twice (a caller whose client showed
+   its own preview first turns this off with ``finger_off_first=False``).
 2. **Live preview.** Frames stream from the scanner; every frame gets an overlay (a border in
    red/amber/green and the last quality score) and goes to ``on_frame``. Quality is assessed on
    a worker thread, at most every ``quality_interval_s`` (NFIQ 2 costs 10-50 ms), so the preview
@@ -188,7 +189,7 @@ class CaptureLoop:
                  quality: QualityFn | None = None, quality_interval_s: float = 0.2,
                  finger_off_timeout_s: float = 10.0, max_attempts: int = 3, preview_dpi: int = 500,
                  settle_assessments: int = 3,
-                 on_frame: Callable[[OverlayFrame], None] | None = None):
+                 on_frame: Callable[[OverlayFrame], None] | None = None, finger_off_first: bool = True):
         if not 0 <= threshold <= 100:
             raise ValueError("threshold is an NFIQ 2 score, 0..100")
         self.scanner = scanner
@@ -204,6 +205,9 @@ class CaptureLoop:
         self.on_frame = on_frame
         self.preview_dpi = preview_dpi
         self.settle_assessments = settle_assessments
+        #: step 1 of the module doc; False where the caller knows the finger on the platen is a new
+        #: touch (a client that showed its own preview before asking for the capture)
+        self.finger_off_first = finger_off_first
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -229,7 +233,8 @@ class CaptureLoop:
         result = FingerResult(position, kind, Status.FAILED, reason=Reason.TIMEOUT)
         try:
             self.scanner.open()  # idempotent
-            self._wait_finger_off(deadline)
+            if self.finger_off_first:
+                self._wait_finger_off(deadline)
             while result.attempts < self.max_attempts and not self._cancel.is_set():
                 if time.monotonic() >= deadline:
                     break
