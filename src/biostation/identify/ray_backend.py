@@ -63,7 +63,7 @@ from ..config import Settings, get_settings
 from ..errors import BiostationError, ConfigError, GalleryError, GalleryUnavailableError
 from ..matcher.prepare import SearchTemplate, prepare
 from ..templates.model import Template
-from .engine import Candidate
+from .engine import Candidate, check_reference_id
 from .local import LocalBackend, params_digest
 
 #: Ray namespace of the named shard actors
@@ -84,18 +84,6 @@ def shard_of(reference_id: str, shards: int) -> int:
     """The shard holding ``reference_id``: ``blake2b`` (8 bytes, little-endian) modulo ``shards``."""
     digest = hashlib.blake2b(reference_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") % shards
-
-
-def check_reference_id(reference_id: object) -> str:
-    """``reference_id`` if it is a non-empty string of at most 1024 UTF-8 bytes (the local
-    backend's rule); GalleryError otherwise."""
-    try:
-        ok = isinstance(reference_id, str) and 0 < len(reference_id.encode("utf-8")) <= 1024
-    except UnicodeEncodeError:  # lone surrogates
-        ok = False
-    if not ok:
-        raise GalleryError("reference id must be a non-empty string of at most 1024 UTF-8 bytes")
-    return reference_id  # type: ignore[return-value]
 
 
 class GalleryShard:
@@ -162,8 +150,14 @@ class GalleryShard:
 
         from .. import matcher
 
+        try:
+            import ray
+
+            node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+        except ImportError:
+            node = None
         return {"index": self.index, "count": self._local.count(), "max_stamp": self._max_stamp,
-                "pid": os.getpid(), "started": self._started, "params": params_digest(),
+                "pid": os.getpid(), "started": self._started, "params": params_digest(), "node": node,
                 "matcher": matcher.BACKEND}
 
     def ping(self) -> int:
@@ -188,10 +182,14 @@ class GalleryShard:
     def memory(self) -> dict[str, float]:
         return self._local.memory()
 
-    def search(self, probe: SearchTemplate, k: int) -> list[tuple[int, int, str]]:
-        """This slice's ``k`` best as ``(score, enrolment stamp, referenceId)``, best first."""
+    def search(self, probe: SearchTemplate, k: int, stages: int = 1,
+               penetration: float | None = None) -> list[tuple[int, int, str]]:
+        """This slice's ``k`` best as ``(score, enrolment stamp, referenceId)``, best first; with
+        ``stages=2`` the first stage screens this slice (its shortlist is ``penetration`` of the
+        slice)."""
         local = self._local  # a concurrent reload swaps it
-        return [(c.score, self._order(c.reference_id), c.reference_id) for c in local.search(probe, k)]
+        found = local.search(probe, k, stages=stages, penetration=penetration)
+        return [(c.score, self._order(c.reference_id), c.reference_id) for c in found]
 
     def insert(self, reference_id: str, stamp: int, template: Template) -> None:
         check_reference_id(reference_id)
@@ -310,8 +308,10 @@ class RayBackend:
         self._dir, self._n = directory, shards
         cls = _actor_class()
         s = self._settings
+        # SPREAD: the shards go to as many nodes as the cluster has (on one node: all there)
         opts: dict[str, Any] = {"num_cpus": s.ray_shard_cpus, "max_restarts": s.ray_max_restarts,
-                                "max_task_retries": _RETRIES, "max_concurrency": s.ray_shard_threads}
+                                "max_task_retries": _RETRIES, "max_concurrency": s.ray_shard_threads,
+                                "scheduling_strategy": "SPREAD"}
         actors, owned = [], []
         for i in range(shards):
             o = dict(opts)
@@ -377,6 +377,23 @@ class RayBackend:
         except rx.RayError as exc:
             raise GalleryUnavailableError(f"{what}: the cluster failed ({type(exc).__name__})") from None
 
+    def _missing(self, refs: list[Any], exc: GalleryUnavailableError) -> GalleryUnavailableError:
+        """``exc`` reworded to name the shards whose call did not complete."""
+        ray = _ray()
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        done = set()
+        for i, r in enumerate(refs):
+            if r in ready:
+                try:
+                    ray.get(r, timeout=0)
+                    done.add(i)
+                except Exception:  # noqa: BLE001 - any failure of that shard counts as missing
+                    pass
+        missing = [i for i in range(len(refs)) if i not in done]
+        err = GalleryUnavailableError(f"{exc} (missing shards: {', '.join(map(str, missing))} of {len(refs)})")
+        err.missing_shards = missing  # type: ignore[attr-defined]
+        return err
+
     def _next_stamp(self) -> int:
         with self._lock:
             self._stamp = max(self._stamp + 1, time.time_ns())
@@ -386,8 +403,16 @@ class RayBackend:
         return self._actors[shard_of(check_reference_id(reference_id), self._n)]
 
     # --- the Backend protocol ----------------------------------------------------------------------
-    def search(self, probe: Template | SearchTemplate, k: int = 10) -> list[Candidate]:
+    def search(self, probe: Template | SearchTemplate, k: int = 10, *, stages: int = 1,
+               penetration: float | None = None) -> list[Candidate]:
         """The ``k`` best references over every shard, best first (ties: earlier enrolment first).
+
+        ``stages=2``: each shard screens its own slice first (see
+        :meth:`LocalBackend.search`); the shortlist is then ``penetration`` of each slice, not of
+        the whole gallery, so the answers can differ from one local two-stage search (with
+        ``stages=1`` they are the same). A shard that died is restarted and the call retried;
+        one that cannot answer raises GalleryUnavailableError naming the missing shards
+        (``exc.missing_shards``).
 
         The probe is prepared here once (an invalid one raises MatcherError before any shard is
         asked) and sent inline with each shard's call (a few kB: cheaper than ``ray.put``, which
@@ -399,8 +424,14 @@ class RayBackend:
             raise GalleryError(f"k must be an integer, got {type(k).__name__}") from None
         if k < 1:
             raise GalleryError("k must be at least 1")
+        if stages not in (1, 2):
+            raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
         sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
-        parts = self._get([a.search.remote(sp, k) for a in self._actors], "search")
+        refs = [a.search.remote(sp, k, stages, penetration) for a in self._actors]
+        try:
+            parts = self._get(refs, "search")
+        except GalleryUnavailableError as exc:
+            raise self._missing(refs, exc) from None
         best = heapq.nsmallest(k, (c for part in parts for c in part), key=lambda c: (-c[0], c[1], c[2]))
         return [Candidate(score=score, reference_id=rid) for score, _, rid in best]
 
@@ -447,8 +478,8 @@ class RayBackend:
         return list(self._actors)
 
     def shard_info(self) -> list[dict[str, Any]]:
-        """Per shard: count, highest enrolment stamp, worker pid and start time, matcher backend
-        and parameter digest."""
+        """Per shard: count, highest enrolment stamp, worker pid and start time, node id, matcher
+        backend and parameter digest."""
         return self._get([a.info.remote() for a in self._actors], "info")
 
     def ping(self) -> None:
