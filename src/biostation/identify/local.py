@@ -189,6 +189,14 @@ class LocalBackend:
     def __contains__(self, reference_id: str) -> bool:
         return reference_id in self._index
 
+    def search_template(self, reference_id: str) -> SearchTemplate:
+        """The enrolled template's search form (to search the gallery with it); GalleryError if
+        unknown."""
+        with self._lock:
+            if reference_id not in self._index:
+                raise GalleryError(f"unknown reference {reference_id!r}")
+            return self._items[self._index[reference_id]]
+
     # --- search ----------------------------------------------------------------------------------
     def _gallery(self) -> PackedGallery:
         if self._packed is None:

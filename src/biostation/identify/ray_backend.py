@@ -179,6 +179,9 @@ class GalleryShard:
     def contains(self, reference_id: str) -> bool:
         return reference_id in self._local
 
+    def search_template(self, reference_id: str) -> SearchTemplate:
+        return self._local.search_template(reference_id)
+
     def memory(self) -> dict[str, float]:
         return self._local.memory()
 
@@ -308,13 +311,19 @@ class RayBackend:
         self._dir, self._n = directory, shards
         cls = _actor_class()
         s = self._settings
-        # SPREAD: the shards go to as many nodes as the cluster has (on one node: all there)
         opts: dict[str, Any] = {"num_cpus": s.ray_shard_cpus, "max_restarts": s.ray_max_restarts,
-                                "max_task_retries": _RETRIES, "max_concurrency": s.ray_shard_threads,
-                                "scheduling_strategy": "SPREAD"}
+                                "max_task_retries": _RETRIES, "max_concurrency": s.ray_shard_threads}
+        # shard i goes to the i-th alive node, round robin (Ray's SPREAD is a preference that a
+        # cluster still starting may ignore); soft, so that a shard whose node died restarts on
+        # another one
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = sorted(n["NodeID"] for n in _ray().nodes() if n.get("Alive"))
         actors, owned = [], []
         for i in range(shards):
             o = dict(opts)
+            if nodes:
+                o["scheduling_strategy"] = NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)
             path = None
             mine = True
             if directory is not None:
@@ -380,15 +389,14 @@ class RayBackend:
     def _missing(self, refs: list[Any], exc: GalleryUnavailableError) -> GalleryUnavailableError:
         """``exc`` reworded to name the shards whose call did not complete."""
         ray = _ray()
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        deadline = time.monotonic() + self._timeout
         done = set()
-        for i, r in enumerate(refs):
-            if r in ready:
-                try:
-                    ray.get(r, timeout=0)
-                    done.add(i)
-                except Exception:  # noqa: BLE001 - any failure of that shard counts as missing
-                    pass
+        for i, r in enumerate(refs):  # a dead shard fails at once; a live one answers in time
+            try:
+                ray.get(r, timeout=max(0.0, deadline - time.monotonic()))
+                done.add(i)
+            except Exception:  # noqa: BLE001 - any failure of that shard counts as missing
+                pass
         missing = [i for i in range(len(refs)) if i not in done]
         err = GalleryUnavailableError(f"{exc} (missing shards: {', '.join(map(str, missing))} of {len(refs)})")
         err.missing_shards = missing  # type: ignore[attr-defined]
@@ -468,6 +476,10 @@ class RayBackend:
     def __contains__(self, reference_id: str) -> bool:
         return bool(self._get(self._route(reference_id).contains.remote(reference_id), "lookup"))
 
+    def search_template(self, reference_id: str) -> SearchTemplate:
+        """The enrolled template's search form; GalleryError if unknown."""
+        return self._get(self._route(reference_id).search_template.remote(reference_id), "lookup")
+
     # --- operations --------------------------------------------------------------------------------
     @property
     def shards(self) -> int:
@@ -535,3 +547,46 @@ class RayBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LocalCluster:
+    """A Ray cluster of ``nodes`` nodes on this machine (a head and ``nodes - 1`` workers, each
+    its own raylet with ``cpus`` CPUs), joined by this process: what benchmarks and tests use to
+    spread shards over more than one node without more machines. ``remove_worker`` stops a
+    worker node (fault injection); :meth:`shutdown` stops them all.
+
+    In production, nodes are started with ``ray start --head`` and ``ray start --address`` and
+    the gallery joins them through the ``ray_address`` setting.
+    """
+
+    def __init__(self, nodes: int = 2, cpus: int = 1):
+        from ray.cluster_utils import Cluster
+
+        if nodes < 1:
+            raise ConfigError("a cluster needs at least one node")
+        self._cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus, "include_dashboard": False})
+        self.workers = [self._cluster.add_node(num_cpus=cpus) for _ in range(nodes - 1)]
+        self._cluster.wait_for_nodes()
+        _ray().init(address=self._cluster.address, log_to_driver=False, configure_logging=False)
+
+    @property
+    def address(self) -> str:
+        return self._cluster.address
+
+    def node_ids(self) -> list[str]:
+        return [n["NodeID"] for n in _ray().nodes() if n["Alive"]]
+
+    def add_worker(self, cpus: int = 1) -> Any:
+        node = self._cluster.add_node(num_cpus=cpus)
+        self.workers.append(node)
+        self._cluster.wait_for_nodes()
+        return node
+
+    def remove_worker(self, node: Any) -> None:
+        """Stop one worker node's processes (its actors die with it)."""
+        self._cluster.remove_node(node, allow_graceful=False)
+        self.workers.remove(node)
+
+    def shutdown(self) -> None:
+        _ray().shutdown()
+        self._cluster.shutdown()

@@ -155,9 +155,9 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
         resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/")
         return resp
 
-    from . import routes_card, routes_devices, routes_face
+    from . import routes_abis, routes_card, routes_devices, routes_face
 
-    for module in (routes_devices, routes_face, routes_card):
+    for module in (routes_devices, routes_face, routes_card, routes_abis):
         app.include_router(module.router, dependencies=[Depends(require_token)])
     return app
 
