@@ -171,3 +171,32 @@ def test_synthetic_statistics_are_near_real_ones(fvc):
         assert cmp[key]["ks"] < 0.25, (key, cmp[key])
     assert synthetic.ks_distance(np.arange(10.0), np.arange(10.0)) == 0.0
     assert synthetic.ks_distance(np.zeros(3), np.ones(3)) == 1.0
+
+
+@pytest.mark.slow
+def test_bench_identify_command_reports_both_searches(shared, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from biostation.cli import app
+
+    out = tmp_path / "id.json"
+    r = CliRunner().invoke(app, ["bench", "identify", "--gallery", "60", "--probes", "12", "--time-probes", "3",
+                                 "--fvc", str(shared / "data" / "fvc2002" / "DB1_B"), "--json", str(out),
+                                 "--plot", str(tmp_path / "id.png")])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    size = rep["sizes"]["60"]
+    assert size["accuracy"]["probes"] == 12 and size["memory"]["templates"] == 60
+    local = size["local"]
+    assert {"searches_per_s", "rank1_hit_rate", "p50_ms", "p99_ms"} <= set(local["stages2"])
+    assert local["speedup_over_exhaustive"] > 0
+    curve = size["accuracy"]["curve"]
+    assert curve[-1]["penetration"] == 1.0 and curve[-1]["mate_in_shortlist"] == 1.0
+    # at the operating point the two-stage search loses no rank-1 hit of the exhaustive one
+    op = [c for c in curve if c["penetration"] == size["accuracy"]["operating_penetration"]][0]
+    assert op["rank1_hit_rate"] >= size["accuracy"]["exhaustive_rank1_hit_rate"]
+    assert (tmp_path / "id.png").stat().st_size > 10_000
+    r = CliRunner().invoke(app, ["bench", "identify", "--gallery", "5", "--fvc", str(shared / "data" / "fvc2002" / "DB1_B")])
+    assert r.exit_code != 0  # fewer references than fingers

@@ -272,20 +272,23 @@ def _progress_bar():
     return progress, update
 
 
-def _fvc_fingers(roots: list[Path]) -> dict[str, list]:
+def _fvc_fingers(roots: list[Path], progress: Optional[Callable[[str, int, int], None]] = None) -> dict[str, list]:
     """Templates extracted from FVC images, by finger (``fvc2000/DB1_B/101``), impressions in order."""
     from ..fingerprint import extract, read_image
     from ..matcher.evaluation import parse_name
 
-    out: dict[str, list] = {}
+    jobs = []
     for root in roots:
         if not root.is_dir():
             continue
         for db in _databases(root):
             dpi = _guess_dpi(db) if "2002" in root.name else 500.0
-            for stem, image, _ in _samples(db, None):
-                finger, _imp = parse_name(stem)
-                out.setdefault(f"{root.name}/{db.name}/{finger}", []).append(extract(read_image(image), dpi))
+            jobs += [(f"{root.name}/{db.name}/{parse_name(stem)[0]}", image, dpi) for stem, image, _ in _samples(db, None)]
+    out: dict[str, list] = {}
+    for i, (finger, image, dpi) in enumerate(jobs):
+        out.setdefault(finger, []).append(extract(read_image(image), dpi))
+        if progress:
+            progress("extracting FVC templates", i + 1, len(jobs))
     return out
 
 
@@ -370,7 +373,9 @@ def register(app: typer.Typer) -> None:
 
         if backend not in ("local", "ray"):
             raise typer.BadParameter("--backend is local or ray")
-        mated = _fvc_fingers(fvc)
+        progress, update = _progress_bar()
+        with progress:
+            mated = _fvc_fingers(fvc, update)
         if not mated:
             typer.secho("error: no FVC <finger>_<impression> images found", fg="red", err=True)
             raise typer.Exit(2)

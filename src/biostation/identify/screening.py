@@ -117,6 +117,10 @@ class ScreeningIndex:
         codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, P.CODE_BYTES)
         self._n = codes.shape[0]
         self._index = _faiss().IndexBinaryFlat(P.CODE_BITS)
+        # counting selection instead of a heap: the same nearest rows, and it stays fast when the
+        # shortlist is a large share of the gallery (measured on 1M codes, one core: 5 ms
+        # against 13 ms at 10,000 rows, 17 ms against 200 ms at 630,000)
+        self._index.use_heap = False
         if self._n:
             self._index.add(codes)
 
