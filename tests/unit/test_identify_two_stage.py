@@ -200,3 +200,16 @@ def test_bench_identify_command_reports_both_searches(shared, tmp_path):
     assert (tmp_path / "id.png").stat().st_size > 10_000
     r = CliRunner().invoke(app, ["bench", "identify", "--gallery", "5", "--fvc", str(shared / "data" / "fvc2002" / "DB1_B")])
     assert r.exit_code != 0  # fewer references than fingers
+
+
+def test_checkpoint_keeps_the_codes_and_a_reload_searches_alike(fvc, tmp_path):
+    g = LocalBackend(tmp_path / "g")
+    for i, t in enumerate(synthetic.Generator(6).templates(0, 40)):
+        g.insert(f"s{i}", t)
+    g.insert("x", fvc["DB3_B/104_1"])
+    g.checkpoint()
+    g.insert("y", fvc["DB3_B/105_1"])  # after the checkpoint: replayed from the journal
+    h = LocalBackend(tmp_path / "g")
+    assert [c.tobytes() for c in h._codes] == [c.tobytes() for c in g._codes]
+    p = fvc["DB3_B/104_3"]
+    assert h.search(p, 5, stages=2, penetration=0.1) == g.search(p, 5, stages=2, penetration=0.1)

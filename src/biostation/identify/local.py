@@ -42,8 +42,10 @@ _REC = struct.Struct("<cHI")  # op, id length, data length (id bytes between the
 
 
 def params_digest() -> str:
-    """Digest of every tuned number: a packed cache built under other parameters is stale."""
+    """Digest of every tuned number of the matcher and of the first stage: a packed cache (arrays
+    and screening codes) built under other parameters is stale."""
     items = sorted((k, repr(getattr(P, k))) for k in dir(P) if k.isupper())
+    items += sorted(("identify." + k, repr(getattr(IP, k))) for k in dir(IP) if k.isupper())
     return hashlib.sha256(repr(items).encode()).hexdigest()[:16]
 
 
@@ -87,12 +89,16 @@ class LocalBackend:
                                   keys=z["keys"])
                 ids = [str(s) for s in z["ids"]]
                 upto = int(z["journal_len"])
+                codes = z["codes"] if "codes" in z.files else None
         except (OSError, KeyError, ValueError):
             return 0  # unreadable cache: rebuild from the journal
         self._ids = ids
         self._index = {r: i for i, r in enumerate(ids)}
         self._items = [g.get(i) for i in range(len(g))]
-        self._codes = [screening.code(s) for s in self._items]
+        if codes is not None and codes.shape == (len(ids), IP.CODE_BYTES):
+            self._codes = list(codes)
+        else:  # a cache written before screening codes, or at another code length
+            self._codes = [screening.code(s) for s in self._items]
         self._packed = g
         return upto
 
@@ -144,6 +150,7 @@ class LocalBackend:
             tmp = self._dir / "packed.tmp.npz"
             np.savez(tmp, x=g.x, y=g.y, t=g.t, desc=g.desc, cnt=g.cnt, offsets=g.offsets, keys=g.keys,
                      ids=np.array(self._ids, dtype=str), digest=np.array(params_digest()),
+                     codes=np.array(self._codes, np.uint8).reshape(-1, IP.CODE_BYTES),
                      journal_len=np.array(self._journal_len, np.int64))
             tmp.replace(self._dir / "packed.npz")
 
