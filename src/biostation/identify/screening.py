@@ -53,10 +53,9 @@ def histogram(s: SearchTemplate) -> np.ndarray:
     keep = (d >= P.PAIR_MIN_DIST) & (d < P.PAIR_MAX_DIST)
     if not keep.any():
         return h
-    phi = np.arctan2(-dy, dx)[keep]  # segment direction, counter-clockwise as minutia directions
-    ai = np.mod(t[:, None] - np.arctan2(-dy, dx), _TURN)[keep]
-    aj = np.mod(t[None, :] - np.arctan2(-dy, dx), _TURN)[keep]
-    del phi
+    phi = np.arctan2(-dy, dx)  # segment i -> j, counter-clockwise as minutia directions are
+    ai = np.mod(t[:, None] - phi, _TURN)[keep]
+    aj = np.mod(t[None, :] - phi, _TURN)[keep]
     fd = (d[keep] - P.PAIR_MIN_DIST) / (P.PAIR_MAX_DIST - P.PAIR_MIN_DIST) * _ND - 0.5
     fa, fb = ai / _TURN * _NA - 0.5, aj / _TURN * _NA - 0.5
     d0, a0, b0 = np.floor(fd), np.floor(fa), np.floor(fb)
