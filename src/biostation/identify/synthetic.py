@@ -12,11 +12,11 @@ person, its print area an ellipse inside a sensor-sized image (:data:`.params.SY
   fingerprint topology", Pattern Recognition 26(7)): the ridge orientation at ``z`` is
   ``theta0 + 1/2 (sum arg(z - core) - sum arg(z - delta))``; an arch has no singular point and a
   gently bent flow, a loop one core and one delta, a whorl two of each
-  (:data:`.params.SYN_CLASSES`);
+  (:data:`.params.SYN_CLASSES`: the flow in a sensor's view, which is often arch-like);
 * **minutiae count** log-normal, fitted to real templates (:data:`.params.SYN_LOG_COUNT_MEAN`);
 * **positions** spread over the print area at least :data:`.params.SYN_MIN_SPACING` apart;
-* **directions** along the ridge flow (either way along it) with a small spread, as real
-  minutiae are: their neighbours' relative directions, which the matcher's descriptors encode,
+* **directions** along the ridge flow (either way along it; :data:`.params.SYN_DIR_NOISE`), as
+  real minutiae are: their neighbours' relative directions, which the matcher's descriptors encode,
   are then as correlated as in real prints.
 
 How close this comes to real templates (counts, positions, directions, pair distances, impostor
