@@ -95,7 +95,7 @@ def test_search_survives_a_node_killed_and_no_acknowledged_insert_is_lost(ray_no
 
 
 def test_a_shard_that_cannot_come_back_is_named(ray_cluster, items, shared, tmp_path):
-    settings = Settings(ray_shard_cpus=0, ray_timeout_s=30, ray_max_restarts=0)
+    settings = Settings(ray_shard_cpus=0, ray_timeout_s=8, ray_max_restarts=0)
     with RayBackend(tmp_path / "g", shards=3, settings=settings) as g:
         g.insert_many(items)
         ray_cluster.kill(g.shard_actors()[1], no_restart=True)

@@ -78,6 +78,8 @@ _ORDER = struct.Struct("<cQQH")
 _UNSTAMPED = 1 << 63
 # retries of one call across shard restarts (every method is safe to retry, see GalleryShard)
 _RETRIES = 3
+# pause before a search whose shard was unavailable is asked again (seconds)
+_RETRY_PAUSE_S = 1.0
 
 
 def shard_of(reference_id: str, shards: int) -> int:
@@ -418,9 +420,9 @@ class RayBackend:
         ``stages=2``: each shard screens its own slice first (see
         :meth:`LocalBackend.search`); the shortlist is then ``penetration`` of each slice, not of
         the whole gallery, so the answers can differ from one local two-stage search (with
-        ``stages=1`` they are the same). A shard that died is restarted and the call retried;
-        one that cannot answer raises GalleryUnavailableError naming the missing shards
-        (``exc.missing_shards``).
+        ``stages=1`` they are the same). A shard that died (alone or with its node) is restarted
+        and the search asked again, for up to ``ray_timeout_s``; one that cannot answer by then
+        raises GalleryUnavailableError naming the missing shards (``exc.missing_shards``).
 
         The probe is prepared here once (an invalid one raises MatcherError before any shard is
         asked) and sent inline with each shard's call (a few kB: cheaper than ``ray.put``, which
@@ -435,11 +437,19 @@ class RayBackend:
         if stages not in (1, 2):
             raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
         sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
-        refs = [a.search.remote(sp, k, stages, penetration) for a in self._actors]
-        try:
-            parts = self._get(refs, "search")
-        except GalleryUnavailableError as exc:
-            raise self._missing(refs, exc) from None
+        # Ray retries a call on a restarted actor, but when a whole node dies its retries can
+        # run out before the cluster has noticed and restarted the shard elsewhere: ask again
+        # until ray_timeout_s has passed (a search is safe to repeat)
+        deadline = time.monotonic() + self._timeout
+        while True:
+            refs = [a.search.remote(sp, k, stages, penetration) for a in self._actors]
+            try:
+                parts = self._get(refs, "search")
+                break
+            except GalleryUnavailableError as exc:
+                if time.monotonic() + _RETRY_PAUSE_S >= deadline:
+                    raise self._missing(refs, exc) from None
+                time.sleep(_RETRY_PAUSE_S)
         best = heapq.nsmallest(k, (c for part in parts for c in part), key=lambda c: (-c[0], c[1], c[2]))
         return [Candidate(score=score, reference_id=rid) for score, _, rid in best]
 
