@@ -36,6 +36,8 @@ from . import screening, synthetic
 from .local import LocalBackend
 
 Progress = Callable[[str, int, int], None]
+#: references sent to the Ray gallery per bulk insert call
+_INSERT_BATCH = 2000
 #: penetration grid of the curve (fraction of the gallery)
 GRID = tuple(float(x) for x in np.unique(np.round(np.geomspace(1e-3, 1.0, 31), 5)))
 
@@ -313,7 +315,8 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
         if ray_backend is not None:
             rb = ray_backend()
             try:
-                rb.insert_many(gal.enrolled)
+                for i in range(0, len(gal.enrolled), _INSERT_BATCH):  # each call well within the timeout
+                    rb.insert_many(gal.enrolled[i:i + _INSERT_BATCH])
                 r["ray"] = {"shards": rb.shards, "nodes": len({i.get("node") for i in rb.shard_info()})}
                 for st in stages:
                     ans, r["ray"][f"stages{st}"] = time_backend(rb, gal, time_probes, st, pen)
