@@ -578,6 +578,20 @@ class LocalCluster:
         self.workers = [self._cluster.add_node(num_cpus=cpus) for _ in range(nodes - 1)]
         self._cluster.wait_for_nodes()
         _ray().init(address=self._cluster.address, log_to_driver=False, configure_logging=False)
+        self._warm()
+
+    def _warm(self) -> None:
+        # a node that has registered may not start worker processes yet, and actors placed on it
+        # with soft affinity then fall back to another node: run one task on each node first
+        ray = _ray()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        @ray.remote(num_cpus=0)
+        def where() -> str:
+            return ray.get_runtime_context().get_node_id()
+
+        ray.get([where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
+                 for n in self.node_ids()], timeout=120)
 
     @property
     def address(self) -> str:
@@ -590,6 +604,7 @@ class LocalCluster:
         node = self._cluster.add_node(num_cpus=cpus)
         self.workers.append(node)
         self._cluster.wait_for_nodes()
+        self._warm()
         return node
 
     def remove_worker(self, node: Any) -> None:
