@@ -32,6 +32,26 @@ def _progress_bar():
     return progress, update
 
 
+def _fvc_fingers(roots: list[Path], progress: Optional[Callable[[str, int, int], None]] = None) -> dict[str, list]:
+    """Templates extracted from FVC images, by finger (``fvc2000/DB1_B/101``), impressions in order."""
+    from ..fingerprint import extract, read_image
+    from ..matcher.evaluation import parse_name
+
+    jobs = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for db in _databases(root):
+            dpi = _guess_dpi(db) if "2002" in root.name else 500.0
+            jobs += [(f"{root.name}/{db.name}/{parse_name(stem)[0]}", image, dpi) for stem, image, _ in _samples(db, None)]
+    out: dict[str, list] = {}
+    for i, (finger, image, dpi) in enumerate(jobs):
+        out.setdefault(finger, []).append(extract(read_image(image), dpi))
+        if progress:
+            progress("extracting FVC templates", i + 1, len(jobs))
+    return out
+
+
 def register(app: typer.Typer) -> None:
     bench = typer.Typer(help="Matcher benchmarks: accuracy (FVC protocols) and throughput.", no_args_is_help=True)
     app.add_typer(bench, name="bench")
@@ -87,6 +107,94 @@ def register(app: typer.Typer) -> None:
         for row in report["calibration"]:
             typer.echo(f"threshold {row['threshold']:.0f}: FMR {100 * row['measured_fmr']:.3f} % "
                        f"(target {100 * row['target_fmr']:.2f} %)")
+
+    @bench.command("identify")
+    def identify(
+        backend: str = typer.Option("local", "--backend", help="local, or ray: the Ray backend timed beside "
+                                    "the local one (the oracle) on a cluster of --nodes nodes on this machine."),
+        gallery: list[int] = typer.Option([10_000], "--gallery", min=1, help="Gallery size (repeat for several); "
+                                          "synthetic background plus one impression per real finger."),
+        stages: int = typer.Option(2, "--stages", min=1, max=2, help="1: exhaustive search only; 2: two-stage "
+                                   "search as well, timed beside the exhaustive one."),
+        probes: int = typer.Option(100, "--probes", min=1, help="Mated searches for rank-1 and the curve."),
+        time_probes: int = typer.Option(20, "--time-probes", min=1, help="Searches timed per backend and mode."),
+        tile_to: int = typer.Option(0, "--tile-to", min=0, help="Also time both searches over copies of the last "
+                                    "gallery's arrays up to this many templates (timing only)."),
+        shards: int = typer.Option(2, "--shards", min=1, help="Ray shards."),
+        nodes: int = typer.Option(2, "--nodes", min=1, help="Ray nodes started on this machine (ignored with "
+                                  "--ray-address)."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster instead."),
+        fvc: list[Path] = typer.Option([Path("../shared/data/fvc2000"), Path("../shared/data/fvc2002")], "--fvc",
+                                       help="FVC folders (DB1_B.. inside) whose fingers are searched."),
+        seed: int = typer.Option(1, "--seed", help="Synthetic background seed."),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report here."),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="Penetration/hit-rate curves and synthetic vs "
+                                            "real statistics, as a PNG."),
+    ) -> None:
+        """1:N search: rank-1, penetration curve, latency and rate, local vs Ray, one vs two stages."""
+        from ..identify import benchmark
+
+        if backend not in ("local", "ray"):
+            raise typer.BadParameter("--backend is local or ray")
+        progress, update = _progress_bar()
+        with progress:
+            mated = _fvc_fingers(fvc, update)
+        if not mated:
+            typer.secho("error: no FVC <finger>_<impression> images found", fg="red", err=True)
+            raise typer.Exit(2)
+        if min(gallery) < len(mated):
+            raise typer.BadParameter(f"--gallery must be at least {len(mated)} (one reference per finger)")
+        cluster = None
+        make = None
+        if backend == "ray":
+            from ..config import get_settings
+            from ..identify.ray_backend import LocalCluster, RayBackend
+
+            settings = get_settings().model_copy(update={"ray_shard_cpus": 0})
+            if ray_address:
+                import ray
+
+                ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
+            else:
+                cluster = LocalCluster(nodes=nodes, cpus=1)
+
+            def make():
+                return RayBackend(None, shards=shards, settings=settings)
+        progress, update = _progress_bar()
+        try:
+            with progress:
+                report = benchmark.run(mated, gallery, probes=probes, time_probes=time_probes,
+                                       stages=(1, 2) if stages == 2 else (1,), ray_backend=make, tile_to=tile_to,
+                                       seed=seed, plot_path=str(plot) if plot else None, progress=update)
+        finally:
+            if cluster is not None:
+                cluster.shutdown()
+        if json_out:
+            json_out.write_text(json.dumps(report, indent=2))
+        for size, r in report["sizes"].items():
+            a = r["accuracy"]
+            typer.echo(f"gallery {size}: exhaustive rank-1 {100 * a['exhaustive_rank1_hit_rate']:.1f} % of "
+                       f"{a['probes']}, score gap median {a['score_gap_median']:.0f}; operating penetration "
+                       f"{100 * a['operating_penetration']:.2f} % (shortlist {a['operating_shortlist']})")
+            for name in ("local", "ray"):
+                if name not in r:
+                    continue
+                for st in (1, 2):
+                    x = r[name].get(f"stages{st}")
+                    if x:
+                        same = x.get("identical_to_local")
+                        typer.echo(f"  {name:5} stages {st}: {x['searches_per_s']:.2f} searches/s, p50 "
+                                   f"{x['p50_ms']:.1f} ms, p99 {x['p99_ms']:.1f} ms, rank-1 "
+                                   f"{100 * x['rank1_hit_rate']:.0f} %" + ("" if same is None else f", identical "
+                                                                          f"to local: {same}"))
+                if "speedup_over_exhaustive" in r[name]:
+                    typer.echo(f"  {name:5} two-stage speedup over exhaustive: {r[name]['speedup_over_exhaustive']:.2f}x")
+        if "tiled" in report:
+            t = report["tiled"]
+            typer.echo(f"{t['templates']} templates (tiled x{t['tile']}): exhaustive p50 {t['exhaustive']['p50_ms']:.0f} "
+                       f"ms, two-stage p50 {t['two_stage']['p50_ms']:.0f} ms ({t['speedup_over_exhaustive']:.1f}x), "
+                       f"first stage {t['first_stage_templates_per_s']:.3g} templates/s")
+        typer.echo(f"impostor scores, real vs synthetic: KS {report['impostor_ks']:.3f}")
 
     @bench.command("throughput")
     def throughput(

@@ -1,4 +1,5 @@
-"""The 1:N interface every gallery backend implements (local today, a Ray cluster later).
+"""The 1:N interface every gallery backend implements (:class:`~.local.LocalBackend` in process,
+:class:`~.ray_backend.RayBackend` over a Ray cluster), and the rules they share.
 
 Vocabulary follows MOSIP's ABIS API: a *gallery* of *references*, each with a ``referenceId``;
 ``search`` answers at most ``maxResults`` candidates, best first.
@@ -10,7 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from ..errors import GalleryError
 from ..templates.model import Template
+
+#: longest reference id (UTF-8 bytes)
+MAX_REFERENCE_ID_BYTES = 1024
+
+
+def check_reference_id(reference_id: object) -> str:
+    """``reference_id`` if it is a non-empty string of at most :data:`MAX_REFERENCE_ID_BYTES`
+    UTF-8 bytes; GalleryError otherwise (every backend applies this one rule)."""
+    try:
+        ok = isinstance(reference_id, str) and 0 < len(reference_id.encode("utf-8")) <= MAX_REFERENCE_ID_BYTES
+    except UnicodeEncodeError:  # lone surrogates
+        ok = False
+    if not ok:
+        raise GalleryError(f"reference id must be a non-empty string of at most {MAX_REFERENCE_ID_BYTES} UTF-8 bytes")
+    return reference_id  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, order=True)
@@ -32,8 +49,10 @@ class Backend(Protocol):
     def load_shard(self, path: Path) -> int:
         """Load (or reload) the gallery persisted at ``path``; returns the number of references."""
 
-    def search(self, probe: Template, k: int = 10) -> list[Candidate]:
-        """The ``k`` best-scoring references, best first (ties: earlier enrolment first)."""
+    def search(self, probe: Template, k: int = 10, *, stages: int = 1,
+               penetration: float | None = None) -> list[Candidate]:
+        """The ``k`` best-scoring references, best first (ties: earlier enrolment first);
+        ``stages=2`` screens first and scores only a shortlist (see :mod:`.screening`)."""
 
     def insert(self, reference_id: str, template: Template) -> None:
         """Enrol ``template``; GalleryError if ``reference_id`` is already enrolled."""

@@ -11,7 +11,12 @@ On disk (``directory``):
   rebuilds it from the journal. Write it with :meth:`LocalBackend.checkpoint`.
 
 Memory: :meth:`LocalBackend.memory` reports bytes per template of the packed arrays (about
-52 bytes per minutia plus 16 per template at the default parameters: 1.5 kB for 29 minutiae).
+52 bytes per minutia plus 16 per template at the default parameters: 1.5 kB for 29 minutiae)
+and of the first stage's screening codes (:data:`.params.CODE_BYTES` per template).
+
+**Two-stage search.** ``search(probe, k, stages=2)`` screens the gallery with
+:mod:`.screening` codes and scores only the shortlist with the matcher; ``stages=1`` scores
+every reference (the oracle of the two-stage search, and its upper bound on accuracy).
 """
 
 from __future__ import annotations
@@ -29,14 +34,18 @@ from ..matcher import params as P
 from ..matcher.prepare import PackedGallery, SearchTemplate, pack, prepare
 from ..templates import TemplateFormat, decode, encode
 from ..templates.model import Template
-from .engine import Candidate
+from . import params as IP
+from . import screening
+from .engine import Candidate, check_reference_id
 
 _REC = struct.Struct("<cHI")  # op, id length, data length (id bytes between the two lengths)
 
 
 def params_digest() -> str:
-    """Digest of every tuned number: a packed cache built under other parameters is stale."""
+    """Digest of every tuned number of the matcher and of the first stage: a packed cache (arrays
+    and screening codes) built under other parameters is stale."""
     items = sorted((k, repr(getattr(P, k))) for k in dir(P) if k.isupper())
+    items += sorted(("identify." + k, repr(getattr(IP, k))) for k in dir(IP) if k.isupper())
     return hashlib.sha256(repr(items).encode()).hexdigest()[:16]
 
 
@@ -48,7 +57,9 @@ class LocalBackend:
         self._ids: list[str] = []
         self._index: dict[str, int] = {}
         self._items: list[SearchTemplate] = []
+        self._codes: list[np.ndarray] = []
         self._packed: PackedGallery | None = None
+        self._screen: screening.ScreeningIndex | None = None
         self._dir = Path(directory) if directory is not None else None
         self._journal_len = 0
         if self._dir is not None:
@@ -60,7 +71,8 @@ class LocalBackend:
         with self._lock:
             self._dir = path
             path.mkdir(parents=True, exist_ok=True)
-            self._ids, self._index, self._items, self._packed = [], {}, [], None
+            self._ids, self._index, self._items, self._codes, self._packed = [], {}, [], [], None
+            self._screen = None
             start = self._load_cache(path)
             self._journal_len = self._replay(path / "journal.bin", start)
             return len(self._ids)
@@ -77,11 +89,16 @@ class LocalBackend:
                                   offsets=z["offsets"], keys=z["keys"])
                 ids = [str(s) for s in z["ids"]]
                 upto = int(z["journal_len"])
+                codes = z["codes"] if "codes" in z.files else None
         except (OSError, KeyError, ValueError):
             return 0  # unreadable cache: rebuild from the journal
         self._ids = ids
         self._index = {r: i for i, r in enumerate(ids)}
         self._items = [g.get(i) for i in range(len(g))]
+        if codes is not None and codes.shape == (len(ids), IP.CODE_BYTES):
+            self._codes = list(codes)
+        else:  # a cache written before screening codes, or at another code length
+            self._codes = [screening.code(s) for s in self._items]
         self._packed = g
         return upto
 
@@ -90,7 +107,8 @@ class LocalBackend:
             return 0
         data = journal.read_bytes()
         if start > len(data):  # journal replaced under the cache: trust the journal
-            self._ids, self._index, self._items, self._packed = [], {}, [], None
+            self._ids, self._index, self._items, self._codes, self._packed = [], {}, [], [], None
+            self._screen = None
             start = 0
         pos = start
         while pos + _REC.size <= len(data):
@@ -132,6 +150,7 @@ class LocalBackend:
             tmp = self._dir / "packed.tmp.npz"
             np.savez(tmp, x=g.x, y=g.y, t=g.t, desc=g.desc, cnt=g.cnt, w=g.w, offsets=g.offsets, keys=g.keys,
                      ids=np.array(self._ids, dtype=str), digest=np.array(params_digest()),
+                     codes=np.array(self._codes, np.uint8).reshape(-1, IP.CODE_BYTES),
                      journal_len=np.array(self._journal_len, np.int64))
             tmp.replace(self._dir / "packed.npz")
 
@@ -140,19 +159,22 @@ class LocalBackend:
         self._index[rid] = len(self._ids)
         self._ids.append(rid)
         self._items.append(s)
+        self._codes.append(screening.code(s))
         self._packed = None
+        self._screen = None
 
     def _remove(self, rid: str) -> None:
         i = self._index.pop(rid)
         del self._ids[i]
         del self._items[i]
+        del self._codes[i]
+        self._screen = None
         for j in range(i, len(self._ids)):
             self._index[self._ids[j]] = j
         self._packed = None
 
     def insert(self, reference_id: str, template: Template) -> None:
-        if not isinstance(reference_id, str) or not reference_id or len(reference_id.encode()) > 1024:
-            raise GalleryError("reference id must be a non-empty string of at most 1024 bytes")
+        check_reference_id(reference_id)
         s = prepare(template)  # MatcherError for an invalid template, before anything is written
         payload = encode(template, TemplateFormat.NATIVE)
         with self._lock:
@@ -174,28 +196,61 @@ class LocalBackend:
     def __contains__(self, reference_id: str) -> bool:
         return reference_id in self._index
 
+    def search_template(self, reference_id: str) -> SearchTemplate:
+        """The enrolled template's search form (to search the gallery with it); GalleryError if
+        unknown."""
+        with self._lock:
+            if reference_id not in self._index:
+                raise GalleryError(f"unknown reference {reference_id!r}")
+            return self._items[self._index[reference_id]]
+
     # --- search ----------------------------------------------------------------------------------
     def _gallery(self) -> PackedGallery:
         if self._packed is None:
             self._packed = pack(self._items)
         return self._packed
 
-    def search(self, probe: Template | SearchTemplate, k: int = 10) -> list[Candidate]:
-        """Exhaustive search (no screening stage): every reference is scored in full."""
+    def _screening(self) -> screening.ScreeningIndex:
+        if self._screen is None:
+            self._screen = screening.ScreeningIndex(np.array(self._codes, np.uint8).reshape(-1, IP.CODE_BYTES))
+        return self._screen
+
+    def search(self, probe: Template | SearchTemplate, k: int = 10, *, stages: int = 1,
+               penetration: float | None = None) -> list[Candidate]:
+        """The ``k`` best references, best first (ties: earlier enrolment first).
+
+        ``stages=1``: exhaustive, every reference is scored in full. ``stages=2``: the first
+        stage keeps the :func:`~.screening.shortlist_size` references (``penetration``, default
+        :data:`.params.PENETRATION`, of the gallery) whose screening codes are nearest the
+        probe's, and only those are scored; a mate the first stage drops is not found.
+        """
         if k < 1:
             raise GalleryError("k must be at least 1")
+        if stages not in (1, 2):
+            raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
+        pen = IP.PENETRATION if penetration is None else penetration
+        if stages == 2 and not (isinstance(pen, (int, float)) and 0 < pen <= 1):
+            raise GalleryError(f"penetration must be in (0, 1], got {pen!r}")
         sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
         with self._lock:
             g, ids = self._gallery(), list(self._ids)
+            screen = self._screening() if stages == 2 else None
         if not ids:
             return []
-        scores = matcher.match_many(sp, g)
-        order = np.lexsort((np.arange(len(scores)), -scores.astype(np.int64)))[:k]
-        return [Candidate(score=int(scores[i]), reference_id=ids[i]) for i in order]
+        if screen is None:
+            scores = matcher.match_many(sp, g)
+            rows = np.arange(len(scores))
+        else:
+            rows = screen.shortlist(screening.code(sp), screening.shortlist_size(len(ids), pen))
+            scores = matcher.match_many(sp, g, rows)
+        order = np.lexsort((rows, -scores.astype(np.int64)))[:k]
+        return [Candidate(score=int(scores[i]), reference_id=ids[rows[i]]) for i in order]
 
     def memory(self) -> dict[str, float]:
         """Bytes held by the packed gallery, in all and per template."""
         with self._lock:
             g = self._gallery()
             n = max(1, len(self._ids))
-            return {"templates": len(self._ids), "bytes": g.nbytes, "bytes_per_template": g.nbytes / n}
+            codes = len(self._ids) * IP.CODE_BYTES
+            return {"templates": len(self._ids), "bytes": g.nbytes, "bytes_per_template": g.nbytes / n,
+                    "screening_bytes": codes, "screening_bytes_per_template": codes / n}

@@ -63,7 +63,7 @@ from ..config import Settings, get_settings
 from ..errors import BiostationError, ConfigError, GalleryError, GalleryUnavailableError
 from ..matcher.prepare import SearchTemplate, prepare
 from ..templates.model import Template
-from .engine import Candidate
+from .engine import Candidate, check_reference_id
 from .local import LocalBackend, params_digest
 
 #: Ray namespace of the named shard actors
@@ -78,24 +78,14 @@ _ORDER = struct.Struct("<cQQH")
 _UNSTAMPED = 1 << 63
 # retries of one call across shard restarts (every method is safe to retry, see GalleryShard)
 _RETRIES = 3
+# pause before a search whose shard was unavailable is asked again (seconds)
+_RETRY_PAUSE_S = 1.0
 
 
 def shard_of(reference_id: str, shards: int) -> int:
     """The shard holding ``reference_id``: ``blake2b`` (8 bytes, little-endian) modulo ``shards``."""
     digest = hashlib.blake2b(reference_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") % shards
-
-
-def check_reference_id(reference_id: object) -> str:
-    """``reference_id`` if it is a non-empty string of at most 1024 UTF-8 bytes (the local
-    backend's rule); GalleryError otherwise."""
-    try:
-        ok = isinstance(reference_id, str) and 0 < len(reference_id.encode("utf-8")) <= 1024
-    except UnicodeEncodeError:  # lone surrogates
-        ok = False
-    if not ok:
-        raise GalleryError("reference id must be a non-empty string of at most 1024 UTF-8 bytes")
-    return reference_id  # type: ignore[return-value]
 
 
 class GalleryShard:
@@ -162,8 +152,14 @@ class GalleryShard:
 
         from .. import matcher
 
+        try:
+            import ray
+
+            node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+        except ImportError:
+            node = None
         return {"index": self.index, "count": self._local.count(), "max_stamp": self._max_stamp,
-                "pid": os.getpid(), "started": self._started, "params": params_digest(),
+                "pid": os.getpid(), "started": self._started, "params": params_digest(), "node": node,
                 "matcher": matcher.BACKEND}
 
     def ping(self) -> int:
@@ -185,13 +181,20 @@ class GalleryShard:
     def contains(self, reference_id: str) -> bool:
         return reference_id in self._local
 
+    def search_template(self, reference_id: str) -> SearchTemplate:
+        return self._local.search_template(reference_id)
+
     def memory(self) -> dict[str, float]:
         return self._local.memory()
 
-    def search(self, probe: SearchTemplate, k: int) -> list[tuple[int, int, str]]:
-        """This slice's ``k`` best as ``(score, enrolment stamp, referenceId)``, best first."""
+    def search(self, probe: SearchTemplate, k: int, stages: int = 1,
+               penetration: float | None = None) -> list[tuple[int, int, str]]:
+        """This slice's ``k`` best as ``(score, enrolment stamp, referenceId)``, best first; with
+        ``stages=2`` the first stage screens this slice (its shortlist is ``penetration`` of the
+        slice)."""
         local = self._local  # a concurrent reload swaps it
-        return [(c.score, self._order(c.reference_id), c.reference_id) for c in local.search(probe, k)]
+        found = local.search(probe, k, stages=stages, penetration=penetration)
+        return [(c.score, self._order(c.reference_id), c.reference_id) for c in found]
 
     def insert(self, reference_id: str, stamp: int, template: Template) -> None:
         check_reference_id(reference_id)
@@ -312,9 +315,17 @@ class RayBackend:
         s = self._settings
         opts: dict[str, Any] = {"num_cpus": s.ray_shard_cpus, "max_restarts": s.ray_max_restarts,
                                 "max_task_retries": _RETRIES, "max_concurrency": s.ray_shard_threads}
+        # shard i goes to the i-th alive node, round robin (Ray's SPREAD is a preference that a
+        # cluster still starting may ignore); soft, so that a shard whose node died restarts on
+        # another one
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = sorted(n["NodeID"] for n in _ray().nodes() if n.get("Alive"))
         actors, owned = [], []
         for i in range(shards):
             o = dict(opts)
+            if nodes:
+                o["scheduling_strategy"] = NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)
             path = None
             mine = True
             if directory is not None:
@@ -377,6 +388,22 @@ class RayBackend:
         except rx.RayError as exc:
             raise GalleryUnavailableError(f"{what}: the cluster failed ({type(exc).__name__})") from None
 
+    def _missing(self, refs: list[Any], exc: GalleryUnavailableError) -> GalleryUnavailableError:
+        """``exc`` reworded to name the shards whose call did not complete."""
+        ray = _ray()
+        deadline = time.monotonic() + self._timeout
+        done = set()
+        for i, r in enumerate(refs):  # a dead shard fails at once; a live one answers in time
+            try:
+                ray.get(r, timeout=max(0.0, deadline - time.monotonic()))
+                done.add(i)
+            except Exception:  # noqa: BLE001 - any failure of that shard counts as missing
+                pass
+        missing = [i for i in range(len(refs)) if i not in done]
+        err = GalleryUnavailableError(f"{exc} (missing shards: {', '.join(map(str, missing))} of {len(refs)})")
+        err.missing_shards = missing  # type: ignore[attr-defined]
+        return err
+
     def _next_stamp(self) -> int:
         with self._lock:
             self._stamp = max(self._stamp + 1, time.time_ns())
@@ -386,8 +413,16 @@ class RayBackend:
         return self._actors[shard_of(check_reference_id(reference_id), self._n)]
 
     # --- the Backend protocol ----------------------------------------------------------------------
-    def search(self, probe: Template | SearchTemplate, k: int = 10) -> list[Candidate]:
+    def search(self, probe: Template | SearchTemplate, k: int = 10, *, stages: int = 1,
+               penetration: float | None = None) -> list[Candidate]:
         """The ``k`` best references over every shard, best first (ties: earlier enrolment first).
+
+        ``stages=2``: each shard screens its own slice first (see
+        :meth:`LocalBackend.search`); the shortlist is then ``penetration`` of each slice, not of
+        the whole gallery, so the answers can differ from one local two-stage search (with
+        ``stages=1`` they are the same). A shard that died (alone or with its node) is restarted
+        and the search asked again, for up to ``ray_timeout_s``; one that cannot answer by then
+        raises GalleryUnavailableError naming the missing shards (``exc.missing_shards``).
 
         The probe is prepared here once (an invalid one raises MatcherError before any shard is
         asked) and sent inline with each shard's call (a few kB: cheaper than ``ray.put``, which
@@ -399,8 +434,22 @@ class RayBackend:
             raise GalleryError(f"k must be an integer, got {type(k).__name__}") from None
         if k < 1:
             raise GalleryError("k must be at least 1")
+        if stages not in (1, 2):
+            raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
         sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
-        parts = self._get([a.search.remote(sp, k) for a in self._actors], "search")
+        # Ray retries a call on a restarted actor, but when a whole node dies its retries can
+        # run out before the cluster has noticed and restarted the shard elsewhere: ask again
+        # until ray_timeout_s has passed (a search is safe to repeat)
+        deadline = time.monotonic() + self._timeout
+        while True:
+            refs = [a.search.remote(sp, k, stages, penetration) for a in self._actors]
+            try:
+                parts = self._get(refs, "search")
+                break
+            except GalleryUnavailableError as exc:
+                if time.monotonic() + _RETRY_PAUSE_S >= deadline:
+                    raise self._missing(refs, exc) from None
+                time.sleep(_RETRY_PAUSE_S)
         best = heapq.nsmallest(k, (c for part in parts for c in part), key=lambda c: (-c[0], c[1], c[2]))
         return [Candidate(score=score, reference_id=rid) for score, _, rid in best]
 
@@ -437,6 +486,10 @@ class RayBackend:
     def __contains__(self, reference_id: str) -> bool:
         return bool(self._get(self._route(reference_id).contains.remote(reference_id), "lookup"))
 
+    def search_template(self, reference_id: str) -> SearchTemplate:
+        """The enrolled template's search form; GalleryError if unknown."""
+        return self._get(self._route(reference_id).search_template.remote(reference_id), "lookup")
+
     # --- operations --------------------------------------------------------------------------------
     @property
     def shards(self) -> int:
@@ -447,8 +500,8 @@ class RayBackend:
         return list(self._actors)
 
     def shard_info(self) -> list[dict[str, Any]]:
-        """Per shard: count, highest enrolment stamp, worker pid and start time, matcher backend
-        and parameter digest."""
+        """Per shard: count, highest enrolment stamp, worker pid and start time, node id, matcher
+        backend and parameter digest."""
         return self._get([a.info.remote() for a in self._actors], "info")
 
     def ping(self) -> None:
@@ -504,3 +557,61 @@ class RayBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LocalCluster:
+    """A Ray cluster of ``nodes`` nodes on this machine (a head and ``nodes - 1`` workers, each
+    its own raylet with ``cpus`` CPUs), joined by this process: what benchmarks and tests use to
+    spread shards over more than one node without more machines. ``remove_worker`` stops a
+    worker node (fault injection); :meth:`shutdown` stops them all.
+
+    In production, nodes are started with ``ray start --head`` and ``ray start --address`` and
+    the gallery joins them through the ``ray_address`` setting.
+    """
+
+    def __init__(self, nodes: int = 2, cpus: int = 1):
+        from ray.cluster_utils import Cluster
+
+        if nodes < 1:
+            raise ConfigError("a cluster needs at least one node")
+        self._cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus, "include_dashboard": False})
+        self.workers = [self._cluster.add_node(num_cpus=cpus) for _ in range(nodes - 1)]
+        self._cluster.wait_for_nodes()
+        _ray().init(address=self._cluster.address, log_to_driver=False, configure_logging=False)
+        self._warm()
+
+    def _warm(self) -> None:
+        # a node that has registered may not start worker processes yet, and actors placed on it
+        # with soft affinity then fall back to another node: run one task on each node first
+        ray = _ray()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        @ray.remote(num_cpus=0)
+        def where() -> str:
+            return ray.get_runtime_context().get_node_id()
+
+        ray.get([where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
+                 for n in self.node_ids()], timeout=120)
+
+    @property
+    def address(self) -> str:
+        return self._cluster.address
+
+    def node_ids(self) -> list[str]:
+        return [n["NodeID"] for n in _ray().nodes() if n["Alive"]]
+
+    def add_worker(self, cpus: int = 1) -> Any:
+        node = self._cluster.add_node(num_cpus=cpus)
+        self.workers.append(node)
+        self._cluster.wait_for_nodes()
+        self._warm()
+        return node
+
+    def remove_worker(self, node: Any) -> None:
+        """Stop one worker node's processes (its actors die with it)."""
+        self._cluster.remove_node(node, allow_graceful=False)
+        self.workers.remove(node)
+
+    def shutdown(self) -> None:
+        _ray().shutdown()
+        self._cluster.shutdown()

@@ -271,9 +271,9 @@ def create_app(settings: Settings | None = None, registry: DriverRegistry | None
         resp.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict", path="/")
         return resp
 
-    from . import routes_card, routes_devices, routes_enroll, routes_face, routes_verify
+    from . import routes_abis, routes_card, routes_devices, routes_enroll, routes_face, routes_verify
 
-    for module in (routes_devices, routes_face, routes_card, routes_enroll, routes_verify):
+    for module in (routes_devices, routes_face, routes_card, routes_enroll, routes_verify, routes_abis):
         app.include_router(module.router, dependencies=[Depends(require_token)])
     return app
 

@@ -1,0 +1,346 @@
+"""1:N benchmark: rank-1 accuracy, penetration curves and search rates of both backends, exhaustive
+and two-stage, over FVC mated searches hidden in a synthetic background. ``biostation bench
+identify`` is a thin command over :func:`run`.
+
+**Protocol.** For each finger of the given real databases, its first impression is enrolled among
+``gallery - fingers`` synthetic templates (:mod:`.synthetic`); its other impressions are searched
+(``probes`` of them, spread over the fingers, the same ones at every size). A search is a rank-1
+hit when the finger's reference comes first. From one exhaustive pass (every score kept) and the
+probe's screening distances, the two-stage rank-1 hit rate is computed at every penetration of a
+grid (the shortlist is the nearest codes; the matcher's scores are those of the exhaustive pass):
+that is the penetration/hit-rate curve. The operating point is the smallest penetration of the grid
+whose two-stage rank-1 hits are at least the exhaustive search's. Then both searches are timed side
+by side on the same probes, one at a time, in this process (and on a Ray cluster when asked).
+
+**Tiling.** Building a gallery costs about 4 ms of CPU a template (generating and preparing), so
+``tile`` > 1 times the search over ``tile`` copies of the prepared gallery's arrays (no copy is
+enrolled): scan and scoring costs depend on the arrays' size, not on who is in them. Accuracy is
+only ever reported on the distinct gallery.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import matcher
+from ..matcher.prepare import PackedGallery, SearchTemplate, pack, prepare
+from ..templates.model import Template
+from . import params as IP
+from . import screening, synthetic
+from .local import LocalBackend
+
+Progress = Callable[[str, int, int], None]
+#: references sent to the Ray gallery per bulk insert call
+_INSERT_BATCH = 2000
+#: penetration grid of the curve (fraction of the gallery)
+GRID = tuple(float(x) for x in np.unique(np.round(np.geomspace(1e-3, 1.0, 31), 5)))
+
+
+def _noop(label: str, done: int, total: int) -> None:
+    pass
+
+
+@dataclass
+class Gallery:
+    """A built benchmark gallery: the local backend, the mated probes and their references."""
+
+    local: LocalBackend
+    probes: list[SearchTemplate]
+    mates: list[str]
+    fingers: int
+    synthetic: list[Template]
+    #: (referenceId, template) in enrolment order, for enrolling the same gallery elsewhere
+    enrolled: list[tuple[str, Template]]
+
+
+def build(mated: Mapping[str, Sequence[Template]], size: int, probes: int, seed: int = 1,
+          progress: Progress = _noop) -> Gallery:
+    """Enrol one impression of every finger of ``mated`` among synthetic templates (``size`` in
+    all) and pick ``probes`` of the other impressions, round-robin over the fingers."""
+    fingers = sorted(mated)
+    if size < len(fingers):
+        raise ValueError(f"a gallery of {size} cannot hold the {len(fingers)} mated references")
+    gen = synthetic.Generator(seed)
+    g = LocalBackend()
+    nsyn = size - len(fingers)
+    # the mated references sit at spread positions, so enrolment order favours none of them
+    slots = set(np.linspace(0, size - 1, len(fingers)).astype(int).tolist())
+    fi, si = 0, 0
+    syn: list[Template] = []
+    enrolled: list[tuple[str, Template]] = []
+    for pos in range(size):
+        if pos in slots and fi < len(fingers):
+            rid, t = f"ref/{fingers[fi]}", mated[fingers[fi]][0]
+            fi += 1
+        else:
+            rid, t = f"syn/{si}", gen.template(si)
+            if len(syn) < 2000:
+                syn.append(t)
+            si += 1
+        g.insert(rid, t)
+        enrolled.append((rid, t))
+        if pos % 1000 == 999 or pos == size - 1:
+            progress(f"gallery {size}", pos + 1, size)
+    assert si == nsyn
+    chosen: list[tuple[str, Template]] = []
+    round_ = 1
+    while len(chosen) < probes and any(len(v) > round_ for v in mated.values()):
+        for f in fingers:
+            if len(mated[f]) > round_ and len(chosen) < probes:
+                chosen.append((f, mated[f][round_]))
+        round_ += 1
+    return Gallery(local=g, probes=[prepare(t) for _, t in chosen], mates=[f"ref/{f}" for f, _ in chosen],
+                   fingers=len(fingers), synthetic=syn, enrolled=enrolled)
+
+
+def _rank1(scores: np.ndarray, mate: int, rows: np.ndarray | None = None) -> bool:
+    """Is ``mate`` first among ``rows`` (all when None), ties going to the earlier enrolment?"""
+    s = scores if rows is None else scores[rows]
+    idx = np.arange(len(scores)) if rows is None else rows
+    if mate not in set(idx.tolist()):
+        return False
+    best = np.lexsort((idx, -s.astype(np.int64)))[0]
+    return int(idx[best]) == mate
+
+
+def accuracy(gal: Gallery, progress: Progress = _noop) -> dict[str, Any]:
+    """Exhaustive rank-1, the score gap, and the two-stage curve over :data:`GRID`."""
+    g = gal.local._gallery()
+    screen = gal.local._screening()
+    ids = list(gal.local._ids)
+    where = {r: i for i, r in enumerate(ids)}
+    n = len(ids)
+    ex_hits, gaps, mate_ranks = 0, [], []
+    curve_hits = np.zeros(len(GRID), np.int64)
+    for pi, (p, mate_id) in enumerate(zip(gal.probes, gal.mates, strict=True)):
+        scores = matcher.match_many(p, g)
+        mate = where[mate_id]
+        hit = _rank1(scores, mate)
+        ex_hits += hit
+        others = np.delete(scores, mate)
+        gaps.append(int(scores[mate]) - int(others.max()) if len(others) else int(scores[mate]))
+        dist = screen.distances(screening.code(p))
+        order = np.lexsort((np.arange(n), dist))  # nearest first, ties by row
+        pos = int(np.nonzero(order == mate)[0][0])
+        mate_ranks.append(pos / n)
+        for j, pen in enumerate(GRID):
+            m = screening.shortlist_size(n, pen)
+            if pos < m:
+                curve_hits[j] += _rank1(scores, mate, np.sort(order[:m]))
+        progress(f"accuracy {n}", pi + 1, len(gal.probes))
+    probes = len(gal.probes)
+    def first(share: float) -> float:
+        ok = [j for j, h in enumerate(curve_hits) if h >= share * ex_hits]
+        return GRID[ok[0]] if ok else 1.0
+
+    op = first(1.0)
+    ranks = np.array(mate_ranks)
+    return {
+        "probes": probes,
+        "exhaustive_rank1_hits": int(ex_hits),
+        "exhaustive_rank1_hit_rate": ex_hits / probes,
+        "score_gap_median": float(np.median(gaps)), "score_gap_p10": float(np.percentile(gaps, 10)),
+        "curve": [{"penetration": pen, "shortlist": screening.shortlist_size(n, pen),
+                   "rank1_hit_rate": int(h) / probes,
+                   "mate_in_shortlist": float(np.mean(ranks < screening.shortlist_size(n, pen) / n))}
+                  for pen, h in zip(GRID, curve_hits, strict=True)],
+        "operating_penetration": op,
+        "operating_shortlist": screening.shortlist_size(n, op),
+        # for the record: where the two-stage search keeps 99 % and 95 % of the exhaustive hits
+        "penetration_99pct_of_exhaustive_hits": first(0.99),
+        "penetration_95pct_of_exhaustive_hits": first(0.95),
+    }
+
+
+def _latencies(fn: Callable[[SearchTemplate], Any], probes: Sequence[SearchTemplate]) -> tuple[list, dict]:
+    answers, times = [], []
+    for p in probes:
+        t0 = time.perf_counter()
+        answers.append(fn(p))
+        times.append(time.perf_counter() - t0)
+    t = np.array(times)
+    return answers, {"searches": len(t), "p50_ms": 1e3 * float(np.median(t)), "p99_ms": 1e3 * float(np.percentile(t, 99)),
+                     "searches_per_s": len(t) / float(t.sum())}
+
+
+def rank1_rate(answers: Sequence[Sequence[Any]], mates: Sequence[str]) -> float:
+    return float(np.mean([bool(a) and a[0].reference_id == m for a, m in zip(answers, mates, strict=True)]))
+
+
+def time_backend(backend: Any, gal: Gallery, probes: int, stages: int, penetration: float) -> tuple[list, dict]:
+    """Searches (top 10) of the first ``probes`` probes, one at a time, on ``backend``."""
+    pick = np.unique(np.linspace(0, len(gal.probes) - 1, min(probes, len(gal.probes))).astype(int))
+    ps = [gal.probes[i] for i in pick]
+    kw = {"stages": stages, "penetration": penetration}
+    answers, r = _latencies(lambda p: backend.search(p, 10, **kw), ps)
+    r["rank1_hit_rate"] = rank1_rate(answers, [gal.mates[i] for i in pick])
+    return answers, r
+
+
+def tile(packed: PackedGallery, codes: np.ndarray, factor: int) -> tuple[PackedGallery, screening.ScreeningIndex]:
+    """``factor`` copies of a packed gallery and its codes, end to end (timing only)."""
+    m = len(packed.x)
+    offs = np.concatenate([packed.offsets[:-1] + i * m for i in range(factor)] + [[factor * m]]).astype(np.int64)
+    big = PackedGallery(x=np.tile(packed.x, factor), y=np.tile(packed.y, factor), t=np.tile(packed.t, factor),
+                        desc=np.tile(packed.desc, (factor, 1)), cnt=np.tile(packed.cnt, factor), offsets=offs,
+                        keys=np.tile(packed.keys, factor))
+    return big, screening.ScreeningIndex(np.tile(codes, (factor, 1)))
+
+
+def time_tiled(gal: Gallery, factor: int, probes: int, penetration: float,
+               also: Sequence[float] = ()) -> dict[str, Any]:
+    """Exhaustive vs two-stage search time over ``factor`` copies of the gallery, side by side
+    (two-stage at ``penetration`` and at each of ``also``), plus the first stage alone."""
+    g = gal.local._gallery()
+    codes = np.array(gal.local._codes, np.uint8)
+    big, screen = tile(g, codes, factor)
+    n = len(big)
+    m = screening.shortlist_size(n, penetration)
+    ps = [gal.probes[i] for i in np.unique(np.linspace(0, len(gal.probes) - 1, probes).astype(int))]
+
+    def two(p: SearchTemplate) -> np.ndarray:
+        rows = screen.shortlist(screening.code(p), m)
+        return matcher.match_many(p, big, rows)
+
+    _, ex = _latencies(lambda p: matcher.match_many(p, big), ps)
+    _, st = _latencies(two, ps)
+    _, scan = _latencies(lambda p: screen.shortlist(screening.code(p), m), ps)
+    out = {"templates": n, "tile": factor, "shortlist": m, "penetration": penetration,
+           "exhaustive": ex, "two_stage": st, "first_stage": scan,
+           "first_stage_templates_per_s": n / (scan["p50_ms"] / 1e3),
+           "speedup_over_exhaustive": ex["p50_ms"] / st["p50_ms"], "other_penetrations": []}
+    for pen in also:
+        mm = screening.shortlist_size(n, pen)
+
+        def two_at(p: SearchTemplate, mm: int = mm) -> np.ndarray:
+            return matcher.match_many(p, big, screen.shortlist(screening.code(p), mm))
+
+        _, st2 = _latencies(two_at, ps)
+        out["other_penetrations"].append({"penetration": pen, "shortlist": mm, "two_stage": st2,
+                                          "speedup_over_exhaustive": ex["p50_ms"] / st2["p50_ms"]})
+    del big
+    return out
+
+
+def impostor_scores(mated: Mapping[str, Sequence[Template]], syn: Sequence[Template], rows: int = 200,
+                    seed: int = 3) -> dict[str, np.ndarray]:
+    """Impostor scores among the real templates (pairs of different fingers) and among the
+    synthetic ones (each its own finger): ``rows`` templates of each population, drawn at random,
+    each scored against all the others of its population."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    real = [(f, t) for f, ts in mated.items() for t in ts]
+    for name, items in (("real", real), ("synthetic", [(str(i), t) for i, t in enumerate(syn)])):
+        sp = [prepare(t) for _, t in items]
+        finger = np.array([f for f, _ in items])
+        g = pack(sp)
+        scores = []
+        for i in rng.permutation(len(sp))[:rows]:
+            s = matcher.match_many(sp[i], g)
+            scores.append(s[finger != finger[i]])
+        out[name] = np.concatenate(scores) if scores else np.zeros(0, np.int32)
+    return out
+
+
+def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impostors: dict[str, np.ndarray],
+         path: str) -> None:
+    """Penetration/hit-rate curves, synthetic vs real statistics and impostor scores, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, 3, figsize=(15, 8.5))
+    a = ax[0, 0]
+    for size, r in report["sizes"].items():
+        acc = r["accuracy"]
+        pen = [c["penetration"] for c in acc["curve"]]
+        a.plot(pen, [c["rank1_hit_rate"] for c in acc["curve"]], marker=".", label=f"{size}: two-stage rank-1")
+        a.plot(pen, [c["mate_in_shortlist"] for c in acc["curve"]], ls=":", label=f"{size}: mate in shortlist")
+        a.axhline(acc["exhaustive_rank1_hit_rate"], ls="--", lw=0.8, color=a.lines[-2].get_color())
+        a.axvline(acc["operating_penetration"], ls="-.", lw=0.8, color=a.lines[-2].get_color())
+    a.set_xscale("log")
+    a.set_xlabel("penetration rate (share of the gallery scored by the matcher)")
+    a.set_ylabel("hit rate")
+    a.set_title("first stage: penetration vs hit rate\n(dashed: exhaustive rank-1; dash-dot: operating point)")
+    a.legend(fontsize=7)
+    panels = [("count", "minutiae per template"), ("pair_distance", "pair distance (px at 500 dpi)"),
+              ("direction", "minutia direction (rad)"), ("x", "x - centroid (px)")]
+    for (key, label), a in zip(panels, [ax[0, 1], ax[0, 2], ax[1, 0], ax[1, 1]], strict=True):
+        bins = 40
+        for name in ("real", "synthetic"):
+            a.hist(stats[name][key], bins=bins, density=True, histtype="step", label=name)
+        a.set_title(f"{label}: KS {report['synthetic_vs_real'][key]['ks']:.3f}")
+        a.legend(fontsize=7)
+    a = ax[1, 2]
+    hi = max(float(np.percentile(np.concatenate(list(impostors.values())), 99.9)), 1.0)
+    for name, s in impostors.items():
+        a.hist(np.clip(s, 0, hi), bins=60, range=(0, hi), density=True, histtype="step", label=f"{name} ({len(s)})")
+    a.set_yscale("log")
+    a.set_title(f"impostor scores, FVC vs synthetic: KS {report['impostor_ks']:.3f}")
+    a.set_xlabel("matcher score")
+    a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes: int = 100,
+        time_probes: int = 20, stages: Sequence[int] = (1, 2), ray_backend: Callable[[], Any] | None = None,
+        tile_to: int | None = None, seed: int = 1, plot_path: str | None = None,
+        progress: Progress = _noop) -> dict[str, Any]:
+    """The whole benchmark (see the module docstring); ``ray_backend``: makes an empty Ray
+    gallery, timed beside the local one at every size."""
+    report: dict[str, Any] = {"matcher": matcher.BACKEND, "code_bytes": IP.CODE_BYTES, "fingers": len(mated),
+                              "sizes": {}}
+    real = [t for ts in mated.values() for t in ts]
+    last: Gallery | None = None
+    for size in sizes:
+        gal = build(mated, size, probes, seed, progress)
+        acc = accuracy(gal, progress)
+        pen = acc["operating_penetration"]
+        r: dict[str, Any] = {"accuracy": acc, "memory": gal.local.memory(), "local": {}}
+        answers: dict[int, list] = {}
+        for st in stages:
+            answers[st], r["local"][f"stages{st}"] = time_backend(gal.local, gal, time_probes, st, pen)
+        if 1 in stages and 2 in stages:
+            r["local"]["speedup_over_exhaustive"] = (r["local"]["stages2"]["searches_per_s"]
+                                                     / r["local"]["stages1"]["searches_per_s"])
+        if ray_backend is not None:
+            rb = ray_backend()
+            try:
+                for i in range(0, len(gal.enrolled), _INSERT_BATCH):  # each call well within the timeout
+                    rb.insert_many(gal.enrolled[i:i + _INSERT_BATCH])
+                r["ray"] = {"shards": rb.shards, "nodes": len({i.get("node") for i in rb.shard_info()})}
+                for st in stages:
+                    ans, r["ray"][f"stages{st}"] = time_backend(rb, gal, time_probes, st, pen)
+                    r["ray"][f"stages{st}"]["identical_to_local"] = ans == answers[st]
+                if 1 in stages and 2 in stages:
+                    r["ray"]["speedup_over_exhaustive"] = (r["ray"]["stages2"]["searches_per_s"]
+                                                           / r["ray"]["stages1"]["searches_per_s"])
+            finally:
+                rb.close(shutdown=False)
+        report["sizes"][str(size)] = r
+        last = gal
+    assert last is not None
+    if tile_to and tile_to > len(last.local._ids):
+        factor = math.ceil(tile_to / len(last.local._ids))
+        acc = report["sizes"][str(sizes[-1])]["accuracy"]
+        report["tiled"] = time_tiled(last, factor, min(time_probes, 5), acc["operating_penetration"],
+                                     also=(acc["penetration_99pct_of_exhaustive_hits"],
+                                           acc["penetration_95pct_of_exhaustive_hits"], 0.01))
+    stats = {"real": synthetic.statistics(real), "synthetic": synthetic.statistics(last.synthetic)}
+    report["synthetic_vs_real"] = synthetic.compare(real, last.synthetic)
+    imp = impostor_scores(mated, last.synthetic[:len(real)])
+    report["impostor_ks"] = synthetic.ks_distance(imp["real"].astype(float), imp["synthetic"].astype(float))
+    report["impostor_percentiles"] = {k: np.percentile(v, [50, 90, 99, 99.9]).tolist() for k, v in imp.items()}
+    if plot_path:
+        plot(report, stats, imp, plot_path)
+    return report
+

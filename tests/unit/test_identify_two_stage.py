@@ -1,0 +1,215 @@
+"""The first stage (screening codes) and the two-stage search, against the exhaustive oracle;
+the synthetic background generator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from biostation import matcher
+from biostation.errors import GalleryError
+from biostation.identify import LocalBackend, screening, synthetic
+from biostation.identify import params as IP
+from biostation.identify.engine import check_reference_id
+from biostation.templates import Template, load_template
+
+DBS = ("DB1_B", "DB2_B", "DB3_B", "DB4_B")
+
+
+_FVC: dict[str, Template] = {}
+_GALLERY: list[LocalBackend] = []
+
+
+@pytest.fixture
+def fvc(shared) -> dict[str, Template]:
+    """SecuGen ISO templates of FVC2002 B by name (read once)."""
+    if _FVC:
+        return _FVC
+    out = _FVC
+    for db in DBS:
+        for path in sorted((shared / "data" / "fvc2002" / "iso_secugen" / db).glob("*.iso")):
+            out[f"{db}/{path.stem}"] = load_template(path)
+    return out
+
+
+@pytest.fixture
+def gallery(fvc) -> LocalBackend:
+    """Impression 1 of the 40 fingers among 400 synthetic templates (built once)."""
+    if _GALLERY:
+        return _GALLERY[0]
+    g = LocalBackend()
+    _GALLERY.append(g)
+    gen = synthetic.Generator(5)
+    for i in range(400):
+        g.insert(f"syn/{i}", gen.template(i))
+        if i % 10 == 0:
+            name = sorted(n for n in fvc if n.endswith("_1"))[i // 10]
+            g.insert(name, fvc[name])
+    return g
+
+
+def moved(t: Template, angle: float, dx: float, dy: float) -> Template:
+    m = t.minutiae.copy()
+    c, s = math.cos(angle), math.sin(angle)
+    x, y = m["x"].astype(float) - t.width / 2, m["y"].astype(float) - t.height / 2
+    nx, ny = x * c + y * s + t.width / 2 + dx, -x * s + y * c + t.height / 2 + dy
+    keep = (nx >= 0) & (ny >= 0) & (nx < t.width) & (ny < t.height)
+    m = m[keep]
+    m["x"], m["y"] = np.rint(nx[keep]), np.rint(ny[keep])
+    m["angle"] = np.mod(m["angle"].astype(float) + angle, 2 * math.pi).astype(np.float32) % np.float32(2 * math.pi)
+    return Template(width=t.width, height=t.height, dpi=t.dpi, minutiae=m)
+
+
+def test_codes_have_half_their_bits_set_and_ignore_pose(fvc):
+    t = fvc["DB1_B/101_1"]
+    a = screening.code(matcher.prepare(t))
+    assert a.shape == (IP.CODE_BYTES,) and a.dtype == np.uint8
+    assert int(np.unpackbits(a).sum()) == IP.CODE_BITS // 2
+    b = screening.code(matcher.prepare(moved(t, 0.5, 10, -8)))
+    others = [screening.code(matcher.prepare(fvc[f"DB1_B/{f}_1"])) for f in range(102, 111)]
+    ham = (lambda u, v: int(np.unpackbits(u ^ v).sum()))
+    # the same minutiae turned and moved stay far nearer each other than other fingers are
+    assert ham(a, b) < min(ham(a, o) for o in others) / 2
+    assert not screening.code(matcher.prepare(Template(width=100, height=100))).any()
+
+
+def test_index_shortlist_is_the_nearest_codes(fvc):
+    codes = np.stack([screening.code(matcher.prepare(t)) for t in fvc.values()])
+    index = screening.ScreeningIndex(codes)
+    probe = codes[17]
+    dist = index.distances(probe)
+    ref = np.unpackbits(codes ^ probe, axis=1).sum(axis=1)
+    assert np.array_equal(dist, ref)
+    rows = index.shortlist(probe, 25)
+    assert len(rows) == 25 and np.all(np.diff(rows) > 0) and 17 in rows
+    assert dist[rows].max() <= np.sort(dist)[24]
+    assert np.array_equal(index.shortlist(probe, 10_000), np.arange(len(codes)))
+    assert len(screening.ScreeningIndex(np.zeros((0, IP.CODE_BYTES), np.uint8)).shortlist(probe, 5)) == 0
+
+
+def test_shortlist_size():
+    assert screening.shortlist_size(10, 0.01) == 10
+    assert screening.shortlist_size(1_000_000, 0.01) == 10_000
+    assert screening.shortlist_size(1000, 0.001) == IP.MIN_SHORTLIST
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError):
+            screening.shortlist_size(100, bad)
+
+
+def test_two_stage_equals_the_exhaustive_oracle_on_its_shortlist(gallery, fvc):
+    ids = list(gallery._ids)
+    g = gallery._gallery()
+    n = len(ids)
+    for name in ("DB1_B/101_3", "DB2_B/105_4", "DB3_B/108_2", "DB4_B/110_6"):
+        sp = matcher.prepare(fvc[name])
+        full = gallery.search(sp, n)  # exhaustive, whole ranking
+        assert gallery.search(sp, 10, stages=2, penetration=1.0) == full[:10]
+        pen = 0.6
+        rows = gallery._screening().shortlist(screening.code(sp), screening.shortlist_size(n, pen))
+        keep = {ids[r] for r in rows}
+        oracle = [c for c in full if c.reference_id in keep][:10]
+        assert gallery.search(sp, 10, stages=2, penetration=pen) == oracle
+        scores = matcher.match_many(sp, g)
+        for c in oracle:
+            assert c.score == scores[ids.index(c.reference_id)]
+
+
+def test_two_stage_finds_mates_and_follows_mutations(gallery, fvc):
+    hits = sum(gallery.search(fvc[f"DB1_B/{f}_2"], 1, stages=2, penetration=0.5)[0].reference_id == f"DB1_B/{f}_1"
+               for f in range(101, 111))
+    assert hits >= 8
+    g = LocalBackend()
+    for i, t in enumerate(synthetic.Generator(2).templates(0, 30)):
+        g.insert(f"s{i}", t)
+    g.insert("x", fvc["DB2_B/103_1"])
+    assert g.search(fvc["DB2_B/103_1"], 1, stages=2, penetration=0.01)[0].reference_id == "x"
+    g.delete("x")
+    assert "x" not in {c.reference_id for c in g.search(fvc["DB2_B/103_1"], 31, stages=2)}
+    assert g.memory()["screening_bytes_per_template"] == IP.CODE_BYTES
+
+
+def test_bad_search_arguments_are_refused(gallery, fvc):
+    p = fvc["DB1_B/101_2"]
+    for kw in ({"stages": 3}, {"stages": 2, "penetration": 0}, {"stages": 2, "penetration": 2.0}):
+        with pytest.raises(GalleryError):
+            gallery.search(p, 5, **kw)
+    assert LocalBackend().search(p, 3, stages=2) == []
+
+
+def test_reference_id_rule_is_shared():
+    from biostation.identify import ray_backend
+
+    assert ray_backend.check_reference_id is check_reference_id
+    for bad in ("", 5, "x" * 1025, "\ud800"):
+        with pytest.raises(GalleryError):
+            LocalBackend().insert(bad, Template(width=10, height=10))
+
+
+def test_synthetic_templates_are_deterministic_and_valid():
+    a, b = synthetic.Generator(9), synthetic.Generator(9)
+    for i in (0, 1, 777):
+        ta, tb = a.template(i), b.template(i)
+        assert np.array_equal(ta.minutiae, tb.minutiae) and (ta.width, ta.height) == (tb.width, tb.height)
+        ta.validate()
+        m = ta.minutiae
+        assert IP.SYN_MIN_COUNT <= len(m) <= IP.SYN_MAX_COUNT
+        assert m["x"].max() < ta.width and m["y"].max() < ta.height
+        d = np.hypot(m["x"][:, None].astype(float) - m["x"][None, :], m["y"][:, None].astype(float) - m["y"][None, :])
+        np.fill_diagonal(d, 1e9)
+        assert d.min() >= IP.SYN_MIN_SPACING - 1.5  # rounding to whole pixels
+    assert not np.array_equal(a.template(0).minutiae, synthetic.Generator(10).template(0).minutiae)
+
+
+def test_synthetic_statistics_are_near_real_ones(fvc):
+    syn = synthetic.Generator(3).templates(0, 320)
+    cmp = synthetic.compare(list(fvc.values()), syn)
+    assert set(cmp) == {"count", "x", "y", "direction", "pair_distance"}
+    # the spatial and pair-distance distributions of real prints, within a KS distance of 0.25
+    for key in ("x", "y", "pair_distance", "direction"):
+        assert cmp[key]["ks"] < 0.25, (key, cmp[key])
+    assert synthetic.ks_distance(np.arange(10.0), np.arange(10.0)) == 0.0
+    assert synthetic.ks_distance(np.zeros(3), np.ones(3)) == 1.0
+
+
+@pytest.mark.slow
+def test_bench_identify_command_reports_both_searches(shared, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from biostation.cli import app
+
+    out = tmp_path / "id.json"
+    r = CliRunner().invoke(app, ["bench", "identify", "--gallery", "60", "--probes", "12", "--time-probes", "3",
+                                 "--fvc", str(shared / "data" / "fvc2002" / "DB1_B"), "--json", str(out),
+                                 "--plot", str(tmp_path / "id.png")])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    size = rep["sizes"]["60"]
+    assert size["accuracy"]["probes"] == 12 and size["memory"]["templates"] == 60
+    local = size["local"]
+    assert {"searches_per_s", "rank1_hit_rate", "p50_ms", "p99_ms"} <= set(local["stages2"])
+    assert local["speedup_over_exhaustive"] > 0
+    curve = size["accuracy"]["curve"]
+    assert curve[-1]["penetration"] == 1.0 and curve[-1]["mate_in_shortlist"] == 1.0
+    # at the operating point the two-stage search loses no rank-1 hit of the exhaustive one
+    op = [c for c in curve if c["penetration"] == size["accuracy"]["operating_penetration"]][0]
+    assert op["rank1_hit_rate"] >= size["accuracy"]["exhaustive_rank1_hit_rate"]
+    assert (tmp_path / "id.png").stat().st_size > 10_000
+    r = CliRunner().invoke(app, ["bench", "identify", "--gallery", "5", "--fvc", str(shared / "data" / "fvc2002" / "DB1_B")])
+    assert r.exit_code != 0  # fewer references than fingers
+
+
+def test_checkpoint_keeps_the_codes_and_a_reload_searches_alike(fvc, tmp_path):
+    g = LocalBackend(tmp_path / "g")
+    for i, t in enumerate(synthetic.Generator(6).templates(0, 40)):
+        g.insert(f"s{i}", t)
+    g.insert("x", fvc["DB3_B/104_1"])
+    g.checkpoint()
+    g.insert("y", fvc["DB3_B/105_1"])  # after the checkpoint: replayed from the journal
+    h = LocalBackend(tmp_path / "g")
+    assert [c.tobytes() for c in h._codes] == [c.tobytes() for c in g._codes]
+    p = fvc["DB3_B/104_3"]
+    assert h.search(p, 5, stages=2, penetration=0.1) == g.search(p, 5, stages=2, penetration=0.1)
