@@ -34,6 +34,7 @@ def _progress_bar():
 
 def _fvc_fingers(roots: list[Path], progress: Optional[Callable[[str, int, int], None]] = None) -> dict[str, list]:
     """Templates extracted from FVC images, by finger (``fvc2000/DB1_B/101``), impressions in order."""
+    from ..evaluation import database_dpi, databases, samples
     from ..fingerprint import extract, read_image
     from ..matcher.evaluation import parse_name
 
@@ -41,9 +42,9 @@ def _fvc_fingers(roots: list[Path], progress: Optional[Callable[[str, int, int],
     for root in roots:
         if not root.is_dir():
             continue
-        for db in _databases(root):
-            dpi = _guess_dpi(db) if "2002" in root.name else 500.0
-            jobs += [(f"{root.name}/{db.name}/{parse_name(stem)[0]}", image, dpi) for stem, image, _ in _samples(db, None)]
+        for db in databases(root):
+            dpi = database_dpi(db)
+            jobs += [(f"{root.name}/{db.name}/{parse_name(stem)[0]}", image, dpi) for stem, image, _ in samples(db, None)]
     out: dict[str, list] = {}
     for i, (finger, image, dpi) in enumerate(jobs):
         out.setdefault(finger, []).append(extract(read_image(image), dpi))
