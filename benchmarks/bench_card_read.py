@@ -91,14 +91,13 @@ def main() -> int:
     ap.add_argument("--eac-only", action="store_true")
     args = ap.parse_args()
 
+    from biostation.card.reader import read_document
     from biostation_drivers.pcsc_reader import PcscReader
     from biostation_drivers.simulated.card_reader import SimulatedCardReader
     from biostation_drivers.simulated.vcard.card import VirtualCard
     from biostation_drivers.simulated.vcard.pcscd import ensure_pcscd, vpcd_slot
     from biostation_drivers.simulated.vcard.profiles import build_profile
     from biostation_drivers.simulated.vcard.vpcd import VpcdClient
-
-    from biostation.card.reader import read_document
 
     prof = build_profile("cccd", face_bytes=args.face_kb * 1000, can_tries=None)
     daemon = ensure_pcscd()

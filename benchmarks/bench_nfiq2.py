@@ -102,7 +102,7 @@ def main() -> int:
     print(f"Pearson r = {np.corrcoef(ref, our)[0, 1]:.3f}")
     med = statistics.median
     nist_nfiq2 = [a - b for a, b in zip(t_ref, t_ref_min)]
-    print(f"\nper image, median ({'min of %d runs' % args.repeat if args.repeat > 1 else 'one run'}):")
+    print(f"\nper image, median ({f'min of {args.repeat} runs' if args.repeat > 1 else 'one run'}):")
     print(f"  NIST nbis-py, minutiae + NFIQ 2 : {med(t_ref) * 1e3:7.1f} ms")
     print(f"  NIST NFIQ 2 share (difference)  : {med(nist_nfiq2) * 1e3:7.1f} ms")
     print(f"  biostation nfiq2 (with decode)  : {med(t_ours) * 1e3:7.1f} ms")

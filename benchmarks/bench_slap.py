@@ -184,10 +184,9 @@ def sequence(n: int, seed: int, n_clean: int) -> None:
     the same score matrices. Session i of fault f in database d is drawn from
     ``default_rng([seed, f, d, i])``: seed 1 is the development set the margins were tuned on,
     report figures on another seed."""
-    from sequence_baseline import decide as baseline
-
     from biostation.fingerprint.sequence import decide, score_matrices
     from biostation.fingerprint.sequence_compose import FAULTS, make_session, session_templates
+    from sequence_baseline import decide as baseline
 
     dbs = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
     print(f"\nsequence check, seed set {seed}: {n} session(s) per fault per database, {n_clean} clean")

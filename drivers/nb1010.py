@@ -126,7 +126,7 @@ class NB1010Scanner(FingerprintScanner):
                           VID, PID, (("bus", dev.bus), ("address", dev.address), ("backend", backend)))
 
     @classmethod
-    def from_backend(cls, backend: Any, settings: Settings | None = None) -> "NB1010Scanner":
+    def from_backend(cls, backend: Any, settings: Settings | None = None) -> NB1010Scanner:
         """A scanner on the first NB-1010 that ``backend`` (a pyusb backend) shows; for tests."""
         usb = _usb()
         dev = usb.core.find(idVendor=VID, idProduct=PID, backend=backend)

@@ -40,9 +40,10 @@ import errno as _errno
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import usb.backend
 import usb.core
@@ -255,7 +256,7 @@ class ReplayBackend(usb.backend.IBackend):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_dir(cls, folder: str | Path, **kw: Any) -> "ReplayBackend":
+    def from_dir(cls, folder: str | Path, **kw: Any) -> ReplayBackend:
         folder = Path(folder)
         return cls(folder / "device", folder / "capture.ioctl", **kw)
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,7 +28,7 @@ from biostation.config import Settings
 from biostation.errors import DeviceGoneError, DeviceProtocolError, DeviceTimeoutError
 from biostation.hal import Attachment, Camera, CameraSettings, Deadline, Feature
 
-FrameScript = Union[Sequence[np.ndarray], Callable[[int], "np.ndarray | None"]]
+FrameScript = Sequence[np.ndarray] | Callable[[int], "np.ndarray | None"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}
 

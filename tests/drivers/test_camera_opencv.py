@@ -11,10 +11,10 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from biostation_drivers.opencv_camera import OpenCVCamera, device_path
 
 from biostation.errors import DeviceGoneError, DeviceProtocolError, DeviceTimeoutError
 from biostation.hal import Attachment, CameraSettings, DeviceState
+from biostation_drivers.opencv_camera import OpenCVCamera, device_path
 
 
 class FileCamera(OpenCVCamera):

@@ -7,12 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from biostation_drivers.simulated.camera import SimulatedCamera
 
 from biostation.errors import DeviceTimeoutError
 from biostation.face import check_portrait, draw_overlay, load_image
-from biostation.station.workflows import capture_portrait
 from biostation.hal import DeviceState
+from biostation.station.workflows import capture_portrait
+from biostation_drivers.simulated.camera import SimulatedCamera
 
 VIDEOS = ("mpf_new_face_video-90.mp4", "mpf_video_01.mp4", "intel_head-pose-face-detection-female.avi",
           "intel_head-pose-face-detection-female.gif", "wikimedia_face-morphing.gif")

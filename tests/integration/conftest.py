@@ -9,7 +9,6 @@ or pyscard is missing. ``vpcd_card(card, slot=0)`` plugs a virtual card into vpc
 from __future__ import annotations
 
 import shutil
-
 from collections.abc import Callable, Iterator
 from pathlib import Path
 

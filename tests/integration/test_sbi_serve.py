@@ -10,7 +10,6 @@ import signal
 import time
 
 import httpx
-
 from tests.conftest import running_station
 
 

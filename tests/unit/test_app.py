@@ -7,13 +7,13 @@ import base64
 import cv2
 import numpy as np
 import pytest
-from biostation_drivers.simulated.camera import SimulatedCamera, generated_clip
-from biostation_drivers.simulated.card_reader import SimulatedCardReader
-from biostation_drivers.simulated.scanner import SimulatedScanner
 from fastapi.testclient import TestClient
 
 from biostation.hal import DriverRegistry
 from biostation.station import create_app
+from biostation_drivers.simulated.camera import SimulatedCamera, generated_clip
+from biostation_drivers.simulated.card_reader import SimulatedCardReader
+from biostation_drivers.simulated.scanner import SimulatedScanner
 
 IMG = (np.arange(200 * 180) % 251).astype(np.uint8).reshape(200, 180)
 

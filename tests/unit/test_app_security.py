@@ -12,9 +12,6 @@ import zlib
 
 import numpy as np
 import pytest
-from biostation_drivers.simulated.camera import SimulatedCamera, generated_clip
-from biostation_drivers.simulated.card_reader import SimulatedCardReader
-from biostation_drivers.simulated.scanner import SimulatedScanner
 from fastapi import WebSocket
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -23,6 +20,9 @@ from biostation.errors import StationBusyError
 from biostation.hal import DriverRegistry
 from biostation.station import create_app
 from biostation.station.security import HeavyPool, Sessions
+from biostation_drivers.simulated.camera import SimulatedCamera, generated_clip
+from biostation_drivers.simulated.card_reader import SimulatedCardReader
+from biostation_drivers.simulated.scanner import SimulatedScanner
 
 IMG = (np.arange(200 * 180) % 251).astype(np.uint8).reshape(200, 180)
 

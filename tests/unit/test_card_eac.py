@@ -13,10 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from biostation_drivers.simulated.card_reader import SimulatedCardReader
-from biostation_drivers.simulated.vcard.card import CardData, VirtualCard
-from biostation_drivers.simulated.vcard.profiles import build_profile, synthetic_finger
-
 from cryptography.hazmat.primitives import serialization
 
 from biostation.card import cvc, dg3, lds, tlv, trust
@@ -25,6 +21,9 @@ from biostation.card.reader import CardFiles, read_document
 from biostation.card.ta import SW_TA, Terminal, TerminalAuthChip, comp, id_picc_bac
 from biostation.errors import AccessDeniedError, CardError, ImageError, TerminalAuthError, TLVError
 from biostation.records import FingerPosition
+from biostation_drivers.simulated.card_reader import SimulatedCardReader
+from biostation_drivers.simulated.vcard.card import CardData, VirtualCard
+from biostation_drivers.simulated.vcard.profiles import build_profile, synthetic_finger
 
 BSI_CVCA = bytes.fromhex(
     "7F218201B67F4E82016E5F290100420E44455445535465494430303030347F4982011D060A04007F000702020202038120A9FB57"
@@ -458,10 +457,9 @@ def test_mutated_certificates_and_dg3_raise_only_typed_errors():
 
 
 def test_simulated_reader_card_hands_out_its_terminal(tmp_path):
-    from biostation_drivers.simulated.card_reader import ProfileCard
-
     from biostation.card.ta import load_terminal
     from biostation.card.trust import TrustStore
+    from biostation_drivers.simulated.card_reader import ProfileCard
 
     card = ProfileCard("cccd", tmp_path / "sim")
     info = card.info

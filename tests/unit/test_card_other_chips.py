@@ -6,15 +6,15 @@ from __future__ import annotations
 import copy
 
 import pytest
-from biostation_drivers.simulated.card_reader import SimulatedCardReader
-from biostation_drivers.simulated.vcard.card import CardData, VirtualCard
-from biostation_drivers.simulated.vcard.profiles import build_profile
-from biostation_drivers.simulated.vcard.quirks import QUIRKS, apply_quirks
 from cryptography.hazmat.primitives import serialization
 
 from biostation.card import trust
 from biostation.card.reader import read_document
 from biostation.errors import AccessDeniedError
+from biostation_drivers.simulated.card_reader import SimulatedCardReader
+from biostation_drivers.simulated.vcard.card import CardData, VirtualCard
+from biostation_drivers.simulated.vcard.profiles import build_profile
+from biostation_drivers.simulated.vcard.quirks import QUIRKS, apply_quirks
 
 TD3_MRZ = "L898902C/690806/940623"
 

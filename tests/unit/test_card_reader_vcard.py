@@ -5,15 +5,15 @@ from __future__ import annotations
 import copy
 
 import pytest
-from biostation_drivers.simulated.card_reader import SimulatedCardReader
-from biostation_drivers.simulated.vcard.card import CardData, Faults, VirtualCard
-from biostation_drivers.simulated.vcard.profiles import build_profile
 from cryptography.hazmat.primitives import serialization
 
 from biostation.card import lds, trust
 from biostation.card.apdu import ApduChannel
 from biostation.card.reader import CardFiles, read_document
 from biostation.errors import AccessDeniedError, CardRemovedError, SecureMessagingError
+from biostation_drivers.simulated.card_reader import SimulatedCardReader
+from biostation_drivers.simulated.vcard.card import CardData, Faults, VirtualCard
+from biostation_drivers.simulated.vcard.profiles import build_profile
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from biostation_drivers.simulated.card_reader import SimulatedCardReader
-from biostation_drivers.simulated.vcard.card import Faults, VirtualCard
-from biostation_drivers.simulated.vcard.profiles import build_profile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +16,9 @@ from biostation.card.apdu import ApduChannel, Command, Response
 from biostation.card.reader import CardFiles, read_document
 from biostation.card.sm import SecureMessaging
 from biostation.errors import CardError, SecureMessagingError, TLVError
+from biostation_drivers.simulated.card_reader import SimulatedCardReader
+from biostation_drivers.simulated.vcard.card import Faults, VirtualCard
+from biostation_drivers.simulated.vcard.profiles import build_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 DECODERS = [lds.decode_com, lds.decode_dg1, lds.decode_dg2, lds.decode_dg11, lds.decode_dg12, lds.decode_dg13,
@@ -114,9 +114,8 @@ def _powered(card):
 def test_pcsc_driver_is_declared_and_binds_pcsc_attachments(settings):
     eps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["biostation.drivers"]
     assert eps["pcsc-reader"] == "biostation_drivers.pcsc_reader:PcscReader"
-    from biostation_drivers.pcsc_reader import PcscReader
-
     from biostation.hal import Attachment, CardReader
+    from biostation_drivers.pcsc_reader import PcscReader
 
     assert issubclass(PcscReader, CardReader)
     assert PcscReader.discover(Attachment("pcsc", "pcsc:Virtual PCD 00 00", "Virtual PCD 00 00")) > 0

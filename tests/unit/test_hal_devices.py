@@ -5,8 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from biostation_drivers.simulated.camera import SimulatedCamera, generated_clip
-from biostation_drivers.simulated.card_reader import BlankCard, SimulatedCardReader
 
 from biostation.errors import (
     CardRemovedError,
@@ -15,6 +13,8 @@ from biostation.errors import (
     DeviceStateError,
 )
 from biostation.hal import ApduTransport, CameraSettings, DeviceState, EventKind
+from biostation_drivers.simulated.camera import SimulatedCamera, generated_clip
+from biostation_drivers.simulated.card_reader import BlankCard, SimulatedCardReader
 
 
 # --- camera ------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from biostation_drivers.simulated.scanner import SimulatedScanner, folder_images
 
 from biostation.config import Settings
 from biostation.errors import (
@@ -18,6 +17,7 @@ from biostation.errors import (
     DeviceTimeoutError,
 )
 from biostation.hal import DeviceState, EventBus, EventKind, FingerPosition, ImpressionKind
+from biostation_drivers.simulated.scanner import SimulatedScanner, folder_images
 
 
 def _recorder(dev):

@@ -9,7 +9,6 @@ from biostation.errors import GalleryError, MatcherError
 from biostation.identify import Backend, LocalBackend
 from biostation.templates import MINUTIA_DTYPE, Template, load_template
 
-
 # every test of this module runs once per matcher backend (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures("matcher_backend")
 

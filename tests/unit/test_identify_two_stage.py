@@ -69,7 +69,10 @@ def test_codes_have_half_their_bits_set_and_ignore_pose(fvc):
     assert int(np.unpackbits(a).sum()) == IP.CODE_BITS // 2
     b = screening.code(matcher.prepare(moved(t, 0.5, 10, -8)))
     others = [screening.code(matcher.prepare(fvc[f"DB1_B/{f}_1"])) for f in range(102, 111)]
-    ham = (lambda u, v: int(np.unpackbits(u ^ v).sum()))
+
+    def ham(u, v):
+        return int(np.unpackbits(u ^ v).sum())
+
     # the same minutiae turned and moved stay far nearer each other than other fingers are
     assert ham(a, b) < min(ham(a, o) for o in others) / 2
     assert not screening.code(matcher.prepare(Template(width=100, height=100))).any()

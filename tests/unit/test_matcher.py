@@ -13,7 +13,6 @@ from biostation.errors import MatcherError
 from biostation.matcher import params as P
 from biostation.templates import MINUTIA_DTYPE, Template, load_template
 
-
 # every test of this module runs once per matcher backend (tests/conftest.py)
 pytestmark = pytest.mark.usefixtures("matcher_backend")
 

@@ -7,9 +7,6 @@ import io
 import json
 
 import pytest
-from biostation_drivers.simulated.card_reader import SimulatedCardReader
-from biostation_drivers.simulated.vcard.perso import Lifecycle, PersoCard, SimulatedEncoder
-from biostation_drivers.simulated.vcard.profiles import synthetic_finger
 from cryptography.hazmat.primitives import serialization
 from PIL import Image
 
@@ -21,6 +18,9 @@ from biostation.card.ta import Terminal
 from biostation.card.trust import TrustStore
 from biostation.records import FingerPosition
 from biostation.store import Journal
+from biostation_drivers.simulated.card_reader import SimulatedCardReader
+from biostation_drivers.simulated.vcard.perso import Lifecycle, PersoCard, SimulatedEncoder
+from biostation_drivers.simulated.vcard.profiles import synthetic_finger
 
 
 @pytest.fixture(scope="module")

@@ -59,11 +59,12 @@ def test_ec_signer_signs_in_token(softhsm):
 
 
 def test_sod_signed_in_token_passes_passive_authentication(softhsm):
+    from cryptography.hazmat.primitives import serialization
+
     from biostation.card.pkcs11 import Pkcs11Signer, import_private_key
     from biostation.card.pki import make_test_pki
     from biostation.card.sod import build_sod, passive_authentication
     from biostation.card.trust import TrustStore
-    from cryptography.hazmat.primitives import serialization
 
     pki = make_test_pki()  # brainpoolP256r1, as several states use
     import_private_key(DEFAULT_MODULE, LABEL, PIN, "ds-pki", pki.ds_key)
@@ -130,14 +131,13 @@ def test_errors_are_typed(softhsm):
 
 def test_terminal_authentication_key_in_token(softhsm):
     """The inspection system's TA key signs in the token: a chip accepts it and DG3 is read."""
-    from biostation_drivers.simulated.card_reader import SimulatedCardReader
-    from biostation_drivers.simulated.vcard.card import VirtualCard
-    from biostation_drivers.simulated.vcard.profiles import build_profile
-
     from biostation.card import cvc
     from biostation.card.pkcs11 import Pkcs11TerminalSigner, import_private_key
     from biostation.card.reader import read_document
     from biostation.card.ta import Terminal
+    from biostation_drivers.simulated.card_reader import SimulatedCardReader
+    from biostation_drivers.simulated.vcard.card import VirtualCard
+    from biostation_drivers.simulated.vcard.profiles import build_profile
 
     h = cvc.make_test_hierarchy()
     import_private_key(DEFAULT_MODULE, LABEL, PIN, "is-ta", h.is_key)
@@ -158,11 +158,11 @@ def test_cli_pki_puts_the_is_key_in_the_token_and_run_writes_dg3(softhsm, tmp_pa
     import io
     import json
 
-    from biostation_drivers.simulated.vcard.profiles import synthetic_finger
     from PIL import Image
     from typer.testing import CliRunner
 
     from biostation.cli import app
+    from biostation_drivers.simulated.vcard.profiles import synthetic_finger
 
     for k, v in {"DATA_DIR": str(tmp_path / "data"), "PERSO_SIGNER": "pkcs11", "PERSO_PKCS11_TOKEN": LABEL,
                  "PERSO_PKCS11_KEY": "ds-cli-eac", "PERSO_PKCS11_PIN": PIN,

@@ -11,15 +11,26 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from biostation.errors import RecordError
-from biostation.records import (FingerImage, FingerPosition, ImpressionKind, Portrait, Segment, TransactionHeader,
-                                build_records, build_transaction, read_minutiae, read_transaction)
-from biostation.records import iso19794_4, iso19794_5
+from biostation.errors import RecordError, TemplateError
+from biostation.records import (
+    FingerImage,
+    FingerPosition,
+    ImpressionKind,
+    Portrait,
+    Segment,
+    TransactionHeader,
+    build_records,
+    build_transaction,
+    iso19794_4,
+    iso19794_5,
+    read_minutiae,
+    read_transaction,
+)
 from biostation.templates import TemplateFormat, decode, encode, minutiae_array
 from biostation.templates.model import Template
 
 HEADER = TransactionHeader("ENR", "NIDA00001", "STATION042", "20261203-000117",
-                           when=dt.datetime(2026, 12, 3, 8, 15, 30, tzinfo=dt.timezone.utc))
+                           when=dt.datetime(2026, 12, 3, 8, 15, 30, tzinfo=dt.UTC))
 
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
@@ -132,9 +143,9 @@ def test_templates_written_by_the_iso_and_ansi_codecs_keep_position_and_quality(
     for fmt in (TemplateFormat.ISO_19794_2, TemplateFormat.ANSI_378):
         back = decode(encode(t, fmt), fmt).views[0]
         assert (back.finger_position, back.quality) == (9, 57)
-    with pytest.raises(Exception):
+    with pytest.raises(TemplateError):
         t.labelled(quality=101)
-    with pytest.raises(Exception):
+    with pytest.raises(TemplateError):
         t.labelled(finger_position=16)
 
 

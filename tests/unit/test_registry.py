@@ -5,9 +5,6 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint
 
 import pytest
-from biostation_drivers.simulated.camera import SimulatedCamera
-from biostation_drivers.simulated.card_reader import SimulatedCardReader
-from biostation_drivers.simulated.scanner import SimulatedScanner
 
 from biostation.config import DeviceMode
 from biostation.errors import DeviceNotFoundError
@@ -20,6 +17,9 @@ from biostation.hal import (
     FingerprintScanner,
 )
 from biostation.hal import registry as registry_mod
+from biostation_drivers.simulated.camera import SimulatedCamera
+from biostation_drivers.simulated.card_reader import SimulatedCardReader
+from biostation_drivers.simulated.scanner import SimulatedScanner
 
 ATTACHED: list[Attachment] = []
 

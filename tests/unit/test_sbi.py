@@ -21,7 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwcrypto import jwk, jws
 
-from biostation.hal import DriverRegistry, FingerPosition as FP
+from biostation.hal import DriverRegistry
+from biostation.hal import FingerPosition as FP
 from biostation.records import iso19794_4, iso19794_5
 from biostation.station.sbi import SbiService, bind_first_free
 from biostation_drivers.simulated.camera import SimulatedCamera
@@ -154,7 +155,9 @@ def test_mosipdinfo_is_signed_by_the_device_key_under_the_test_ca(station):
     forged = json.loads(_b64d(p))
     forged["deviceStatus"] = "Busy"
     p2 = base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=").decode()
-    with pytest.raises(Exception):
+    from jwcrypto.jws import InvalidJWSSignature
+
+    with pytest.raises(InvalidJWSSignature):
         _verify(f"{h}.{p2}.{s}", _ca(svc))
     # the device keys are on disk, private ones 0600
     keys = svc.keys.folder

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwcrypto import jwk, jws
+from pydantic import SecretStr
 
 from biostation.card.pkcs11 import DEFAULT_MODULE
 from biostation.hal import DriverRegistry

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from biostation.cli import app
 from biostation.config import Settings
-from biostation.errors import OutboxBusyError, OutboxError
+from biostation.errors import OutboxBusyError, OutboxError, StoreStateError
 from biostation.store import DataKey, EnrollmentStore, OutboxState, SessionState
 from biostation.store.central_sim import SimulatedCentral
 from biostation.store.outbox import Backoff, Outbox, OutboxSender, check_url
@@ -157,7 +157,7 @@ def test_payload_purged_only_after_a_2xx(tmp_path):
         assert len(sealed) == 5 and not any(c[20:52] in disk for c in sealed)  # not even the ciphertext stays
         assert central.duplicates == 1 and list(central.filed) == [txn]
         ob.close()
-    with pytest.raises(Exception):
+    with pytest.raises(StoreStateError):
         store.record("S-001")
     store.close()
 
@@ -319,7 +319,7 @@ def _tls_files(d):
     def name(cn):
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key, srv_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(name("test central CA")).issuer_name(name("test central CA"))
           .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - dt.timedelta(days=1))

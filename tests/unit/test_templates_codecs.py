@@ -8,11 +8,21 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from biostation.errors import TemplateError, TemplateFormatError, TemplateVersionError
-from biostation.templates import (MINUTIA_DTYPE, Template, TemplateFormat, TemplateRecord, decode, encode,
-                                  load_template, minutiae_array)
+from biostation.templates import (
+    MINUTIA_DTYPE,
+    Template,
+    TemplateFormat,
+    TemplateRecord,
+    decode,
+    encode,
+    load_template,
+    minutiae_array,
+)
 
 ALL = list(TemplateFormat)
 

@@ -43,9 +43,9 @@ from biostation.card.auth import aa_sign, ca_chip_agree
 from biostation.card.pace import PASSWORD_CAN, PASSWORD_MRZ, PaceChip, Password
 from biostation.card.reader import ICAO_AID
 from biostation.card.secinfo import PaceInfo, decode_oid, parse_security_infos
+from biostation.card.sm import SecureMessaging
 from biostation.card.ta import TerminalAuthChip, id_picc_bac
 from biostation.card.ta import comp as comp_key
-from biostation.card.sm import SecureMessaging
 from biostation.errors import (
     AccessDeniedError,
     CardError,

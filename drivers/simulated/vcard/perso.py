@@ -41,10 +41,11 @@ import os
 import secrets as _secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from biostation.card import tlv
 from biostation.card.apdu import INS, Command, Response
@@ -124,7 +125,7 @@ class PersoCard(VirtualCard):
         self.save()
 
     @classmethod
-    def load(cls, state_dir: str | os.PathLike[str], **kw: Any) -> "PersoCard":
+    def load(cls, state_dir: str | os.PathLike[str], **kw: Any) -> PersoCard:
         """The card saved in ``state_dir`` (lifecycle, files, secrets), freshly powered."""
         return cls(state_dir=state_dir, data=CardData.load(Path(state_dir)), **kw)
 

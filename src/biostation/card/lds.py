@@ -32,7 +32,6 @@ absent, so they are read by number, never by position.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 

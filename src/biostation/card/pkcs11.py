@@ -228,10 +228,9 @@ def import_private_key(module: str, token_label: str, pin: str, key_label: str, 
     generated in the token (:func:`generate_keypair`)."""
     import pkcs11
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from pkcs11.util.ec import decode_ec_private_key
     from pkcs11.util.rsa import decode_rsa_private_key
-
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
     _, session = _open(module, token_label, pin)
     try:

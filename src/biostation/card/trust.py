@@ -17,7 +17,8 @@ import base64
 import re
 from pathlib import Path
 
-from asn1crypto import cms, core, x509 as ax509
+from asn1crypto import cms, core
+from asn1crypto import x509 as ax509
 
 from ..errors import TLVError
 from . import tlv
@@ -155,7 +156,7 @@ class TrustStore:
         return len(certs)
 
     @classmethod
-    def load(cls, path: Path | str, strict: bool = False) -> "TrustStore":
+    def load(cls, path: Path | str, strict: bool = False) -> TrustStore:
         """A folder (every certificate and master list in it) or one file.
 
         Bad files are listed in :attr:`problems` (name and offset); ``strict`` raises instead.

@@ -77,7 +77,7 @@ def serve(
         sock.bind((settings.host, settings.port))
     except OSError as exc:
         typer.secho(f"error: cannot bind {settings.host}:{settings.port}: {exc.strerror}", fg="red", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     sock.listen(128)
     actual_port = sock.getsockname()[1]
     app_ = create_app(settings)

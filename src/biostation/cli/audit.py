@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -32,14 +32,14 @@ def _fail(msg: str, code: int = 2) -> None:
 
 @audit_app.command("verify")
 def verify_cmd(
-    data_dir: Optional[Path] = DataDir,
+    data_dir: Path | None = DataDir,
     no_key: bool = typer.Option(False, "--no-key", help="Check the hash chain and head only, without the "
                                 "store's key (an auditor's copy); MACs are then not checked."),
 ) -> None:
     """Walk the whole trail: exit 0 if intact, 1 naming the first broken line."""
-    from . import settings_from
     from ..errors import StoreError, StoreKeyError
     from ..store import audit
+    from . import settings_from
 
     settings = settings_from(data_dir)
     path = _db_path(settings)
@@ -71,7 +71,7 @@ def verify_cmd(
 
 @audit_app.command("show")
 def show_cmd(
-    data_dir: Optional[Path] = DataDir,
+    data_dir: Path | None = DataDir,
     last: int = typer.Option(20, "--last", min=1, help="How many of the latest lines."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
 ) -> None:

@@ -11,8 +11,8 @@ benchmarks and tests call too.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -32,7 +32,7 @@ def _progress_bar():
     return progress, update
 
 
-def _fvc_fingers(roots: list[Path], progress: Optional[Callable[[str, int, int], None]] = None) -> dict[str, list]:
+def _fvc_fingers(roots: list[Path], progress: Callable[[str, int, int], None] | None = None) -> dict[str, list]:
     """Templates extracted from FVC images, by finger (``fvc2000/DB1_B/101``), impressions in order."""
     from ..evaluation import database_dpi, databases, samples
     from ..fingerprint import extract, read_image
@@ -124,12 +124,12 @@ def register(app: typer.Typer) -> None:
         shards: int = typer.Option(2, "--shards", min=1, help="Ray shards."),
         nodes: int = typer.Option(2, "--nodes", min=1, help="Ray nodes started on this machine (ignored with "
                                   "--ray-address)."),
-        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster instead."),
+        ray_address: str | None = typer.Option(None, "--ray-address", help="Join this Ray cluster instead."),
         fvc: list[Path] = typer.Option([Path("../shared/data/fvc2000"), Path("../shared/data/fvc2002")], "--fvc",
                                        help="FVC folders (DB1_B.. inside) whose fingers are searched."),
         seed: int = typer.Option(1, "--seed", help="Synthetic background seed."),
-        json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report here."),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="Penetration/hit-rate curves and synthetic vs "
+        json_out: Path | None = typer.Option(None, "--json", help="Write the report here."),
+        plot: Path | None = typer.Option(None, "--plot", help="Penetration/hit-rate curves and synthetic vs "
                                             "real statistics, as a PNG."),
     ) -> None:
         """1:N search: rank-1, penetration curve, latency and rate, local vs Ray, one vs two stages."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -61,22 +60,22 @@ def register(app: typer.Typer) -> None:
 
     @card_app.command("read")
     def read(
-        reader: Optional[str] = typer.Option(None, "--reader", help="PC/SC reader name (or its start). Default: "
+        reader: str | None = typer.Option(None, "--reader", help="PC/SC reader name (or its start). Default: "
                                              "the first reader with a card."),
-        can: Optional[str] = typer.Option(None, "--can", help="Card access number (CCCD: last 6 digits of the ID)."),
-        mrz: Optional[str] = typer.Option(None, "--mrz", help="The MRZ (all lines, newline-separated) or "
+        can: str | None = typer.Option(None, "--can", help="Card access number (CCCD: last 6 digits of the ID)."),
+        mrz: str | None = typer.Option(None, "--mrz", help="The MRZ (all lines, newline-separated) or "
                                           "DOCNO/YYMMDD/YYMMDD (document number, birth, expiry)."),
-        csca: Optional[Path] = typer.Option(None, "--csca", help="CSCA trust store: a folder of certificates "
+        csca: Path | None = typer.Option(None, "--csca", help="CSCA trust store: a folder of certificates "
                                             "and/or ICAO master lists, or one file."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Write the data groups, EF.SOD, the face "
+        out: Path | None = typer.Option(None, "--out", help="Write the data groups, EF.SOD, the face "
                                            "image(s) and summary.json to this folder."),
-        extended: Optional[bool] = typer.Option(None, "--extended/--short", help="Force extended-length "
+        extended: bool | None = typer.Option(None, "--extended/--short", help="Force extended-length "
                                                 "APDUs (fewer, larger reads) or short ones. Default: extended "
                                                 "when the card announces it (ATR, EF.ATR/INFO)."),
-        max_read: Optional[int] = typer.Option(None, "--max-read", help="Bytes per READ BINARY (default 223 "
+        max_read: int | None = typer.Option(None, "--max-read", help="Bytes per READ BINARY (default 223 "
                                                "short; with extended length from the card's limits, at most 4096)."),
         wait: float = typer.Option(10.0, "--wait", help="Seconds to wait for a card."),
-        terminal_dir: Optional[Path] = typer.Option(None, "--terminal", help="Inspection-system credentials "
+        terminal_dir: Path | None = typer.Option(None, "--terminal", help="Inspection-system credentials "
                                                     "(cvca/dv/is.cvcert and is.key, as `perso pki` writes to "
                                                     "<pki>/eac): read DG3 fingerprints after terminal authentication."),
     ) -> None:
@@ -110,18 +109,18 @@ def register(app: typer.Typer) -> None:
             try:
                 terminal = load_terminal(terminal_dir)
             except BiostationError as exc:
-                raise _err(f"terminal credentials {terminal_dir}: {exc}", EXIT_USAGE)
+                raise _err(f"terminal credentials {terminal_dir}: {exc}", EXIT_USAGE) from None
         try:
             trust = TrustStore.load(csca) if csca else None
         except (TLVError, OSError) as exc:
-            raise _err(f"CSCA store {csca}: {exc}", EXIT_USAGE)
+            raise _err(f"CSCA store {csca}: {exc}", EXIT_USAGE) from None
         if trust is not None:
             for p in trust.problems:
                 typer.secho(f"warning: CSCA store: {p}", fg="yellow", err=True)
         try:
             from biostation_drivers.pcsc_reader import PcscReader
         except ImportError as exc:
-            raise _err(f"PC/SC driver unavailable: {exc}", EXIT_CARD)
+            raise _err(f"PC/SC driver unavailable: {exc}", EXIT_CARD) from None
         console = Console(stderr=True)
         try:
             dev = PcscReader.open_by_name(reader)
@@ -140,11 +139,11 @@ def register(app: typer.Typer) -> None:
                                        max_read=max_read, progress=progress, terminal=terminal)
             dev.power_off()
         except AccessDeniedError as exc:
-            raise _err(f"access denied: {exc}", EXIT_ACCESS)
+            raise _err(f"access denied: {exc}", EXIT_ACCESS) from None
         except CardRemovedError as exc:
-            raise _err(f"card removed: {exc}; nothing was kept, read again", EXIT_REMOVED)
+            raise _err(f"card removed: {exc}; nothing was kept, read again", EXIT_REMOVED) from None
         except (BiostationError, DeviceError) as exc:
-            raise _err(f"{type(exc).__name__}: {exc}", EXIT_CARD)
+            raise _err(f"{type(exc).__name__}: {exc}", EXIT_CARD) from None
         summary = result.summary()
         if out is not None:
             summary["written"] = _write_out(out, result, summary)
@@ -161,12 +160,12 @@ def register(app: typer.Typer) -> None:
                                     "(passport, BAC only)."),
         port: int = typer.Option(0x8C7B, "--port", help="vpcd TCP port: 35963 is reader 'Virtual PCD 00 00', "
                                  "35964 'Virtual PCD 00 01'."),
-        state: Optional[Path] = typer.Option(None, "--state", help="Keep the card (files, keys, counters, "
+        state: Path | None = typer.Option(None, "--state", help="Keep the card (files, keys, counters, "
                                              "test PKI) in this folder across runs."),
         slow_ms: float = typer.Option(0.0, "--slow-ms", help="Delay every APDU by this many ms (slow card)."),
-        pull_after: Optional[int] = typer.Option(None, "--pull-after", help="Leave the field after this many "
+        pull_after: int | None = typer.Option(None, "--pull-after", help="Leave the field after this many "
                                                  "APDUs (comes back 1 s later)."),
-        bad_mac_at: Optional[int] = typer.Option(None, "--bad-mac-at", help="Corrupt the MAC of the n-th "
+        bad_mac_at: int | None = typer.Option(None, "--bad-mac-at", help="Corrupt the MAC of the n-th "
                                                  "secure-messaging response."),
         can_tries: int = typer.Option(3, "--can-tries", help="CAN retry counter (0: unlimited)."),
         face_kb: int = typer.Option(20, "--face-kb", help="Size of the DG2 face image (KB)."),
@@ -218,19 +217,19 @@ def register(app: typer.Typer) -> None:
         try:
             daemon = ensure_pcscd()
         except DeviceError as exc:
-            raise _err(str(exc), EXIT_CARD)
+            raise _err(str(exc), EXIT_CARD) from None
         card = VirtualCard(data, faults, state_dir=state / "card" if state else None)
         try:
             apply_quirks(card, quirk)
         except ValueError as exc:
             daemon.stop()
-            raise _err(str(exc), EXIT_USAGE)
+            raise _err(str(exc), EXIT_USAGE) from None
         client = VpcdClient(card, port=port, reinsert_after_s=1.0)
         try:
             client.start()
         except DeviceError as exc:
             daemon.stop()
-            raise _err(str(exc), EXIT_CARD)
+            raise _err(str(exc), EXIT_CARD) from None
         slot = port - 0x8C7B
         reader_name = f"Virtual PCD 00 {slot:02d}" if slot in (0, 1) else "Virtual PCD"
         print(json.dumps({"reader": reader_name, "port": port, "profile": info["profile"], "can": info["can"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -32,7 +32,7 @@ def _write(path: Path, data: bytes) -> None:
 @enroll_app.command("demo")
 def demo(
     out: Path = typer.Option(..., "--out", help="Folder for <session>.an2 and the ISO records."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Station data directory whose store and "
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Station data directory whose store and "
                                             "gallery the session goes to (default: a fresh temporary one)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:

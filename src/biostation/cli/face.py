@@ -106,7 +106,7 @@ def verify(
             print(json.dumps({"error": str(exc)}))
         else:
             typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if as_json:
         print(json.dumps(res.to_dict()))
     else:

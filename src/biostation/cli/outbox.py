@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,7 +19,7 @@ outbox_app = typer.Typer(help="Delivery of finished transactions to the central 
 
 @outbox_app.command("status")
 def status_cmd(
-    data_dir: Optional[Path] = DataDir,
+    data_dir: Path | None = DataDir,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """What is queued, delivered and held."""
@@ -43,18 +42,18 @@ def status_cmd(
 
 @outbox_app.command("flush")
 def flush_cmd(
-    data_dir: Optional[Path] = DataDir,
-    url: Optional[str] = typer.Option(None, "--url", help="Central endpoint (default BIOSTATION_CENTRAL_URL)."),
+    data_dir: Path | None = DataDir,
+    url: str | None = typer.Option(None, "--url", help="Central endpoint (default BIOSTATION_CENTRAL_URL)."),
     now: bool = typer.Option(False, "--now", help="Try every queued transaction now, without waiting for "
                              "its retry time (the network is known to be back)."),
-    operator: Optional[str] = Operator,
+    operator: str | None = Operator,
 ) -> None:
     """Attempt every transaction due now, once; exit 0 when the queue is empty afterwards, 1 if not."""
     from rich.progress import Progress
 
-    from . import settings_from
     from ..errors import BiostationError
     from ..store.outbox import Outbox
+    from . import settings_from
 
     settings = settings_from(data_dir, central_url=url)
     store = open_store(data_dir)
@@ -87,8 +86,8 @@ def flush_cmd(
 @outbox_app.command("requeue")
 def requeue_cmd(
     txn_id: str = typer.Argument(..., help="A transaction the endpoint refused."),
-    data_dir: Optional[Path] = DataDir,
-    operator: Optional[str] = Operator,
+    data_dir: Path | None = DataDir,
+    operator: str | None = Operator,
 ) -> None:
     """Queue a refused transaction again."""
     from ..errors import BiostationError

@@ -16,7 +16,7 @@ import random
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -24,13 +24,13 @@ perso_app = typer.Typer(help="Card personalization line: test PKI, run orders, j
                         no_args_is_help=True)
 
 
-def _settings(data_dir: Optional[Path]) -> Any:
+def _settings(data_dir: Path | None) -> Any:
     from . import settings_from
 
     return settings_from(data_dir)
 
 
-def _journal_path(settings: Any, journal: Optional[Path]) -> Path:
+def _journal_path(settings: Any, journal: Path | None) -> Path:
     return journal or settings.data_dir / "perso" / "journal.db"
 
 
@@ -101,8 +101,8 @@ def _trust(settings: Any) -> Any:
 
 @perso_app.command("pki")
 def pki_cmd(
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Station data directory."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write (default: the settings' PKI folder)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Station data directory."),
+    out: Path | None = typer.Option(None, "--out", help="Folder to write (default: the settings' PKI folder)."),
     country: str = typer.Option("VN", help="Country code of the CSCA and DS."),
     key_type: str = typer.Option("ec", help="ec (brainpoolP256r1), P-256, P-384 or rsa (2048)."),
     pkcs11: bool = typer.Option(False, "--pkcs11", help="Put the DS key into the PKCS#11 token of the "
@@ -193,8 +193,8 @@ class CrashPoint:
         os._exit(137)  # not reached: SIGKILL is delivered before os.kill returns
 
 
-def _encoders(names: list[str], simulated: int, settings: Any, card_dir: Optional[Path], apdu_ms: float,
-              baud: int, tear_rate: float, seed: Optional[int], tear_within: int = 100,
+def _encoders(names: list[str], simulated: int, settings: Any, card_dir: Path | None, apdu_ms: float,
+              baud: int, tear_rate: float, seed: int | None, tear_within: int = 100,
               on_apdu: Any = None) -> list[Any]:
     from ..card.perso.line import ReaderEncoder
     from ..errors import DeviceNotFoundError
@@ -238,15 +238,15 @@ def run_cmd(
     encoder: list[str] = typer.Option([], "--encoder", "-e", help="A card reader device id (repeat for "
                                       "several encoders); names starting with 'sim' are simulated encoders."),
     simulated: int = typer.Option(0, "--simulated", help="Add this many simulated encoders."),
-    journal: Optional[Path] = typer.Option(None, "--journal", help="Journal (default <data_dir>/perso/journal.db)."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Station data directory."),
-    card_dir: Optional[Path] = typer.Option(None, "--card-dir", help="Simulated encoders keep each card's state here."),
+    journal: Path | None = typer.Option(None, "--journal", help="Journal (default <data_dir>/perso/journal.db)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Station data directory."),
+    card_dir: Path | None = typer.Option(None, "--card-dir", help="Simulated encoders keep each card's state here."),
     apdu_ms: float = typer.Option(15.0, "--sim-apdu-ms", help="Simulated chip: ms per APDU (contact chips: 10-20)."),
     baud: int = typer.Option(115200, "--sim-baud", help="Simulated chip: line speed (0: no transfer time)."),
     tear_rate: float = typer.Option(0.0, "--sim-tear-rate", help="Simulated cards: share torn at a random APDU."),
     tear_within: int = typer.Option(100, "--sim-tear-within", help="Torn cards leave at an APDU index below this."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the simulated tearing."),
-    crash_at: Optional[str] = typer.Option(None, "--sim-crash-at", help="Fault drill: kill -9 this runner at "
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the simulated tearing."),
+    crash_at: str | None = typer.Option(None, "--sim-crash-at", help="Fault drill: kill -9 this runner at "
                                            "apdu:N:before|after (N-th APDU of the simulated cards) or commit:N "
                                            "(after the journal's N-th commit)."),
     no_aa: bool = typer.Option(False, "--no-active-auth", help="Write no AA key / DG15."),
@@ -330,8 +330,8 @@ def run_cmd(
 
 @perso_app.command("status")
 def status_cmd(
-    journal: Optional[Path] = typer.Option(None, "--journal", help="Journal (default <data_dir>/perso/journal.db)."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Station data directory."),
+    journal: Path | None = typer.Option(None, "--journal", help="Journal (default <data_dir>/perso/journal.db)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Station data directory."),
 ) -> None:
     """Counts of orders and cards, and the exactly-once audit, as JSON."""
     from ..store import Journal

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,7 +19,7 @@ def register(app: typer.Typer) -> None:
                                      "feedback values (and the 69 features with --features)."),
         with_features: bool = typer.Option(False, "--features", help="Include the 69 feature values "
                                            "in the JSON output."),
-        model: Optional[Path] = typer.Option(None, "--model", help="NIST's NFIQ 2 model YAML "
+        model: Path | None = typer.Option(None, "--model", help="NIST's NFIQ 2 model YAML "
                                              "(default: Settings.nfiq2_model or ../shared)."),
     ) -> None:
         """NFIQ 2 score (0..100, higher is better) of each image; exit status 1 if any image failed."""

@@ -15,7 +15,7 @@ import json
 import os
 import pwd
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -26,7 +26,7 @@ DataDir = typer.Option(None, "--data-dir", help="Station data directory.")
 Operator = typer.Option(None, "--operator", help="Operator id for the audit trail (default cli:<login>).")
 
 
-def actor(operator: Optional[str]) -> str:
+def actor(operator: str | None) -> str:
     """The audit actor of a CLI verb: ``--operator`` or ``cli:<login name>``."""
     if operator:
         return operator
@@ -41,11 +41,11 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def open_store(data_dir: Optional[Path], create: bool = False) -> Any:
+def open_store(data_dir: Path | None, create: bool = False) -> Any:
     """The settings' enrollment store; exits 2 with the reason when it cannot be opened."""
-    from . import settings_from
     from ..errors import BiostationError
     from ..store import EnrollmentStore
+    from . import settings_from
 
     try:
         return EnrollmentStore.open(settings_from(data_dir), create=create)
@@ -55,15 +55,15 @@ def open_store(data_dir: Optional[Path], create: bool = False) -> Any:
 
 @store_app.command("keygen")
 def keygen_cmd(
-    data_dir: Optional[Path] = DataDir,
+    data_dir: Path | None = DataDir,
     pkcs11: bool = typer.Option(False, "--pkcs11", help="Make the AES wrapping key in the settings' token "
                                 "(BIOSTATION_STORE_PKCS11_*) and a data key wrapped by it."),
 ) -> None:
     """Make the store's data key (refused when one exists) and the store itself."""
-    from . import settings_from
     from ..errors import BiostationError
     from ..store import EnrollmentStore
     from ..store.keys import key_path, make_pkcs11_wrapping_key
+    from . import settings_from
 
     settings = settings_from(data_dir, store_key_source="pkcs11" if pkcs11 else None)
     path = key_path(settings)
@@ -85,14 +85,14 @@ def keygen_cmd(
 
 @store_app.command("rekey")
 def rekey_cmd(
-    data_dir: Optional[Path] = DataDir,
-    operator: Optional[str] = Operator,
+    data_dir: Path | None = DataDir,
+    operator: str | None = Operator,
 ) -> None:
     """Rotate the data key: re-seal the whole store under a new key, then replace the key file
     (file source) or the wrapped key (pkcs11 source); a crash in between is settled at the next open."""
-    from . import settings_from
     from ..errors import BiostationError
     from ..store.keys import rotate_key
+    from . import settings_from
 
     settings = settings_from(data_dir)
     store = open_store(data_dir)
@@ -108,8 +108,8 @@ def rekey_cmd(
 
 @store_app.command("sessions")
 def sessions_cmd(
-    data_dir: Optional[Path] = DataDir,
-    state: Optional[str] = typer.Option(None, help="open, finished, delivered or cancelled."),
+    data_dir: Path | None = DataDir,
+    state: str | None = typer.Option(None, help="open, finished, delivered or cancelled."),
 ) -> None:
     """Sessions with their state and step, as JSON lines (no personal data)."""
     from ..store import SessionState
@@ -127,8 +127,8 @@ def sessions_cmd(
 
 @store_app.command("identity")
 def identity_cmd(
-    data_dir: Optional[Path] = DataDir,
-    out: Optional[Path] = typer.Option(None, "--out", help="Write it to this file (default: print it)."),
+    data_dir: Path | None = DataDir,
+    out: Path | None = typer.Option(None, "--out", help="Write it to this file (default: print it)."),
 ) -> None:
     """This station's id and public keys, for another station's `store trust`."""
     store = open_store(data_dir, create=True)
@@ -146,8 +146,8 @@ def identity_cmd(
 @store_app.command("trust")
 def trust_cmd(
     identity_file: Path = typer.Argument(..., help="Another station's `store identity` output."),
-    data_dir: Optional[Path] = DataDir,
-    operator: Optional[str] = Operator,
+    data_dir: Path | None = DataDir,
+    operator: str | None = Operator,
 ) -> None:
     """Accept batches from that station, and allow exports to it."""
     try:
@@ -171,8 +171,8 @@ def trust_cmd(
 def export_cmd(
     to: str = typer.Option(..., "--to", help="Station id of the receiving station (trusted here)."),
     out: Path = typer.Option(..., "--out", help="Batch file to write."),
-    data_dir: Optional[Path] = DataDir,
-    operator: Optional[str] = Operator,
+    data_dir: Path | None = DataDir,
+    operator: str | None = Operator,
 ) -> None:
     """Write every queued transaction into a signed batch that only station --to can read."""
     from ..errors import BiostationError
@@ -192,8 +192,8 @@ def export_cmd(
 @store_app.command("import")
 def import_cmd(
     batch_file: Path = typer.Argument(..., help="A batch written by a trusted station for this one."),
-    data_dir: Optional[Path] = DataDir,
-    operator: Optional[str] = Operator,
+    data_dir: Path | None = DataDir,
+    operator: str | None = Operator,
 ) -> None:
     """Verify and decrypt a batch and queue its transactions; a refused batch imports nothing (exit 1)."""
     from ..errors import BatchError, BiostationError

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 
 def verify_cmd(
-    reader: Optional[str] = typer.Option(None, "--reader", help="Card reader device id (default: the first)."),
-    can: Optional[str] = typer.Option(None, "--can", help="Card access number (6 digits on the CCCD)."),
-    mrz: Optional[str] = typer.Option(None, "--mrz", help="The MRZ, or DOCNO/YYMMDD/YYMMDD."),
+    reader: str | None = typer.Option(None, "--reader", help="Card reader device id (default: the first)."),
+    can: str | None = typer.Option(None, "--can", help="Card access number (6 digits on the CCCD)."),
+    mrz: str | None = typer.Option(None, "--mrz", help="The MRZ, or DOCNO/YYMMDD/YYMMDD."),
     no_fingers: bool = typer.Option(False, "--no-fingers", help="Decide on the face alone (no scanner)."),
-    devices: Optional[str] = typer.Option(None, "--devices", help="auto, simulated or hardware."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Station data directory."),
+    devices: str | None = typer.Option(None, "--devices", help="auto, simulated or hardware."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Station data directory."),
     operator: str = typer.Option("desk", "--operator", help="Who verifies (audit trail)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -47,7 +46,7 @@ def verify_cmd(
     console = Console(stderr=True)
     store = None
     try:
-        def first(cls: str, wanted: Optional[str] = None):  # noqa: ANN202
+        def first(cls: str, wanted: str | None = None):  # noqa: ANN202
             for d in reg.devices():
                 if d.device_class.value == cls and (wanted is None or d.device_id == wanted):
                     return d

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -37,8 +37,8 @@ not a slap image (wrong type, too small, blank or all black).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np

@@ -15,8 +15,8 @@ sizes (a small little finger) and a hand that runs off the image's right edge.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -20,7 +20,6 @@ from ..records.vocabulary import FingerPosition, ImpressionKind
 from .base import Device, DeviceClass, Feature
 from .events import EventKind
 
-
 _FEATURE_FOR_KIND = {
     ImpressionKind.FLAT: Feature.CAPTURE_FLAT,
     ImpressionKind.SLAP: Feature.CAPTURE_SLAP,

@@ -224,7 +224,6 @@ def time_tiled(gal: Gallery, factor: int, probes: int, penetration: float,
         _, st2 = _latencies(two_at, ps)
         out["other_penetrations"].append({"penetration": pen, "shortlist": mm, "two_stage": st2,
                                           "speedup_over_exhaustive": ex["p50_ms"] / st2["p50_ms"]})
-    del big
     return out
 
 

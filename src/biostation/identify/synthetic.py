@@ -126,7 +126,10 @@ def statistics(templates: Sequence[Template]) -> dict[str, np.ndarray]:
         dirs.append(m["angle"].astype(np.float64))
         d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
         pairs.append(d[np.triu_indices(len(x), 1)])
-    cat = (lambda a: np.concatenate(a) if a else np.zeros(0))
+
+    def cat(a: list) -> np.ndarray:
+        return np.concatenate(a) if a else np.zeros(0)
+
     return {"count": np.array(counts, np.float64), "x": cat(rx), "y": cat(ry), "direction": cat(dirs),
             "pair_distance": cat(pairs)}
 

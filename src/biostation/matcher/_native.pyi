@@ -1,6 +1,6 @@
 """Type stubs of the C kernels (native/matcher.c). Arrays: C-contiguous, native byte order."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt

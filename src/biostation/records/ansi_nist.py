@@ -41,9 +41,10 @@ import os
 import re
 import struct
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -429,7 +430,7 @@ def _tagged_length(data: bytes, pos: int, rtype: int) -> int:
     return int(m.group(2))
 
 
-def read_transaction(data: bytes) -> "Transaction":
+def read_transaction(data: bytes) -> Transaction:
     """Parse a whole transaction (traditional encoding).
 
     Every record listed in 1.003 must be present, in order, with the listed type and IDC, each

@@ -41,8 +41,9 @@ Thread-safe.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -398,9 +399,9 @@ def build_records(demographics: Mapping[int, Any], fingers: Sequence[FingerImage
 
 
 def _build(demographics, fingers, face, templates, header, algorithm):
-    when = header.when or _dt.datetime.now(_dt.timezone.utc)
+    when = header.when or _dt.datetime.now(_dt.UTC)
     if when.tzinfo is not None:
-        when = when.astimezone(_dt.timezone.utc)
+        when = when.astimezone(_dt.UTC)
     date = when.date()
     # validate everything first
     positions = []

@@ -43,9 +43,8 @@ MIN_SIDE, MAX_SIDE = 16, 16384
 
 def _pillow():
     """Pillow with the WSQ plugin registered (imported on first use: it loads a C extension)."""
-    from PIL import Image
-
     import wsq  # noqa: F401  (registers the "WSQ" format with Pillow)
+    from PIL import Image
 
     return Image
 

@@ -34,6 +34,7 @@ from ..config import Settings, get_settings
 from ..errors import (
     AccessDeniedError,
     AuthError,
+    BatchError,
     BiostationError,
     CardError,
     CardRemovedError,
@@ -43,7 +44,6 @@ from ..errors import (
     DeviceProtocolError,
     DeviceStateError,
     DeviceTimeoutError,
-    BatchError,
     ImageError,
     InvalidInputError,
     RecordError,

@@ -40,8 +40,9 @@ import hmac
 import json
 import re
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import AuditError
 
@@ -140,7 +141,7 @@ def _mac(key: bytes, seq: int, digest: str) -> str:
 
 
 def _now_iso(now: float) -> str:
-    return dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def append(db: sqlite3.Connection, *, actor: str, action: str, obj: str | None, detail: Mapping[str, Any],

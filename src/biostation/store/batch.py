@@ -96,7 +96,7 @@ def export_batch(store: EnrollmentStore, to_station: str, out: str | os.PathLike
     key = _kdf(eph.exchange(X25519PublicKey.from_public_bytes(peer[1])), eph_pub, peer[1], batch_id)
     nonce = secrets.token_bytes(12)
     header = {"format": 1, "batch_id": batch_id, "from": store.station_id, "to": to_station,
-              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "entries": len(entries),
+              "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "entries": len(entries),
               "eph": eph_pub.hex(), "nonce": nonce.hex(), "alg": _ALG}
     hbytes = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     head = MAGIC + struct.pack(">I", len(hbytes)) + hbytes

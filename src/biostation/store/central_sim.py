@@ -85,7 +85,7 @@ class SimulatedCentral:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/transactions"
 
     # --- life cycle ----------------------------------------------------------------------------
-    def go_up(self) -> "SimulatedCentral":
+    def go_up(self) -> SimulatedCentral:
         if self._server is not None:
             return self
         sim = self
@@ -122,7 +122,7 @@ class SimulatedCentral:
             self._thread.join()
         self._server = None
 
-    def __enter__(self) -> "SimulatedCentral":
+    def __enter__(self) -> SimulatedCentral:
         return self.go_up()
 
     def __exit__(self, *exc: object) -> None:

@@ -46,10 +46,11 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from ..errors import StoreError, StoreIntegrityError, StoreKeyError, StoreStateError
 from . import audit as _audit
@@ -242,7 +243,7 @@ class EnrollmentStore:
             raise
 
     @classmethod
-    def open(cls, settings: Any, *, create: bool = True, **kw: Any) -> "EnrollmentStore":
+    def open(cls, settings: Any, *, create: bool = True, **kw: Any) -> EnrollmentStore:
         """The store of ``settings`` (``<store_dir>/enrollment.db``) with the key its source gives."""
         from .keys import load_data_key, settle_rotation
 
@@ -294,7 +295,7 @@ class EnrollmentStore:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "EnrollmentStore":
+    def __enter__(self) -> EnrollmentStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -302,7 +303,7 @@ class EnrollmentStore:
 
     # --- transactions ----------------------------------------------------------------------------
     class _Tx:
-        def __init__(self, s: "EnrollmentStore"):
+        def __init__(self, s: EnrollmentStore):
             self.s = s
 
         def __enter__(self) -> sqlite3.Connection:
@@ -340,7 +341,7 @@ class EnrollmentStore:
             if isinstance(ev, sqlite3.DatabaseError):
                 raise StoreError(f"store: {ev}") from ev
 
-    def _tx(self) -> "EnrollmentStore._Tx":
+    def _tx(self) -> EnrollmentStore._Tx:
         return EnrollmentStore._Tx(self)
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:

@@ -39,10 +39,11 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from ..errors import JournalBusyError, StoreError
 
@@ -149,7 +150,7 @@ class Journal:
 
     # --- process-level exclusivity -------------------------------------------------------------
     @classmethod
-    def open_exclusive(cls, path: str | os.PathLike[str], **kw: Any) -> "Journal":
+    def open_exclusive(cls, path: str | os.PathLike[str], **kw: Any) -> Journal:
         """Open and take the journal's advisory lock; JournalBusyError if a live runner holds it."""
         lock_path = Path(str(path) + ".lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +175,7 @@ class Journal:
                 os.close(self._lock_fd)  # releases the flock
                 self._lock_fd = None
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -182,7 +183,7 @@ class Journal:
 
     # --- internals -----------------------------------------------------------------------------
     class _Tx:
-        def __init__(self, j: "Journal"):
+        def __init__(self, j: Journal):
             self.j = j
 
         def __enter__(self) -> sqlite3.Connection:
@@ -207,7 +208,7 @@ class Journal:
             if isinstance(ev, sqlite3.DatabaseError):
                 raise StoreError(f"journal: {ev}") from ev
 
-    def _tx(self) -> "Journal._Tx":
+    def _tx(self) -> Journal._Tx:
         return Journal._Tx(self)
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row | tuple[Any, ...]]:
@@ -430,6 +431,5 @@ class Journal:
 
     def iter_done(self) -> Iterator[tuple[str, int, str]]:
         """``(order_id, card_id, serial)`` of every done order."""
-        for row in self._query("SELECT o.order_id, c.card_id, c.serial FROM orders o JOIN cards c "
-                               "ON c.card_id = o.card_id WHERE o.status='done' ORDER BY o.seq"):
-            yield row  # type: ignore[misc]
+        yield from self._query("SELECT o.order_id, c.card_id, c.serial FROM orders o JOIN cards c "  # type: ignore[misc]
+                               "ON c.card_id = o.card_id WHERE o.status='done' ORDER BY o.seq")

@@ -41,8 +41,9 @@ import fcntl
 import os
 import secrets
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..errors import ConfigError, StoreIntegrityError, StoreKeyError
 
@@ -77,7 +78,7 @@ class DataKey:
         return HKDF(hashes.SHA256(), KEY_BYTES, salt=None, info=info).derive(self._raw)
 
     @classmethod
-    def generate(cls) -> "DataKey":
+    def generate(cls) -> DataKey:
         return cls(secrets.token_bytes(KEY_BYTES), "generated")
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
@@ -175,7 +176,7 @@ def _read_key_file(settings: Any, path: Path) -> DataKey:
     return DataKey(_decode_key_text(_private_file(path).decode("ascii", "replace"), str(path)), "file")
 
 
-def _wrapper(settings: Any) -> "_Pkcs11Wrapper":
+def _wrapper(settings: Any) -> _Pkcs11Wrapper:
     if settings.store_pkcs11_pin is None:
         raise ConfigError("the store's token PIN is not set (BIOSTATION_STORE_PKCS11_PIN)")
     return _Pkcs11Wrapper(str(settings.store_pkcs11_module), settings.store_pkcs11_token,

@@ -48,8 +48,9 @@ import os
 import random
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from .._version import __version__
@@ -162,7 +163,7 @@ class Outbox:
         self._lock_fd: int | None = None
 
     @classmethod
-    def from_settings(cls, store: EnrollmentStore, settings: Any, **kw: Any) -> "Outbox":
+    def from_settings(cls, store: EnrollmentStore, settings: Any, **kw: Any) -> Outbox:
         if not settings.central_url:
             raise OutboxError("no central URL: set BIOSTATION_CENTRAL_URL")
         ca = str(settings.central_ca_file) if settings.central_ca_file else None
@@ -197,7 +198,7 @@ class Outbox:
             self._lock_fd = None
 
     @contextlib.contextmanager
-    def exclusive(self) -> Iterator["Outbox"]:
+    def exclusive(self) -> Iterator[Outbox]:
         self.acquire()
         try:
             yield self
@@ -305,7 +306,7 @@ class OutboxSender:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, store: EnrollmentStore, settings: Any, **kw: Any) -> "OutboxSender | None":
+    def from_settings(cls, store: EnrollmentStore, settings: Any, **kw: Any) -> OutboxSender | None:
         """A sender for the settings' central endpoint (not started), or None when no
         ``central_url`` is set (a desk that exports batches only)."""
         if not settings.central_url:
@@ -316,7 +317,7 @@ class OutboxSender:
         self._wake.wait(seconds)
         self._wake.clear()
 
-    def start(self) -> "OutboxSender":
+    def start(self) -> OutboxSender:
         self.outbox.acquire()
         self._thread = threading.Thread(target=self.outbox.run, args=(self._stop,),
                                         kwargs={"wait": self._wait, "idle_s": self.idle_s},

@@ -58,7 +58,7 @@ class Template:
     #: why the template is empty, when the extractor found nothing usable
     reason: str = ""
 
-    def validate(self) -> "Template":
+    def validate(self) -> Template:
         """Check invariants; raises TemplateError naming the first violation. Returns self."""
         m = self.minutiae
         if not isinstance(m, np.ndarray) or m.dtype != MINUTIA_DTYPE or m.ndim != 1:
@@ -82,7 +82,7 @@ class Template:
         return self
 
     def labelled(self, finger_position: int | None = None, quality: int | None = None,
-                 impression_type: int | None = None, view_number: int | None = None) -> "Template":
+                 impression_type: int | None = None, view_number: int | None = None) -> Template:
         """A copy carrying the given finger position (ISO code 0..15), finger quality (0..100,
         e.g. the image's NFIQ 2 score), impression type or view number; the others are kept.
         The extractor knows none of these (it sees an image), so the caller that does labels the

@@ -29,9 +29,10 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ...errors import BiostationError, CardError, DeviceError, OrderRejected, PersoError, StoreError
 from ...store import Journal
@@ -115,7 +116,7 @@ class LineStats:
     journal_s: float = 0.0
     busy_s: float = 0.0  # wall time the encoder worked on cards
 
-    def add(self, other: "LineStats") -> None:
+    def add(self, other: LineStats) -> None:
         for k in self.__dataclass_fields__:
             setattr(self, k, getattr(self, k) + getattr(other, k))
 

@@ -259,7 +259,7 @@ def validate(raw: dict[str, Any], *, base_dir: Path | None = None,
     if sex not in ("M", "F", "X", "<"):
         raise OrderRejected("sex: must be M, F or X")
     for key, v, n in (("issuing_state", state, 3), ("nationality", nationality, 3)):
-        if not re.fullmatch(r"[A-Z<]{1,%d}" % n, v):
+        if not re.fullmatch(rf"[A-Z<]{{1,{n}}}", v):
             raise OrderRejected(f"{key}: must be a 3-letter code")
     dob = _date(raw, "date_of_birth")
     doe = _date(raw, "date_of_expiry")

@@ -30,8 +30,8 @@ which is never logged; labels name the step only.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ...errors import CardError, PersoError
 from .. import tlv

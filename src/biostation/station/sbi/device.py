@@ -32,8 +32,7 @@ import numpy as np
 
 from ...errors import DeviceBusyError, DeviceError, DeviceGoneError, DeviceNotFoundError, DeviceTimeoutError
 from ...hal import Camera, DeviceClass, DeviceState, Feature, FingerprintScanner, ImpressionKind
-from ...records import FingerPosition
-from ...records import iso19794_4, iso19794_5
+from ...records import FingerPosition, iso19794_4, iso19794_5
 from .keys import DeviceKeys, b64url, jws_sign
 from .protocol import (
     FINGER_BY_NAME,

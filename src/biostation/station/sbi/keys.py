@@ -136,7 +136,7 @@ class DeviceKeys:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.provider),
                               x509.NameAttribute(NameOID.COMMON_NAME, f"{self.provider} SBI device CA (test)")])
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                     .public_key(key.public_key()).serial_number(x509.random_serial_number())
                     .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=CA_DAYS))
@@ -156,7 +156,7 @@ class DeviceKeys:
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", serial)[:80] or "device"
         with self._lock:
             cached = self._cache.get(stem)
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             if cached is not None and cached.cert.not_valid_after_utc > now:
                 return cached
             ca = self._ca_locked()

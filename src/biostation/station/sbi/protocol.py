@@ -88,7 +88,7 @@ MAX_TIMEOUT_MS = 5 * 60 * 1000
 
 def timestamp(now: dt.datetime | None = None) -> str:
     """ISO 8601 UTC, ``yyyy-mm-ddTHH:MM:ssZ``."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -44,8 +44,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import uvicorn
 import anyio
+import uvicorn
 
 from ...config import Settings
 from ...errors import ConfigError

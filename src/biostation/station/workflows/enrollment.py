@@ -250,7 +250,7 @@ class Enrollments:
         return sorted(out, key=lambda r: -r["created_at"])
 
     class _Held:
-        def __init__(self, owner: "Enrollments", sid: str):
+        def __init__(self, owner: Enrollments, sid: str):
             self.owner, self.sid = owner, sid
 
         def __enter__(self) -> dict[str, Any]:
@@ -268,7 +268,7 @@ class Enrollments:
         def __exit__(self, *exc: object) -> None:
             self.lock.release()
 
-    def _held(self, sid: str) -> "Enrollments._Held":
+    def _held(self, sid: str) -> Enrollments._Held:
         return Enrollments._Held(self, sid)
 
     def _save(self, st: dict[str, Any]) -> EnrollmentSession:
@@ -575,7 +575,7 @@ class Enrollments:
         return _unpng(self.repo.get_blob(session_id, name))
 
 
-def _default_records(session: EnrollmentSession, desk: "Enrollments") -> tuple[bytes, dict[str, bytes]]:
+def _default_records(session: EnrollmentSession, desk: Enrollments) -> tuple[bytes, dict[str, bytes]]:
     from .records import build_records
 
     return build_records(session.state, desk.repo.get_blob, station=desk.station)

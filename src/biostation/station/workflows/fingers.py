@@ -33,9 +33,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Iterable, Mapping
 
 import numpy as np
 

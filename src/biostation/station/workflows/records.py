@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 
 from ...records import FingerPosition, ImpressionKind
-from ...records.builder import FingerImage, Portrait, Segment, TransactionHeader, build_records as _build
+from ...records.builder import FingerImage, Portrait, Segment, TransactionHeader
+from ...records.builder import build_records as _build
 
 __all__ = ["build_records", "DOMAIN", "TYPE2_FIELDS"]
 
