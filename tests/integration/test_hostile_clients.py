@@ -276,7 +276,10 @@ def test_idle_and_half_sent_connections_are_closed(station, health):
 @pytest.mark.slow
 def test_schema_fuzzing_finds_no_server_error(station, health):
     """Every operation of the OpenAPI, valid and invalid inputs (schemathesis), a bounded number
-    of examples each: no 5xx, every error in the {error, reason} shape."""
+    of examples each: no 5xx, every error in the {error, reason} shape. Two documented answers
+    about the world outside the daemon are not server errors: 504 ``DeviceTimeoutError`` (the
+    device did not deliver within the client's own ``timeout_s``, e.g. 0.2 s for a finger) and
+    503 ``StationBusyError`` with ``Retry-After`` (the photo pool is full)."""
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
     from hypothesis.errors import Unsatisfiable
@@ -295,7 +298,11 @@ def test_schema_fuzzing_finds_no_server_error(station, health):
         def run(case) -> None:
             r = case.call(base_url=base, headers=auth, timeout=60)
             statuses.append(r.status_code)
-            assert r.status_code < 500, (case.method, case.formatted_path, r.status_code, r.text[:300])
+            documented = ((r.status_code == 504 and r.json().get("error") == "DeviceTimeoutError")
+                          or (r.status_code == 503 and r.json().get("error") == "StationBusyError"
+                              and "retry-after" in r.headers))
+            assert r.status_code < 500 or documented, (case.method, case.formatted_path, r.status_code,
+                                                       r.text[:300])
             if r.status_code >= 400:
                 assert set(r.json()) == {"error", "reason"}, r.text[:300]
 
