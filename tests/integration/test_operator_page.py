@@ -73,7 +73,9 @@ def test_operator_signs_in_sees_devices_captures_and_sees_events(station_server,
     httpx.post(f"{base}/v1/devices/{scanner_id}/simulate", json={"fault": "unplug"},
                headers={"Authorization": f"Bearer {token}"})
     page.wait_for_selector("#log li[data-kind='device.removed']", timeout=10000)
-    page.wait_for_function("document.querySelectorAll('article.card').length === 2", timeout=10000)
+    # (no wait_for_function: evaluating a string is what the page's CSP forbids)
+    page.locator("article.card").nth(2).wait_for(state="detached", timeout=10000)
+    assert page.locator("article.card").count() == 2
     page.screenshot(path=str(tmp_path / "operator.png"), full_page=True)
 
     # signing out ends the session: the page's next call gets 401 and the sign-in form comes back
