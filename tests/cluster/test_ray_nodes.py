@@ -48,7 +48,7 @@ def test_shards_spread_over_nodes_and_two_stage_runs_in_each(ray_nodes, items, s
     # previous test's actors can be passed over once; a fresh gallery is placed again (at most 3)
     for attempt in range(3):
         g = RayBackend(tmp_path / f"g{attempt}", shards=4, settings=SETTINGS)
-        if len({i["node"] for i in g.shard_info()}) == 2:
+        if len({i["node"] for i in g.shard_info()}) == 2 or attempt == 2:
             break
         g.close()
     with g:
