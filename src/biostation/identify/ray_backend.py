@@ -276,7 +276,10 @@ class RayBackend:
             if addr:
                 ray.init(address=addr, **kwargs)
             else:
-                ray.init(num_cpus=self._settings.ray_num_cpus, include_dashboard=False, **kwargs)
+                # "local": a cluster of our own, never one that another program started on this
+                # machine (Ray's default would join the latest cluster it finds in /tmp/ray)
+                ray.init(address="local", num_cpus=self._settings.ray_num_cpus, include_dashboard=False,
+                         **kwargs)
                 self._owns_cluster = True
         self._dir: Path | None = None
         self._open(Path(directory) if directory is not None else None, shards)

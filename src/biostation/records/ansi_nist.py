@@ -37,10 +37,8 @@ Thread-safe: records are plain data; nothing is cached or shared.
 from __future__ import annotations
 
 import io
-import os
 import re
 import struct
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecordError, RecordFormatError, RecordImageError
+from ..fsio import write_atomic
 from . import wsq
 
 __all__ = ["FS", "GS", "RS", "US", "VERSION", "BINARY_TYPES", "Record", "Transaction", "ImageInfo",
@@ -582,27 +581,5 @@ def write_file(path: str | Path, data: bytes | Transaction) -> Path:
     """
     if isinstance(data, Transaction):
         data = data.encode()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # directories cannot be fsynced on every platform
-        pass
-    return path
+    return write_atomic(path, data)
 

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BatchFormatError, BatchTamperedError, BatchUntrustedError, StoreError
+from ..fsio import write_atomic
 from .enrollment import EnrollmentStore
 
 __all__ = ["export_batch", "import_batch", "read_header", "BatchSummary", "MAGIC"]
@@ -107,18 +108,7 @@ def export_batch(store: EnrollmentStore, to_station: str, out: str | os.PathLike
         plain += struct.pack(">I", len(meta)) + meta + struct.pack(">Q", len(e.payload)) + e.payload
     body = head + AESGCM(key).encrypt(nonce, bytes(plain), head)
     blob = body + sign_key.sign(body)
-    out = Path(out)
-    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(out, blob)
     store.audit(actor, "batch.export", batch_id, to_station=to_station, entries=len(entries))
     return BatchSummary(batch_id, store.station_id, to_station, len(entries))
 

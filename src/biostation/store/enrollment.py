@@ -55,6 +55,7 @@ from typing import Any
 from ..errors import StoreError, StoreIntegrityError, StoreKeyError, StoreStateError
 from . import audit as _audit
 from .keys import DataKey
+from .sqlite_tx import ImmediateTx
 
 __all__ = ["EnrollmentStore", "SessionState", "SessionInfo", "Decision", "OutboxEntry", "OutboxState",
            "DB_NAME"]
@@ -302,47 +303,16 @@ class EnrollmentStore:
         self.close()
 
     # --- transactions ----------------------------------------------------------------------------
-    class _Tx:
-        def __init__(self, s: EnrollmentStore):
-            self.s = s
+    def _check_epoch(self, db: sqlite3.Connection) -> None:
+        if self._epoch is None:
+            return
+        row = db.execute("SELECT value FROM meta WHERE key='key_epoch'").fetchone()
+        if row is None or row[0] != self._epoch:
+            raise StoreKeyError(f"the store {self.path} was re-keyed by another process: "
+                                "reopen it with the new key")
 
-        def __enter__(self) -> sqlite3.Connection:
-            self.s._lock.acquire()
-            try:
-                self.s._db.execute("BEGIN IMMEDIATE")
-                if self.s._epoch is not None:
-                    row = self.s._db.execute("SELECT value FROM meta WHERE key='key_epoch'").fetchone()
-                    if row is None or row[0] != self.s._epoch:
-                        self.s._db.execute("ROLLBACK")
-                        raise StoreKeyError(f"the store {self.s.path} was re-keyed by another process: "
-                                            "reopen it with the new key")
-            except sqlite3.DatabaseError as exc:
-                self.s._lock.release()
-                raise StoreError(f"store: cannot begin: {exc}") from exc
-            except BaseException:
-                self.s._lock.release()
-                raise
-            return self.s._db
-
-        def __exit__(self, et: type | None, ev: BaseException | None, tb: object) -> None:
-            db = self.s._db
-            try:
-                if et is None:
-                    try:
-                        db.execute("COMMIT")
-                    except sqlite3.DatabaseError as exc:
-                        if db.in_transaction:
-                            db.execute("ROLLBACK")
-                        raise StoreError(f"store: cannot commit: {exc}") from exc
-                elif db.in_transaction:
-                    db.execute("ROLLBACK")
-            finally:
-                self.s._lock.release()
-            if isinstance(ev, sqlite3.DatabaseError):
-                raise StoreError(f"store: {ev}") from ev
-
-    def _tx(self) -> EnrollmentStore._Tx:
-        return EnrollmentStore._Tx(self)
+    def _tx(self) -> ImmediateTx:
+        return ImmediateTx(self._db, self._lock, "store", check=self._check_epoch)
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:

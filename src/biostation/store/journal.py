@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JournalBusyError, StoreError
+from .sqlite_tx import ImmediateTx
 
 __all__ = ["CardStatus", "Journal", "JournalLockedError", "OrderStatus", "Claim"]
 
@@ -182,34 +183,12 @@ class Journal:
         self.close()
 
     # --- internals -----------------------------------------------------------------------------
-    class _Tx:
-        def __init__(self, j: Journal):
-            self.j = j
+    def _after_commit(self) -> None:
+        if self.on_commit is not None:
+            self.on_commit()
 
-        def __enter__(self) -> sqlite3.Connection:
-            self.j._lock.acquire()
-            try:
-                self.j._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.DatabaseError as exc:
-                self.j._lock.release()
-                raise StoreError(f"journal: cannot begin: {exc}") from exc
-            return self.j._db
-
-        def __exit__(self, et: type | None, ev: BaseException | None, tb: object) -> None:
-            try:
-                if et is None:
-                    self.j._db.execute("COMMIT")
-                    if self.j.on_commit is not None:
-                        self.j.on_commit()
-                else:
-                    self.j._db.execute("ROLLBACK")
-            finally:
-                self.j._lock.release()
-            if isinstance(ev, sqlite3.DatabaseError):
-                raise StoreError(f"journal: {ev}") from ev
-
-    def _tx(self) -> Journal._Tx:
-        return Journal._Tx(self)
+    def _tx(self) -> ImmediateTx:
+        return ImmediateTx(self._db, self._lock, "journal", after_commit=self._after_commit)
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row | tuple[Any, ...]]:
         with self._lock:

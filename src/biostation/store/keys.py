@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, StoreIntegrityError, StoreKeyError
+from ..fsio import fsync_dir
 
 __all__ = ["DataKey", "load_data_key", "key_path", "make_pkcs11_wrapping_key", "rotate_key", "settle_rotation",
            "SEAL_OVERHEAD"]
@@ -195,14 +196,6 @@ def _rotation_lock(settings: Any) -> Iterator[None]:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def rotate_key(settings: Any, store: Any, actor: str) -> DataKey:
     """Give ``store`` (an open :class:`~biostation.store.EnrollmentStore` of these settings) a new
     data key, and persist it, so that no crash loses the key the store is sealed with:
@@ -238,7 +231,7 @@ def rotate_key(settings: Any, store: Any, actor: str) -> DataKey:
         # find out, from the store itself, at the next open
         store.rekey(new, actor)
         os.replace(nxt, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     return new
 
 
@@ -258,7 +251,7 @@ def settle_rotation(settings: Any, opens: Callable[[DataKey], bool]) -> str | No
             return "undone"
         if opens(_read_key_file(settings, nxt)):
             os.replace(nxt, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             return "finished"
         raise StoreKeyError(f"neither {path} nor {nxt} opens the store")
 
