@@ -1,10 +1,12 @@
 """MOSIP SBI 0.9.5 through real HTTP: every verb on uvicorn's h11 parser, signatures checked with
-jwcrypto (not with the code that made them), the hash chain, the ISO payloads decoded back to
-the captured images, CORS as browsers send it, and the spec's error codes."""
+jwcrypto (not with the code that made them), the hash chain, the ISO/IEC 19794-4/-5:2011
+payloads decoded back to the captured images, CORS as browsers send it, and the spec's error
+codes (also for faults inside a capture, a busy device, another env or device id)."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import re
@@ -24,6 +26,7 @@ from jwcrypto import jwk, jws
 from biostation.hal import DriverRegistry
 from biostation.hal import FingerPosition as FP
 from biostation.records import iso19794_4, iso19794_5
+from biostation.records.iso19794_1 import NFIQ2_QUALITY, QualityBlock
 from biostation.station.sbi import SbiService, bind_first_free
 from biostation_drivers.simulated.camera import SimulatedCamera
 from biostation_drivers.simulated.scanner import SimulatedScanner
@@ -191,12 +194,12 @@ def test_rcapture_slap_end_to_end(station, slap):
         # hash chain: SHA256(previous hash bytes || SHA256(ISO record)), upper-case hex
         chain = hashlib.sha256(bytes.fromhex(chain) + hashlib.sha256(iso).digest()).hexdigest().upper()
         assert entry["hash"] == chain
-        record = iso19794_4.decode(iso)
-        assert record.compression == iso19794_4.Compression.JPEG2000 and len(record.views) == 1
+        record = _check_mosip_finger_2011(iso)
         image = record.decode_view(0)
         want = expected[FP(record.views[0].position)]
         assert np.array_equal(image, want.image)  # lossless: the captured finger, pixel for pixel
         assert data["qualityScore"] == nfiq2(image, dpi=500).score == record.views[0].quality
+        assert record.views[0].quality_blocks == [QualityBlock(record.views[0].quality, *NFIQ2_QUALITY)]
     # exceptions: the amputated ring finger is not captured, the others are
     r = _call("RCAPTURE", _url(svc, scanner, "/capture"),
               _rcapture_body("txn-0002", count=3, exception=["Left RingFinger"]))
@@ -210,18 +213,44 @@ def test_rcapture_slap_end_to_end(station, slap):
     assert entry["hash"] == hashlib.sha256(hashlib.sha256(b"").digest() + hashlib.sha256(iso).digest()).hexdigest().upper()
 
 
+def _check_mosip_finger_2011(iso: bytes) -> iso19794_4.FingerImageRecord:
+    """A 19794-4:2011 record as MOSIP's registration checks it (biometrics-util's
+    FingerISOStandardsValidator): version 020, one representation of one finger 1..10, 490..1010
+    ppi, 8 bits, JPEG 2000 lossless; decoded with the 2011 decoder."""
+    assert iso[:8] == b"FIR\x00020\x00" and iso19794_4.edition_of(iso) == 2011
+    record = iso19794_4.decode(iso)
+    assert record.edition == 2011 and len(record.views) == 1 and iso[12:14] == b"\x00\x01" and iso[15] == 1
+    v = record.views[0]
+    assert 1 <= v.position <= 10 and 0 <= v.representation <= 15 and v.impression == 0
+    assert record.scale_units == 1 and all(490 <= r <= 1010 for r in record.scan_ppi + record.image_ppi)
+    assert record.pixel_depth == 8 and record.compression == iso19794_4.Compression.JPEG2000_LOSSLESS
+    assert v.captured_at is not None and abs((v.captured_at - dt.datetime.now(dt.UTC)).total_seconds()) < 600
+    return record
+
+
+def _check_mosip_face_2011(iso: bytes, face_image_type: int) -> iso19794_5.FaceImage:
+    """A 19794-5:2011 record as MOSIP's registration checks it (FaceISOStandardsValidator):
+    version 030, one representation, no certification, JPEG 2000 lossless, 24-bit RGB."""
+    assert iso[:8] == b"FAC\x00030\x00" and iso19794_5.edition_of(iso) == 2011
+    assert iso[12:14] == b"\x00\x01" and iso[14] == 0 and iso[15:17] == b"\x00\x00"
+    [face] = iso19794_5.decode(iso)
+    assert face.image_type == iso19794_5.IMAGE_JPEG2000_LOSSLESS and face.colour_space == 1
+    assert face.face_image_type == face_image_type and 0 <= face.source_type <= 6
+    return face
+
+
 def test_rcapture_face_end_to_end(station):
     svc, reg, scanner, camera = station
     if camera is None:
         pytest.skip("../shared portrait not present")
-    body = _rcapture_body("face-0001", type="Face", count=1, deviceSubId=0, exception=["Left Thumb"])
+    body = _rcapture_body("face-0001", type="Face", count=1, deviceSubId=0)
     r = _call("RCAPTURE", _url(svc, camera, "/capture"), body)
     [entry] = r.json()["biometrics"]
     assert entry["error"]["errorCode"] == "0", entry
     _, data = _verify(entry["data"], _ca(svc))
     assert data["bioType"] == "Face" and data["transactionId"] == "face-0001"
-    [face] = iso19794_5.decode(_b64d(data["bioValue"]))
-    assert face.image_type == 1  # JPEG 2000
+    face = _check_mosip_face_2011(_b64d(data["bioValue"]), face_image_type=1)  # full frontal
+    assert face.quality_blocks == [QualityBlock(face.quality)]
     shown = cv2.imread(str(PORTRAIT), cv2.IMREAD_COLOR)
     frame = camera.read().image
     decoded = face.decode_image()
@@ -412,7 +441,7 @@ def test_single_finger_scanner_is_a_single_device(settings):
         [entry] = r.json()["biometrics"]
         _, data = _verify(entry["data"], _ca(svc))
     assert data["bioSubType"] == "Right Thumb"
-    record = iso19794_4.decode(_b64d(data["bioValue"]))
+    record = _check_mosip_finger_2011(_b64d(data["bioValue"]))
     assert record.views[0].position == FP.RIGHT_THUMB
     image = record.decode_view(0)
     assert np.array_equal(image, finger) and data["qualityScore"] == nfiq2(image, dpi=500).score

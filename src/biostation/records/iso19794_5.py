@@ -73,7 +73,8 @@ from . import iso19794_1
 from .iso19794_1 import QualityBlock
 
 __all__ = ["EDITION_2005", "EDITION_2011", "FaceImage", "FeaturePoint", "IMAGE_JPEG", "IMAGE_JPEG2000",
-           "IMAGE_JPEG2000_LOSSLESS", "IMAGE_PNG", "encode", "decode", "edition_of", "face_from_image"]
+           "IMAGE_JPEG2000_LOSSLESS", "IMAGE_PNG", "encode", "decode", "edition_of", "face_from_image",
+           "spatial_sampling_level"]
 
 EDITION_2005, EDITION_2011 = 2005, 2011
 MAGIC, VERSION = b"FAC\x00", b"010\x00"
@@ -255,6 +256,16 @@ def encode(faces: list[FaceImage], edition: int = EDITION_2005, temporal_semanti
     if len(faces) > 0xFFFF or HEADER_LEN + len(body) > 0xFFFFFFFF:
         raise RecordError("too many faces or too large a face record")
     return MAGIC + VERSION + struct.pack(">IH", HEADER_LEN + len(body), len(faces)) + body
+
+
+#: lower bounds (pixels across the width of the head) of spatial sampling rate levels 1..7
+#: (ISO/IEC 19794-5:2011 table 18)
+_LEVEL_FROM = (180, 240, 300, 370, 480, 610, 750)
+
+
+def spatial_sampling_level(head_width_px: float) -> int:
+    """The 2011 spatial sampling rate level (0..7) of an image whose head is this wide."""
+    return sum(head_width_px >= v for v in _LEVEL_FROM)
 
 
 def face_from_image(image: bytes | np.ndarray, jpeg_quality: int = 90, *, lossless: bool = False,
