@@ -445,3 +445,135 @@ def test_single_finger_scanner_is_a_single_device(settings):
     assert record.views[0].position == FP.RIGHT_THUMB
     image = record.decode_view(0)
     assert np.array_equal(image, finger) and data["qualityScore"] == nfiq2(image, dpi=500).score
+
+
+def _code(r) -> str:
+    return r.json()["biometrics"][0]["error"]["errorCode"]
+
+
+def test_a_fault_inside_a_capture_answers_102_in_the_verbs_shape(station, monkeypatch):
+    """The segmenter (slap) and the ICAO checks (face) raising an unexpected error: the spec's 102
+    with HTTP 200 in RCAPTURE's shape, and the device is free again for the next capture."""
+    import biostation.fingerprint.slap as slap_mod
+    import biostation.station.workflows.portrait as portrait_mod
+
+    svc, reg, scanner, camera = station
+
+    def broken(*a, **kw):
+        raise RuntimeError("segmenter bug")
+
+    monkeypatch.setattr(slap_mod, "segment_slap", broken)
+    r = _call("RCAPTURE", _url(svc, scanner, "/capture"), _rcapture_body("fault-01") | {"timeout": 3000})
+    assert r.status_code == 200
+    [entry] = r.json()["biometrics"]
+    assert entry == {"specVersion": "0.9.5", "data": "", "hash": "",
+                     "error": {"errorCode": "102", "errorInfo": "Technical error during extraction"}}
+    [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
+    assert d["deviceStatus"] == "Ready" and d["error"]["errorCode"] == "0"
+    if camera is not None:
+        monkeypatch.setattr(portrait_mod, "check_portrait", broken)
+        r = _call("RCAPTURE", _url(svc, camera, "/capture"),
+                  _rcapture_body("fault-02", type="Face", count=1, deviceSubId=0) | {"timeout": 3000})
+        assert r.status_code == 200 and _code(r) == "102"
+
+
+def test_a_busy_device_says_111_in_discovery_and_device_info(station):
+    svc, reg, scanner, camera = station
+    scanner.stall = True
+    first: list = []
+    t = threading.Thread(target=lambda: first.append(
+        _call("RCAPTURE", _url(svc, scanner, "/capture"), _rcapture_body("busy-01") | {"timeout": 20000})))
+    t.start()
+    try:
+        for _ in range(400):
+            [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
+            if d["deviceStatus"] == "Busy":
+                break
+            threading.Event().wait(0.01)
+        assert d["deviceStatus"] == "Busy" and d["error"] == {"errorCode": "111", "errorInfo": "Device is Busy"}
+        [entry] = _call("MOSIPDINFO", _url(svc, scanner, "/info")).json()
+        _, info = _verify(entry["deviceInfo"], _ca(svc))
+        assert info["deviceStatus"] == "Busy" and entry["error"]["errorCode"] == "111"
+    finally:
+        while t.is_alive():
+            scanner.cancel()
+            t.join(0.1)
+        scanner.stall = False
+    [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
+    assert d["deviceStatus"] == "Ready" and d["error"]["errorCode"] == "0"
+
+
+def test_stream_checks_the_device_id_like_rcapture(station):
+    svc, reg, scanner, camera = station
+    other = _call("STREAM", _url(svc, scanner, "/stream"), {"deviceId": "someone-else", "deviceSubId": 1,
+                                                              "timeout": 1000})
+    assert other.status_code == 404 and other.json()["error"]["errorCode"] == "106"
+    with httpx.stream("STREAM", _url(svc, scanner, "/stream"), timeout=30,
+                      content=json.dumps({"deviceId": scanner.device_id, "deviceSubId": 1, "timeout": 300})) as r:
+        assert r.status_code == 200
+
+
+def test_count_must_match_what_the_entry_yields(station):
+    """The spec: the device validates that count is in line with what it captures."""
+    svc, reg, scanner, camera = station
+    url = _url(svc, scanner, "/capture")
+    assert _code(_call("RCAPTURE", url, _rcapture_body(count=3))) == "109"  # four fingers on the left slap
+    assert _code(_call("RCAPTURE", url, _rcapture_body(count=4, exception=["Left RingFinger"]))) == "109"
+    assert _code(_call("RCAPTURE", url, _rcapture_body(count=2, bioSubType=["Left IndexFinger"]))) == "109"
+    if camera is not None:
+        face = _rcapture_body("face-0009", type="Face", count=2, deviceSubId=0)
+        assert _code(_call("RCAPTURE", _url(svc, camera, "/capture"), face)) == "109"
+
+
+def test_face_exception_photo_skips_the_icao_gates(station, monkeypatch):
+    """bio.exception on a face asks for the exception photo (face and palms): captured without the
+    ICAO checks (they are made to fail here: no ICAO gate may stop it), marked in its 2011 record
+    as a basic (not full frontal) face image, pixel for pixel the camera's frame."""
+    import biostation.station.workflows.portrait as portrait_mod
+
+    svc, reg, scanner, camera = station
+    if camera is None:
+        pytest.skip("../shared portrait not present")
+
+    def no_icao(*a, **kw):
+        raise AssertionError("the exception photo ran the ICAO checks")
+
+    monkeypatch.setattr(portrait_mod, "check_portrait", no_icao)
+    body = _rcapture_body("face-exc-1", type="Face", count=1, deviceSubId=0,
+                          exception=["Left Thumb", "Left IndexFinger"])
+    [entry] = _call("RCAPTURE", _url(svc, camera, "/capture"), body).json()["biometrics"]
+    assert entry["error"]["errorCode"] == "0", entry
+    _, data = _verify(entry["data"], _ca(svc))
+    assert data["bioType"] == "Face" and data["bioSubType"] == ""
+    face = _check_mosip_face_2011(_b64d(data["bioValue"]), face_image_type=0)  # basic
+    assert np.array_equal(face.decode_image()[:, :, ::-1], camera.read().image)
+    assert 0 < data["qualityScore"] <= 100 and face.quality == data["qualityScore"]
+
+
+def test_env_is_a_setting_and_a_capture_for_another_env_is_refused(settings):
+    """deviceInfo says the configured env; the signed capture says the same; a request for another
+    env gets 100 (the device is not registered there) instead of a signed answer contradicting it."""
+    if not FVC.is_dir():
+        pytest.skip("../shared FVC2002 data not present")
+    finger = cv2.imread(str(FVC / "102_1.tif"), cv2.IMREAD_GRAYSCALE)
+    from biostation.hal import Feature
+
+    s = settings.model_copy(update={"sim_time_scale": 0.05, "sbi_port_first": 0, "sbi_env": "Staging"})
+    reg = DriverRegistry(s, drivers=[])
+    scanner = SimulatedScanner.create(images=[finger], settings=s, key="sim:env")
+    scanner.features = scanner.features & ~Feature.CAPTURE_SLAP & ~Feature.PREVIEW
+    reg.add(scanner)
+    svc = SbiService(s, reg)
+    with svc.running_in_thread():
+        [entry] = _call("MOSIPDINFO", _url(svc, scanner, "/info")).json()
+        assert _verify(entry["deviceInfo"], _ca(svc))[1]["env"] == "Staging"
+        body = _rcapture_body("env-0001", count=1, deviceSubId=0, bioSubType=["Left IndexFinger"])
+        r = _call("RCAPTURE", _url(svc, scanner, "/capture"), body)  # env Developer
+        assert _code(r) == "100" and r.json()["biometrics"][0]["data"] == ""
+        r = _call("RCAPTURE", _url(svc, scanner, "/capture"), body | {"env": "Staging"})
+        [ok] = r.json()["biometrics"]
+        assert ok["error"]["errorCode"] == "0" and _verify(ok["data"], _ca(svc))[1]["env"] == "Staging"
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        settings.model_validate({**settings.model_dump(), "sbi_env": "Moon"})

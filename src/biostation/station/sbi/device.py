@@ -333,13 +333,18 @@ class SbiDevice:
             self.hub.publish(frame.overlay)
 
         threshold = int(round(b.requested_score))
+        faults: list[BaseException] = []
         if slap is not None:
             def average(image: np.ndarray, dpi: int) -> int:
                 # the spec's slap threshold: the average NFIQ 2 of the fingers expected
                 try:
                     seg = segment_slap(image, slap, dpi=dpi, missing=missing)
-                except ImageError:  # a frame it cannot segment scores 0; anything else is a fault (102)
+                except ImageError:  # a frame it cannot segment scores 0
                     return 0
+                except Exception as exc:  # a fault, not a bad frame: end the capture, answer 102
+                    faults.append(exc)
+                    loop.cancel()
+                    raise
                 got = seg.by_position()
                 return int(round(sum((got[p].quality or 0) if p in got else 0 for p in fingers) / len(fingers)))
 
@@ -350,6 +355,8 @@ class SbiDevice:
             loop = CaptureLoop(scanner, threshold=threshold, timeout_s=timeout_s, on_frame=on_frame,
                                finger_off_first=False)
             result = loop.capture_finger(fingers[0], ImpressionKind.FLAT)
+        if faults:  # the capture loop's preview keeps going past a quality error; this one is a fault
+            raise faults[0]
         if result.impression is None:
             if result.reason is not None and result.reason.value == "device_error":
                 if "Busy" in result.detail:
