@@ -19,7 +19,7 @@ from biostation.records import iso19794_4, iso19794_5
 from biostation.records.iso19794_1 import NFIQ2_QUALITY, CertificationBlock, QualityBlock
 
 # Headers of two real 2011 records, from a SYNCBYTE SBI (2019), as published (truncated after the
-# image data length) in hemant-vadher/mosip-functional-tests, authentication-partnerdemo-service/README.md
+# image data length) in mosip/mosip-functional-tests, authentication-partnerdemo-service/README.md
 REAL_FIR_2011 = base64.b64decode("RklSADAyMAAAAC6AAAEBAQAALnAH4wsIETkBAeMAAAAAAAFZAEAADwIAQAIAQAIHAAEB9AH0AfQB9AgFHQEfAZ0AAC3"[:88])
 REAL_FAC_2011 = base64.b64decode("RkFDADAzMAAAAFo7AAEAAAAAAFoqB+MKHQ4mDwAPAAAAAAABAAEDAQMAAAAAAAAAAAAAAAAAAAAAAAACAPABQAAAAQAAAABZ")
 

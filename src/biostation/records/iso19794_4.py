@@ -4,7 +4,8 @@
   default of :func:`encode` and :func:`from_images`);
 * **2011** (version ``"020"``), the layout of ISO/IEC 19794-1:2011 (general header, then one
   representation per finger image with its own header), which MOSIP's SBI asks for at
-  registration (ISO/IEC 19794-4:2011 Annex B1: 500 ppi or more, 8 bits, JPEG 2000 lossless).
+  registration (ISO/IEC 19794-4:2011 Annex B1; MOSIP's biometric specification adds 500 ppi
+  or more, 8 bits, JPEG 2000 lossless).
 
 :func:`decode` reads both and says which in :attr:`FingerImageRecord.edition`; :func:`encode`
 writes ``edition`` (the record's own by default), so ``encode(decode(b)) == b`` for either.
@@ -65,7 +66,7 @@ Sources for the 2011 layout (read, no code copied): MOSIP's biometrics-util conv
 (mosip/bio-utils, ``io.mosip.biometrics.util.finger``: ``GeneralHeader``,
 ``RepresentationHeader``, ``ImageData``, ``FingerImageCompressionType``,
 ``FingerISOStandardsValidator``), FingerprintIO's ``iso19794p1v2011`` package; checked against
-the header of a real 2011 record from a SYNCBYTE SBI published in hemant-vadher/mosip-functional-tests
+the header of a real 2011 record from a SYNCBYTE SBI published in mosip/mosip-functional-tests
 (``authentication-partnerdemo-service/README.md``), see ``tests/unit/test_records_iso2011.py``.
 """
 

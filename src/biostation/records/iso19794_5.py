@@ -55,7 +55,7 @@ Sources for the 2011 layout (read, no code copied): MOSIP's biometrics-util conv
 (mosip/bio-utils, ``io.mosip.biometrics.util.face``: ``GeneralHeader``,
 ``RepresentationHeader``, ``FacialInformation``, ``LandmarkPoints``, ``ImageInformation``,
 ``ImageDataType``, ``FaceISOStandardsValidator``); checked against the header of a real 2011
-record from a SYNCBYTE SBI published in hemant-vadher/mosip-functional-tests
+record from a SYNCBYTE SBI published in mosip/mosip-functional-tests
 (``authentication-partnerdemo-service/README.md``), see ``tests/unit/test_records_iso2011.py``.
 """
 
