@@ -456,6 +456,7 @@ def test_a_fault_inside_a_capture_answers_102_in_the_verbs_shape(station, monkey
     with HTTP 200 in RCAPTURE's shape, and the device is free again for the next capture."""
     import biostation.fingerprint.slap as slap_mod
     import biostation.station.workflows.portrait as portrait_mod
+    from biostation.errors import ImageError
 
     svc, reg, scanner, camera = station
 
@@ -470,6 +471,14 @@ def test_a_fault_inside_a_capture_answers_102_in_the_verbs_shape(station, monkey
                      "error": {"errorCode": "102", "errorInfo": "Technical error during extraction"}}
     [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
     assert d["deviceStatus"] == "Ready" and d["error"]["errorCode"] == "0"
+
+    def unreadable(*a, **kw):
+        raise ImageError("no ridges to segment")
+
+    # a slap the segmenter finds nothing in is no biometric object (101), not a fault
+    monkeypatch.setattr(slap_mod, "segment_slap", unreadable)
+    r = _call("RCAPTURE", _url(svc, scanner, "/capture"), _rcapture_body("fault-03") | {"timeout": 500})
+    assert r.status_code == 200 and _code(r) == "101"
     if camera is not None:
         monkeypatch.setattr(portrait_mod, "check_portrait", broken)
         r = _call("RCAPTURE", _url(svc, camera, "/capture"),

@@ -370,7 +370,10 @@ class SbiDevice:
             items.append((FINGER_NAMES.get(fingers[0], "UNKNOWN"),
                           finger_record(imp.image, fingers[0], imp.dpi, q), q, None))
             return items
-        seg = segment_slap(imp.image, slap, dpi=imp.dpi, missing=missing)
+        try:
+            seg = segment_slap(imp.image, slap, dpi=imp.dpi, missing=missing)
+        except ImageError as exc:  # the slap holds nothing to segment: no biometric object (a fault is 102)
+            raise SbiError(101, f"the slap could not be segmented ({exc})") from None
         got = seg.by_position()
         for p in fingers:
             f = got.get(p)
