@@ -1,8 +1,8 @@
 """MOSIP SBI on the simulated desk through real HTTP: time per verb, p50 / p95.
 
 Each run sends MOSIPDISC and MOSIPDINFO to the slap scanner, then an RCAPTURE of the left slap
-(four signed ISO 19794-4 records, JPEG 2000 lossless) and an RCAPTURE of the face (ICAO-checked
-portrait, ISO 19794-5). ``--time-scale`` multiplies the simulated devices' delays (1.0: the
+(four signed ISO/IEC 19794-4:2011 records, JPEG 2000 lossless) and an RCAPTURE of the face
+(ICAO-checked portrait, ISO/IEC 19794-5:2011). ``--time-scale`` multiplies the simulated devices' delays (1.0: the
 delays of real devices). The spec asks for a capture under 4 s end to end.
 
     python benchmarks/bench_sbi.py --runs 5 --time-scale 1.0

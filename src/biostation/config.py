@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     sbi_port_first: int = Field(4501, ge=0, le=65535, description="First SBI port (the spec: 4501); 0: any "
                                 "free port for each device (tests).")
     sbi_port_last: int = Field(4600, ge=0, le=65535, description="Last SBI port (the spec: 4600).")
+    sbi_env: str = Field("Developer", pattern="^(Staging|Developer|Pre-Production|Production)$",
+                         description="The MOSIP environment the SBI devices serve (the spec's env: Staging, "
+                         "Developer, Pre-Production or Production): said in deviceInfo and in every signed "
+                         "capture; a capture request for another environment is refused.")
     sbi_key_source: str = Field("file", pattern="^(file|pkcs11)$", description="Where the SBI device keys "
                                 "are: file (0600 PEM files in <data_dir>/sbi/keys, made on first start) or pkcs11 "
                                 "(RSA key pairs made in a token; certificates and the test device CA in files).")

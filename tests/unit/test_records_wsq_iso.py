@@ -72,7 +72,7 @@ def test_finger_image_record_round_trip(finger):
 @pytest.mark.parametrize("mutate, match", [
     (lambda d: d[:-1], "length"),
     (lambda d: b"FMR" + d[3:], "FIR"),
-    (lambda d: d[:4] + b"020\x00" + d[8:], "version"),
+    (lambda d: d[:4] + b"099\x00" + d[8:], "version"),  # "020" is the 2011 edition, read since
     (lambda d: d[:29] + b"\x09" + d[30:], "compression"),
     (lambda d: d[:32] + b"\x00\x10\x00\x00" + d[36:], "does not fit"),
     (lambda d: d[:39] + b"\xc8" + d[40:], "quality"),

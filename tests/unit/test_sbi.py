@@ -1,10 +1,12 @@
 """MOSIP SBI 0.9.5 through real HTTP: every verb on uvicorn's h11 parser, signatures checked with
-jwcrypto (not with the code that made them), the hash chain, the ISO payloads decoded back to
-the captured images, CORS as browsers send it, and the spec's error codes."""
+jwcrypto (not with the code that made them), the hash chain, the ISO/IEC 19794-4/-5:2011
+payloads decoded back to the captured images, CORS as browsers send it, and the spec's error
+codes (also for faults inside a capture, a busy device, another env or device id)."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import re
@@ -24,6 +26,7 @@ from jwcrypto import jwk, jws
 from biostation.hal import DriverRegistry
 from biostation.hal import FingerPosition as FP
 from biostation.records import iso19794_4, iso19794_5
+from biostation.records.iso19794_1 import NFIQ2_QUALITY, QualityBlock
 from biostation.station.sbi import SbiService, bind_first_free
 from biostation_drivers.simulated.camera import SimulatedCamera
 from biostation_drivers.simulated.scanner import SimulatedScanner
@@ -191,12 +194,12 @@ def test_rcapture_slap_end_to_end(station, slap):
         # hash chain: SHA256(previous hash bytes || SHA256(ISO record)), upper-case hex
         chain = hashlib.sha256(bytes.fromhex(chain) + hashlib.sha256(iso).digest()).hexdigest().upper()
         assert entry["hash"] == chain
-        record = iso19794_4.decode(iso)
-        assert record.compression == iso19794_4.Compression.JPEG2000 and len(record.views) == 1
+        record = _check_mosip_finger_2011(iso)
         image = record.decode_view(0)
         want = expected[FP(record.views[0].position)]
         assert np.array_equal(image, want.image)  # lossless: the captured finger, pixel for pixel
         assert data["qualityScore"] == nfiq2(image, dpi=500).score == record.views[0].quality
+        assert record.views[0].quality_blocks == [QualityBlock(record.views[0].quality, *NFIQ2_QUALITY)]
     # exceptions: the amputated ring finger is not captured, the others are
     r = _call("RCAPTURE", _url(svc, scanner, "/capture"),
               _rcapture_body("txn-0002", count=3, exception=["Left RingFinger"]))
@@ -210,18 +213,44 @@ def test_rcapture_slap_end_to_end(station, slap):
     assert entry["hash"] == hashlib.sha256(hashlib.sha256(b"").digest() + hashlib.sha256(iso).digest()).hexdigest().upper()
 
 
+def _check_mosip_finger_2011(iso: bytes) -> iso19794_4.FingerImageRecord:
+    """A 19794-4:2011 record as MOSIP's registration checks it (biometrics-util's
+    FingerISOStandardsValidator): version 020, one representation of one finger 1..10, 490..1010
+    ppi, 8 bits, JPEG 2000 lossless; decoded with the 2011 decoder."""
+    assert iso[:8] == b"FIR\x00020\x00" and iso19794_4.edition_of(iso) == 2011
+    record = iso19794_4.decode(iso)
+    assert record.edition == 2011 and len(record.views) == 1 and iso[12:14] == b"\x00\x01" and iso[15] == 1
+    v = record.views[0]
+    assert 1 <= v.position <= 10 and 0 <= v.representation <= 15 and v.impression == 0
+    assert record.scale_units == 1 and all(490 <= r <= 1010 for r in record.scan_ppi + record.image_ppi)
+    assert record.pixel_depth == 8 and record.compression == iso19794_4.Compression.JPEG2000_LOSSLESS
+    assert v.captured_at is not None and abs((v.captured_at - dt.datetime.now(dt.UTC)).total_seconds()) < 600
+    return record
+
+
+def _check_mosip_face_2011(iso: bytes, face_image_type: int) -> iso19794_5.FaceImage:
+    """A 19794-5:2011 record as MOSIP's registration checks it (FaceISOStandardsValidator):
+    version 030, one representation, no certification, JPEG 2000 lossless, 24-bit RGB."""
+    assert iso[:8] == b"FAC\x00030\x00" and iso19794_5.edition_of(iso) == 2011
+    assert iso[12:14] == b"\x00\x01" and iso[14] == 0 and iso[15:17] == b"\x00\x00"
+    [face] = iso19794_5.decode(iso)
+    assert face.image_type == iso19794_5.IMAGE_JPEG2000_LOSSLESS and face.colour_space == 1
+    assert face.face_image_type == face_image_type and 0 <= face.source_type <= 6
+    return face
+
+
 def test_rcapture_face_end_to_end(station):
     svc, reg, scanner, camera = station
     if camera is None:
         pytest.skip("../shared portrait not present")
-    body = _rcapture_body("face-0001", type="Face", count=1, deviceSubId=0, exception=["Left Thumb"])
+    body = _rcapture_body("face-0001", type="Face", count=1, deviceSubId=0)
     r = _call("RCAPTURE", _url(svc, camera, "/capture"), body)
     [entry] = r.json()["biometrics"]
     assert entry["error"]["errorCode"] == "0", entry
     _, data = _verify(entry["data"], _ca(svc))
     assert data["bioType"] == "Face" and data["transactionId"] == "face-0001"
-    [face] = iso19794_5.decode(_b64d(data["bioValue"]))
-    assert face.image_type == 1  # JPEG 2000
+    face = _check_mosip_face_2011(_b64d(data["bioValue"]), face_image_type=1)  # full frontal
+    assert face.quality_blocks == [QualityBlock(face.quality)]
     shown = cv2.imread(str(PORTRAIT), cv2.IMREAD_COLOR)
     frame = camera.read().image
     decoded = face.decode_image()
@@ -412,7 +441,148 @@ def test_single_finger_scanner_is_a_single_device(settings):
         [entry] = r.json()["biometrics"]
         _, data = _verify(entry["data"], _ca(svc))
     assert data["bioSubType"] == "Right Thumb"
-    record = iso19794_4.decode(_b64d(data["bioValue"]))
+    record = _check_mosip_finger_2011(_b64d(data["bioValue"]))
     assert record.views[0].position == FP.RIGHT_THUMB
     image = record.decode_view(0)
     assert np.array_equal(image, finger) and data["qualityScore"] == nfiq2(image, dpi=500).score
+
+
+def _code(r) -> str:
+    return r.json()["biometrics"][0]["error"]["errorCode"]
+
+
+def test_a_fault_inside_a_capture_answers_102_in_the_verbs_shape(station, monkeypatch):
+    """The segmenter (slap) and the ICAO checks (face) raising an unexpected error: the spec's 102
+    with HTTP 200 in RCAPTURE's shape, and the device is free again for the next capture."""
+    import biostation.fingerprint.slap as slap_mod
+    import biostation.station.workflows.portrait as portrait_mod
+    from biostation.errors import ImageError
+
+    svc, reg, scanner, camera = station
+
+    def broken(*a, **kw):
+        raise RuntimeError("segmenter bug")
+
+    monkeypatch.setattr(slap_mod, "segment_slap", broken)
+    r = _call("RCAPTURE", _url(svc, scanner, "/capture"), _rcapture_body("fault-01") | {"timeout": 3000})
+    assert r.status_code == 200
+    [entry] = r.json()["biometrics"]
+    assert entry == {"specVersion": "0.9.5", "data": "", "hash": "",
+                     "error": {"errorCode": "102", "errorInfo": "Technical error during extraction"}}
+    [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
+    assert d["deviceStatus"] == "Ready" and d["error"]["errorCode"] == "0"
+
+    def unreadable(*a, **kw):
+        raise ImageError("no ridges to segment")
+
+    # a slap the segmenter finds nothing in is no biometric object (101), not a fault
+    monkeypatch.setattr(slap_mod, "segment_slap", unreadable)
+    r = _call("RCAPTURE", _url(svc, scanner, "/capture"), _rcapture_body("fault-03") | {"timeout": 500})
+    assert r.status_code == 200 and _code(r) == "101"
+    if camera is not None:
+        monkeypatch.setattr(portrait_mod, "check_portrait", broken)
+        r = _call("RCAPTURE", _url(svc, camera, "/capture"),
+                  _rcapture_body("fault-02", type="Face", count=1, deviceSubId=0) | {"timeout": 3000})
+        assert r.status_code == 200 and _code(r) == "102"
+
+
+def test_a_busy_device_says_111_in_discovery_and_device_info(station):
+    svc, reg, scanner, camera = station
+    scanner.stall = True
+    first: list = []
+    t = threading.Thread(target=lambda: first.append(
+        _call("RCAPTURE", _url(svc, scanner, "/capture"), _rcapture_body("busy-01") | {"timeout": 20000})))
+    t.start()
+    try:
+        for _ in range(400):
+            [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
+            if d["deviceStatus"] == "Busy":
+                break
+            threading.Event().wait(0.01)
+        assert d["deviceStatus"] == "Busy" and d["error"] == {"errorCode": "111", "errorInfo": "Device is Busy"}
+        [entry] = _call("MOSIPDINFO", _url(svc, scanner, "/info")).json()
+        _, info = _verify(entry["deviceInfo"], _ca(svc))
+        assert info["deviceStatus"] == "Busy" and entry["error"]["errorCode"] == "111"
+    finally:
+        while t.is_alive():
+            scanner.cancel()
+            t.join(0.1)
+        scanner.stall = False
+    [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
+    assert d["deviceStatus"] == "Ready" and d["error"]["errorCode"] == "0"
+
+
+def test_stream_checks_the_device_id_like_rcapture(station):
+    svc, reg, scanner, camera = station
+    other = _call("STREAM", _url(svc, scanner, "/stream"), {"deviceId": "someone-else", "deviceSubId": 1,
+                                                              "timeout": 1000})
+    assert other.status_code == 404 and other.json()["error"]["errorCode"] == "106"
+    with httpx.stream("STREAM", _url(svc, scanner, "/stream"), timeout=30,
+                      content=json.dumps({"deviceId": scanner.device_id, "deviceSubId": 1, "timeout": 300})) as r:
+        assert r.status_code == 200
+
+
+def test_count_must_match_what_the_entry_yields(station):
+    """The spec: the device validates that count is in line with what it captures."""
+    svc, reg, scanner, camera = station
+    url = _url(svc, scanner, "/capture")
+    assert _code(_call("RCAPTURE", url, _rcapture_body(count=3))) == "109"  # four fingers on the left slap
+    assert _code(_call("RCAPTURE", url, _rcapture_body(count=4, exception=["Left RingFinger"]))) == "109"
+    assert _code(_call("RCAPTURE", url, _rcapture_body(count=2, bioSubType=["Left IndexFinger"]))) == "109"
+    if camera is not None:
+        face = _rcapture_body("face-0009", type="Face", count=2, deviceSubId=0)
+        assert _code(_call("RCAPTURE", _url(svc, camera, "/capture"), face)) == "109"
+
+
+def test_face_exception_photo_skips_the_icao_gates(station, monkeypatch):
+    """bio.exception on a face asks for the exception photo (face and palms): captured without the
+    ICAO checks (they are made to fail here: no ICAO gate may stop it), marked in its 2011 record
+    as a basic (not full frontal) face image, pixel for pixel the camera's frame."""
+    import biostation.station.workflows.portrait as portrait_mod
+
+    svc, reg, scanner, camera = station
+    if camera is None:
+        pytest.skip("../shared portrait not present")
+
+    def no_icao(*a, **kw):
+        raise AssertionError("the exception photo ran the ICAO checks")
+
+    monkeypatch.setattr(portrait_mod, "check_portrait", no_icao)
+    body = _rcapture_body("face-exc-1", type="Face", count=1, deviceSubId=0,
+                          exception=["Left Thumb", "Left IndexFinger"])
+    [entry] = _call("RCAPTURE", _url(svc, camera, "/capture"), body).json()["biometrics"]
+    assert entry["error"]["errorCode"] == "0", entry
+    _, data = _verify(entry["data"], _ca(svc))
+    assert data["bioType"] == "Face" and data["bioSubType"] == ""
+    face = _check_mosip_face_2011(_b64d(data["bioValue"]), face_image_type=0)  # basic
+    assert np.array_equal(face.decode_image()[:, :, ::-1], camera.read().image)
+    assert 0 < data["qualityScore"] <= 100 and face.quality == data["qualityScore"]
+
+
+def test_env_is_a_setting_and_a_capture_for_another_env_is_refused(settings):
+    """deviceInfo says the configured env; the signed capture says the same; a request for another
+    env gets 100 (the device is not registered there) instead of a signed answer contradicting it."""
+    if not FVC.is_dir():
+        pytest.skip("../shared FVC2002 data not present")
+    finger = cv2.imread(str(FVC / "102_1.tif"), cv2.IMREAD_GRAYSCALE)
+    from biostation.hal import Feature
+
+    s = settings.model_copy(update={"sim_time_scale": 0.05, "sbi_port_first": 0, "sbi_env": "Staging"})
+    reg = DriverRegistry(s, drivers=[])
+    scanner = SimulatedScanner.create(images=[finger], settings=s, key="sim:env")
+    scanner.features = scanner.features & ~Feature.CAPTURE_SLAP & ~Feature.PREVIEW
+    reg.add(scanner)
+    svc = SbiService(s, reg)
+    with svc.running_in_thread():
+        [entry] = _call("MOSIPDINFO", _url(svc, scanner, "/info")).json()
+        assert _verify(entry["deviceInfo"], _ca(svc))[1]["env"] == "Staging"
+        body = _rcapture_body("env-0001", count=1, deviceSubId=0, bioSubType=["Left IndexFinger"])
+        r = _call("RCAPTURE", _url(svc, scanner, "/capture"), body)  # env Developer
+        assert _code(r) == "100" and r.json()["biometrics"][0]["data"] == ""
+        r = _call("RCAPTURE", _url(svc, scanner, "/capture"), body | {"env": "Staging"})
+        [ok] = r.json()["biometrics"]
+        assert ok["error"]["errorCode"] == "0" and _verify(ok["data"], _ca(svc))[1]["env"] == "Staging"
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        settings.model_validate({**settings.model_dump(), "sbi_env": "Moon"})

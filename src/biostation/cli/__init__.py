@@ -99,7 +99,8 @@ def serve(
         server.run(sockets=[sock])
         return
     print(f"  MOSIP SBI: one port per scanner and camera on 127.0.0.1:{settings.sbi_port_first}-"
-          f"{settings.sbi_port_last} (device CA: {settings.data_dir / 'sbi' / 'keys' / 'ca.pem'})", flush=True)
+          f"{settings.sbi_port_last}, env {settings.sbi_env} (device CA: "
+          f"{settings.data_dir / 'sbi' / 'keys' / 'ca.pem'})", flush=True)
     import asyncio
 
     from ..station.sbi import SbiService

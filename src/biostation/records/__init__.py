@@ -5,8 +5,9 @@
 * :mod:`.builder`: the records of one enrollment: :func:`build_transaction`,
   :func:`build_records` and their inputs (:class:`FingerImage`, :class:`Segment`,
   :class:`Portrait`, :class:`TransactionHeader`).
-* :mod:`.iso19794_4` / :mod:`.iso19794_5`: finger and face image records (2005 editions, as in
-  ICAO 9303 DG3/DG2); :mod:`.wsq`: WSQ through NIST's coder.
+* :mod:`.iso19794_4` / :mod:`.iso19794_5`: finger and face image records, 2005 editions (as in
+  ICAO 9303 DG3/DG2, the default) and 2011 editions (MOSIP's SBI), with :mod:`.iso19794_1` for
+  what the 2011 editions share; :mod:`.wsq`: WSQ through NIST's coder.
 * :mod:`.vocabulary`: finger positions and impression kinds, shared with devices and segmenters.
 
 The ISO/IEC 19794-2 minutiae templates live in :mod:`biostation.templates`.

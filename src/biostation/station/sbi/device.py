@@ -7,11 +7,21 @@ an unplugged device shows as ``Not Ready`` and a replugged one as ``Ready`` agai
 Capture runs the desk's workflow layer: a slap through :class:`~..workflows.CaptureLoop`
 (preview, auto-capture at ``requestedScore``, best impression at the timeout), segmented into
 fingers with :func:`biostation.fingerprint.slap.segment_slap`; a single finger through the same
-loop; a face through :func:`~..workflows.capture_portrait`. Each finger becomes an ISO/IEC
-19794-4 record with one view, each face an ISO/IEC 19794-5 record, both JPEG 2000 lossless as
-the MOSIP biometric specification asks for registration. ``qualityScore`` of a finger is the
-NFIQ 2 score of the image in its record; of a face, the share of the ICAO checks
-(:func:`biostation.face.checks.check_portrait`) that passed, 0..100.
+loop; a face through :func:`~..workflows.capture_portrait`, or, when the request lists
+``exception`` (missing fingers), the exception photo through
+:func:`~..workflows.capture_exception_photo`. Each finger becomes an ISO/IEC 19794-4:2011
+record with one representation, each face an ISO/IEC 19794-5:2011 record, both JPEG 2000
+lossless, as the MOSIP biometric specification asks for registration. ``qualityScore`` of a
+finger is the NFIQ 2 score of the image in its record (also in the record's quality block, with
+NFIQ 2's algorithm ids); of a portrait, the share of the ICAO checks
+(:func:`biostation.face.checks.check_portrait`) that passed, 0..100; of an exception photo, the
+face detector's confidence, 0..100.
+
+``bio.count`` must be the number of biometrics the entry yields (fingers asked for, less the
+exceptions; 1 for a face): the spec says the device "should validate and ensure that this
+number is in line with the type of biometric that's captured", so another count gets 109.
+An unexpected failure inside a capture (a bug, a codec error) answers 102, "technical error
+during extraction", in the verb's own shape; its traceback goes to the log, never image data.
 
 One capture at a time per device: a second one, or a capture while the device is busy elsewhere
 (the desk's own API), gets error 111. Preview frames of a running capture go to every open
@@ -21,6 +31,7 @@ capture can start at any moment.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import threading
@@ -30,9 +41,17 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import DeviceBusyError, DeviceError, DeviceGoneError, DeviceNotFoundError, DeviceTimeoutError
+from ...errors import (
+    DeviceBusyError,
+    DeviceError,
+    DeviceGoneError,
+    DeviceNotFoundError,
+    DeviceTimeoutError,
+    ImageError,
+)
 from ...hal import Camera, DeviceClass, DeviceState, Feature, FingerprintScanner, ImpressionKind
 from ...records import FingerPosition, iso19794_4, iso19794_5
+from ...records.iso19794_1 import NFIQ2_QUALITY, QualityBlock
 from .keys import DeviceKeys, b64url, jws_sign
 from .protocol import (
     FINGER_BY_NAME,
@@ -91,19 +110,37 @@ def _jp2_lossless(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def finger_record(image: np.ndarray, position: FingerPosition, dpi: int, quality: int | None) -> bytes:
-    """An ISO/IEC 19794-4 record of one live-scan plain finger, JPEG 2000 lossless."""
+#: ISO/IEC 19794-5:2011 capture device technology of a camera's frames: video frame, digital camera
+FACE_TECHNOLOGY_VIDEO_DIGITAL = 6
+#: face image types: basic (the exception photo: palms beside the face are not a frontal portrait), full frontal
+FACE_BASIC, FACE_FULL_FRONTAL = 0, 1
+
+
+def finger_record(image: np.ndarray, position: FingerPosition, dpi: int, quality: int | None,
+                  captured_at: dt.datetime | None = None) -> bytes:
+    """An ISO/IEC 19794-4:2011 record of one live-scan plain finger, 8 bits, JPEG 2000 lossless,
+    its NFIQ 2 score in a quality block naming NFIQ 2 (none when ``quality`` is None)."""
+    blocks = [QualityBlock(int(quality), *NFIQ2_QUALITY)] if quality is not None else []
     view = iso19794_4.FingerView(int(position), _jp2_lossless(image), image.shape[1], image.shape[0],
-                                 int(quality or 0), 0)
+                                 int(quality or 0), 0, quality_blocks=blocks,
+                                 captured_at=captured_at or dt.datetime.now(dt.UTC))
     return iso19794_4.encode(iso19794_4.FingerImageRecord(
-        [view], iso19794_4.Compression.JPEG2000, (dpi, dpi), (dpi, dpi), 8, iso19794_4.acquisition_level(dpi)))
+        [view], iso19794_4.Compression.JPEG2000_LOSSLESS, (dpi, dpi), (dpi, dpi), 8, edition=iso19794_4.EDITION_2011))
 
 
-def face_record(bgr: np.ndarray, quality: int) -> bytes:
-    """An ISO/IEC 19794-5 full-frontal record of a BGR frame, JPEG 2000 lossless."""
+def face_record(bgr: np.ndarray, quality: int, *, exception: bool = False, head_width_px: float = 0.0,
+                captured_at: dt.datetime | None = None) -> bytes:
+    """An ISO/IEC 19794-5:2011 record of a BGR frame, 24-bit RGB, JPEG 2000 lossless: a full
+    frontal image, or a basic one for the exception photo. ``quality`` goes in a quality block
+    without algorithm ids (it is this service's own measure, not a registered algorithm);
+    ``head_width_px`` (the detected face's width, a lower bound) sets the sampling rate level."""
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-    face = iso19794_5.face_from_image(_jp2_lossless(rgb), quality=int(quality), face_image_type=1)
-    return iso19794_5.encode([face])
+    face = iso19794_5.face_from_image(
+        _jp2_lossless(rgb), lossless=True, quality=int(quality), quality_blocks=[QualityBlock(int(quality))],
+        face_image_type=FACE_BASIC if exception else FACE_FULL_FRONTAL, source_type=FACE_TECHNOLOGY_VIDEO_DIGITAL,
+        captured_at=captured_at or dt.datetime.now(dt.UTC),
+        spatial_sampling_level=iso19794_5.spatial_sampling_level(head_width_px))
+    return iso19794_5.encode([face], edition=iso19794_5.EDITION_2011)
 
 
 class SbiDevice:
@@ -111,6 +148,7 @@ class SbiDevice:
 
     def __init__(self, registry: Any, device_id: str, port: int, keys: DeviceKeys, *,
                  env: str = "Developer", sim_frames_fps: float = STREAM_FPS):
+        """``env``: the MOSIP environment this device serves (``Settings.sbi_env``)."""
         self.registry = registry
         self.device_id = device_id
         self.port = port
@@ -168,13 +206,22 @@ class SbiDevice:
         return jws_sign(self._digital_id(), self.key)
 
     # --- MOSIPDISC / MOSIPDINFO --------------------------------------------------------------------
+    @staticmethod
+    def _status_error(status: str) -> dict[str, str]:
+        """The error of a discovery / device info answer: the spec maps Busy to 111, Not Ready to 110."""
+        if status == "Busy":
+            return SbiError(111).as_error()
+        if status == "Not Ready":
+            return SbiError(110).as_error()
+        return ok_error()
+
     def discovery(self) -> dict[str, Any]:
         status = self.status()
         return {"deviceId": self.device_id, "deviceStatus": status, "certification": "L0",
                 "serviceVersion": SERVICE_VERSION, "deviceSubId": [str(s) for s in self.sub_ids],
                 "callbackId": self.callback_id, "digitalId": b64url(_json(self._digital_id())),
                 "deviceCode": self.serial, "specVersion": [SPEC_VERSION], "purpose": "Registration",
-                "error": ok_error() if status != "Not Ready" else SbiError(110).as_error()}
+                "error": self._status_error(status)}
 
     def device_info(self) -> dict[str, Any]:
         status = self.status()
@@ -183,8 +230,7 @@ class SbiDevice:
                 "deviceSubId": [str(s) for s in self.sub_ids], "callbackId": self.callback_id,
                 "digitalId": self.signed_digital_id(), "deviceCode": self.serial, "env": self.env,
                 "purpose": "Registration", "specVersion": [SPEC_VERSION]}
-        return {"deviceInfo": jws_sign(info, self.key),
-                "error": ok_error() if status != "Not Ready" else SbiError(110).as_error()}
+        return {"deviceInfo": jws_sign(info, self.key), "error": self._status_error(status)}
 
     # --- RCAPTURE -----------------------------------------------------------------------------------
     def rcapture(self, req: CaptureRequest) -> dict[str, Any]:
@@ -192,6 +238,12 @@ class SbiDevice:
         request this device cannot serve (not ready 110, busy 111, wrong count 109, ...)."""
         if req.purpose != "Registration":
             raise SbiError(501, "purpose must be Registration on this device")
+        if req.env != self.env:
+            # The spec gives no code for this. env in deviceInfo is the environment the device is
+            # registered in ("None" with error 100 when it is in none), so a capture for another
+            # environment asks a device that is not registered there: 100, not a signed answer
+            # whose env contradicts deviceInfo (nor 501: the field is valid, the device is not).
+            raise SbiError(100, f"this device serves env {self.env!r}")
         for b in req.bio:
             if b.type != self.type:
                 raise SbiError(501, f"bio.type {b.type!r}: this device captures {self.type}")
@@ -215,7 +267,7 @@ class SbiDevice:
             for b in req.bio:
                 prev = b.previous_hash or prev
                 timeout_s = max(0.1, deadline - time.monotonic())
-                items = (self._capture_face(dev, timeout_s) if self.type == "Face"
+                items = (self._capture_face(dev, b, timeout_s) if self.type == "Face"
                          else self._capture_fingers(dev, b, timeout_s))
                 for name, record, quality, err in items:
                     if record is None:
@@ -236,6 +288,16 @@ class SbiDevice:
             raise SbiError(111) from None
         except (DeviceGoneError, DeviceNotFoundError):
             raise SbiError(110) from None
+        except DeviceTimeoutError:
+            raise SbiError(101, "nothing captured before the timeout") from None
+        except DeviceError as exc:
+            raise SbiError(110, f"the device failed ({type(exc).__name__})") from None
+        except SbiError:
+            raise
+        except Exception:
+            # anything else is a fault of this service (segmenter, quality, codec): the spec's 102
+            log.exception("SBI %s: capture failed", self.device_id)
+            raise SbiError(102) from None
         finally:
             self._capture_lock.release()
 
@@ -255,8 +317,8 @@ class SbiDevice:
             fingers = [p for p in SLAP_ORDER[slap] if p not in missing and (not wanted or p in wanted)]
             if any(p not in SLAP_ORDER[slap] for p in wanted + list(missing)):
                 raise SbiError(501, "bioSubType / exception names a finger of another slap")
-        if b.count > len(fingers) or not fingers:
-            raise SbiError(109)
+        if b.count != len(fingers) or not fingers:
+            raise SbiError(109, f"count {b.count}: this entry yields {len(fingers)} finger(s)")
         return fingers, missing
 
     def _capture_fingers(self, scanner: FingerprintScanner, b: Any, timeout_s: float) -> list:
@@ -271,13 +333,18 @@ class SbiDevice:
             self.hub.publish(frame.overlay)
 
         threshold = int(round(b.requested_score))
+        faults: list[BaseException] = []
         if slap is not None:
             def average(image: np.ndarray, dpi: int) -> int:
                 # the spec's slap threshold: the average NFIQ 2 of the fingers expected
                 try:
                     seg = segment_slap(image, slap, dpi=dpi, missing=missing)
-                except Exception:
+                except ImageError:  # a frame it cannot segment scores 0
                     return 0
+                except Exception as exc:  # a fault, not a bad frame: end the capture, answer 102
+                    faults.append(exc)
+                    loop.cancel()
+                    raise
                 got = seg.by_position()
                 return int(round(sum((got[p].quality or 0) if p in got else 0 for p in fingers) / len(fingers)))
 
@@ -288,6 +355,8 @@ class SbiDevice:
             loop = CaptureLoop(scanner, threshold=threshold, timeout_s=timeout_s, on_frame=on_frame,
                                finger_off_first=False)
             result = loop.capture_finger(fingers[0], ImpressionKind.FLAT)
+        if faults:  # the capture loop's preview keeps going past a quality error; this one is a fault
+            raise faults[0]
         if result.impression is None:
             if result.reason is not None and result.reason.value == "device_error":
                 if "Busy" in result.detail:
@@ -301,7 +370,10 @@ class SbiDevice:
             items.append((FINGER_NAMES.get(fingers[0], "UNKNOWN"),
                           finger_record(imp.image, fingers[0], imp.dpi, q), q, None))
             return items
-        seg = segment_slap(imp.image, slap, dpi=imp.dpi, missing=missing)
+        try:
+            seg = segment_slap(imp.image, slap, dpi=imp.dpi, missing=missing)
+        except ImageError as exc:  # the slap holds nothing to segment: no biometric object (a fault is 102)
+            raise SbiError(101, f"the slap could not be segmented ({exc})") from None
         got = seg.by_position()
         for p in fingers:
             f = got.get(p)
@@ -312,8 +384,22 @@ class SbiDevice:
             items.append((FINGER_NAMES[p], finger_record(img, p, imp.dpi, f.quality), int(f.quality or 0), None))
         return items
 
-    def _capture_face(self, camera: Camera, timeout_s: float) -> list:
-        from ..workflows import capture_portrait
+    def _capture_face(self, camera: Camera, b: Any, timeout_s: float) -> list:
+        from ..workflows import capture_exception_photo, capture_portrait
+
+        if b.count != 1:
+            raise SbiError(109, "a face entry yields one face")
+        if b.exception:
+            # The exception photo (the spec: "face + two palms", for a person with missing
+            # fingers or irises). The spec copy is silent on how the answer marks it: the entry
+            # has the usual shape (bioType Face, bioSubType ""); only its ISO record tells it
+            # apart, with face image type "basic" instead of "full frontal".
+            photo = capture_exception_photo(camera, timeout_s=timeout_s, preview=self.hub.publish)
+            if photo.image is None:
+                raise SbiError(101, "no face seen before the timeout")
+            quality = int(round(100 * photo.face_score))
+            width = photo.face_box[2] - photo.face_box[0] if photo.face_box else 0.0
+            return [("", face_record(photo.image, quality, exception=True, head_width_px=width), quality, None)]
 
         def preview(frame: np.ndarray, report: Any) -> None:
             self.hub.publish(frame)
@@ -326,7 +412,9 @@ class SbiDevice:
             raise SbiError(101)
         checks = result.report.checks
         quality = int(round(100 * sum(c.passed for c in checks) / max(1, len(checks))))
-        return [("", face_record(result.image, quality), quality, None)]
+        face = result.report.face
+        width = face.box[2] - face.box[0] if face is not None else 0.0
+        return [("", face_record(result.image, quality, head_width_px=width), quality, None)]
 
     # --- STREAM ---------------------------------------------------------------------------------------
     def stream(self, device_sub_id: int, timeout_s: float, stop: threading.Event | None = None) -> Iterator[bytes]:

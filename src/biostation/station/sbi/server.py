@@ -6,10 +6,11 @@
 verb           path        answer
 =============  ==========  ===================================================================
 MOSIPDISC      /device     ``[discovery]`` when ``type`` matches (or is ``Biometric Device``), else ``[]``
-MOSIPDINFO     /info       ``[{"deviceInfo": <JWS>, "error": ...}]``
+MOSIPDINFO     /info       ``[{"deviceInfo": <JWS>, "error": ...}]`` (error 111 while Busy, 110 Not Ready)
 RCAPTURE       /capture    ``{"biometrics": [{specVersion, data: <JWS>, hash, error}, ...]}``
 CAPTURE        /capture    error 503: authentication capture needs an L1 device
 STREAM         /stream     ``multipart/x-mixed-replace; boundary=--BoundaryString`` JPEG parts
+                           (another ``deviceId``: 106, as RCAPTURE; no device: 202)
 OPTIONS        any above   CORS preflight
 =============  ==========  ===================================================================
 
@@ -196,6 +197,9 @@ def capture(device: SbiDevice, body: Any, auth: bool) -> dict:
         return device.rcapture(req)
     except SbiError as err:
         return {"biometrics": [{"specVersion": spec, "data": "", "hash": "", "error": err.as_error()}]}
+    except Exception:  # a fault of this service: the spec's 102, in the verb's shape, never an HTTP 500
+        log.exception("SBI %s: capture request failed", device.device_id)
+        return {"biometrics": [{"specVersion": spec, "data": "", "hash": "", "error": SbiError(102).as_error()}]}
 
 
 def stream_request(device: SbiDevice, body: Any) -> tuple[int, int]:
@@ -209,6 +213,9 @@ def stream_request(device: SbiDevice, body: Any) -> tuple[int, int]:
         raise _Reject(400, SbiError(501, "deviceSubId and timeout must be numbers")) from None
     if sub_id not in device.sub_ids or timeout_ms <= 0:
         raise _Reject(400, SbiError(501, f"deviceSubId must be one of {device.sub_ids}"))
+    device_id = body.get("deviceId")
+    if device_id not in (None, "") and str(device_id) != device.device_id:  # as RCAPTURE checks it
+        raise _Reject(404, SbiError(106, f"this port serves {device.device_id}"))
     if device.hal() is None:
         raise _Reject(404, SbiError(202))
     return sub_id, timeout_ms
@@ -294,7 +301,7 @@ class SbiService:
                 continue
             try:
                 sbi = await asyncio.to_thread(SbiDevice, self.registry, dev.device_id, sock.getsockname()[1],
-                                              self.keys)
+                                              self.keys, env=self.settings.sbi_env)
             except Exception as exc:
                 sock.close()
                 log.warning("SBI: %s not served: %s", dev.device_id, exc)

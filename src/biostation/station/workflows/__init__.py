@@ -6,7 +6,7 @@ face, card, records, store) know nothing of them.
 - :mod:`.fingers`: one fingerprint capture with its NFIQ 2 score; the capture loop (preview,
   auto-capture, exceptions) over a plan of fingers and slaps.
 - :mod:`.portrait`: live portrait capture with the ICAO checks, auto-capture, best frame at
-  the timeout.
+  the timeout; the exception photo (face and palms, no ICAO gates).
 - :mod:`.chip`: reading and verifying a citizen's chip on a reader.
 """
 
@@ -21,10 +21,10 @@ from .fingers import (
     Status,
     capture_assessed,
 )
-from .portrait import CaptureResult, capture_portrait
+from .portrait import CaptureResult, ExceptionPhoto, capture_exception_photo, capture_portrait
 
 __all__ = [
-    "AssessedImpression", "CaptureLoop", "CaptureResult", "ChipRead", "ChipReads", "FingerResult",
-    "OverlayFrame", "Reason", "SessionResult", "Status", "capture_assessed", "capture_portrait",
-    "station_trust",
+    "AssessedImpression", "CaptureLoop", "CaptureResult", "ChipRead", "ChipReads", "ExceptionPhoto", "FingerResult",
+    "OverlayFrame", "Reason", "SessionResult", "Status", "capture_assessed", "capture_exception_photo",
+    "capture_portrait", "station_trust",
 ]
