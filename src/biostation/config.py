@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     ray_max_restarts: int = Field(-1, ge=-1, description="Restarts of a dead shard actor (-1: without limit); "
                                   "a restarted shard reloads its slice from disk.")
     ray_timeout_s: float = Field(60.0, gt=0, description="Longest wait for the shards' answer to one call.")
+    ray_start_timeout_s: float = Field(180.0, gt=0, description="Longest wait for the shard actors of a gallery to "
+                                       "start and load their slices when it is opened (a process each, "
+                                       "slower than any call on a busy machine).")
     ray_detached: bool = Field(False, description="Keep shard actors alive after the process that started "
                                "them exits (a daemon); the next process reattaches to them by name.")
 

@@ -200,7 +200,7 @@ def test_reopened_backend_reloads_and_keeps_enrolment_order(ray_cluster, fvc, tm
 
 
 def test_unplaceable_shards_time_out_with_a_typed_error(ray_cluster, tmp_path):
-    s = Settings(ray_shard_cpus=64, ray_timeout_s=2)
+    s = Settings(ray_shard_cpus=64, ray_timeout_s=2, ray_start_timeout_s=2)
     with pytest.raises(GalleryUnavailableError):
         RayBackend(tmp_path / "gal", shards=1, settings=s)
 

@@ -55,7 +55,7 @@ import operator
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -343,7 +343,9 @@ class RayBackend:
             owned.append(mine)
         self._actors, self._owned = actors, owned
         try:
-            infos = self._get([a.info.remote() for a in actors], "opening the gallery")
+            # starting a shard is a process start and a slice load, not a call: its own limit
+            infos = self._get([a.info.remote() for a in actors], "opening the gallery",
+                              timeout=max(self._timeout, s.ray_start_timeout_s))
         except BiostationError:
             self._release()  # e.g. shards that cannot be placed: do not leave them pending
             raise
@@ -373,14 +375,15 @@ class RayBackend:
         return self.count()
 
     # --- plumbing ----------------------------------------------------------------------------------
-    def _get(self, refs: Any, what: str) -> Any:
+    def _get(self, refs: Any, what: str, timeout: float | None = None) -> Any:
         ray = _ray()
         from ray import exceptions as rx
 
+        timeout = self._timeout if timeout is None else timeout
         try:
-            return ray.get(refs, timeout=self._timeout)
+            return ray.get(refs, timeout=timeout)
         except rx.GetTimeoutError:
-            raise GalleryUnavailableError(f"{what}: no answer from the shards within {self._timeout:g} s") from None
+            raise GalleryUnavailableError(f"{what}: no answer from the shards within {timeout:g} s") from None
         except rx.RayActorError:
             raise GalleryUnavailableError(f"{what}: a shard died and could not be restarted") from None
         except rx.RayTaskError as exc:
@@ -390,6 +393,22 @@ class RayBackend:
             raise GalleryError(f"{what}: a shard failed ({type(cause).__name__})") from None
         except rx.RayError as exc:
             raise GalleryUnavailableError(f"{what}: the cluster failed ({type(exc).__name__})") from None
+
+    def _ask(self, calls: Callable[[], Any], what: str) -> Any:
+        """``_get`` of a read that is safe to repeat (search, count, lookups): asked again until
+        ``ray_timeout_s`` has passed while a shard is unavailable. Ray retries a call on a
+        restarted actor, but when a whole node dies its retries can run out before the cluster
+        has noticed and restarted the shard elsewhere. A call that still fails names the shards
+        it misses (``exc.missing_shards``)."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            refs = calls()
+            try:
+                return self._get(refs, what)
+            except GalleryUnavailableError as exc:
+                if time.monotonic() + _RETRY_PAUSE_S >= deadline:
+                    raise self._missing(refs if isinstance(refs, list) else [refs], exc) from None
+                time.sleep(_RETRY_PAUSE_S)
 
     def _missing(self, refs: list[Any], exc: GalleryUnavailableError) -> GalleryUnavailableError:
         """``exc`` reworded to name the shards whose call did not complete."""
@@ -440,19 +459,7 @@ class RayBackend:
         if stages not in (1, 2):
             raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
         sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
-        # Ray retries a call on a restarted actor, but when a whole node dies its retries can
-        # run out before the cluster has noticed and restarted the shard elsewhere: ask again
-        # until ray_timeout_s has passed (a search is safe to repeat)
-        deadline = time.monotonic() + self._timeout
-        while True:
-            refs = [a.search.remote(sp, k, stages, penetration) for a in self._actors]
-            try:
-                parts = self._get(refs, "search")
-                break
-            except GalleryUnavailableError as exc:
-                if time.monotonic() + _RETRY_PAUSE_S >= deadline:
-                    raise self._missing(refs, exc) from None
-                time.sleep(_RETRY_PAUSE_S)
+        parts = self._ask(lambda: [a.search.remote(sp, k, stages, penetration) for a in self._actors], "search")
         best = heapq.nsmallest(k, (c for part in parts for c in part), key=lambda c: (-c[0], c[1], c[2]))
         return [Candidate(score=score, reference_id=rid) for score, _, rid in best]
 
@@ -484,14 +491,16 @@ class RayBackend:
         self._get(actor.delete.remote(reference_id, self._next_stamp()), "delete")
 
     def count(self) -> int:
-        return sum(self._get([a.count.remote() for a in self._actors], "count"))
+        return sum(self._ask(lambda: [a.count.remote() for a in self._actors], "count"))
 
     def __contains__(self, reference_id: str) -> bool:
-        return bool(self._get(self._route(reference_id).contains.remote(reference_id), "lookup"))
+        actor = self._route(reference_id)
+        return bool(self._ask(lambda: actor.contains.remote(reference_id), "lookup"))
 
     def search_template(self, reference_id: str) -> SearchTemplate:
         """The enrolled template's search form; GalleryError if unknown."""
-        return self._get(self._route(reference_id).search_template.remote(reference_id), "lookup")
+        actor = self._route(reference_id)
+        return self._ask(lambda: actor.search_template.remote(reference_id), "lookup")
 
     # --- operations --------------------------------------------------------------------------------
     @property
@@ -505,7 +514,7 @@ class RayBackend:
     def shard_info(self) -> list[dict[str, Any]]:
         """Per shard: count, highest enrolment stamp, worker pid and start time, node id, matcher
         backend and parameter digest."""
-        return self._get([a.info.remote() for a in self._actors], "info")
+        return self._ask(lambda: [a.info.remote() for a in self._actors], "info")
 
     def ping(self) -> None:
         """One empty round trip to every shard (what a search costs on top of scoring)."""
@@ -517,7 +526,7 @@ class RayBackend:
 
     def memory(self) -> dict[str, float]:
         """Bytes held by the packed slices, in all and per template."""
-        parts = self._get([a.memory.remote() for a in self._actors], "memory")
+        parts = self._ask(lambda: [a.memory.remote() for a in self._actors], "memory")
         n = sum(int(p["templates"]) for p in parts)
         total = sum(float(p["bytes"]) for p in parts)
         return {"templates": n, "bytes": total, "bytes_per_template": total / max(1, n), "shards": self._n}
