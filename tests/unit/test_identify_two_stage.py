@@ -62,11 +62,11 @@ def moved(t: Template, angle: float, dx: float, dy: float) -> Template:
     return Template(width=t.width, height=t.height, dpi=t.dpi, minutiae=m)
 
 
-def test_codes_have_half_their_bits_set_and_ignore_pose(fvc):
+def test_codes_have_a_fixed_number_of_bits_set_and_ignore_pose(fvc):
     t = fvc["DB1_B/101_1"]
     a = screening.code(matcher.prepare(t))
     assert a.shape == (IP.CODE_BYTES,) and a.dtype == np.uint8
-    assert int(np.unpackbits(a).sum()) == IP.CODE_BITS // 2
+    assert int(np.unpackbits(a).sum()) == IP.CODE_SET_BITS
     b = screening.code(matcher.prepare(moved(t, 0.5, 10, -8)))
     others = [screening.code(matcher.prepare(fvc[f"DB1_B/{f}_1"])) for f in range(102, 111)]
 
@@ -176,6 +176,48 @@ def test_synthetic_statistics_are_near_real_ones(fvc):
     assert synthetic.ks_distance(np.zeros(3), np.ones(3)) == 1.0
 
 
+def test_synthetic_quality_and_codes_follow_real_ones(fvc):
+    """The background's minutia quality (the matcher weighs unpaired minutiae by it) is reported,
+    spread like the fitted one, and its screening codes' distances to real probes (here
+    SecuGen's templates of FVC2002, another extractor than the one the generator was fitted to)
+    follow the real strangers'."""
+    from biostation.identify import benchmark
+
+    syn = synthetic.Generator(3).templates(0, 160)
+    q = np.concatenate([t.minutiae["quality"] for t in syn]).astype(float)
+    assert q.min() >= 1 and q.max() <= 100
+    assert abs(q.mean() - IP.SYN_QUALITY_MEAN) < 3 and abs(q.std() - IP.SYN_QUALITY_STD) < 3
+    mated = {}
+    for name, t in fvc.items():
+        mated.setdefault(name.rsplit("_", 1)[0], []).append(t)
+    mated = dict(sorted(mated.items())[:20])
+    fingers = list(mated)
+    probes = [matcher.prepare(mated[f][1]) for f in fingers]
+    cd = benchmark.code_distances(mated, syn, probes, [f"ref/{f}" for f in fingers])
+    n = sum(len(v) for v in mated.values())
+    assert len(cd["synthetic"]) == n * len(syn) and len(cd["real"]) == n * (n - 8)  # 8 impressions a finger
+    assert 0 < cd["real"].mean() < IP.CODE_BITS and 0 < cd["synthetic"].mean() < IP.CODE_BITS
+    assert synthetic.ks_distance(cd["real"].astype(float), cd["synthetic"].astype(float)) < 0.3
+    # the mates' first-stage ranks are shares of each background, and most mates rank near the top
+    for key in ("mate_rank_real", "mate_rank_synthetic"):
+        r = cd[key]
+        assert len(r) == len(fingers) and np.all((r >= 0) & (r <= 1)) and np.median(r) < 0.2
+
+
+def test_tiled_index_repeats_the_codes(fvc):
+    from biostation.identify import benchmark
+
+    codes = np.stack([screening.code(matcher.prepare(t)) for t in list(fvc.values())[:30]])
+    index = benchmark.tiled_index(codes, 4)
+    assert len(index) == 120 and index.nbytes == 120 * IP.CODE_BYTES
+    d = index.distances(codes[7])
+    assert np.array_equal(d, np.tile(screening.ScreeningIndex(codes).distances(codes[7]), 4))
+    rows = index.shortlist(codes[7], 4)  # the four copies of row 7 (distance 0)
+    assert np.array_equal(rows, 7 + 30 * np.arange(4))
+    index.add(np.zeros((0, IP.CODE_BYTES), np.uint8))
+    assert len(index) == 120
+
+
 @pytest.mark.slow
 def test_bench_identify_command_reports_both_searches(shared, tmp_path):
     import json
@@ -186,8 +228,8 @@ def test_bench_identify_command_reports_both_searches(shared, tmp_path):
 
     out = tmp_path / "id.json"
     r = CliRunner().invoke(app, ["bench", "identify", "--gallery", "60", "--probes", "12", "--time-probes", "3",
-                                 "--fvc", str(shared / "data" / "fvc2002" / "DB1_B"), "--json", str(out),
-                                 "--plot", str(tmp_path / "id.png")])
+                                 "--tile-to", "150", "--fvc", str(shared / "data" / "fvc2002" / "DB1_B"),
+                                 "--json", str(out), "--plot", str(tmp_path / "id.png")])
     assert r.exit_code == 0, r.output
     rep = json.loads(out.read_text())
     size = rep["sizes"]["60"]
@@ -201,6 +243,11 @@ def test_bench_identify_command_reports_both_searches(shared, tmp_path):
     op = [c for c in curve if c["penetration"] == size["accuracy"]["operating_penetration"]][0]
     assert op["rank1_hit_rate"] >= size["accuracy"]["exhaustive_rank1_hit_rate"]
     assert (tmp_path / "id.png").stat().st_size > 10_000
+    (tiled,) = rep["tiled"]  # 60 templates copied three times over
+    assert tiled["templates"] == 180 and tiled["tile"] == 3 and tiled["screening_bytes"] == 180 * IP.CODE_BYTES
+    assert tiled["exhaustive"]["searches"] == 3 and tiled["speedup_over_exhaustive"] > 0
+    cd = rep["code_distances"]
+    assert 0 <= cd["ks"] <= 1 and 0 <= cd["mate_rank_real_background"]["within_1pct"] <= 1
     r = CliRunner().invoke(app, ["bench", "identify", "--gallery", "5", "--fvc", str(shared / "data" / "fvc2002" / "DB1_B")])
     assert r.exit_code != 0  # fewer references than fingers
 

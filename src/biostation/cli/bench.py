@@ -119,8 +119,9 @@ def register(app: typer.Typer) -> None:
                                    "search as well, timed beside the exhaustive one."),
         probes: int = typer.Option(100, "--probes", min=1, help="Mated searches for rank-1 and the curve."),
         time_probes: int = typer.Option(20, "--time-probes", min=1, help="Searches timed per backend and mode."),
-        tile_to: int = typer.Option(0, "--tile-to", min=0, help="Also time both searches over copies of the last "
-                                    "gallery's arrays up to this many templates (timing only)."),
+        tile_to: list[int] = typer.Option([], "--tile-to", min=1, help="Also time both searches over copies of the "
+                                          "last gallery's codes and arrays up to this many templates (repeat for "
+                                          "several; timing only)."),
         shards: int = typer.Option(2, "--shards", min=1, help="Ray shards."),
         nodes: int = typer.Option(2, "--nodes", min=1, help="Ray nodes started on this machine (ignored with "
                                   "--ray-address)."),
@@ -190,12 +191,19 @@ def register(app: typer.Typer) -> None:
                                                                           f"to local: {same}"))
                 if "speedup_over_exhaustive" in r[name]:
                     typer.echo(f"  {name:5} two-stage speedup over exhaustive: {r[name]['speedup_over_exhaustive']:.2f}x")
-        if "tiled" in report:
-            t = report["tiled"]
+        for t in report.get("tiled", []):
             typer.echo(f"{t['templates']} templates (tiled x{t['tile']}): exhaustive p50 {t['exhaustive']['p50_ms']:.0f} "
                        f"ms, two-stage p50 {t['two_stage']['p50_ms']:.0f} ms ({t['speedup_over_exhaustive']:.1f}x), "
                        f"first stage {t['first_stage_templates_per_s']:.3g} templates/s")
+            for o in t["other_penetrations"]:
+                typer.echo(f"  at {100 * o['penetration']:.2f} % penetration: two-stage p50 "
+                           f"{o['two_stage']['p50_ms']:.0f} ms ({o['speedup_over_exhaustive']:.1f}x)")
         typer.echo(f"impostor scores, real vs synthetic: KS {report['impostor_ks']:.3f}")
+        cd = report["code_distances"]
+        typer.echo(f"screening-code distances to impostors, real vs synthetic: KS {cd['ks']:.3f}; mates ranked "
+                   f"within 1 % by the first stage: {100 * cd['mate_rank_real_background']['within_1pct']:.0f} % "
+                   f"among real strangers, {100 * cd['mate_rank_synthetic_background']['within_1pct']:.0f} % "
+                   "among synthetic ones")
 
     @bench.command("throughput")
     def throughput(

@@ -13,9 +13,20 @@ whose two-stage rank-1 hits are at least the exhaustive search's. Then both sear
 by side on the same probes, one at a time, in this process (and on a Ray cluster when asked).
 
 **Tiling.** Building a gallery costs about 4 ms of CPU a template (generating and preparing), so
-``tile`` > 1 times the search over ``tile`` copies of the prepared gallery's arrays (no copy is
-enrolled): scan and scoring costs depend on the arrays' size, not on who is in them. Accuracy is
-only ever reported on the distinct gallery.
+larger galleries are timed over copies of the last distinct one: the first stage scans a
+screening index holding the distinct gallery's codes ``tile`` times over (row ``r`` is a copy of
+distinct row ``r mod n``), and the matcher scores each shortlisted row on the distinct gallery's
+arrays at ``r mod n`` (the same arrays a materialized copy would hold, so the same work per
+template; the gallery's arrays are held once, the codes ``tile`` times: 10^7 templates need
+10^7 x :data:`.params.CODE_BYTES` bytes, not 10^7 full templates). Scan and scoring costs depend
+on the number of rows and their arrays, not on who is in them. Accuracy is only ever reported on
+the distinct gallery.
+
+**The background's realism for the first stage.** Beside the matcher's impostor scores, the report
+compares the screening-code distances of the real probes to real impostors (the other fingers'
+FVC impressions) and to synthetic templates, and the mates' first-stage ranks among each
+background: when synthetic templates sit farther from real probes than real strangers do, the
+penetration measured over a synthetic background is optimistic.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .. import matcher
-from ..matcher.prepare import PackedGallery, SearchTemplate, pack, prepare
+from ..matcher.prepare import SearchTemplate, pack, prepare
 from ..templates.model import Template
 from . import params as IP
 from . import screening, synthetic
@@ -183,48 +194,81 @@ def time_backend(backend: Any, gal: Gallery, probes: int, stages: int, penetrati
     return answers, r
 
 
-def tile(packed: PackedGallery, codes: np.ndarray, factor: int) -> tuple[PackedGallery, screening.ScreeningIndex]:
-    """``factor`` copies of a packed gallery and its codes, end to end (timing only)."""
-    m = len(packed.x)
-    offs = np.concatenate([packed.offsets[:-1] + i * m for i in range(factor)] + [[factor * m]]).astype(np.int64)
-    big = PackedGallery(x=np.tile(packed.x, factor), y=np.tile(packed.y, factor), t=np.tile(packed.t, factor),
-                        desc=np.tile(packed.desc, (factor, 1)), cnt=np.tile(packed.cnt, factor), offsets=offs,
-                        keys=np.tile(packed.keys, factor))
-    return big, screening.ScreeningIndex(np.tile(codes, (factor, 1)))
+def tiled_index(codes: np.ndarray, factor: int) -> screening.ScreeningIndex:
+    """A screening index of ``factor`` copies of ``codes`` end to end (timing only; row ``r`` is
+    a copy of row ``r mod len(codes)``). Added a copy at a time: no second full-size array."""
+    index = screening.ScreeningIndex(codes)
+    for _ in range(factor - 1):
+        index.add(codes)
+    return index
 
 
-def time_tiled(gal: Gallery, factor: int, probes: int, penetration: float,
-               also: Sequence[float] = ()) -> dict[str, Any]:
-    """Exhaustive vs two-stage search time over ``factor`` copies of the gallery, side by side
-    (two-stage at ``penetration`` and at each of ``also``), plus the first stage alone."""
+def time_tiled(gal: Gallery, templates: int, probes: int, penetration: float,
+               also: Sequence[float] = (), exhaustive_probes: int | None = None) -> dict[str, Any]:
+    """Exhaustive vs two-stage search time over ``templates`` rows tiled from the gallery (see the
+    module docstring), side by side in this process (two-stage at ``penetration`` and at each of
+    ``also``), plus the first stage alone. The exhaustive search is timed on the first
+    ``exhaustive_probes`` probes only (default: all; it costs about 10 s per 10^6 rows)."""
     g = gal.local._gallery()
     codes = np.array(gal.local._codes, np.uint8)
-    big, screen = tile(g, codes, factor)
-    n = len(big)
+    n0 = len(codes)
+    factor = math.ceil(templates / n0)
+    screen = tiled_index(codes, factor)
+    n = len(screen)
     m = screening.shortlist_size(n, penetration)
     ps = [gal.probes[i] for i in np.unique(np.linspace(0, len(gal.probes) - 1, probes).astype(int))]
 
-    def two(p: SearchTemplate) -> np.ndarray:
-        rows = screen.shortlist(screening.code(p), m)
-        return matcher.match_many(p, big, rows)
+    def rerank(p: SearchTemplate, rows: np.ndarray) -> np.ndarray:
+        return matcher.match_many(p, g, rows % n0)
 
-    _, ex = _latencies(lambda p: matcher.match_many(p, big), ps)
+    def two(p: SearchTemplate, mm: int = m) -> np.ndarray:
+        return rerank(p, screen.shortlist(screening.code(p), mm))
+
+    _, ex = _latencies(lambda p: rerank(p, np.arange(n, dtype=np.int64)), ps[:exhaustive_probes])
     _, st = _latencies(two, ps)
     _, scan = _latencies(lambda p: screen.shortlist(screening.code(p), m), ps)
     out = {"templates": n, "tile": factor, "shortlist": m, "penetration": penetration,
+           "screening_bytes": screen.nbytes, "gallery_bytes_held": g.nbytes,
            "exhaustive": ex, "two_stage": st, "first_stage": scan,
            "first_stage_templates_per_s": n / (scan["p50_ms"] / 1e3),
            "speedup_over_exhaustive": ex["p50_ms"] / st["p50_ms"], "other_penetrations": []}
     for pen in also:
         mm = screening.shortlist_size(n, pen)
-
-        def two_at(p: SearchTemplate, mm: int = mm) -> np.ndarray:
-            return matcher.match_many(p, big, screen.shortlist(screening.code(p), mm))
-
-        _, st2 = _latencies(two_at, ps)
+        _, st2 = _latencies(lambda p, mm=mm: two(p, mm), ps)
         out["other_penetrations"].append({"penetration": pen, "shortlist": mm, "two_stage": st2,
                                           "speedup_over_exhaustive": ex["p50_ms"] / st2["p50_ms"]})
     return out
+
+
+def code_distances(mated: Mapping[str, Sequence[Template]], syn: Sequence[Template],
+                   probes: Sequence[SearchTemplate], mates: Sequence[str]) -> dict[str, Any]:
+    """The first stage's view of the background: screening-code distances of every real template
+    to the real templates of other fingers (``real``) and to the synthetic ones (``synthetic``),
+    and each probe's mate rank (share of the background nearer than the mate) among each
+    background: the other fingers' impressions, or as many synthetic templates."""
+    fingers = [f for f, ts in mated.items() for _ in ts]
+    real = screening.codes([prepare(t) for ts in mated.values() for t in ts])
+    synth = screening.codes([prepare(t) for t in syn])
+    finger = np.array(fingers)
+    ri, si = screening.ScreeningIndex(real), screening.ScreeningIndex(synth)
+    d_real, d_syn = [], []
+    for i, c in enumerate(real):
+        d_real.append(ri.distances(c)[finger != finger[i]])
+        d_syn.append(si.distances(c))
+    first = {}
+    for f in mated:
+        first.setdefault(f, fingers.index(f))
+    rank_real, rank_syn = [], []
+    for p, mate in zip(probes, mates, strict=True):
+        f = mate.removeprefix("ref/")
+        c = screening.code(p)
+        dm = int(np.unpackbits(c ^ real[first[f]]).sum())
+        dr = ri.distances(c)[finger != f]
+        ds = si.distances(c)
+        rank_real.append(float(np.mean(dr < dm)))
+        rank_syn.append(float(np.mean(ds < dm)))
+    return {"real": np.concatenate(d_real), "synthetic": np.concatenate(d_syn),
+            "mate_rank_real": np.array(rank_real), "mate_rank_synthetic": np.array(rank_syn)}
 
 
 def impostor_scores(mated: Mapping[str, Sequence[Template]], syn: Sequence[Template], rows: int = 200,
@@ -248,14 +292,15 @@ def impostor_scores(mated: Mapping[str, Sequence[Template]], syn: Sequence[Templ
 
 
 def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impostors: dict[str, np.ndarray],
-         path: str) -> None:
-    """Penetration/hit-rate curves, synthetic vs real statistics and impostor scores, one PNG."""
+         path: str, codes: dict[str, np.ndarray] | None = None) -> None:
+    """Penetration/hit-rate curves, synthetic vs real statistics, impostor scores and impostor
+    screening-code distances, one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(2, 3, figsize=(15, 8.5))
+    fig, ax = plt.subplots(2, 4, figsize=(20, 8.5))
     a = ax[0, 0]
     for size, r in report["sizes"].items():
         acc = r["accuracy"]
@@ -285,6 +330,24 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
     a.set_title(f"impostor scores, FVC vs synthetic: KS {report['impostor_ks']:.3f}")
     a.set_xlabel("matcher score")
     a.legend(fontsize=7)
+    a = ax[0, 3]
+    if codes is not None:
+        for name in ("real", "synthetic"):
+            a.hist(codes[name], bins=60, density=True, histtype="step",
+                   label=f"real probe vs {name} ({len(codes[name])})")
+        cd = report["code_distances"]
+        a.set_title(f"screening-code distance to impostors: KS {cd['ks']:.3f}")
+        a.set_xlabel("Hamming distance (bits)")
+        a.legend(fontsize=7)
+        a = ax[1, 3]
+        for name in ("real", "synthetic"):
+            r = np.sort(codes[f"mate_rank_{name}"])
+            a.plot(np.maximum(r, 1e-4), np.arange(1, len(r) + 1) / len(r), label=f"{name} background")
+        a.set_xscale("log")
+        a.set_xlabel("share of the background the first stage ranks above the mate")
+        a.set_ylabel("share of mated searches")
+        a.set_title("mate rank by the first stage: real vs synthetic strangers")
+        a.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -292,10 +355,12 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
 
 def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes: int = 100,
         time_probes: int = 20, stages: Sequence[int] = (1, 2), ray_backend: Callable[[], Any] | None = None,
-        tile_to: int | None = None, seed: int = 1, plot_path: str | None = None,
+        tile_to: int | Sequence[int] | None = None, seed: int = 1, plot_path: str | None = None,
         progress: Progress = _noop) -> dict[str, Any]:
     """The whole benchmark (see the module docstring); ``ray_backend``: makes an empty Ray
-    gallery, timed beside the local one at every size."""
+    gallery, timed beside the local one at every size; ``tile_to``: sizes timed over copies of
+    the last gallery (``report["tiled"]``, one entry per size; the exhaustive search on two
+    probes only above 2 x 10^6 rows)."""
     report: dict[str, Any] = {"matcher": matcher.BACKEND, "code_bytes": IP.CODE_BYTES, "fingers": len(mated),
                               "sizes": {}}
     real = [t for ts in mated.values() for t in ts]
@@ -328,18 +393,34 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
         report["sizes"][str(size)] = r
         last = gal
     assert last is not None
-    if tile_to and tile_to > len(last.local._ids):
-        factor = math.ceil(tile_to / len(last.local._ids))
+    targets = [tile_to] if isinstance(tile_to, int) else list(tile_to or ())
+    targets = sorted(t for t in targets if t and t > len(last.local._ids))
+    if targets:
         acc = report["sizes"][str(sizes[-1])]["accuracy"]
-        report["tiled"] = time_tiled(last, factor, min(time_probes, 5), acc["operating_penetration"],
-                                     also=(acc["penetration_99pct_of_exhaustive_hits"],
-                                           acc["penetration_95pct_of_exhaustive_hits"], 0.01))
+        report["tiled"] = []
+        for size in targets:
+            progress(f"timing {size} templates", 0, 1)
+            report["tiled"].append(time_tiled(
+                last, size, min(time_probes, 5), acc["operating_penetration"],
+                also=(acc["penetration_99pct_of_exhaustive_hits"], acc["penetration_95pct_of_exhaustive_hits"], 0.01),
+                exhaustive_probes=2 if size > 2_000_000 else None))
+            progress(f"timing {size} templates", 1, 1)
     stats = {"real": synthetic.statistics(real), "synthetic": synthetic.statistics(last.synthetic)}
     report["synthetic_vs_real"] = synthetic.compare(real, last.synthetic)
     imp = impostor_scores(mated, last.synthetic[:len(real)])
     report["impostor_ks"] = synthetic.ks_distance(imp["real"].astype(float), imp["synthetic"].astype(float))
     report["impostor_percentiles"] = {k: np.percentile(v, [50, 90, 99, 99.9]).tolist() for k, v in imp.items()}
+    cd = code_distances(mated, last.synthetic[:len(real)], last.probes, last.mates)
+    report["code_distances"] = {
+        "ks": synthetic.ks_distance(cd["real"].astype(float), cd["synthetic"].astype(float)),
+        "percentiles": {k: np.percentile(cd[k], [1, 5, 50]).tolist() for k in ("real", "synthetic")},
+        "mate_rank_real_background": {"median": float(np.median(cd["mate_rank_real"])),
+                                      "p90": float(np.percentile(cd["mate_rank_real"], 90)),
+                                      "within_1pct": float(np.mean(cd["mate_rank_real"] < 0.01))},
+        "mate_rank_synthetic_background": {"median": float(np.median(cd["mate_rank_synthetic"])),
+                                           "p90": float(np.percentile(cd["mate_rank_synthetic"], 90)),
+                                           "within_1pct": float(np.mean(cd["mate_rank_synthetic"] < 0.01))}}
     if plot_path:
-        plot(report, stats, imp, plot_path)
+        plot(report, stats, imp, plot_path, cd)
     return report
 

@@ -12,8 +12,11 @@ made it, and whatever the matcher's scoring does with it): for every pair of min
 direction of each end relative to the segment joining them; these three numbers do not change
 when the finger is moved or turned on the sensor. The pairs vote (soft, trilinear) into a
 :data:`.params.CODE_BITS`-cell histogram, and the code sets the bit of each cell above the
-template's own median: half the bits of every code are set, so the Hamming distance of two codes
-is a fixed number minus twice their overlap, and ranking by Hamming distance is ranking by overlap.
+template's :data:`.params.CODE_SET_BITS` strongest cells: every code has that many bits set, so the
+Hamming distance of two codes is a fixed number minus twice their overlap, and ranking by Hamming
+distance is ranking by overlap. (Setting fewer than half the bits matters: the weak cells of a
+histogram are the ones that a partial overlap or a few missed minutiae change, and a cut at the
+median let them decide half the code.)
 No data is learned: no model file, nothing to retrain when the matcher or the extractor changes.
 
 **The scan** is a flat (exhaustive) binary index of `faiss <https://github.com/facebookresearch/faiss>`_
@@ -73,14 +76,16 @@ def histogram(s: SearchTemplate) -> np.ndarray:
 
 
 def code(s: SearchTemplate) -> np.ndarray:
-    """The screening code of one prepared template: uint8 ``(CODE_BYTES,)``, half its bits set
-    (an empty or one-minutia template: all zero, which screens as far from everything)."""
+    """The screening code of one prepared template: uint8 ``(CODE_BYTES,)``, exactly
+    :data:`.params.CODE_SET_BITS` bits set (ties at the cut by cell number: a template with fewer
+    non-empty cells fills up with empty ones); an empty or one-minutia template: all zero, which
+    screens as far from everything."""
     h = histogram(s)
     if not h.any():
         return np.zeros(P.CODE_BYTES, np.uint8)
     order = np.argsort(h, kind="stable")
     bits = np.zeros(P.CODE_BITS, bool)
-    bits[order[P.CODE_BITS // 2:]] = True  # the upper half: exactly CODE_BITS / 2 set, ties by cell
+    bits[order[P.CODE_BITS - P.CODE_SET_BITS:]] = True  # the strongest cells, ties by cell number
     return np.packbits(bits, bitorder="little")
 
 
@@ -122,6 +127,13 @@ class ScreeningIndex:
         self._index.use_heap = False
         if self._n:
             self._index.add(codes)
+
+    def add(self, codes: np.ndarray) -> None:
+        """Append rows (they take the next row numbers); not thread-safe against searches."""
+        codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, P.CODE_BYTES)
+        if len(codes):
+            self._index.add(codes)
+            self._n += codes.shape[0]
 
     def __len__(self) -> int:
         return self._n

@@ -15,6 +15,8 @@ person, its print area an ellipse inside a sensor-sized image (:data:`.params.SY
   (:data:`.params.SYN_CLASSES`: the flow in a sensor's view, which is often arch-like);
 * **minutiae count** log-normal, fitted to real templates (:data:`.params.SYN_LOG_COUNT_MEAN`);
 * **positions** spread over the print area at least :data:`.params.SYN_MIN_SPACING` apart;
+* **quality** per minutia from a normal distribution fitted to real templates
+  (:data:`.params.SYN_QUALITY_MEAN`): the matcher weighs unpaired minutiae by it;
 * **directions** along the ridge flow (either way along it; :data:`.params.SYN_DIR_NOISE`), as
   real minutiae are: their neighbours' relative directions, which the matcher's descriptors encode,
   are then as correlated as in real prints.
@@ -55,7 +57,7 @@ class Generator:
         m["x"], m["y"] = np.clip(np.rint(xy[:, 0]), 0, w - 1), np.clip(np.rint(xy[:, 1]), 0, h - 1)
         m["angle"] = (angle.astype(np.float32) % np.float32(2 * math.pi))
         m["kind"] = rng.integers(1, 3, len(xy))
-        m["quality"] = rng.integers(40, 101, len(xy))
+        m["quality"] = np.clip(np.rint(rng.normal(P.SYN_QUALITY_MEAN, P.SYN_QUALITY_STD, len(xy))), 1, 100)
         return Template(width=w, height=h, dpi=500.0, minutiae=m)
 
     def templates(self, start: int, count: int) -> list[Template]:
@@ -87,7 +89,7 @@ def _flow(rng: np.random.Generator, xy: np.ndarray, cx: float, cy: float, ax: fl
     z = xy[:, 0] - 1j * xy[:, 1]  # y up, so angles count counter-clockwise like minutia directions
     c0 = complex(cx, -cy)
     kind = rng.choice(3, p=P.SYN_CLASSES)
-    theta0 = rng.normal(0, 0.25)
+    theta0 = rng.normal(0, P.SYN_FLOW_TILT)
     if kind == 0:  # arch: ridges across the finger, bowed upwards at the centre
         u = (xy[:, 0] - cx) / ax
         return theta0 + 0.6 * rng.uniform(0.5, 1.0) * np.tanh(2 * u) * np.exp(-((xy[:, 1] - cy) / ay) ** 2)
