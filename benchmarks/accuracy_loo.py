@@ -50,6 +50,8 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "min_rel_0.20": {"fingerprint.MIN_MINUTIA_RELIABILITY": 0.20},
     "min_rel_0.35": {"fingerprint.MIN_MINUTIA_RELIABILITY": 0.35},
     "min_rel_0.50": {"fingerprint.MIN_MINUTIA_RELIABILITY": 0.50},
+    "quality_rel_0.15": {"fingerprint.QUALITY_RELIABILITY_FULL": 0.15},
+    "quality_rel_0.50": {"fingerprint.QUALITY_RELIABILITY_FULL": 0.50},
     "max_min_50": {"fingerprint.MAX_MINUTIAE": 50},
     "max_min_70": {"fingerprint.MAX_MINUTIAE": 70},
     "border_1.5": {"fingerprint.BORDER_DISTANCE": 1.5},
