@@ -37,16 +37,18 @@ COLLECTIONS = ("fvc2000", "fvc2002")
 CANDIDATES: dict[str, dict[str, object]] = {
     "untuned": {},
     # segmentation
-    "seg_energy_0.10": {"fingerprint.SEG_ENERGY_FRACTION": 0.10},
+    "seg_energy_0.10": {"fingerprint.SEG_ENERGY_FRACTION": 0.10, "fingerprint.SEG_ENERGY_FRACTION_LOW": 0.10},
     "seg_energy_0.20": {"fingerprint.SEG_ENERGY_FRACTION": 0.20},
     "seg_energy_0.26": {"fingerprint.SEG_ENERGY_FRACTION": 0.26},
+    "seg_low_0.09": {"fingerprint.SEG_ENERGY_FRACTION_LOW": 0.09},
+    "seg_low_off": {"fingerprint.SEG_ENERGY_FRACTION_LOW": 0.14},
     "seg_coh_0.30": {"fingerprint.SEG_MIN_COHERENCE": 0.30},
     "seg_coh_0.40": {"fingerprint.SEG_MIN_COHERENCE": 0.40},
     "seg_close_23": {"fingerprint.SEG_CLOSE_DIAMETER": 23},
     "seg_open_17": {"fingerprint.SEG_OPEN_DIAMETER": 17},
     # minutia reliability and count
-    "min_coh_0.35": {"fingerprint.MIN_MINUTIA_COHERENCE": 0.35},
-    "min_coh_0.45": {"fingerprint.MIN_MINUTIA_COHERENCE": 0.45},
+    "min_coh_0.10": {"fingerprint.MIN_MINUTIA_COHERENCE": 0.10},
+    "min_coh_0.25": {"fingerprint.MIN_MINUTIA_COHERENCE": 0.25},
     "min_rel_0.20": {"fingerprint.MIN_MINUTIA_RELIABILITY": 0.20},
     "min_rel_0.35": {"fingerprint.MIN_MINUTIA_RELIABILITY": 0.35},
     "min_rel_0.50": {"fingerprint.MIN_MINUTIA_RELIABILITY": 0.50},

@@ -29,8 +29,10 @@ NORM_SIGMA = 8.0
 BANDPASS_SIGMAS = (0.9, 4.0)
 #: Gaussian sigma (px) of the local ridge energy and coherence windows used for segmentation
 SEG_SIGMA = 7.0
-#: foreground = energy above this fraction of the image's robust top energy ...
+#: foreground = energy above this fraction of the image's robust top energy, or above the lower
+#: fraction where connected to such an area (hysteresis) ...
 SEG_ENERGY_FRACTION = 0.14
+SEG_ENERGY_FRACTION_LOW = 0.11
 #: ... and orientation coherence above this (0..1)
 SEG_MIN_COHERENCE = 0.20
 #: percentile of the energy taken as the image's "top" energy
@@ -105,8 +107,11 @@ BROKEN_RIDGE_ALIGNMENT = 0.6
 #: a minutia with more than this many others within CLUSTER_RADIUS is noise (ridge periods)
 CLUSTER_RADIUS = 1.2
 CLUSTER_MAX_NEIGHBOURS = 2
-#: minutiae where the orientation coherence is below this are dropped (0..1)
-MIN_MINUTIA_COHERENCE = 0.25
+#: minutiae where the orientation coherence is below this are dropped (0..1). Off: the quality
+#: (below) carries the coherence to the matcher, which gives an unpaired minutia of low quality
+#: little weight, while a dropped true minutia can pair with nothing. On noisy or faint fingers
+#: most of the coherence is low, and a threshold left them with too few minutiae to match
+MIN_MINUTIA_COHERENCE = 0.0
 #: minutiae where the reliability (enhanced / input energy, relative to the image's best) is
 #: below this are dropped (0..1)
 MIN_MINUTIA_RELIABILITY = 0.0
