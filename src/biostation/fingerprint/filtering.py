@@ -11,7 +11,8 @@ Rules, in order (lengths in ridge periods, see :mod:`.params`):
    line joining them (both go);
 6. noise: a minutia with more than ``CLUSTER_MAX_NEIGHBOURS`` others within ``CLUSTER_RADIUS``,
    or where the orientation coherence is below ``MIN_MINUTIA_COHERENCE`` or the reliability
-   (:mod:`.reliability`) below ``MIN_MINUTIA_RELIABILITY``;
+   (:mod:`.reliability`) below ``MIN_MINUTIA_RELIABILITY`` (both thresholds are 0 as shipped:
+   the minutia's quality carries coherence and reliability to the matcher instead);
 7. borders: closer than ``BORDER_DISTANCE`` to the background, where ridges are cut by the edge
    of the finger or of the sensor.
 

@@ -167,5 +167,9 @@ def detect(skel: np.ndarray, theta: np.ndarray, coherence: np.ndarray, reliabili
     coh = coherence[ys, xs]
     border = np.clip(mask_distance[ys, xs] / (P.QUALITY_BORDER * period), 0.0, 1.0)
     rel = reliability[ys, xs]
-    quality = np.clip(np.rint(100.0 * np.sqrt(np.clip(coh, 0, 1) * rel) * border), 1, 100).astype(np.uint8)
+    # quality: the orientation coherence, gated by the reliability only where that is low. Both
+    # dip at a true minutia (it disturbs the parallel ridges it lies in), but the reliability's
+    # gradations above the gate say more about the filter's fit than about the region
+    gate = np.clip(rel / P.QUALITY_RELIABILITY_FULL, 0.0, 1.0)
+    quality = np.clip(np.rint(100.0 * np.clip(coh, 0, 1) * gate * border), 1, 100).astype(np.uint8)
     return Candidates(xs.astype(np.float32), ys.astype(np.float32), kind, angle, quality, segments), graph

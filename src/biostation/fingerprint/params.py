@@ -29,8 +29,10 @@ NORM_SIGMA = 8.0
 BANDPASS_SIGMAS = (0.9, 4.0)
 #: Gaussian sigma (px) of the local ridge energy and coherence windows used for segmentation
 SEG_SIGMA = 7.0
-#: foreground = energy above this fraction of the image's robust top energy ...
+#: foreground = energy above this fraction of the image's robust top energy, or above the lower
+#: fraction where connected to such an area (hysteresis) ...
 SEG_ENERGY_FRACTION = 0.14
+SEG_ENERGY_FRACTION_LOW = 0.11
 #: ... and orientation coherence above this (0..1)
 SEG_MIN_COHERENCE = 0.20
 #: percentile of the energy taken as the image's "top" energy
@@ -105,13 +107,21 @@ BROKEN_RIDGE_ALIGNMENT = 0.6
 #: a minutia with more than this many others within CLUSTER_RADIUS is noise (ridge periods)
 CLUSTER_RADIUS = 1.2
 CLUSTER_MAX_NEIGHBOURS = 2
-#: minutiae where the orientation coherence is below this are dropped (0..1)
-MIN_MINUTIA_COHERENCE = 0.25
+#: minutiae where the orientation coherence is below this are dropped (0..1). Off: the quality
+#: (below) carries the coherence to the matcher, which gives an unpaired minutia of low quality
+#: little weight, while a dropped true minutia can pair with nothing. On noisy or faint fingers
+#: most of the coherence is low, and a threshold left them with too few minutiae to match
+MIN_MINUTIA_COHERENCE = 0.0
 #: minutiae where the reliability (enhanced / input energy, relative to the image's best) is
 #: below this are dropped (0..1)
 MIN_MINUTIA_RELIABILITY = 0.0
-#: a minutia's quality (100 x sqrt(coherence x reliability)) falls linearly to 0 over this
-#: distance (ridge periods) from the foreground border
+#: a minutia's quality is 100 x its orientation coherence, scaled down where the reliability is
+#: below QUALITY_RELIABILITY_FULL (in proportion: half at half of it) and falling linearly to 0
+#: over QUALITY_BORDER (ridge periods) from the foreground border. The matcher weighs unpaired
+#: minutiae by it. (On the eight FVC2000/FVC2002 B databases this ranks minutiae better for the
+#: matcher than 100 x sqrt(coherence x reliability): reliability above about a third of the
+#: image's best says little more about a minutia; see benchmarks/accuracy_loo.py.)
+QUALITY_RELIABILITY_FULL = 0.3
 QUALITY_BORDER = 3.0
 #: most minutiae kept per view, by quality (ISO/IEC 19794-2 allows 255)
 MAX_MINUTIAE = 120

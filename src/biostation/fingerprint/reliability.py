@@ -3,8 +3,9 @@
 On clear ridges almost all of the normalized image's energy lies in the band and orientation
 that the Gabor filter passes, so the ratio of the enhanced energy to the input energy (both in
 Gaussian windows) is high; on scars, smudges, creases and noise the filter passes little of it,
-and the minutiae found there are mostly artefacts. The map (0..1, full resolution) scales the
-minutiae's quality and removes those where it is too low (:mod:`.filtering`).
+and the minutiae found there are mostly artefacts. The map (0..1, full resolution) lowers the
+quality of the minutiae where it is low (:mod:`.minutiae`) and can remove them
+(:mod:`.filtering`, ``MIN_MINUTIA_RELIABILITY``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 A pixel is foreground when the local ridge-band energy is a fair fraction of the image's strong
 ridges and the orientation is coherent (so noise and residual prints with no ridge flow drop
-out). The mask is built on the 4x coarser grid of :mod:`._smooth` (the decision is about
+out). The energy test is a hysteresis, as in Canny's edge detector: a coherent area whose energy
+passes the lower fraction ``SEG_ENERGY_FRACTION_LOW`` is foreground when it is connected to one
+that passes ``SEG_ENERGY_FRACTION``, so the faint side of a finger pressed unevenly joins its
+clear part while faint background patches on their own stay out. The mask is built on the 4x coarser grid of :mod:`._smooth` (the decision is about
 windows of 7 px sigma anyway), cleaned with morphology, small islands dropped and small holes filled,
 and brought back to full resolution with smooth edges.
 """
@@ -28,7 +31,14 @@ def segment(bp: np.ndarray, coherence: np.ndarray) -> np.ndarray:
     if top <= P.MIN_CONTRAST ** 2:
         return np.zeros(bp.shape, np.uint8)
     coh = shrink(coherence)
-    mask = ((energy > P.SEG_ENERGY_FRACTION * top) & (coh > P.SEG_MIN_COHERENCE)).astype(np.uint8)
+    coherent = coh > P.SEG_MIN_COHERENCE
+    strong = (energy > P.SEG_ENERGY_FRACTION * top) & coherent
+    weak = ((energy > P.SEG_ENERGY_FRACTION_LOW * top) & coherent).astype(np.uint8)
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    seeded = np.zeros(n, np.uint8)
+    seeded[labels[strong]] = 1
+    seeded[0] = 0
+    mask = seeded[labels]
     # a one-cell border of background, so closing does not glue the finger to the image edge
     mask = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _disk(P.SEG_CLOSE_DIAMETER))
