@@ -49,10 +49,15 @@ import cv2
 import numpy as np
 
 from biostation.fingerprint.slap import SLAP_ORDER, SlapResult, segment_slap
-from biostation.fingerprint.slap_compose import compose_slap, hits, whiten
+from biostation.fingerprint.slap_compose import compose_slap, finger_shape, hits, whiten
 from biostation.records import FingerPosition as FP
 
 SHARED = (Path(__file__).resolve().parents[1] / ".." / "shared").resolve()
+#: live scenario: fingertip widths in pixels at 500 ppi (a real live scan's fingertips are
+#: 0.6 in wide, its little finger 0.4 in: ../shared/data/slaps/openebts_r4.png; FVC prints are
+#: scaled up less than that, their ridges would spread too far apart), and the narrowest contact
+#: area of an impression taken
+TIP_WIDTH, LITTLE_WIDTH, MIN_CONTACT = (220, 280), (170, 210), 150
 
 
 def main() -> int:
@@ -85,34 +90,7 @@ def main() -> int:
         t_s = []
         fw = []
         for k in range(args.n):
-            slap = (FP.PLAIN_RIGHT_FOUR, FP.PLAIN_LEFT_FOUR)[k % 2]
-            n, missing = 4, ()
-            angles = list(rng.uniform(-8, 8, 4))
-            gaps = list(rng.uniform(20, 80, 3))
-            if scenario == "apart":
-                gaps = list(rng.uniform(5, 120, 3))
-            elif scenario == "rotated":
-                angles = list(rng.uniform(-25, 25, 4))
-            elif scenario == "touching":
-                gaps = list(rng.uniform(-25, 0, 3))
-            elif scenario.startswith("missing"):
-                n, missing = 3, (SLAP_ORDER[slap][int(rng.integers(4))],)
-            elif scenario == "thumbs":
-                slap, n = FP.PLAIN_THUMBS, 2
-                angles, gaps = list(rng.uniform(-30, 30, 2)), list(rng.uniform(60, 200, 1))
-            extra = {}
-            if scenario == "live":
-                little = 3 if slap == FP.PLAIN_RIGHT_FOUR else 0
-                gaps = list(rng.uniform(-15, 80, 3))
-                extra = dict(segments=True, palm=True, scales=[float(rng.uniform(0.65, 0.8)) if i == little
-                                                              else float(rng.uniform(0.9, 1.1)) for i in range(4)],
-                             stagger=[float(rng.uniform(120, 260)) if i == little else float(rng.uniform(-40, 60))
-                                      for i in range(4)],
-                             right_margin=int(rng.choice([60, 0, -40])) if slap == FP.PLAIN_RIGHT_FOUR else 60)
-            fingers = [(whiten if scenario == "live" else np.asarray)(imgs[i])
-                       for i in rng.choice(len(imgs), n, replace=False)]
-            img, truth = compose_slap(fingers, slap, angles=angles[:n], gaps=gaps[: n - 1], missing=missing,
-                                      seed=int(rng.integers(1 << 30)), **extra)
+            img, truth, slap, missing = scenario_slap(scenario, k, rng, imgs)
             declared = () if scenario == "missing (undeclared)" else missing
             t0 = time.perf_counter()
             try:
@@ -144,6 +122,53 @@ def main() -> int:
     if args.sessions:
         sequence(args.sessions, args.seq_seed, args.clean or args.sessions)
     return 0
+
+
+def scenario_slap(scenario: str, k: int, rng: np.random.Generator, imgs: list[np.ndarray]):
+    """Slap number ``k`` of a scenario (draws from ``rng``): image, ground truth, slap code and
+    the finger left out."""
+    slap = (FP.PLAIN_RIGHT_FOUR, FP.PLAIN_LEFT_FOUR)[k % 2]
+    n, missing = 4, ()
+    angles = list(rng.uniform(-8, 8, 4))
+    gaps = list(rng.uniform(20, 80, 3))
+    if scenario == "apart":
+        gaps = list(rng.uniform(5, 120, 3))
+    elif scenario == "rotated":
+        angles = list(rng.uniform(-25, 25, 4))
+    elif scenario == "touching":
+        gaps = list(rng.uniform(-25, 0, 3))
+    elif scenario.startswith("missing"):
+        n, missing = 3, (SLAP_ORDER[slap][int(rng.integers(4))],)
+    elif scenario == "thumbs":
+        slap, n = FP.PLAIN_THUMBS, 2
+        angles, gaps = list(rng.uniform(-30, 30, 2)), list(rng.uniform(60, 200, 1))
+    extra = {}
+    if scenario == "live":
+        little = 3 if slap == FP.PLAIN_RIGHT_FOUR else 0
+        gaps = list(rng.uniform(-15, 80, 3))
+        extra = dict(segments=True, palm=True, contact=True,
+                     widths=[float(rng.uniform(*LITTLE_WIDTH)) if i == little else float(rng.uniform(*TIP_WIDTH))
+                             for i in range(4)],
+                     stagger=[float(rng.uniform(120, 260)) if i == little else float(rng.uniform(-40, 60))
+                              for i in range(4)],
+                     right_margin=int(rng.choice([60, 0, -40])) if slap == FP.PLAIN_RIGHT_FOUR else 60)
+    pool = _live_pool(imgs) if scenario == "live" else imgs
+    fingers = [pool[i] for i in rng.choice(len(pool), n, replace=False)]
+    img, truth = compose_slap(fingers, slap, angles=angles[:n], gaps=gaps[: n - 1], missing=missing,
+                              seed=int(rng.integers(1 << 30)), **extra)
+    return img, truth, slap, missing
+
+
+_POOLS: dict[int, list[np.ndarray]] = {}
+
+
+def _live_pool(imgs: list[np.ndarray]) -> list[np.ndarray]:
+    """The impressions whitened, less those whose whole contact area is narrower than
+    ``MIN_CONTACT`` (a print the single-finger sensor cut to a sliver)."""
+    if id(imgs) not in _POOLS:
+        white = [whiten(i) for i in imgs]
+        _POOLS[id(imgs)] = [w for w in white if finger_shape(w, contact=True)[2] >= MIN_CONTACT]
+    return _POOLS[id(imgs)]
 
 
 def real_slaps() -> None:
