@@ -85,7 +85,7 @@ INK_SMOOTH_IN = 0.02
 INK_MIN_SIDE_IN = 0.08
 #: a fingertip blob that fills less of its convex hull than this may hold a neighbour's lower
 #: segment beside it (a fingertip alone, or with its own segments in line, fills more)
-TIP_SOLIDITY = 0.9
+TIP_SOLIDITY = 0.96
 #: two fingertip boxes may share at most this fraction of the smaller one's area
 MAX_TIP_OVERLAP = 0.25
 
@@ -172,13 +172,16 @@ def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
     sliver = (tall < MIN_SLIVER_IN * dpi) & ((top == 0) | (top + tall == h))
     blobs = [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area and not sliver[i]]
     tips = fingertip_blobs(blobs)
-    # fingers touch while fingertips are missing: cut the widest tip at its necks, again and again
+    # fingers touch while fingertips are missing: cut the widest tip at its necks, again and again;
+    # then the blobs below them (a fingertip lower than its neighbour's that meets the
+    # neighbour's middle segment is one blob with it, below that neighbour's tip)
     for _ in range(2 * expected):
         if not 0 < len(tips) < expected:
             break
-        for i in np.argsort([-_width(b) for b in tips]):
-            for pieces in _splits(tips[i], min_area):
-                trial = [b for b in blobs if b is not tips[i]] + pieces
+        lower = [b for b in blobs if not any(b is t for t in tips)]
+        for cut in sorted(tips, key=lambda b: -_width(b)) + sorted(lower, key=lambda b: -_width(b)):
+            for pieces in _splits(cut, min_area):
+                trial = [b for b in blobs if b is not cut] + pieces
                 more = fingertip_blobs(trial)
                 if len(more) > len(tips):  # a cut that only parts a tip from its segments is no help
                     blobs, tips = trial, more
