@@ -6,10 +6,12 @@
 A finger is a hit when a segment carries its finger position code, its centre is within 0.35
 finger widths of the true centre and its angle within 12 degrees. Scenarios: fingers apart
 (gaps 5-120 px), rotated (+-25 degrees), touching (overlap up to 25 px), a declared missing
-finger, thumbs, and "live" slaps with a live scan's geometry (white platen, middle and
-proximal segments below each tip, the top of the palm, a small low little finger, now and then
-the hand running off the right edge or touching fingers); plus how often an undeclared missing finger is
-reported, and how often a slap whose fingers were all right still got a problem (a false
+finger, thumbs, and "live" slaps with a live scan's geometry (white platen, fingertips that are
+whole contact areas 220-280 px wide, middle and proximal segments below each tip, the top of
+the palm, a small low little finger 170-210 px wide, now and then the hand running off the
+right edge or touching fingers; ``openebts_r4.png`` of ``../shared/data/slaps`` has fingertips
+of about 300 px and a little finger of 210 px, FVC prints are scaled up less so their ridges
+stay close to a real spacing); plus how often an undeclared missing finger is reported, and how often a slap whose fingers were all right still got a problem (a false
 warning). Then the real slaps of ``../shared/data/slaps`` against their hand labels
 (``tests/data/real_slaps.json``; centre within 0.5 widths, angle within 15 degrees): fingertips
 right, and whether each slap was right or reported.

@@ -15,17 +15,24 @@ Method (each step a small pure function):
 2. **Fingertips**: connected blobs bigger than a minimum finger area, less those that lie
    below another blob (lower finger segments and the palm, which live scans show). When fewer
    fingertips than fingers are found, fingers touch: the widest is cut where its fingers meet
-   (shrinking it until finger cores side by side separate), again until the count is reached.
-3. **Geometry**: per finger, the principal axis of the blob gives its rotation; the distal part
-   along that axis (at most ``FINGERTIP_LENGTH`` times the finger's width) is the fingertip.
+   (shrinking it until finger cores side by side separate), then the blobs below (a lower
+   fingertip that meets its neighbour's middle segment lies below the neighbour's tip), again
+   until the count is reached. A finger cut by the image's top or side is mirrored past the
+   edge for the cut, so its core does not shrink away first. A fingertip that is far from
+   convex is cut again where a neighbour's lower segment meets it beside it.
+3. **Geometry**: per finger, the principal axis of its distal part (within
+   ``FINGERTIP_LENGTH`` widths of the top, taken again until it no longer changes: a lower
+   segment merged out of line does not turn it) gives its rotation, and that part is the
+   fingertip. A finger cut by the image's side is taken to be at least ``CUT_FINGER_WIDTH`` of
+   the slap's whole fingers wide when its length is set.
 4. **Labels**: fingers sorted left to right as they appear in a live-scan image (the view of
    the finger pads): right four = index, middle, ring, little; left four = little, ring,
    middle, index; thumbs = left, right. Fingers declared missing are skipped in that order.
 
 The result says when the count does not match (``problems``), rather than guessing which
 finger is absent: the operator declares missing fingers (the capture loop records them). It
-also says when a "finger" cannot be one (too wide or narrow, turned too far, ragged, two boxes
-on one print) and when ridge-like background spans the image (inked cards): such a slap needs
+also says when a "finger" cannot be one (too wide or narrow, turned too far, ragged within its
+fingertip box, two boxes on one print) and when ridge-like background spans the image (inked cards): such a slap needs
 a look or a retake, its boxes are not to be trusted.
 
 Cost: a few hundred ms for a four-finger slap at 500 ppi (benchmarks/bench_slap.py prints it),

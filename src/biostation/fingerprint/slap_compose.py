@@ -9,7 +9,10 @@ each finger is where its print centre went and how it was turned.
 Real live scans show more than fingertips, and :func:`compose_slap` can add it: the middle and
 proximal finger segments below each tip (fainter prints past a white crease, in line with the
 finger), the top of the palm under them (cut by the image's bottom edge), fingers of different
-sizes (a small little finger) and a hand that runs off the image's right edge.
+sizes (a small little finger; widths in pixels) and a hand that runs off the image's right
+edge; and fingertips that are their whole contact area (a slap platen holds the fingertip,
+where a single-finger sensor often cut the print at its edge), so that the truth's angle is
+the print's own.
 """
 
 from __future__ import annotations
