@@ -173,3 +173,86 @@ def test_real_slaps_no_exception_live_scans_right_inked_right_or_reported():
             assert any("inked card" in p for p in r.problems)  # a card's boxes always get a look
             inked += ok
     assert sum(inked) >= 0.8 * len(inked), inked  # the ink-darkness foreground finds most of them
+
+
+# --- live-scan geometry: merged creases, touching neighbours, fingers cut by the image side ----------------
+def _ellipse(mask, center, axes):
+    cv2.ellipse(mask, center, axes, 0, 0, 360, 1, -1)
+
+
+def test_fingertip_axis_is_the_tips_own_when_a_lower_segment_out_of_line_is_merged():
+    from biostation.fingerprint.slap import finger_geometry
+
+    blob = np.zeros((1200, 800), np.uint8)
+    _ellipse(blob, (400, 300), (120, 180))  # an upright fingertip
+    _ellipse(blob, (470, 560), (100, 110))  # its middle segment, off to one side, the crease bridged
+    center, (width, _), angle = finger_geometry(blob.astype(bool))
+    assert abs(angle) < 6  # the whole blob's axis is turned some 13 degrees
+    assert abs(center[0] - 400) < 20 and abs(center[1] - 300) < 30 and abs(width - 240) < 25
+
+
+def test_touching_finger_cut_by_the_image_side_is_parted_from_its_neighbour():
+    from biostation.fingerprint.slap import finger_blobs, finger_geometry
+
+    mask = np.zeros((1000, 820), np.uint8)
+    for c in ((130, 300), (380, 250), (640, 330)):
+        _ellipse(mask, c, (110, 165))
+    _ellipse(mask, (810, 420), (85, 130))  # a small finger touching the ring finger, cut near its middle
+    tips = finger_blobs(mask, 500, 4)
+    assert len(tips) == 4
+    (x, y), _, angle = finger_geometry(tips[3])
+    assert 725 < x < 820 and 290 < y < 550 and abs(angle) < 15
+
+
+def _finger_with_segments(mask, x, y):
+    _ellipse(mask, (x, y), (110, 170))  # fingertip
+    _ellipse(mask, (x, y + 280), (95, 90))  # middle segment past its crease
+
+
+@pytest.mark.parametrize("tip_y,found", [(520, "cut off"), (600, "kept")])
+def test_lower_fingertip_touching_its_neighbours_middle_segment(tip_y, found):
+    from biostation.fingerprint.slap import finger_blobs, finger_geometry
+
+    mask = np.zeros((1300, 1000), np.uint8)
+    _ellipse(mask, (300, 300), (115, 175))  # finger A: tip, middle and proximal segments apart
+    _ellipse(mask, (300, 580), (100, 90))
+    _ellipse(mask, (300, 800), (90, 85))
+    # finger B, lower, its tip meets A's middle segment: with B's tip at 520 the merged blob is
+    # still a fingertip (turned and wide, unless A's segment is cut off); at 600 it lies below
+    # A's tip (and B is lost, unless the blob below is cut)
+    _finger_with_segments(mask, 505, tip_y)
+    tips = finger_blobs(mask, 500, 2)
+    assert len(tips) == 2, found
+    (x, y), (width, _), angle = finger_geometry(tips[1])
+    assert abs(x - 505) < 15 and abs(y - tip_y) < 25 and abs(width - 220) < 25 and abs(angle) < 5
+
+
+def test_little_finger_cut_in_half_by_the_image_side(fingers):
+    # a live scan's hand often runs off the right edge: the little finger's tip is as long as a
+    # little finger's, not 1.6 times the sliver that is seen of it
+    from biostation.fingerprint.slap_compose import whiten
+
+    img, truth = compose_slap([whiten(f) for f in pick(fingers, 4, 20)], FP.PLAIN_RIGHT_FOUR, angles=[-4, -2, 2, 4],
+                              gaps=[50, 40, 60], stagger=[30, 0, 20, 200], widths=[250, 260, 250, 190], contact=True,
+                              right_margin=-80)
+    r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
+    assert all(hits(r, truth)) and r.problems == [], (hits(r, truth), r.problems)
+
+
+def test_composed_contact_area_is_all_print():
+    # a single-finger sensor cuts prints at its edge; a slap platen shows the whole fingertip
+    from biostation.fingerprint.slap_compose import _print_area, finger_shape, whiten
+
+    path = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fvc2002" / "DB1_B" / "110_1.tif"
+    if not path.exists():
+        pytest.skip("../shared FVC2002 data not present")
+    img = whiten(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+    area = _print_area(img).astype(bool)
+    h, w = img.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    filled = []
+    for contact in (False, True):
+        _, (cx, cy), width = finger_shape(img, contact=contact)
+        inside = ((xx - cx) / (width / 2)) ** 2 + ((yy - cy) / (0.75 * width)) ** 2 <= 1
+        filled.append(area[inside].mean())
+    assert filled[0] < 0.9 and filled[1] > 0.98, filled

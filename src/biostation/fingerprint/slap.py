@@ -15,17 +15,24 @@ Method (each step a small pure function):
 2. **Fingertips**: connected blobs bigger than a minimum finger area, less those that lie
    below another blob (lower finger segments and the palm, which live scans show). When fewer
    fingertips than fingers are found, fingers touch: the widest is cut where its fingers meet
-   (shrinking it until finger cores side by side separate), again until the count is reached.
-3. **Geometry**: per finger, the principal axis of the blob gives its rotation; the distal part
-   along that axis (at most ``FINGERTIP_LENGTH`` times the finger's width) is the fingertip.
+   (shrinking it until finger cores side by side separate), then the blobs below (a lower
+   fingertip that meets its neighbour's middle segment lies below the neighbour's tip), again
+   until the count is reached. A finger cut by the image's top or side is mirrored past the
+   edge for the cut, so its core does not shrink away first. A fingertip that is far from
+   convex is cut again where a neighbour's lower segment meets it beside it.
+3. **Geometry**: per finger, the principal axis of its distal part (within
+   ``FINGERTIP_LENGTH`` widths of the top, taken again until it no longer changes: a lower
+   segment merged out of line does not turn it) gives its rotation, and that part is the
+   fingertip. A finger cut by the image's side is taken to be at least ``CUT_FINGER_WIDTH`` of
+   the slap's whole fingers wide when its length is set.
 4. **Labels**: fingers sorted left to right as they appear in a live-scan image (the view of
    the finger pads): right four = index, middle, ring, little; left four = little, ring,
    middle, index; thumbs = left, right. Fingers declared missing are skipped in that order.
 
 The result says when the count does not match (``problems``), rather than guessing which
 finger is absent: the operator declares missing fingers (the capture loop records them). It
-also says when a "finger" cannot be one (too wide or narrow, turned too far, ragged, two boxes
-on one print) and when ridge-like background spans the image (inked cards): such a slap needs
+also says when a "finger" cannot be one (too wide or narrow, turned too far, ragged within its
+fingertip box, two boxes on one print) and when ridge-like background spans the image (inked cards): such a slap needs
 a look or a retake, its boxes are not to be trusted.
 
 Cost: a few hundred ms for a four-finger slap at 500 ppi (benchmarks/bench_slap.py prints it),
@@ -56,6 +63,9 @@ SLAP_ORDER: dict[FP, tuple[FP, ...]] = {
 MIN_FINGER_AREA_IN2 = 0.06
 #: the fingertip is at most this many finger widths long, from the tip down
 FINGERTIP_LENGTH = 1.6
+#: a finger cut by the image's side is taken to be at least this fraction of the median width
+#: of the slap's whole fingers (a little finger is about three quarters as wide as the others)
+CUT_FINGER_WIDTH = 0.75
 #: grey standard deviation below which an image has no ridges at all (blank, all black)
 MIN_CONTRAST = 4.0
 #: a blob on the image's top or bottom edge less tall than this (inches) is not a finger
@@ -80,6 +90,9 @@ BACKGROUND_SPAN = 0.9
 #: holds a square this many inches a side (a line of printed text does not)
 INK_SMOOTH_IN = 0.02
 INK_MIN_SIDE_IN = 0.08
+#: a fingertip blob that fills less of its convex hull than this may hold a neighbour's lower
+#: segment beside it (a fingertip alone, or with its own segments in line, fills more)
+TIP_SOLIDITY = 0.96
 #: two fingertip boxes may share at most this fraction of the smaller one's area
 MAX_TIP_OVERLAP = 0.25
 
@@ -166,13 +179,16 @@ def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
     sliver = (tall < MIN_SLIVER_IN * dpi) & ((top == 0) | (top + tall == h))
     blobs = [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area and not sliver[i]]
     tips = fingertip_blobs(blobs)
-    # fingers touch while fingertips are missing: cut the widest tip at its necks, again and again
+    # fingers touch while fingertips are missing: cut the widest tip at its necks, again and again;
+    # then the blobs below them (a fingertip lower than its neighbour's that meets the
+    # neighbour's middle segment is one blob with it, below that neighbour's tip)
     for _ in range(2 * expected):
         if not 0 < len(tips) < expected:
             break
-        for i in np.argsort([-_width(b) for b in tips]):
-            for pieces in _splits(tips[i], min_area):
-                trial = [b for b in blobs if b is not tips[i]] + pieces
+        lower = [b for b in blobs if not any(b is t for t in tips)]
+        for cut in sorted(tips, key=lambda b: -_width(b)) + sorted(lower, key=lambda b: -_width(b)):
+            for pieces in _splits(cut, min_area):
+                trial = [b for b in blobs if b is not cut] + pieces
                 more = fingertip_blobs(trial)
                 if len(more) > len(tips):  # a cut that only parts a tip from its segments is no help
                     blobs, tips = trial, more
@@ -182,8 +198,34 @@ def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
             break
         else:
             break  # nothing splits: fingers are missing, not touching
+    blobs, tips = _part_neighbours(blobs, tips, min_area)
     tips.sort(key=lambda b: float(np.nonzero(b)[1].mean()))
     return tips
+
+
+def _part_neighbours(blobs: list[np.ndarray], tips: list[np.ndarray],
+                     min_area: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Fingertips with a neighbour's lower segment beside them, cut off.
+
+    When fingers touch, a fingertip that lies lower than its neighbour's meets that finger's
+    middle segment: one blob, which is still one "fingertip" but shaped and turned like
+    neither. Cut it where the two meet side by side (:func:`_splits`), and keep the cut when
+    exactly one piece is still a fingertip and the others lie below other fingertips. Only
+    fingertips less solid than ``TIP_SOLIDITY`` are tried (a fingertip alone, or with its own
+    segments in line, is near convex).
+    """
+    todo = [t for t in tips if _solidity(t) < TIP_SOLIDITY]
+    while todo:
+        tip = todo.pop()
+        for pieces in _splits(tip, min_area):
+            trial = [b for b in blobs if b is not tip] + pieces
+            more = fingertip_blobs(trial)
+            kept = [p for p in pieces if any(p is m for m in more)]
+            if len(more) == len(tips) and len(kept) == 1:
+                blobs, tips = trial, more
+                todo.append(kept[0])  # more may lie beside it
+                break
+    return blobs, tips
 
 
 def fingertip_blobs(blobs: list[np.ndarray]) -> list[np.ndarray]:
@@ -216,6 +258,13 @@ def fingertip_blobs(blobs: list[np.ndarray]) -> list[np.ndarray]:
     return [b for j, b in enumerate(blobs) if not below(j)]
 
 
+def _solidity(blob: np.ndarray) -> float:
+    """The fraction of its convex hull that a blob fills."""
+    contours, _ = cv2.findContours(blob.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours))) if contours else 0.0
+    return float(blob.sum()) / hull if hull else 0.0
+
+
 def _width(blob: np.ndarray) -> float:
     xs = np.nonzero(blob.any(axis=0))[0]
     return float(xs[-1] - xs[0] + 1) if xs.size else 0.0
@@ -235,18 +284,29 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
     """
     ys, xs = np.nonzero(blob)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # bounds; may end at the image edge
-    b8 = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)  # one background pixel all round
-    b8[1:-1, 1:-1] = blob[y0:y1, x0:x1]
+    # one background pixel all round, but a finger cut by the image's top or side runs on past
+    # it, mirrored (the edge is no border of the finger: its core would shrink away before the
+    # neck parts); the bottom edge is where the hand runs on (the palm), a border
+    h, w = blob.shape
+    edge = (y0 == 0, False, x0 == 0, x1 == w)  # top, bottom, left, right
+    b8 = cv2.copyMakeBorder(blob[y0:y1, x0:x1].astype(np.uint8), *(0 if e else 1 for e in edge),
+                            cv2.BORDER_CONSTANT, value=0)
+    pad = (size if e else 0 for e, size in zip(edge, (y1 - y0, 0, x1 - x0, x1 - x0)))  # one mirror image
+    pt, _, pl, _ = pad = tuple(pad)
+    b8 = cv2.copyMakeBorder(b8, *pad, cv2.BORDER_REFLECT)
+    pt, pl = pt or 1, pl or 1  # where the blob's bounds start in b8
     dist = cv2.distanceTransform(b8, cv2.DIST_L2, 5)
-    top = float(dist.max())
+    inside = dist[pt:pt + y1 - y0, pl:pl + x1 - x0]
+    top = float(inside.max())
+    coarse = dist[::2, ::2]  # cores are looked for at half resolution first (most shrinks part nothing)
     for frac in np.linspace(0.2, 0.95, 16):
+        if not _cores_apart(coarse > frac * top, 0.25 * min_area, across):
+            continue
         n, labels, stats, cents = cv2.connectedComponentsWithStats((dist > frac * top).astype(np.uint8),
                                                                    connectivity=8)
         big = sorted((i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.01 * min_area),
                      key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:8]
-        if len(big) < 2 or (across and not any(
-                abs(cents[i][0] - cents[j][0]) > SIDE_BY_SIDE * abs(cents[i][1] - cents[j][1])
-                for k, i in enumerate(big) for j in big[k + 1:])):
+        if len(big) < 2 or (across and not _side_by_side(big, cents)):
             continue
         cores = np.isin(labels, big)
         # the nearest core of every pixel: labels of the nearest zero pixel, mapped back to cores
@@ -254,7 +314,7 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
                                                   labelType=cv2.DIST_LABEL_CCOMP)
         core_of = np.zeros(int(near.max()) + 1, np.int32)
         core_of[near[cores]] = labels[cores]
-        owner = core_of[near][1:-1, 1:-1]
+        owner = core_of[near][pt:pt + y1 - y0, pl:pl + x1 - x0]
         pieces = []
         for i in big:
             piece = np.zeros_like(blob)
@@ -265,28 +325,68 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
             yield pieces
 
 
-def finger_geometry(blob: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], float]:
-    """Fingertip centre (x, y), size (width, length) and angle (degrees, CCW from vertical)."""
+def _side_by_side(big: list[int], cents: np.ndarray) -> bool:
+    return any(abs(cents[i][0] - cents[j][0]) > SIDE_BY_SIDE * abs(cents[i][1] - cents[j][1])
+               for k, i in enumerate(big) for j in big[k + 1:])
+
+
+def _cores_apart(cores: np.ndarray, min_area: float, across: bool) -> bool:
+    """Two cores of at least 1 % of ``min_area`` (side by side when ``across``) in the mask?"""
+    n, _, stats, cents = cv2.connectedComponentsWithStats(cores.astype(np.uint8), connectivity=8)
+    big = sorted((i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.01 * min_area),
+                 key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:8]
+    return len(big) >= 2 and (not across or _side_by_side(big, cents))
+
+
+def finger_geometry(blob: np.ndarray, min_width: float = 0.0) -> tuple[tuple[float, float], tuple[float, float],
+                                                                        float]:
+    """Fingertip centre (x, y), size (width, length) and angle (degrees, CCW from vertical).
+
+    ``min_width``: the finger is at least this wide when its tip length is set (a finger cut by
+    the image's side is wider than what is seen of it).
+
+    The axis is the principal axis of the distal part: a finger's lower segment merged with its
+    tip (a crease the foreground bridged) is often out of line with it, and would turn the
+    axis of the whole blob. So the axis is taken again on the part within ``FINGERTIP_LENGTH``
+    widths of the top, until that part no longer changes.
+    """
     ys, xs = np.nonzero(blob)
-    pts = np.stack([xs, ys], axis=1).astype(np.float64)
-    mean = pts.mean(axis=0)
-    cov = np.cov((pts - mean).T)
-    evals, evecs = np.linalg.eigh(cov)
-    axis = evecs[:, 1]  # the long axis
-    if axis[1] > 0:  # point it up the image (towards the tip, y decreasing)
-        axis = -axis
-    across = np.array([-axis[1], axis[0]])
-    along_c = (pts - mean) @ axis
-    across_c = (pts - mean) @ across
-    width = float(np.percentile(across_c, 99) - np.percentile(across_c, 1))
-    top = float(along_c.max())
-    bottom = float(along_c.min())
-    length = min(top - bottom, FINGERTIP_LENGTH * width)
+    step = max(1, len(ys) // 20000)  # a sample of the pixels is plenty for the moments
+    pts = np.stack([xs[::step], ys[::step]], axis=1).astype(np.float64)
+    sel = np.ones(len(pts), bool)
+    for _ in range(6):
+        part = pts[sel]
+        mean = part.mean(axis=0)
+        evals, evecs = np.linalg.eigh(np.cov((part - mean).T))
+        axis = evecs[:, 1]  # the long axis
+        if axis[1] > 0:  # point it up the image (towards the tip, y decreasing)
+            axis = -axis
+        across = np.array([-axis[1], axis[0]])
+        along_c = (pts - mean) @ axis
+        across_c = (pts - mean) @ across
+        lo, hi = np.percentile(across_c[sel], [1, 99])
+        width = float(hi - lo)
+        top = float(along_c.max())
+        distal = along_c >= top - FINGERTIP_LENGTH * max(width, min_width)
+        if np.count_nonzero(distal != sel) <= 0.002 * len(sel) or distal.sum() < 10:
+            break
+        sel = distal
+    bottom = float(along_c[sel].min())
+    length = min(top - bottom, FINGERTIP_LENGTH * max(width, min_width))
     mid = top - length / 2
-    center = mean + axis * mid + across * float((np.percentile(across_c, 99) + np.percentile(across_c, 1)) / 2)
+    center = mean + axis * mid + across * float((hi + lo) / 2)
     # angle of the axis from "up" (0, -1), counter-clockwise positive as seen on the image
     angle = math.degrees(math.atan2(-axis[0], -axis[1]))
     return (float(center[0]), float(center[1])), (width, length), angle
+
+
+def fingertip_part(blob: np.ndarray, center: tuple[float, float], size: tuple[float, float],
+                   angle: float) -> np.ndarray:
+    """The pixels of ``blob`` inside its fingertip rectangle (a lower segment merged with the
+    tip, out of line with it, is no part of the fingertip's shape)."""
+    rect = np.zeros(blob.shape, np.uint8)
+    cv2.fillPoly(rect, [np.round(cv2.boxPoints((center, size, -angle))).astype(np.int32)], 1)
+    return blob.astype(bool) & rect.astype(bool)
 
 
 def upright_crop(img: np.ndarray, center: tuple[float, float], size: tuple[float, float], angle: float) -> np.ndarray:
@@ -311,20 +411,21 @@ def textured_background(mask: np.ndarray) -> list[str]:
     return []
 
 
-def implausible_finger(pos: FP, blob: np.ndarray, size: tuple[float, float], angle: float, dpi: int) -> list[str]:
+def implausible_finger(pos: FP, blob: np.ndarray, size: tuple[float, float], angle: float, dpi: int,
+                       cut: bool | None = None) -> list[str]:
     """Why a segmented "finger" cannot be one (empty when it can): too narrow or too wide,
     turned too far, or a ragged shape (ridge-like background, text or handwriting merged in,
-    as on inked cards)."""
+    as on inked cards). ``cut``: the finger runs off the image's side (default: ``blob``
+    touches it), so it may be narrower."""
     out = []
     width_in = size[0] / dpi
-    cut = bool(blob[:, 0].any() or blob[:, -1].any())  # a finger cut by the image side is narrower
+    if cut is None:
+        cut = bool(blob[:, 0].any() or blob[:, -1].any())
     if width_in > FINGER_WIDTH_IN[1] or (width_in < FINGER_WIDTH_IN[0] and not cut):
         out.append(f"{pos.name}: {width_in:.2f} in wide, not a fingertip")
     if abs(angle) > MAX_FINGER_ANGLE:
         out.append(f"{pos.name}: turned {angle:.0f} degrees, not a fingertip")
-    contours, _ = cv2.findContours(blob.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours))) if contours else 0.0
-    solidity = float(blob.sum()) / hull if hull else 0.0
+    solidity = _solidity(blob)
     if solidity < MIN_SOLIDITY:
         out.append(f"{pos.name}: ragged shape (fills {solidity:.0%} of its hull), not a fingertip")
     return out
@@ -394,15 +495,20 @@ def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 5
                                                                    -int(blobs[i].sum())))[: len(labels)])
             blobs = [blobs[i] for i in keep]
     fingers = []
-    for pos, blob in zip(labels, blobs):
-        center, size, angle = finger_geometry(blob)
+    geometry = [finger_geometry(b) for b in blobs]
+    cut = [bool(b[:, 0].any() or b[:, -1].any()) for b in blobs]
+    whole = [g[1][0] for g, c in zip(geometry, cut) if not c]
+    for i in range(len(blobs)):
+        if cut[i] and whole:
+            geometry[i] = finger_geometry(blobs[i], CUT_FINGER_WIDTH * float(np.median(whole)))
+    for pos, blob, (center, size, angle), c in zip(labels, blobs, geometry, cut):
         crop = upright_crop(image, center, size, angle)
         pts = cv2.boxPoints((center, size, -angle))
         x0, y0 = np.floor(pts.min(axis=0)).astype(int)
         x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
         box = (max(int(x0), 0), max(int(y0), 0), int(min(x1, w) - max(x0, 0)), int(min(y1, h) - max(y0, 0)))
         fingers.append(SegmentedFinger(pos, center, size, angle, box, crop))
-        problems += implausible_finger(pos, blob, size, angle, dpi)
+        problems += implausible_finger(pos, fingertip_part(blob, center, size, angle), size, angle, dpi, cut=c)
     problems += overlapping_tips(fingers)
     if quality:
         from .nfiq2 import nfiq2

@@ -9,7 +9,10 @@ each finger is where its print centre went and how it was turned.
 Real live scans show more than fingertips, and :func:`compose_slap` can add it: the middle and
 proximal finger segments below each tip (fainter prints past a white crease, in line with the
 finger), the top of the palm under them (cut by the image's bottom edge), fingers of different
-sizes (a small little finger) and a hand that runs off the image's right edge.
+sizes (a small little finger; widths in pixels) and a hand that runs off the image's right
+edge; and fingertips that are their whole contact area (a slap platen holds the fingertip,
+where a single-finger sensor often cut the print at its edge), so that the truth's angle is
+the print's own.
 """
 
 from __future__ import annotations
@@ -40,12 +43,35 @@ def whiten(img: np.ndarray) -> np.ndarray:
     return np.clip(img.astype(np.float32) * (255.0 / max(bg, 1.0)), 0, 255).astype(np.uint8)
 
 
-def finger_shape(img: np.ndarray, aspect: float = 1.5) -> tuple[np.ndarray, tuple[float, float], float]:
-    """The print cut to an upright ellipse (white outside); returns it, its centre and its width."""
+def finger_shape(img: np.ndarray, aspect: float = 1.5,
+                 contact: bool = False) -> tuple[np.ndarray, tuple[float, float], float]:
+    """The print cut to an upright ellipse (white outside); returns it, its centre and its width.
+
+    ``contact=False``: an ellipse around the print's dark pixels (as big as the image allows),
+    which holds white where the print does not reach. ``contact=True``: the biggest ellipse
+    that lies within the print, so the fingertip is its whole contact area as a live scan's
+    platen shows it (a single-finger sensor often cuts a print at its edge; a slap scanner's
+    platen holds the whole fingertip).
+    """
+    h, w = img.shape
+    if contact:
+        area = _print_area(img)
+        if area.any():
+            # the biggest upright ellipse of this aspect inside the print is the biggest circle
+            # inside the print squashed to 1/aspect of its height
+            squashed = cv2.resize(area, (w, max(int(round(h / aspect)), 1)), interpolation=cv2.INTER_NEAREST)
+            dist = cv2.distanceTransform(cv2.copyMakeBorder(squashed, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
+                                         cv2.DIST_L2, 5)[1:-1, 1:-1]
+            sy, sx = np.unravel_index(int(dist.argmax()), dist.shape)
+            a = float(dist.max())
+            cx, cy = float(sx), (sy + 0.5) * h / squashed.shape[0]
+            b = a * aspect
+            yy, xx = np.mgrid[0:h, 0:w]
+            inside = ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 <= 1.0
+            return np.where(inside, img, 255).astype(np.uint8), (cx, cy), 2 * a
     dark = img < 200
     ys, xs = np.nonzero(dark) if dark.any() else (np.array([img.shape[0] / 2]), np.array([img.shape[1] / 2]))
     cy, cx = float(np.median(ys)), float(np.median(xs))
-    h, w = img.shape
     b = 0.45 * min(h, w * aspect)
     a = b / aspect
     yy, xx = np.mgrid[0:h, 0:w]
@@ -54,12 +80,28 @@ def finger_shape(img: np.ndarray, aspect: float = 1.5) -> tuple[np.ndarray, tupl
     return out, (cx, cy), 2 * a
 
 
+def _print_area(img: np.ndarray) -> np.ndarray:
+    """Where the print is: ridges of enough contrast (the grey's standard deviation over a few
+    ridges), the biggest such region, holes filled (uint8 0/1)."""
+    f = img.astype(np.float32)
+    mean = cv2.GaussianBlur(f, (0, 0), 8.0)
+    dense = np.sqrt(np.maximum(cv2.GaussianBlur(f * f, (0, 0), 8.0) - mean * mean, 0)) > 30
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dense.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return np.zeros(img.shape, np.uint8)
+    area = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    canvas = cv2.copyMakeBorder(area, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    cv2.floodFill(canvas, None, (0, 0), 2)
+    return (canvas[1:-1, 1:-1] != 2).astype(np.uint8)
+
+
 def compose_slap(fingers: Sequence[np.ndarray], slap: FP = FP.PLAIN_RIGHT_FOUR,
                  angles: Sequence[float] | None = None, gaps: Sequence[float] | None = None,
                  missing: Sequence[FP] = (), stagger: Sequence[float] | None = None,
                  margin: int = 60, seed: int = 0, scales: Sequence[float] | None = None,
                  segments: bool = False, palm: bool = False,
-                 right_margin: int | None = None) -> tuple[np.ndarray, list[TruthFinger]]:
+                 right_margin: int | None = None, contact: bool = False,
+                 widths: Sequence[float] | None = None) -> tuple[np.ndarray, list[TruthFinger]]:
     """A slap image and its ground truth.
 
     ``fingers``: one image per finger present (in slap order, the missing ones left out).
@@ -70,18 +112,23 @@ def compose_slap(fingers: Sequence[np.ndarray], slap: FP = FP.PLAIN_RIGHT_FOUR,
     (1 = as given). ``segments``: add the middle and proximal segments below each fingertip;
     ``palm``: add the top of the palm below them. ``right_margin``: white space right of the
     last finger (default ``margin``; negative cuts the last finger at the image edge).
+    ``contact``: each fingertip is the whole contact area within its print (see
+    :func:`finger_shape`). ``widths``: fingertip width of each finger in pixels, the print
+    scaled to it (instead of ``scales``).
     """
     order = [p for p in SLAP_ORDER[FP(slap)] if p not in set(missing)]
     if len(fingers) != len(order):
         raise ValueError(f"{len(order)} finger images needed, got {len(fingers)}")
-    if scales is not None:
-        fingers = [f if sc == 1 else cv2.resize(f, None, fx=sc, fy=sc, interpolation=cv2.INTER_LINEAR)
-                   for f, sc in zip(fingers, scales)]
+    shapes = [finger_shape(f, contact=contact) for f in fingers]
+    if widths is not None:
+        scales = [wd / max(sh[2], 1.0) for sh, wd in zip(shapes, widths)]
+    if scales is not None:  # the print and its shape scaled together
+        fingers = [_scaled(f, sc) for f, sc in zip(fingers, scales)]
+        shapes = [(_scaled(im, sc), (cx * sc, cy * sc), wd * sc) for (im, (cx, cy), wd), sc in zip(shapes, scales)]
     rng = np.random.default_rng(seed)
     angles = list(angles) if angles is not None else [0.0] * len(order)
     gaps = list(gaps) if gaps is not None else [40.0] * (len(order) - 1)
     stagger = list(stagger) if stagger is not None else list(rng.uniform(-40, 40, len(order)))
-    shapes = [finger_shape(f) for f in fingers]
     # rotate each finger about its print centre on a canvas big enough to hold it
     placed = []
     for (img, (cx, cy), width), ang in zip(shapes, angles):
@@ -132,6 +179,10 @@ def compose_slap(fingers: Sequence[np.ndarray], slap: FP = FP.PLAIN_RIGHT_FOUR,
         tex = _faint(cv2.resize(fingers[len(fingers) // 2], (int(w), int(0.9 * typical))), 0.35)
         _stamp(slap_img, _rounded(tex), (int(min(xs) - typical / 2), int(height - 0.55 * typical)))
     return slap_img, truth
+
+
+def _scaled(img: np.ndarray, scale: float) -> np.ndarray:
+    return img if scale == 1 else cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
 
 
 def _stamp(canvas: np.ndarray, tile: np.ndarray, at: tuple[int, int]) -> None:
