@@ -207,40 +207,66 @@ def _interval(k: int, n: int) -> tuple[float, float]:
     return lo, hi
 
 
-def sequence(n: int, seed: int, n_clean: int) -> None:
-    """Sequence check on composed sessions: the current rule and the previous one (baseline) on
-    the same score matrices. Session i of fault f in database d is drawn from
-    ``default_rng([seed, f, d, i])``: seed 1 is the development set the margins were tuned on,
-    report figures on another seed."""
-    from biostation.fingerprint.sequence import decide, score_matrices
-    from biostation.fingerprint.sequence_compose import FAULTS, make_session, session_templates
-    from sequence_baseline import decide as baseline
+DBS = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
 
-    dbs = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
-    print(f"\nsequence check, seed set {seed}: {n} session(s) per fault per database, {n_clean} clean")
-    print(f"{'fault':<12}{'sessions':>9}  {'rule':<9}{'flagged':>8}{'right kind':>11}   rate (95 % interval)"
-          f"{'s/session':>12}")
+
+def sequence_sessions(n: int, seed: int, n_clean: int):
+    """The composed sessions of one seed set, scored: yields (fault, expected issue kinds, the
+    score matrices of ``sequence.score_matrices``, seconds it took). Session i of fault f in
+    database d is drawn from ``default_rng([seed, f, d, i])``: seed 1 is the development set the
+    margins were tuned on, report figures on another seed."""
+    from biostation.fingerprint.sequence import score_matrices
+    from biostation.fingerprint.sequence_compose import FAULTS, make_session, session_templates
+
     for fi, fault in enumerate(FAULTS):
-        count, t0 = 0, time.perf_counter()
-        tally = {"current": [0, 0], "previous": [0, 0]}
-        for di, (db, dpi) in enumerate(dbs.items()):
+        for di, (db, dpi) in enumerate(DBS.items()):
             for i in range(n_clean if fault == "clean" else n):
+                t0 = time.perf_counter()
                 s = make_session(SHARED / "data" / "fvc2002" / db, fault, np.random.default_rng([seed, fi, di, i]), dpi)
                 scores = score_matrices(*session_templates(s))
-                count += 1
-                for rule, fn in (("current", decide), ("previous", baseline)):
-                    r = fn(*scores)
-                    tally[rule][0] += not r.ok
-                    tally[rule][1] += bool(r.kinds() & s.expected) if s.expected else r.ok
-        dt = (time.perf_counter() - t0) / max(count, 1)
-        for rule, (flagged, right) in tally.items():
+                yield fault, set(s.expected), scores, time.perf_counter() - t0
+
+
+def tally(sessions, rules) -> dict[str, dict[str, list[int]]]:
+    """fault -> rule -> [flagged, right kind, sessions] over ``(fault, expected, scores)``;
+    ``rules``: name -> decide-like function of the score matrices."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for fault, expected, scores, *_ in sessions:
+        for rule, fn in rules.items():
+            r = fn(*scores)
+            t = out.setdefault(fault, {}).setdefault(rule, [0, 0, 0])
+            t[0] += not r.ok
+            t[1] += bool(r.kinds() & expected) if expected else r.ok
+            t[2] += 1
+    return out
+
+
+def print_tally(out: dict[str, dict[str, list[int]]], seconds: dict[str, float] | None = None) -> None:
+    print(f"{'fault':<12}{'sessions':>9}  {'rule':<9}{'flagged':>8}{'right kind':>11}   rate (95 % interval)"
+          f"{'s/session':>12}")
+    for fault, rules in out.items():
+        for rule, (flagged, right, count) in rules.items():
             k = flagged if fault == "clean" else right
             lo, hi = _interval(k, count)
             label = "false alarm" if fault == "clean" else "detected"
+            dt = f"{seconds[fault] / max(count, 1):>8.1f}" if seconds else ""
             print(f"{fault:<12}{count:>9}  {rule:<9}{flagged:>8}{right if fault != 'clean' else '-':>11}   "
-                  f"{label} {k}/{count} = {k / count * 100:.1f} % ({lo * 100:.1f}-{hi * 100:.1f})"
-                  f"{dt:>8.1f}")
+                  f"{label} {k}/{count} = {k / count * 100:.1f} % ({lo * 100:.1f}-{hi * 100:.1f}){dt}")
 
+
+def sequence(n: int, seed: int, n_clean: int) -> None:
+    """Sequence check on composed sessions (:func:`sequence_sessions`): the current rule and the
+    previous one (baseline) on the same score matrices."""
+    from biostation.fingerprint.sequence import decide
+    from sequence_baseline import decide as baseline
+
+    print(f"\nsequence check, seed set {seed}: {n} session(s) per fault per database, {n_clean} clean")
+    seconds: dict[str, float] = {}
+    sessions = []
+    for fault, expected, scores, dt in sequence_sessions(n, seed, n_clean):
+        seconds[fault] = seconds.get(fault, 0.0) + dt
+        sessions.append((fault, expected, scores))
+    print_tally(tally(sessions, {"current": decide, "previous": baseline}), seconds)
 
 if __name__ == "__main__":
     sys.exit(main())

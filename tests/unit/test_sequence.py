@@ -69,6 +69,15 @@ def _scores(genuine=6000, impostor=300, overrides=None):
     return s, f, h
 
 
+def test_same_finger_score_lies_between_the_matcher_operating_points():
+    """SAME_FINGER_SCORE is placed between the matcher's FMR 1e-3 and 1e-4 thresholds: a matcher
+    recalibration that moves them past it must move it too."""
+    from biostation.fingerprint.sequence import SAME_FINGER_SCORE
+    from biostation.matcher import THRESHOLDS
+
+    assert THRESHOLDS["FMR_1e-3"] < SAME_FINGER_SCORE < THRESHOLDS["FMR_1e-4"]
+
+
 def test_decide_clean_matrix_is_ok():
     from biostation.fingerprint.sequence import decide
 
