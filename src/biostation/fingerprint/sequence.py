@@ -8,8 +8,8 @@ the single captures with each other and the two four-finger slaps with each othe
 project's matcher), and decides from the whole score matrix rather than pair by pair.
 
 **Evidence.** A score ``s`` counts as ``ln(max(s, EVIDENCE_FLOOR) / EVIDENCE_FLOOR)`` (nats):
-zero at or below the floor, where most impostor scores lie (90 % of slap-vs-single impostor
-scores are below 520), and growing slowly above it, so one freak score cannot outweigh several
+zero at or below the floor, where most slap-vs-single impostor scores lie, and growing
+slowly above it, so one freak score cannot outweigh several
 consistent ones. Each fault is a hypothesis compared with the declared labels:
 
 * ``swapped`` (singles p and q exchanged): the evidence of slap p against single q and slap q
@@ -33,7 +33,8 @@ Every issue's ``detail`` names the fingers and the scores behind the decision, f
 
 **Figures**: ``benchmarks/bench_slap.py --sequence-only`` measures false alarms and detections
 on composed sessions of FVC2002 B fingers (:mod:`.sequence_compose`), the margins tuned on one
-seed set and measured on another (``--seq-seed``), with 95 % intervals.
+seed set and measured on another (``--seq-seed``), with 95 % intervals;
+``benchmarks/tune_sequence.py`` sweeps the floor and the margins over cached score matrices.
 
 Cost: one comparison per pair, about 10-50 microseconds each (about 175 pairs a session) plus
 microseconds of decision; templates come in already extracted. Pure function, thread-safe.
