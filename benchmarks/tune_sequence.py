@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import pickle
+import json
 import sys
 import tempfile
 import time
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_slap import print_tally, sequence_sessions, tally  # noqa: E402
 from biostation.fingerprint import sequence as seq  # noqa: E402
+from biostation.records import FingerPosition as FP  # noqa: E402
 
 FLOORS = (400, 450, 500, 550, 600, 650, 700, 800)
 SWAP = (0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.4)
@@ -40,17 +41,21 @@ HAND = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
 
 
 def load(seed: int, n: int, n_clean: int, cache: Path | None, recompute: bool) -> list:
-    path = cache or Path(tempfile.gettempdir()) / f"biostation-sequence-scores-seed{seed}-{n}-{n_clean}.pkl"
+    """The scored sessions of a seed set: (fault, expected kinds, (S, F, H)), from the cache
+    (JSON: matrices as [a, b, score] rows) or scored afresh and cached."""
+    path = cache or Path(tempfile.gettempdir()) / f"biostation-sequence-scores-seed{seed}-{n}-{n_clean}.json"
     if path.exists() and not recompute:
         print(f"score matrices from {path}")
-        return pickle.loads(path.read_bytes())
+        return [(fault, set(expected), tuple({(FP(a), FP(b)): int(v) for a, b, v in m} for m in mats))
+                for fault, expected, mats in json.loads(path.read_text())]
     sessions, t0 = [], time.perf_counter()
     total = 3 * n * 4 + n_clean * 4
     for k, (fault, expected, (S, F, H), _) in enumerate(sequence_sessions(n, seed, n_clean), 1):
         sessions.append((fault, expected, (dict(S), dict(F), dict(H))))
         if k % 20 == 0 or k == total:
             print(f"  scored {k} of {total} sessions ({time.perf_counter() - t0:.0f} s)", flush=True)
-    path.write_bytes(pickle.dumps(sessions))
+    path.write_text(json.dumps([[fault, sorted(expected), [[[int(a), int(b), v] for (a, b), v in m.items()]
+                                                            for m in mats]] for fault, expected, mats in sessions]))
     print(f"score matrices cached in {path}")
     return sessions
 
