@@ -44,4 +44,4 @@ def test_serve_starts_the_sbi_on_loopback_ports_apart_from_the_api(tmp_path):
         # and the API still wants its token
         assert httpx.get(base + "/v1/devices").status_code == 401
         proc.send_signal(signal.SIGINT)  # Ctrl+C stops the API and the SBI servers together
-        assert proc.wait(timeout=15) in (0, 130, -signal.SIGINT)
+        assert proc.wait(timeout=60) in (0, 130, -signal.SIGINT)  # stops on SIGINT (no speed claim)

@@ -104,7 +104,7 @@ def test_served_station_end_to_end(station_server):
 
     # Ctrl+C stops it cleanly (uvicorn re-raises the signal after its graceful shutdown: 130)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=15) in (0, 130, -signal.SIGINT)
+    assert proc.wait(timeout=60) in (0, 130, -signal.SIGINT)  # stops on SIGINT (no speed claim)
     out = "".join(iter(lambda: _drain(lines), None))
     assert "Traceback" not in out, out
 
