@@ -102,15 +102,15 @@ def test_shortlist_size():
 
 
 def test_two_stage_equals_the_exhaustive_oracle_on_its_shortlist(gallery, fvc):
-    ids = list(gallery._ids)
-    g = gallery._gallery()
+    v = gallery.view()
+    ids, g = v.reference_ids, v.packed
     n = len(ids)
     for name in ("DB1_B/101_3", "DB2_B/105_4", "DB3_B/108_2", "DB4_B/110_6"):
         sp = matcher.prepare(fvc[name])
         full = gallery.search(sp, n)  # exhaustive, whole ranking
         assert gallery.search(sp, 10, stages=2, penetration=1.0) == full[:10]
         pen = 0.6
-        rows = gallery._screening().shortlist(screening.code(sp), screening.shortlist_size(n, pen))
+        rows = v.screening.shortlist(screening.code(sp), screening.shortlist_size(n, pen))
         keep = {ids[r] for r in rows}
         oracle = [c for c in full if c.reference_id in keep][:10]
         assert gallery.search(sp, 10, stages=2, penetration=pen) == oracle
@@ -260,6 +260,7 @@ def test_checkpoint_keeps_the_codes_and_a_reload_searches_alike(fvc, tmp_path):
     g.checkpoint()
     g.insert("y", fvc["DB3_B/105_1"])  # after the checkpoint: replayed from the journal
     h = LocalBackend(tmp_path / "g")
-    assert [c.tobytes() for c in h._codes] == [c.tobytes() for c in g._codes]
+    assert h.view().codes.tobytes() == g.view().codes.tobytes()
+    assert h.view().reference_ids == g.view().reference_ids
     p = fvc["DB3_B/104_3"]
     assert h.search(p, 5, stages=2, penetration=0.1) == g.search(p, 5, stages=2, penetration=0.1)

@@ -122,9 +122,8 @@ def _rank1(scores: np.ndarray, mate: int, rows: np.ndarray | None = None) -> boo
 
 def accuracy(gal: Gallery, progress: Progress = _noop) -> dict[str, Any]:
     """Exhaustive rank-1, the score gap, and the two-stage curve over :data:`GRID`."""
-    g = gal.local._gallery()
-    screen = gal.local._screening()
-    ids = list(gal.local._ids)
+    v = gal.local.view()
+    g, screen, ids = v.packed, v.screening, v.reference_ids
     where = {r: i for i, r in enumerate(ids)}
     n = len(ids)
     ex_hits, gaps, mate_ranks = 0, [], []
@@ -209,8 +208,8 @@ def time_tiled(gal: Gallery, templates: int, probes: int, penetration: float,
     module docstring), side by side in this process (two-stage at ``penetration`` and at each of
     ``also``), plus the first stage alone. The exhaustive search is timed on the first
     ``exhaustive_probes`` probes only (default: all; it costs about 10 s per 10^6 rows)."""
-    g = gal.local._gallery()
-    codes = np.array(gal.local._codes, np.uint8)
+    v = gal.local.view()
+    g, codes = v.packed, v.codes
     n0 = len(codes)
     factor = math.ceil(templates / n0)
     screen = tiled_index(codes, factor)
@@ -394,7 +393,7 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
         last = gal
     assert last is not None
     targets = [tile_to] if isinstance(tile_to, int) else list(tile_to or ())
-    targets = sorted(t for t in targets if t and t > len(last.local._ids))
+    targets = sorted(t for t in targets if t and t > last.local.count())
     if targets:
         acc = report["sizes"][str(sizes[-1])]["accuracy"]
         report["tiled"] = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,18 @@ def params_digest() -> str:
     items = sorted((k, repr(getattr(P, k))) for k in dir(P) if k.isupper())
     items += sorted(("identify." + k, repr(getattr(IP, k))) for k in dir(IP) if k.isupper())
     return hashlib.sha256(repr(items).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class GalleryView:
+    """The gallery as a search sees it at one moment: references in row order, their packed
+    templates and first-stage codes, and the screening index over the codes. For evaluation and
+    benchmarks, which score and rank rows themselves; later changes to the backend do not show."""
+
+    reference_ids: list[str]
+    packed: PackedGallery
+    codes: np.ndarray  # (n, params.CODE_BYTES) uint8, row order
+    screening: screening.ScreeningIndex
 
 
 class LocalBackend:
@@ -214,6 +227,12 @@ class LocalBackend:
         if self._screen is None:
             self._screen = screening.ScreeningIndex(np.array(self._codes, np.uint8).reshape(-1, IP.CODE_BYTES))
         return self._screen
+
+    def view(self) -> GalleryView:
+        """The gallery as a search sees it now (see :class:`GalleryView`)."""
+        with self._lock:
+            return GalleryView(list(self._ids), self._gallery(),
+                               np.array(self._codes, np.uint8).reshape(-1, IP.CODE_BYTES), self._screening())
 
     def search(self, probe: Template | SearchTemplate, k: int = 10, *, stages: int = 1,
                penetration: float | None = None) -> list[Candidate]:
