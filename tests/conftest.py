@@ -90,12 +90,16 @@ def running_station(tmp_path: Path, **env_over: str):
         first = lines.get(timeout=60)
         assert "listening on http://127.0.0.1:" in first, first
         base = first.split("listening on ")[1].strip()
-        for _ in range(100):
+        deadline = time.monotonic() + 120  # a hang guard, not a speed verdict
+        while True:
             try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                if httpx.get(base + "/health", timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.1)
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("the daemon said it was listening but /health never answered")
+            time.sleep(0.1)
         yield proc, base, data, lines
     finally:
         if proc.poll() is None:
