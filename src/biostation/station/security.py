@@ -24,7 +24,8 @@ prints, chip contents).
 Also here: :class:`Sessions` (the browser sign-in: random ids, expiring, revocable, never the API
 token), :class:`HeavyPool` (bounded off-loop execution, 503 with ``Retry-After`` when full) and
 :func:`guarded_h11_protocol` (uvicorn's h11 protocol with a deadline on the request head, so
-idle and half-sent connections are closed).
+idle and half-sent connections are closed, and a lingering close, so a client still sending a body
+the station refused reads the answer instead of a connection reset).
 """
 
 from __future__ import annotations
@@ -400,14 +401,76 @@ class _Exchange:
 
 # --- uvicorn: a deadline on request heads ---------------------------------------------------------
 
+LINGER_S = 2.0
+"""How long a closing connection keeps reading (and dropping) what the client still sends."""
+LINGER_MAX_BYTES = 16 * 1024 * 1024
+"""... and how much of it, at most, before it is closed hard."""
+
+
+class _LingeringTransport:
+    """The socket transport as uvicorn's protocol sees it, with a lingering ``close()``.
+
+    Closing a TCP socket that still holds unread request bytes makes the kernel send a reset at
+    once, and whatever of the answer it has not put on the wire yet is dropped: a client still
+    uploading a body the station refused (401, 413) would get a reset instead of the reason. So a
+    close first shuts the sending side (the FIN goes after every byte of the answer), then reads and
+    drops the client's bytes until it closes its side, for at most :data:`LINGER_S` seconds and
+    :data:`LINGER_MAX_BYTES` bytes (the lingering close of RFC 9112, section 9.6)."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport, self._loop = transport, loop
+        self.lingering = False
+        self._dropped = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        t = self._transport
+        if self.lingering or t.is_closing():
+            return
+        if not t.can_write_eof():
+            t.close()
+            return
+        self.lingering = True
+        try:
+            t.write_eof()
+            t.resume_reading()
+        except (OSError, RuntimeError):
+            t.close()
+            return
+        self._timer = self._loop.call_later(LINGER_S, self.abort_linger)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self._transport.is_closing()
+
+    def drop(self, data: bytes) -> None:
+        """Bytes the client sent after the station decided to close: counted, not kept."""
+        self._dropped += len(data)
+        if self._dropped > LINGER_MAX_BYTES:
+            self.abort_linger()
+
+    def abort_linger(self) -> None:
+        self.cancel_timer()
+        self._transport.close()
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 def guarded_h11_protocol(header_timeout_s: float) -> type:
     """uvicorn's h11 protocol class, closing connections that do not send a complete request head
     within ``header_timeout_s`` of opening or of their previous response (idle and half-sent
-    connections: uvicorn's own keep-alive timer stops at the first byte of the next request)."""
+    connections: uvicorn's own keep-alive timer stops at the first byte of the next request), and
+    closing every connection with a lingering close (:class:`_LingeringTransport`)."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11Protocol(H11Protocol):
         _head_timer: asyncio.TimerHandle | None = None
+        _linger: _LingeringTransport | None = None
 
         def _arm_head_timer(self) -> None:
             self._disarm_head_timer()
@@ -424,12 +487,26 @@ def guarded_h11_protocol(header_timeout_s: float) -> type:
                 self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            self._linger = _LingeringTransport(transport, self.loop)
+            super().connection_made(self._linger)  # type: ignore[arg-type]
             self._arm_head_timer()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm_head_timer()
+            if self._linger is not None:
+                self._linger.cancel_timer()
             super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._linger is not None and self._linger.lingering:
+                self._linger.drop(data)  # the answer is out; what still comes is not read
+                return
+            super().data_received(data)
+
+        def eof_received(self) -> bool | None:
+            if self._linger is not None and self._linger.lingering:
+                self._linger.abort_linger()  # the client closed its side: a clean close now
+            return super().eof_received()
 
         def handle_events(self) -> None:
             before = self.cycle
