@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(10.0, gt=0, description="A connection that has not sent a complete "
                                     "request head this long after opening (or after its last response) "
                                     "is closed.")
+    linger_s: float = Field(2.0, ge=0, description="A connection the station closes keeps reading (and "
+                            "dropping) what the client still sends for at most this long, so a client still "
+                            "uploading a refused body reads the answer, not a reset (0: close at once).")
+    linger_max_bytes: int = Field(16 * 1024 * 1024, ge=0, description="... and at most this many bytes.")
     body_timeout_s: float = Field(30.0, gt=0, description="A request whose body stalls this long between "
                                   "two chunks gets 408 and its connection is closed.")
     heavy_workers: int = Field(2, ge=1, le=64, description="Threads for heavy request work (image decoding "

@@ -31,7 +31,9 @@ MB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def station(station_factory):
-    proc, base, data, _ = station_factory(BIOSTATION_HEADER_TIMEOUT_S="2", BIOSTATION_BODY_TIMEOUT_S="2")
+    # a long linger, so that a client pushing a refused body is never cut off by a slow machine
+    proc, base, data, _ = station_factory(BIOSTATION_HEADER_TIMEOUT_S="2", BIOSTATION_BODY_TIMEOUT_S="2",
+                                          BIOSTATION_LINGER_S="120", BIOSTATION_LINGER_MAX_BYTES=str(256 * MB))
     token = (data / "token").read_text().strip()
     return proc, base, token
 
@@ -160,6 +162,32 @@ def test_huge_bodies_are_refused_before_they_are_read(station, health):
     after = _memory_kb(proc.pid)
     assert after["VmHWM"] - before["VmHWM"] < 96 * 1024, (before, after)  # KB: far below the 200 MB sent
     assert health == []
+
+
+def test_a_client_that_sends_its_whole_refused_body_first_still_reads_the_answer(station, health):
+    """Simple clients send the whole body before they read. The station answers a refused upload
+    at once and closes; an abortive close (unread bytes in the socket) resets the connection, the
+    client's send fails and the answer is lost. A lingering close lets it finish and read the reason."""
+    proc, base, token = station
+    host = f"Host: {urlsplit(base).netloc}\r\n".encode()
+    size = 64 * MB  # more than the socket buffers of both ends together hold
+    for auth, status, error in ((b"", 401, "AuthError"),
+                                (f"Authorization: Bearer {token}\r\n".encode(), 413, "PayloadTooLarge")):
+        s = socket.create_connection(_addr(base), timeout=120)
+        try:
+            s.sendall(b"POST /v1/face/check HTTP/1.1\r\n" + host + auth
+                      + f"Content-Type: image/png\r\nContent-Length: {size}\r\n\r\n".encode())
+            for chunk in _zeros(size):
+                s.sendall(chunk)  # ConnectionResetError here was the bug
+            s.shutdown(socket.SHUT_WR)
+            raw = b""
+            while chunk := s.recv(65536):
+                raw += chunk
+        finally:
+            s.close()
+        got, body = _status_and_json(raw)
+        assert got == status and body["error"] == error and body["reason"], raw[:300]
+    assert proc.poll() is None and health == []
 
 
 def test_a_16_bit_7070_square_png_is_refused_without_decoding(station, health):

@@ -90,7 +90,8 @@ def serve(
     from ..station.security import guarded_h11_protocol
 
     # h11 (httptools answers 400 to MOSIP's custom verbs), with a deadline on request heads
-    config = uvicorn.Config(app_, http=guarded_h11_protocol(settings.header_timeout_s),
+    protocol = guarded_h11_protocol(settings.header_timeout_s, settings.linger_s, settings.linger_max_bytes)
+    config = uvicorn.Config(app_, http=protocol,
                             log_level=settings.log_level.lower(), access_log=False,
                             timeout_keep_alive=min(5, int(settings.header_timeout_s) or 1),
                             timeout_graceful_shutdown=5)

@@ -401,12 +401,6 @@ class _Exchange:
 
 # --- uvicorn: a deadline on request heads ---------------------------------------------------------
 
-LINGER_S = 2.0
-"""How long a closing connection keeps reading (and dropping) what the client still sends."""
-LINGER_MAX_BYTES = 16 * 1024 * 1024
-"""... and how much of it, at most, before it is closed hard."""
-
-
 class _LingeringTransport:
     """The socket transport as uvicorn's protocol sees it, with a lingering ``close()``.
 
@@ -414,11 +408,13 @@ class _LingeringTransport:
     once, and whatever of the answer it has not put on the wire yet is dropped: a client still
     uploading a body the station refused (401, 413) would get a reset instead of the reason. So a
     close first shuts the sending side (the FIN goes after every byte of the answer), then reads and
-    drops the client's bytes until it closes its side, for at most :data:`LINGER_S` seconds and
-    :data:`LINGER_MAX_BYTES` bytes (the lingering close of RFC 9112, section 9.6)."""
+    drops the client's bytes until it closes its side, for at most ``linger_s`` seconds and
+    ``linger_max_bytes`` bytes (the lingering close of RFC 9112, section 9.6)."""
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
+                 linger_s: float, linger_max_bytes: int):
         self._transport, self._loop = transport, loop
+        self.linger_s, self.max_bytes = linger_s, linger_max_bytes
         self.lingering = False
         self._dropped = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -430,7 +426,7 @@ class _LingeringTransport:
         t = self._transport
         if self.lingering or t.is_closing():
             return
-        if not t.can_write_eof():
+        if self.linger_s <= 0 or not t.can_write_eof():
             t.close()
             return
         self.lingering = True
@@ -440,7 +436,7 @@ class _LingeringTransport:
         except (OSError, RuntimeError):
             t.close()
             return
-        self._timer = self._loop.call_later(LINGER_S, self.abort_linger)
+        self._timer = self._loop.call_later(self.linger_s, self.abort_linger)
 
     def is_closing(self) -> bool:
         return self.lingering or self._transport.is_closing()
@@ -448,7 +444,7 @@ class _LingeringTransport:
     def drop(self, data: bytes) -> None:
         """Bytes the client sent after the station decided to close: counted, not kept."""
         self._dropped += len(data)
-        if self._dropped > LINGER_MAX_BYTES:
+        if self._dropped > self.max_bytes:
             self.abort_linger()
 
     def abort_linger(self) -> None:
@@ -461,7 +457,8 @@ class _LingeringTransport:
             self._timer = None
 
 
-def guarded_h11_protocol(header_timeout_s: float) -> type:
+def guarded_h11_protocol(header_timeout_s: float, linger_s: float = 2.0,
+                         linger_max_bytes: int = 16 * 1024 * 1024) -> type:
     """uvicorn's h11 protocol class, closing connections that do not send a complete request head
     within ``header_timeout_s`` of opening or of their previous response (idle and half-sent
     connections: uvicorn's own keep-alive timer stops at the first byte of the next request), and
@@ -487,7 +484,7 @@ def guarded_h11_protocol(header_timeout_s: float) -> type:
                 self.transport.close()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            self._linger = _LingeringTransport(transport, self.loop)
+            self._linger = _LingeringTransport(transport, self.loop, linger_s, linger_max_bytes)
             super().connection_made(self._linger)  # type: ignore[arg-type]
             self._arm_head_timer()
 

@@ -306,7 +306,9 @@ class SbiService:
                 sock.close()
                 log.warning("SBI: %s not served: %s", dev.device_id, exc)
                 continue
-            config = uvicorn.Config(create_sbi_app(sbi), http=guarded_h11_protocol(self.settings.header_timeout_s),
+            protocol = guarded_h11_protocol(self.settings.header_timeout_s, self.settings.linger_s,
+                                            self.settings.linger_max_bytes)
+            config = uvicorn.Config(create_sbi_app(sbi), http=protocol,
                                     lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2)
             server = _QuietServer(config)
             self.devices[dev.device_id] = sbi
