@@ -355,6 +355,28 @@ def test_malformed_dg3_is_typed():
         dg3.finger_from_pixels(np.zeros((10, 10, 3), np.uint8), 2)
 
 
+def test_dg3_records_are_those_of_the_records_codec():
+    """One ISO/IEC 19794-4 codec in the project: what DG3 holds is what biostation.records reads,
+    a 2011-edition record in DG3 is read too, and a 2005 record with quality 254 (earlier
+    versions wrote it for "not computed") still reads."""
+    from biostation.records import iso19794_4
+
+    img = synthetic_finger(64, 80, seed=2)
+    d = dg3.encode_dg3([dg3.finger_from_pixels(img, 2, fmt="raw")])
+    fir = d[d.index(b"FIR\x00"):]
+    rec = iso19794_4.decode(fir)
+    assert rec.edition == 2005 and rec.views[0].position == 2 and (rec.decode_view(0) == img).all()
+
+    bit = tlv.encode(0x7F60, dg3._bht(dg3.subtype_of(2), dg3.FORMAT_FINGER_IMAGE)
+                     + tlv.encode(0x5F2E, iso19794_4.encode(rec, iso19794_4.EDITION_2011)))
+    f2011 = dg3.decode_dg3(tlv.encode(0x63, tlv.encode(0x7F61, [tlv.encode(0x02, b"\x01"), bit]))).fingers[0]
+    assert f2011.position == FingerPosition.RIGHT_INDEX and (f2011.pixels() == img).all()
+
+    legacy = bytearray(d)
+    legacy[d.index(b"FIR\x00") + 32 + 7] = 254
+    assert dg3.decode_dg3(bytes(legacy)).fingers[0].quality == 254
+
+
 def test_reader_reports_malformed_dg3(prof):
     data = clone(prof.data)
     data.files[0x0103].data = dg3.encode_dg3([dg3.finger_from_pixels(synthetic_finger(64, 64), 2)])[:-5] + b"\x00" * 5

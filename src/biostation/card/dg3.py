@@ -11,16 +11,14 @@ DG3 holds one biometric information template per finger::
              (0007 finger image, ISO/IEC 19794-4; 0001 finger minutiae, ISO/IEC 19794-2)
           5F2E biometric data block: the record
 
-An ISO/IEC 19794-4:2005 finger image record is a 32-byte general header (``"FIR\\0"``,
-``"010\\0"``, record length on 6 bytes, capture device, acquisition level, number of fingers,
-scale units, scan and image resolutions, pixel depth, compression, reserved) then per finger a
-14-byte header (block length, position, views, view number, quality, impression, width,
-height, reserved) and the image. Compression codes: 0 raw, 1 bit-packed, 2 WSQ, 3 JPEG,
+Each finger image is an ISO/IEC 19794-4:2005 record (one finger a record), written and read by
+the project's one 19794-4 codec, :mod:`biostation.records.iso19794_4` (which also reads the 2011
+edition, should a chip carry it). Compression codes (2005): 0 raw, 1 bit-packed, 2 WSQ, 3 JPEG,
 4 JPEG 2000, 5 PNG. Images are written as JPEG 2000 (Pillow's OpenJPEG), the code ICAO
 recommends next to WSQ; WSQ images decode when the ``wsq`` package (a Pillow plugin) is there.
+Quality is the 19794-4 finger quality, 0..100, 0 = not reported (chips written by earlier
+versions carry 254, which is read as such).
 
-This is a deliberately small codec kept inside ``card/``; the full 19794-4 reader/writer lives
-with the other biometric records in :mod:`biostation.records` and the two should be one.
 Decoding raises :class:`~biostation.errors.TLVError` (structure, with the offset in the data
 group) or :class:`~biostation.errors.ImageError` (an image that does not decode, naming the
 finger). Images and templates are personal data: never logged.
@@ -29,12 +27,11 @@ finger). Images and templates are personal data: never logged.
 from __future__ import annotations
 
 import io
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ImageError, TemplateError, TLVError
-from ..records import FingerPosition
+from ..errors import ImageError, RecordError, RecordFormatError, TemplateError, TLVError
+from ..records import FingerPosition, iso19794_4
 from . import tlv
 
 __all__ = ["COMPRESSION", "DG3", "FingerImage", "FingerTemplate", "decode_dg3", "encode_dg3", "finger_from_pixels",
@@ -66,7 +63,7 @@ class FingerImage:
     width: int
     height: int
     ppi: int = 500
-    quality: int = 254  # 254: not computed (19794-4)
+    quality: int = 0  # 0..100; 0: not reported
     impression: int = 0  # 0 live-scan plain
     pixel_depth: int = 8
     view: int = 1
@@ -136,7 +133,7 @@ class DG3:
 
 
 def finger_from_pixels(pixels: Any, position: int, *, ppi: int = 500, fmt: str = "jp2", ratio: float = 10.0,
-                       quality: int = 254, impression: int = 0) -> FingerImage:
+                       quality: int = 0, impression: int = 0) -> FingerImage:
     """Encode a grayscale image (2-D uint8 array) as a finger image: ``fmt`` ``jp2`` (JPEG 2000
     at compression ``ratio``:1, the default) or ``raw``. ImageError for a non-image."""
     import numpy as np
@@ -157,44 +154,42 @@ def finger_from_pixels(pixels: Any, position: int, *, ppi: int = 500, fmt: str =
     return FingerImage(FingerPosition(position), buf.getvalue(), 4, w, h, ppi, quality, impression)
 
 
-# --- ISO/IEC 19794-4:2005 ---------------------------------------------------------------------------
+# --- ISO/IEC 19794-4 (the codec of biostation.records) ---------------------------------------------
 
 def _encode_fir(f: FingerImage) -> bytes:
-    block = struct.pack(">IBBBBBHHB", 14 + len(f.image), int(f.position), 1, f.view, f.quality, f.impression,
-                        f.width, f.height, 0) + f.image
-    total = 32 + len(block)
-    head = (b"FIR\x00" + b"010\x00" + total.to_bytes(6, "big")
-            + struct.pack(">HHBBHHHHBBH", 0, 31, 1, 1, f.ppi, f.ppi, f.ppi, f.ppi, f.pixel_depth, f.compression, 0))
-    return head + block
+    view = iso19794_4.FingerView(int(f.position), f.image, f.width, f.height, f.quality, f.impression, f.view, 1)
+    record = iso19794_4.FingerImageRecord([view], iso19794_4.Compression(f.compression), (f.ppi, f.ppi),
+                                          (f.ppi, f.ppi), f.pixel_depth, iso19794_4.acquisition_level(f.ppi))
+    try:
+        return iso19794_4.encode(record, iso19794_4.EDITION_2005)
+    except RecordError as exc:
+        raise ImageError(f"{f.position.name.lower()}: {exc}") from None
 
 
 def _decode_fir(data: bytes, src: str, base: int) -> list[FingerImage]:
-    if len(data) < 32 or data[:4] != b"FIR\x00":
-        raise TLVError("ISO 19794-4 record does not start with 'FIR\\0'", src, base)
-    if data[4:8] != b"010\x00":
-        raise TLVError(f"ISO 19794-4 version {data[4:7]!r} is not read here (010 only)", src, base + 4)
-    total = int.from_bytes(data[8:14], "big")
-    if total > len(data) or total < 32:
-        raise TLVError(f"19794-4 record claims {total} bytes, {len(data)} present", src, base + 8)
-    (_dev, _level, count, units, _hs, _vs, hres, vres, depth, compression, _r) = struct.unpack(
-        ">HHBBHHHHBBH", data[14:32])
-    ppi = hres if units == 1 else round(hres * 2.54) if units == 2 else hres
-    pos, out = 32, []
-    for _ in range(count):
-        if pos + 14 > total:
-            raise TLVError("finger image header truncated", src, base + pos)
-        blen, fpos, _views, view, quality, impression, w, h, _res = struct.unpack(">IBBBBBHHB", data[pos:pos + 14])
-        if blen < 14 or pos + blen > total:
-            raise TLVError(f"finger image block of {blen} bytes does not fit the record", src, base + pos)
-        if w == 0 or h == 0:
-            raise TLVError("finger image of zero width or height", src, base + pos + 9)
+    """The finger images of one 19794-4 record (either edition; ICAO writes 2005). A record
+    shorter than its data block is read up to its declared length, as chips pad blocks."""
+    if data[:4] == b"FIR\x00" and data[4:8] == iso19794_4.VERSION and len(data) >= 14:
+        total = int.from_bytes(data[8:14], "big")
+        if iso19794_4.HEADER_LEN <= total < len(data):
+            data = data[:total]
+    try:
+        record = iso19794_4.decode(data)
+    except RecordFormatError as exc:
+        raise TLVError(f"ISO 19794-4 record: {exc}", src, base + (exc.offset or 0)) from None
+    units, ppi = record.scale_units, record.image_ppi[0]
+    ppi = round(ppi * 2.54) if units == 2 else ppi
+    compression = 4 if record.compression == iso19794_4.Compression.JPEG2000_LOSSLESS else int(record.compression)
+    out = []
+    for v in record.views:
+        if v.width == 0 or v.height == 0:
+            raise TLVError("finger image of zero width or height", src, base)
         try:
-            position = FingerPosition(fpos)
+            position = FingerPosition(v.position)
         except ValueError:
-            raise TLVError(f"finger position {fpos} is not defined", src, base + pos + 4) from None
-        out.append(FingerImage(position, bytes(data[pos + 14:pos + blen]), compression, w, h, ppi, quality,
-                               impression, depth, view))
-        pos += blen
+            raise TLVError(f"finger position {v.position} is not defined", src, base) from None
+        out.append(FingerImage(position, v.data, compression, v.width, v.height, ppi, v.quality, v.impression,
+                               record.pixel_depth, v.view_number))
     return out
 
 

@@ -56,7 +56,8 @@ representations differ in them.
 Resolution, depth and compression are properties of the whole record, so every view of one
 record shares them. Finger positions are those of :class:`~biostation.records.FingerPosition`
 (13, 14 and 15 for the slaps). Quality 0 means "not reported"; biostation writes the NFIQ 2
-score (0..100) when it is known.
+score (0..100) when it is known. In a 2005 record 254 and 255 (written by some producers for
+"not computed" and "failed") are read and written back unchanged.
 
 Malformed bytes raise :class:`~biostation.errors.RecordFormatError` (with the byte offset);
 values that do not fit their fields raise :class:`~biostation.errors.RecordError`.
@@ -241,7 +242,7 @@ def encode(record: FingerImageRecord, edition: int | None = None) -> bytes:
     except struct.error as exc:
         raise RecordError(f"finger image record field out of range: {exc}") from exc
     for v in record.views:
-        if not (0 <= v.quality <= 100):
+        if not (0 <= v.quality <= 100 or v.quality in (254, 255)):
             raise RecordError(f"finger quality {v.quality} out of range 0..100")
     return head + bytes(body)
 
@@ -273,7 +274,7 @@ def decode(data: bytes) -> FingerImageRecord:
         blen, fgp, nviews, vnum, quality, imp, w, h, _r = _VIEW.unpack_from(data, pos)
         if blen < VIEW_HEADER_LEN or pos + blen > len(data):
             raise RecordFormatError(f"finger image block of {blen} bytes does not fit", what, pos)
-        if quality > 100 and quality != 255:
+        if quality > 100 and quality not in (254, 255):
             raise RecordFormatError(f"finger quality {quality} over 100", what, pos + 7)
         record.views.append(FingerView(fgp, bytes(data[pos + VIEW_HEADER_LEN:pos + blen]), w, h, quality, imp,
                                        vnum, nviews))
