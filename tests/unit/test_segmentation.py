@@ -56,3 +56,21 @@ def test_quality_follows_coherence_and_drops_where_reliability_is_low():
     assert (qualities(0.3, 1.0) == 30).all()
     assert (qualities(0.8, P.QUALITY_RELIABILITY_FULL / 2) == 40).all()  # half the gate: half
     assert (qualities(0.8, 0.0) == 1).all()  # the floor: ISO quality 0 means "not reported"
+
+
+def test_blank_area_inside_the_finger_and_a_thin_edge_band_are_not_finger():
+    """A patch with no ridge signal inside the finger (a smudge saturated to black) stays out of
+    the mask though hole filling would close it, and a band of ridges along an image edge that is
+    too narrow to hold a minutia away from its border is dropped; the finger around stays whole."""
+    h, w = 240, 320
+    amp = np.zeros((h, w), np.float32)
+    amp[20:220, 120:300] = 40.0                      # the finger
+    yy, xx = np.mgrid[:h, :w]
+    amp[(yy - 120) ** 2 + (xx - 210) ** 2 < 32 ** 2] = 0.0  # a blank patch inside it
+    amp[:, :15] = 40.0                               # a band along the left edge
+    bp = _ridges(amp)
+    _, coherence = orientation_field(bp)
+    mask = segment(bp, coherence)
+    assert mask[110:131, 200:221].mean() < 0.05, "a blank patch inside the finger was called finger"
+    assert mask[40:200, 135:165].mean() > 0.95 and mask[40:200, 265:285].mean() > 0.95
+    assert mask[:, :20].mean() < 0.05, "a thin band along the image edge was called finger"

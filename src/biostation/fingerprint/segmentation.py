@@ -6,8 +6,11 @@ out). The energy test is a hysteresis, as in Canny's edge detector: a coherent a
 passes the lower fraction ``SEG_ENERGY_FRACTION_LOW`` is foreground when it is connected to one
 that passes ``SEG_ENERGY_FRACTION``, so the faint side of a finger pressed unevenly joins its
 clear part while faint background patches on their own stay out. The mask is built on the 4x coarser grid of :mod:`._smooth` (the decision is about
-windows of 7 px sigma anyway), cleaned with morphology, small islands dropped and small holes filled,
-and brought back to full resolution with smooth edges.
+windows of 7 px sigma anyway), cleaned with morphology, small islands dropped and small holes filled.
+Then areas with no ridge signal at all that the closing and filling joined to the finger (a smudge
+saturated to black) are taken out again, regions are judged again by size and width (a thin band
+along an image edge is the platen's border, not finger), and the mask is brought back to full
+resolution with smooth edges.
 """
 
 from __future__ import annotations
@@ -22,6 +25,24 @@ from ._smooth import STEP, blur_small, grow, shrink
 def _disk(d_px: float) -> np.ndarray:
     d = max(3, round(d_px / STEP) | 1)
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+
+
+def _drop_small(mask: np.ndarray, narrow: bool = False) -> np.ndarray:
+    """The mask without regions smaller than SEG_MIN_REGION_FRACTION of the largest and, with
+    ``narrow``, without regions nowhere wider than SEG_MIN_REGION_WIDTH (a mask on the coarse grid)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1 or (n == 2 and not narrow):
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(n, np.uint8)
+    keep[1:] = areas >= P.SEG_MIN_REGION_FRACTION * areas.max()
+    if narrow:
+        # half-width of a region: the largest distance (coarse cells) of its cells to background
+        dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+        half = np.zeros(n, np.float32)
+        np.maximum.at(half, labels.ravel(), dist.ravel())
+        keep[1:] &= (half[1:] * STEP > 0.5 * P.SEG_MIN_REGION_WIDTH).astype(np.uint8)
+    return keep[labels]
 
 
 def segment(bp: np.ndarray, coherence: np.ndarray) -> np.ndarray:
@@ -43,12 +64,7 @@ def segment(bp: np.ndarray, coherence: np.ndarray) -> np.ndarray:
     mask = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _disk(P.SEG_CLOSE_DIAMETER))
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _disk(P.SEG_OPEN_DIAMETER))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n > 2:
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        keep = np.zeros(n, np.uint8)
-        keep[1:] = areas >= P.SEG_MIN_REGION_FRACTION * areas.max()
-        mask = keep[labels]
+    mask = _drop_small(mask)
     # fill holes: background not reachable from the border is foreground, when the hole is
     # small. A large enclosed "hole" is background ringed by artefacts (the dark frame of an
     # optical sensor's platen passes the energy test along the image edges): filling it would
@@ -59,6 +75,19 @@ def segment(bp: np.ndarray, coherence: np.ndarray) -> np.ndarray:
     fill[border] = 0
     mask |= fill[labels]
     mask = mask[1:-1, 1:-1]
+    if P.SEG_VOID_ENERGY_FRACTION > 0:
+        # closing and hole filling join the finger across gaps; a gap that holds no ridge signal
+        # at all (a smudge saturated to black, a blank patch) is taken out again, so the later
+        # stages do not amplify its sensor noise into ridges
+        void = (energy < P.SEG_VOID_ENERGY_FRACTION * top).astype(np.uint8)
+        void = cv2.morphologyEx(void, cv2.MORPH_OPEN, _disk(P.SEG_VOID_DIAMETER))
+        mask &= 1 - void
+    if P.SEG_FINAL_REGION_CHECK:
+        # holes filled and voids taken out change the regions: judge their sizes again
+        # (a band of background around it, so a region along the image edge is measured as
+        # ending there)
+        padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        mask = _drop_small(padded, narrow=True)[1:-1, 1:-1]
     full = (grow(mask.astype(np.float32), bp.shape) > 0.5).astype(np.uint8)
     # the image edge is the edge of the finger as far as the later stages know: ridges are cut
     # there, and minutiae near it must be measured as near a border
