@@ -66,6 +66,14 @@ SHARED = (Path(__file__).resolve().parents[1] / ".." / "shared").resolve()
 #: scaled up less than that, their ridges would spread too far apart), and the narrowest contact
 #: area of an impression taken
 TIP_WIDTH, LITTLE_WIDTH, MIN_CONTACT = (220, 280), (170, 210), 150
+#: live scenario, in fingertip widths, measured on the same live scan (see the module doc) and
+#: drawn around it: fingertip length over width (1.62-1.67 there), space between neighbouring
+#: fingertips (0.28, 0.11, 0.10 there), the top of the middle finger's and the other fingers'
+#: tips below the highest (0, and 0.37 and 0.63 there), how far the little finger's top lies below
+#: the ring finger's (2.0 there), the middle segment's length (1.1-1.6 there, but pressed
+#: lighter it shows less)
+TIP_ASPECT, GAP, MIDDLE_TOP, OTHER_TOP, LITTLE_DROP, SEGMENT_LENGTH = \
+    (1.45, 1.8), (-0.05, 0.3), (0.0, 0.2), (0.0, 0.7), (1.0, 2.4), (0.8, 1.2)
 
 
 def main() -> int:
@@ -153,12 +161,18 @@ def scenario_slap(scenario: str, k: int, rng: np.random.Generator, imgs: list[np
     extra = {}
     if scenario == "live":
         little = 3 if slap == FP.PLAIN_RIGHT_FOUR else 0
-        gaps = list(rng.uniform(-15, 80, 3))
-        extra = dict(segments=True, palm=True, contact=True,
-                     widths=[float(rng.uniform(*LITTLE_WIDTH)) if i == little else float(rng.uniform(*TIP_WIDTH))
-                             for i in range(4)],
-                     stagger=[float(rng.uniform(120, 260)) if i == little else float(rng.uniform(-40, 60))
-                              for i in range(4)],
+        middle = 1 if slap == FP.PLAIN_RIGHT_FOUR else 2
+        ring = 2 if slap == FP.PLAIN_RIGHT_FOUR else 1
+        widths = [float(rng.uniform(*LITTLE_WIDTH)) if i == little else float(rng.uniform(*TIP_WIDTH))
+                  for i in range(4)]
+        gaps = [float(rng.uniform(*GAP)) * (widths[i] + widths[i + 1]) / 2 for i in range(3)]
+        # fingertip tops below the highest: the middle finger's near it, the index and ring lower,
+        # the little finger's LITTLE_DROP ring-finger widths below the ring finger's
+        tops = [float(rng.uniform(*(MIDDLE_TOP if i == middle else OTHER_TOP))) * widths[i] for i in range(4)]
+        tops[little] = tops[ring] + float(rng.uniform(*LITTLE_DROP)) * widths[ring]
+        extra = dict(segments=True, palm=True, contact=True, widths=widths, tops=tops,
+                     aspect=[float(rng.uniform(*TIP_ASPECT)) for _ in range(4)],
+                     segment_length=float(rng.uniform(*SEGMENT_LENGTH)),
                      right_margin=int(rng.choice([60, 0, -40])) if slap == FP.PLAIN_RIGHT_FOUR else 60)
     pool = _live_pool(imgs) if scenario == "live" else imgs
     fingers = [pool[i] for i in rng.choice(len(pool), n, replace=False)]

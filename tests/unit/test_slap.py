@@ -256,3 +256,68 @@ def test_composed_contact_area_is_all_print():
         inside = ((xx - cx) / (width / 2)) ** 2 + ((yy - cy) / (0.75 * width)) ** 2 <= 1
         filled.append(area[inside].mean())
     assert filled[0] < 0.9 and filled[1] > 0.98, filled
+
+
+def test_three_touching_fingertips_in_a_row_are_all_parted():
+    # four fingertips pressed together: the first cut parts the outer two from the middle pair,
+    # whose piece (straight cut sides) no longer shows its own neck; a deeper cut of the whole
+    # blob parts all four
+    from biostation.fingerprint.slap import finger_blobs, finger_geometry
+
+    mask = np.zeros((800, 1000), np.uint8)
+    xs = [130, 300, 470, 640]
+    for k, x in enumerate(xs):
+        _ellipse(mask, (x, 300), (125 if k == 3 else 108, 160))
+    tips = finger_blobs(mask, 500, 4)
+    assert len(tips) == 4
+    for tip, x in zip(tips, xs):
+        (cx, cy), (width, _), angle = finger_geometry(tip)
+        assert abs(cx - x) < 25 and abs(cy - 300) < 50 and width > 140 and abs(angle) < 5
+
+
+def test_cut_follows_the_neck_between_touching_fingertips():
+    # a low little finger pressed against the ring finger's tip below its widest part: the cut
+    # runs along the neck between them, not half way between their cores (which left a chunk of
+    # the ring finger on the little finger and turned its box)
+    from biostation.fingerprint.slap_compose import whiten
+
+    root = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fvc2002" / "DB3_B"
+    files = [root / f for f in ("109_6.tif", "106_3.tif", "105_8.tif", "106_5.tif")]
+    if not all(f.exists() for f in files):
+        pytest.skip("../shared FVC2002 data not present")
+    prints = [whiten(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in files]
+    img, truth = compose_slap(prints, FP.PLAIN_LEFT_FOUR, angles=[-7.5, 3.3, 2.2, 4.1], gaps=[-9, 45, 33],
+                              stagger=[188, 8, -33, 56], widths=[202, 241, 244, 236], contact=True, segments=True,
+                              palm=True, seed=405753599)
+    r = segment_slap(img, FP.PLAIN_LEFT_FOUR, quality=False)
+    assert all(hits(r, truth)) and r.problems == [], (hits(r, truth), r.problems)
+
+
+def test_thin_rim_of_a_neighbours_segment_is_trimmed_off_a_fingertip():
+    # a faint lower segment of a neighbour beside a fingertip may come out as a ragged rim only;
+    # joined to the tip it turned and widened its box
+    from biostation.fingerprint.slap import finger_blobs, finger_geometry
+
+    for rim in ((330, 560), (300, 580)):
+        mask = np.zeros((900, 700), np.uint8)
+        _ellipse(mask, (200, 400), (95, 145))
+        cv2.ellipse(mask, rim, (100, 110), 0, 0, 300, 1, 32)
+        (tip,) = finger_blobs(mask, 500, 1)
+        (x, y), (width, _), angle = finger_geometry(tip)
+        assert abs(x - 200) < 10 and abs(y - 400) < 20 and abs(width - 190) < 20 and abs(angle) < 4
+
+
+def test_composed_live_geometry_tip_places_and_length(fingers):
+    # the benchmark's live slaps place each fingertip's top (a low little finger) and set its
+    # length over width, as measured on a real live scan
+    from biostation.fingerprint.slap_compose import whiten
+
+    tops, aspect = [80, 0, 150, 560], 1.7
+    img, truth = compose_slap([whiten(f) for f in pick(fingers, 4, 29)], FP.PLAIN_RIGHT_FOUR, gaps=[40, 40, 40],
+                              tops=tops, widths=[240, 250, 240, 190], contact=True, aspect=aspect)
+    top_of = [t.center[1] - aspect * t.width / 2 for t in truth]
+    assert np.allclose(np.subtract(top_of, top_of[1]), tops, atol=12), top_of
+    for t in truth:  # the print's own top is where the truth says
+        col = img[:, int(t.center[0]) - 10:int(t.center[0]) + 10]
+        first = int(np.nonzero((col < 200).any(axis=1))[0][0])
+        assert abs(first - (t.center[1] - aspect * t.width / 2)) < 12

@@ -93,6 +93,9 @@ INK_MIN_SIDE_IN = 0.08
 #: a fingertip blob that fills less of its convex hull than this may hold a neighbour's lower
 #: segment beside it (a fingertip alone, or with its own segments in line, fills more)
 TIP_SOLIDITY = 0.96
+#: a fingertip less solid than ``TIP_SOLIDITY`` loses what is thinner than this fraction of its
+#: thickest part (a morphological opening), unless that leaves less than ``TRIM_KEEP`` of it
+TRIM, TRIM_KEEP = 0.35, 0.6
 #: two fingertip boxes may share at most this fraction of the smaller one's area
 MAX_TIP_OVERLAP = 0.25
 
@@ -187,20 +190,38 @@ def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
             break
         lower = [b for b in blobs if not any(b is t for t in tips)]
         for cut in sorted(tips, key=lambda b: -_width(b)) + sorted(lower, key=lambda b: -_width(b)):
-            for pieces in _splits(cut, min_area):
-                trial = [b for b in blobs if b is not cut] + pieces
-                more = fingertip_blobs(trial)
-                if len(more) > len(tips):  # a cut that only parts a tip from its segments is no help
-                    blobs, tips = trial, more
-                    break
-            else:
-                continue
-            break
+            best = _best_split(blobs, cut, len(tips), expected, min_area)
+            if best:
+                blobs, tips = best
+                break
         else:
             break  # nothing splits: fingers are missing, not touching
     blobs, tips = _part_neighbours(blobs, tips, min_area)
+    tips = [_trimmed(t) if _solidity(t) < TIP_SOLIDITY else t for t in tips]
     tips.sort(key=lambda b: float(np.nonzero(b)[1].mean()))
     return tips
+
+
+def _best_split(blobs: list[np.ndarray], cut: np.ndarray, count: int, expected: int,
+                min_area: float) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """The blobs and fingertips after the cut of ``cut`` (:func:`_splits`) that finds the most
+    fingertips, up to ``expected`` (the least shrink among equals; when every cut finds too
+    many, the first). ``None`` when no cut finds more than ``count``: a cut that only parts a
+    tip from its own segments is no help. Three fingers in a row that touch may part in two
+    first, and a piece with a straight cut side no longer shows its own neck, so the deeper
+    shrinks of the whole blob are looked at too."""
+    best, first = None, None
+    for pieces in _splits(cut, min_area):
+        trial = [b for b in blobs if b is not cut] + pieces
+        more = fingertip_blobs(trial)
+        if len(more) <= count:
+            continue
+        first = first or (trial, more)
+        if len(more) <= expected and (best is None or len(more) > len(best[1])):
+            best = (trial, more)
+            if len(more) == expected:
+                break
+    return best or first
 
 
 def _part_neighbours(blobs: list[np.ndarray], tips: list[np.ndarray],
@@ -226,6 +247,29 @@ def _part_neighbours(blobs: list[np.ndarray], tips: list[np.ndarray],
                 todo.append(kept[0])  # more may lie beside it
                 break
     return blobs, tips
+
+
+def _trimmed(blob: np.ndarray) -> np.ndarray:
+    """The blob less what is thinner than ``TRIM`` of its thickest part (a morphological
+    opening): the ragged rim of a faint lower segment of a neighbour, or a sliver a cut left,
+    joined to a fingertip. The fingertip's own lower segments are as broad as it and stay.
+    Unchanged when the opening would leave less than ``TRIM_KEEP`` of it."""
+    ys, xs = np.nonzero(blob)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    b8 = cv2.copyMakeBorder(blob[y0:y1, x0:x1].astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    dist = cv2.distanceTransform(b8, cv2.DIST_L2, 5)
+    r = TRIM * float(dist.max())
+    core = (dist > r).astype(np.uint8)
+    opened = (cv2.distanceTransform(1 - core, cv2.DIST_L2, 5) <= r) & (b8 > 0)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return blob
+    keep = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))  # the biggest part: the fingertip
+    if keep.sum() < TRIM_KEEP * blob.sum():
+        return blob
+    out = np.zeros_like(blob)
+    out[y0:y1, x0:x1] = keep[1:-1, 1:-1]
+    return out
 
 
 def fingertip_blobs(blobs: list[np.ndarray]) -> list[np.ndarray]:
@@ -308,13 +352,7 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
                      key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:8]
         if len(big) < 2 or (across and not _side_by_side(big, cents)):
             continue
-        cores = np.isin(labels, big)
-        # the nearest core of every pixel: labels of the nearest zero pixel, mapped back to cores
-        _, near = cv2.distanceTransformWithLabels((~cores).astype(np.uint8), cv2.DIST_L2, 5,
-                                                  labelType=cv2.DIST_LABEL_CCOMP)
-        core_of = np.zeros(int(near.max()) + 1, np.int32)
-        core_of[near[cores]] = labels[cores]
-        owner = core_of[near][pt:pt + y1 - y0, pl:pl + x1 - x0]
+        owner = _flood(dist, np.where(np.isin(labels, big), labels, 0))[pt:pt + y1 - y0, pl:pl + x1 - x0]
         pieces = []
         for i in big:
             piece = np.zeros_like(blob)
@@ -323,6 +361,27 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
                 pieces.append(piece)
         if len(pieces) >= 2:
             yield pieces
+
+
+def _flood(dist: np.ndarray, markers: np.ndarray, levels: int = 24) -> np.ndarray:
+    """Each pixel's core: the cores (``markers`` > 0) flooded down the distance transform, a
+    level at a time (a watershed), so that touching fingers part along their neck, where the
+    distance to the border is least, not half way between their cores. Within a level a pixel
+    goes to the nearest core region. At half resolution."""
+    d = dist[::2, ::2]
+    owner = markers[::2, ::2].astype(np.int32)
+    for level in np.linspace(float(d.max()), 0.0, levels + 1)[1:]:
+        have = owner > 0
+        grow = (d > level) & ~have if level > 0 else ~have
+        if not grow.any() or not have.any():
+            continue
+        _, near = cv2.distanceTransformWithLabels((~have).astype(np.uint8), cv2.DIST_L2, 5,
+                                                  labelType=cv2.DIST_LABEL_PIXEL)
+        of = np.zeros(int(near.max()) + 1, np.int32)
+        of[near[have]] = owner[have]
+        owner[grow] = of[near[grow]]
+    full = np.repeat(np.repeat(owner, 2, axis=0), 2, axis=1)
+    return full[: dist.shape[0], : dist.shape[1]]
 
 
 def _side_by_side(big: list[int], cents: np.ndarray) -> bool:
