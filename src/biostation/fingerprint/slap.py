@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from dataclasses import dataclass, field
 
 import cv2
@@ -84,8 +85,11 @@ MAX_FINGER_ANGLE = 45.0
 #: a finger blob fills at least this fraction of its convex hull (text, handwriting and card
 #: background merged into a "finger" fill much less)
 MIN_SOLIDITY = 0.75
-#: a foreground region spanning this fraction of the image's width and height is background
-BACKGROUND_SPAN = 0.9
+#: a foreground region spanning this fraction of the image's width and height, and covering
+#: ``BACKGROUND_BORDER`` of the image's border, is background (a hand whose fingers, lower
+#: segments and palm all touch spans a live scan too, but meets its border only where the
+#: palm or a finger runs off)
+BACKGROUND_SPAN, BACKGROUND_BORDER = 0.9, 0.4
 #: inked cards: the grey is smoothed over this many inches to tell ink from paper, and a print
 #: holds a square this many inches a side (a line of printed text does not)
 INK_SMOOTH_IN = 0.02
@@ -96,6 +100,9 @@ TIP_SOLIDITY = 0.96
 #: a fingertip less solid than ``TIP_SOLIDITY`` loses what is thinner than this fraction of its
 #: thickest part (a morphological opening), unless that leaves less than ``TRIM_KEEP`` of it
 TRIM, TRIM_KEEP = 0.35, 0.6
+#: a notch in a fingertip blob's outline at least this fraction of its thickness deep may be
+#: where it meets a neighbour's lower segment
+NOTCH_DEPTH = 0.15
 #: two fingertip boxes may share at most this fraction of the smaller one's area
 MAX_TIP_OVERLAP = 0.25
 
@@ -197,30 +204,32 @@ def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
         else:
             break  # nothing splits: fingers are missing, not touching
     blobs, tips = _part_neighbours(blobs, tips, min_area)
-    tips = [_trimmed(t) if _solidity(t) < TIP_SOLIDITY else t for t in tips]
     tips.sort(key=lambda b: float(np.nonzero(b)[1].mean()))
     return tips
 
 
 def _best_split(blobs: list[np.ndarray], cut: np.ndarray, count: int, expected: int,
                 min_area: float) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
-    """The blobs and fingertips after the cut of ``cut`` (:func:`_splits`) that finds the most
-    fingertips, up to ``expected`` (the least shrink among equals; when every cut finds too
-    many, the first). ``None`` when no cut finds more than ``count``: a cut that only parts a
-    tip from its own segments is no help. Three fingers in a row that touch may part in two
-    first, and a piece with a straight cut side no longer shows its own neck, so the deeper
-    shrinks of the whole blob are looked at too."""
-    best, first = None, None
+    """The blobs and fingertips after the best cut of ``cut`` (:func:`_splits`), or ``None``
+    when no cut finds more fingertips than ``count`` (a cut that only parts a tip from its own
+    segments is no help). Best: the most fingertips up to ``expected``, then the cut whose new
+    fingertips are all most nearly convex (a fingertip still joined to a neighbour's segment
+    is not), then the least shrink; when every cut finds too many, the first. Every shrink is
+    looked at: three fingers in a row that touch may part in two first, and a piece with a
+    straight cut side no longer shows its own neck."""
+    best, key, first = None, None, None
     for pieces in _splits(cut, min_area):
         trial = [b for b in blobs if b is not cut] + pieces
         more = fingertip_blobs(trial)
         if len(more) <= count:
             continue
         first = first or (trial, more)
-        if len(more) <= expected and (best is None or len(more) > len(best[1])):
-            best = (trial, more)
-            if len(more) == expected:
-                break
+        if len(more) > expected:
+            continue
+        new = [p for p in pieces if any(p is m for m in more)]
+        k = (len(more), min(_solidity(p) for p in new) if new else 0.0)
+        if key is None or k > key:
+            best, key = (trial, more), k
     return best or first
 
 
@@ -238,15 +247,70 @@ def _part_neighbours(blobs: list[np.ndarray], tips: list[np.ndarray],
     todo = [t for t in tips if _solidity(t) < TIP_SOLIDITY]
     while todo:
         tip = todo.pop()
-        for pieces in _splits(tip, min_area):
+        trimmed = _trimmed(tip)  # thin rims first: a cut at their notches would bite into the tip
+        if trimmed is not tip:
+            blobs = [trimmed if b is tip else b for b in blobs]
+            tips = [trimmed if t is tip else t for t in tips]
+            tip = trimmed
+        solidity = _solidity(tip)
+        if solidity >= TIP_SOLIDITY:
+            continue
+        for notch, pieces in chain(((False, p) for p in _splits(tip, min_area)),
+                                   ((True, p) for p in _notch_cuts(tip, min_area))):
             trial = [b for b in blobs if b is not tip] + pieces
             more = fingertip_blobs(trial)
             kept = [p for p in pieces if any(p is m for m in more)]
-            if len(more) == len(tips) and len(kept) == 1:
+            if len(more) == len(tips) and len(kept) == 1 and (not notch or _solidity(kept[0]) > solidity):
                 blobs, tips = trial, more
                 todo.append(kept[0])  # more may lie beside it
                 break
     return blobs, tips
+
+
+def _notch_cuts(blob: np.ndarray, min_area: float) -> Iterator[list[np.ndarray]]:
+    """Cuts of a blob at its notches, for two fingers joined so broadly that shrinking never
+    parts them (no neck): where a little fingertip meets the neighbour's middle segment, the
+    outline still bends in at the join. Notches (convexity defects deeper than ``NOTCH_DEPTH``
+    of the blob's thickness): the line between the two deepest first, then a line from each
+    straight into the blob, square to its hull. Pieces smaller than a finger are dropped."""
+    ys, xs = np.nonzero(blob)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    b8 = cv2.copyMakeBorder(blob[y0:y1, x0:x1].astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    contours, _ = cv2.findContours(b8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return
+    c = max(contours, key=cv2.contourArea)
+    thick = 2.0 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 5).max())
+    try:
+        defects = cv2.convexityDefects(c, cv2.convexHull(c, returnPoints=False))
+    except cv2.error:  # a self-touching outline
+        return
+    if defects is None:
+        return
+    deep = sorted((d for d in defects[:, 0] if d[3] / 256.0 >= NOTCH_DEPTH * thick), key=lambda d: -d[3])[:3]
+    lines = []
+    if len(deep) >= 2:
+        lines.append((c[deep[0][2]][0], c[deep[1][2]][0]))
+    for start, end, far, _ in deep:
+        v = (c[end][0] - c[start][0]).astype(np.float64)
+        normal = np.array([-v[1], v[0]]) / (np.hypot(*v) or 1.0)
+        p = c[far][0].astype(np.float64)
+        probe = np.round(p + 4 * normal).astype(int)
+        if not (0 <= probe[1] < b8.shape[0] and 0 <= probe[0] < b8.shape[1] and b8[probe[1], probe[0]]):
+            normal = -normal
+        lines.append((c[far][0], np.round(p + 2 * thick * normal).astype(int)))
+    for a, b in lines:
+        cut = b8.copy()
+        cv2.line(cut, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 0, 3)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(cut, connectivity=4)
+        pieces = []
+        for i in range(1, n):
+            if stats[i, cv2.CC_STAT_AREA] >= min_area:
+                piece = np.zeros_like(blob)
+                piece[y0:y1, x0:x1] = (labels == i)[1:-1, 1:-1]
+                pieces.append(piece)
+        if len(pieces) >= 2:
+            yield pieces
 
 
 def _trimmed(blob: np.ndarray) -> np.ndarray:
@@ -459,13 +523,16 @@ def upright_crop(img: np.ndarray, center: tuple[float, float], size: tuple[float
 
 
 def textured_background(mask: np.ndarray) -> list[str]:
-    """A foreground region that spans the whole image is background with ridge-like texture
+    """A foreground region that spans the whole image and much of its border is background with
+    ridge-like texture
     (an inked card's paper, print and handwriting; a dirty platen), not a finger: fingertips
     cannot be told from it reliably."""
     h, w = mask.shape
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    border = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    on_border = np.bincount(border, minlength=n) / border.size
     if any(stats[i, cv2.CC_STAT_WIDTH] >= BACKGROUND_SPAN * w and stats[i, cv2.CC_STAT_HEIGHT] >= BACKGROUND_SPAN * h
-           for i in range(1, n)):
+           and on_border[i] >= BACKGROUND_BORDER for i in range(1, n)):
         return ["ridge-like background across the whole image (inked card? dirty platen?): fingertips unreliable"]
     return []
 
