@@ -7,12 +7,18 @@ A finger is a hit when a segment carries its finger position code, its centre is
 finger widths of the true centre and its angle within 12 degrees. Scenarios: fingers apart
 (gaps 5-120 px), rotated (+-25 degrees), touching (overlap up to 25 px), a declared missing
 finger, thumbs, and "live" slaps with a live scan's geometry (white platen, fingertips that are
-whole contact areas 220-280 px wide, middle and proximal segments below each tip, the top of
-the palm, a small low little finger 170-210 px wide, now and then the hand running off the
-right edge or touching fingers; ``openebts_r4.png`` of ``../shared/data/slaps`` has fingertips
-of about 300 px and a little finger of 210 px, FVC prints are scaled up less so their ridges
-stay close to a real spacing); plus how often an undeclared missing finger is reported, and how often a slap whose fingers were all right still got a problem (a false
-warning). Then the real slaps of ``../shared/data/slaps`` against their hand labels
+whole contact areas 220-280 px wide and 1.45-1.8 widths long, middle and proximal segments
+below each tip, the top of the palm, a small little finger 170-210 px wide whose tip starts
+1-2.4 ring-finger widths below the ring finger's, the middle finger's tip highest, now and then
+the hand running off the right edge or touching fingers). The live geometry is measured on
+``openebts_r4.png`` of ``../shared/data/slaps`` with its hand labels (ridge energy along each
+finger for the tip's top and crease, across it for the width): fingertips about 300 px wide
+(FVC prints are scaled up less so their ridges stay close to a real spacing) and 1.5-1.66
+widths long, space between neighbouring tips 0.24, 0.09 and 0.08 widths, index and ring tips
+0.37 and 0.63 widths below the middle finger's, the little finger's 2.0 ring widths below the
+ring finger's, middle segments about 1.1 widths long (1.6 on the middle finger). Plus how often
+an undeclared missing finger is reported, and how often a slap whose fingers were all right
+still got a problem (a false warning). Then the real slaps of ``../shared/data/slaps`` against their hand labels
 (``tests/data/real_slaps.json``; centre within 0.5 widths, angle within 15 degrees): fingertips
 right, and whether each slap was right or reported.
 
@@ -66,12 +72,11 @@ SHARED = (Path(__file__).resolve().parents[1] / ".." / "shared").resolve()
 #: scaled up less than that, their ridges would spread too far apart), and the narrowest contact
 #: area of an impression taken
 TIP_WIDTH, LITTLE_WIDTH, MIN_CONTACT = (220, 280), (170, 210), 150
-#: live scenario, in fingertip widths, measured on the same live scan (see the module doc) and
-#: drawn around it: fingertip length over width (1.62-1.67 there), space between neighbouring
-#: fingertips (0.28, 0.11, 0.10 there), the top of the middle finger's and the other fingers'
-#: tips below the highest (0, and 0.37 and 0.63 there), how far the little finger's top lies below
-#: the ring finger's (2.0 there), the middle segment's length (1.1-1.6 there, but pressed
-#: lighter it shows less)
+#: live scenario, in fingertip widths, drawn around what the same live scan shows (see the
+#: module doc; one hand, so the ranges are wider): fingertip length over width, space between
+#: neighbouring fingertips, the top of the middle finger's and the other fingers' tips below
+#: the highest, how far the little finger's top lies below the ring finger's, the middle
+#: segment's length
 TIP_ASPECT, GAP, MIDDLE_TOP, OTHER_TOP, LITTLE_DROP, SEGMENT_LENGTH = \
     (1.45, 1.8), (-0.05, 0.3), (0.0, 0.2), (0.0, 0.7), (1.0, 2.4), (0.8, 1.2)
 

@@ -275,17 +275,22 @@ def test_three_touching_fingertips_in_a_row_are_all_parted():
         assert abs(cx - x) < 25 and abs(cy - 300) < 50 and width > 140 and abs(angle) < 5
 
 
+def _prints(*names):
+    """Whitened FVC2002 impressions by database and file name."""
+    from biostation.fingerprint.slap_compose import whiten
+
+    root = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fvc2002"
+    files = [root / n for n in names]
+    if not all(f.exists() for f in files):
+        pytest.skip("../shared FVC2002 data not present")
+    return [whiten(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in files]
+
+
 def test_cut_follows_the_neck_between_touching_fingertips():
     # a low little finger pressed against the ring finger's tip below its widest part: the cut
     # runs along the neck between them, not half way between their cores (which left a chunk of
     # the ring finger on the little finger and turned its box)
-    from biostation.fingerprint.slap_compose import whiten
-
-    root = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fvc2002" / "DB3_B"
-    files = [root / f for f in ("109_6.tif", "106_3.tif", "105_8.tif", "106_5.tif")]
-    if not all(f.exists() for f in files):
-        pytest.skip("../shared FVC2002 data not present")
-    prints = [whiten(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in files]
+    prints = _prints("DB3_B/109_6.tif", "DB3_B/106_3.tif", "DB3_B/105_8.tif", "DB3_B/106_5.tif")
     img, truth = compose_slap(prints, FP.PLAIN_LEFT_FOUR, angles=[-7.5, 3.3, 2.2, 4.1], gaps=[-9, 45, 33],
                               stagger=[188, 8, -33, 56], widths=[202, 241, 244, 236], contact=True, segments=True,
                               palm=True, seed=405753599)
@@ -321,3 +326,15 @@ def test_composed_live_geometry_tip_places_and_length(fingers):
         col = img[:, int(t.center[0]) - 10:int(t.center[0]) + 10]
         first = int(np.nonzero((col < 200).any(axis=1))[0][0])
         assert abs(first - (t.center[1] - aspect * t.width / 2)) < 12
+
+
+def test_fingertip_cut_from_a_neighbour_keeps_its_own_axis():
+    # a little fingertip cut from the ring finger's middle segment beside it lacks what the two
+    # shared: its pixels' principal axis turned 15 degrees towards the cut; its outline where it
+    # meets the background does not
+    prints = _prints("DB1_B/110_8.tif", "DB3_B/103_6.tif", "DB3_B/101_6.tif", "DB1_B/101_8.tif")
+    img, truth = compose_slap(prints, FP.PLAIN_RIGHT_FOUR, angles=[-0.9, 7.3, 7.8, -6.7], gaps=[74, 71, 37],
+                              widths=[274, 265, 247, 172], tops=[170, 18, 60, 424], aspect=[1.6, 1.6, 1.5, 1.6],
+                              segment_length=1.1, seed=866742458, segments=True, palm=True, contact=True)
+    r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
+    assert all(hits(r, truth)), [(f.position.name, round(f.angle), round(t.angle)) for f, t in zip(r.fingers, truth)]

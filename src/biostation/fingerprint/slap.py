@@ -9,17 +9,23 @@ Method (each step a small pure function):
 
 1. **Foreground**: ridge energy (band-pass squared, smoothed) above an Otsu threshold, closed and
    hole-filled, so a finger is one solid blob and the gaps between fingers stay background.
-   When that foreground spans the whole image (an inked card: paper grain, printed captions
-   and handwriting have ridge energy too), the prints are taken where the ink is also dark
-   and broad (:func:`ink_foreground`), and the result says so.
+   When that foreground spans the whole image and much of its border (an inked card: paper
+   grain, printed captions and handwriting have ridge energy too; a hand whose fingers,
+   segments and palm all touch spans a live scan but meets its border only where it runs
+   off), the prints are taken where the ink is also dark and broad (:func:`ink_foreground`),
+   and the result says so.
 2. **Fingertips**: connected blobs bigger than a minimum finger area, less those that lie
    below another blob (lower finger segments and the palm, which live scans show). When fewer
    fingertips than fingers are found, fingers touch: the widest is cut where its fingers meet
-   (shrinking it until finger cores side by side separate), then the blobs below (a lower
+   (shrinking it until finger cores side by side separate, then flooding the cores back down
+   the distance transform, so the cut runs along the neck), then the blobs below (a lower
    fingertip that meets its neighbour's middle segment lies below the neighbour's tip), again
-   until the count is reached. A finger cut by the image's top or side is mirrored past the
-   edge for the cut, so its core does not shrink away first. A fingertip that is far from
-   convex is cut again where a neighbour's lower segment meets it beside it.
+   until the count is reached; of a blob's cuts the one with the most fingertips (up to the
+   count), then the most convex ones, is taken. A finger cut by the image's top or side is
+   mirrored past the edge for the cut, so its core does not shrink away first. A fingertip
+   that is far from convex loses thin rims (a neighbour's faint segment) and is cut again
+   where a neighbour's lower segment meets it beside it: at a neck, or, when they join with
+   no neck, between the two deepest notches of its outline.
 3. **Geometry**: per finger, the principal axis of its distal part (within
    ``FINGERTIP_LENGTH`` widths of the top, taken again until it no longer changes: a lower
    segment merged out of line does not turn it) gives its rotation, and that part is the
@@ -103,6 +109,13 @@ TRIM, TRIM_KEEP = 0.35, 0.6
 #: a notch in a fingertip blob's outline at least this fraction of its thickness deep may be
 #: where it meets a neighbour's lower segment
 NOTCH_DEPTH = 0.15
+#: the fingertip's axis comes from its outline (:func:`outline_angle`) when at least this
+#: fraction of that borders the background, and the fit turns it at most ``MAX_OUTLINE_TURN``
+#: degrees from its pixels' principal axis
+MIN_FREE_OUTLINE, MAX_OUTLINE_TURN = 0.3, 25.0
+#: a fingertip was cut from touching fingers when this fraction of its outline borders other
+#: foreground
+MIN_CUT_OUTLINE = 0.05
 #: two fingertip boxes may share at most this fraction of the smaller one's area
 MAX_TIP_OVERLAP = 0.25
 
@@ -461,12 +474,13 @@ def _cores_apart(cores: np.ndarray, min_area: float, across: bool) -> bool:
     return len(big) >= 2 and (not across or _side_by_side(big, cents))
 
 
-def finger_geometry(blob: np.ndarray, min_width: float = 0.0) -> tuple[tuple[float, float], tuple[float, float],
-                                                                        float]:
+def finger_geometry(blob: np.ndarray, min_width: float = 0.0,
+                    angle: float | None = None) -> tuple[tuple[float, float], tuple[float, float], float]:
     """Fingertip centre (x, y), size (width, length) and angle (degrees, CCW from vertical).
 
     ``min_width``: the finger is at least this wide when its tip length is set (a finger cut by
-    the image's side is wider than what is seen of it).
+    the image's side is wider than what is seen of it). ``angle``: the axis is known (see
+    :func:`outline_angle`), only the rest is measured.
 
     The axis is the principal axis of the distal part: a finger's lower segment merged with its
     tip (a crease the foreground bridged) is often out of line with it, and would turn the
@@ -480,8 +494,10 @@ def finger_geometry(blob: np.ndarray, min_width: float = 0.0) -> tuple[tuple[flo
     for _ in range(6):
         part = pts[sel]
         mean = part.mean(axis=0)
-        evals, evecs = np.linalg.eigh(np.cov((part - mean).T))
-        axis = evecs[:, 1]  # the long axis
+        if angle is None:
+            axis = np.linalg.eigh(np.cov((part - mean).T))[1][:, 1]  # the long axis
+        else:
+            axis = np.array([-math.sin(math.radians(angle)), -math.cos(math.radians(angle))])
         if axis[1] > 0:  # point it up the image (towards the tip, y decreasing)
             axis = -axis
         across = np.array([-axis[1], axis[0]])
@@ -501,6 +517,44 @@ def finger_geometry(blob: np.ndarray, min_width: float = 0.0) -> tuple[tuple[flo
     # angle of the axis from "up" (0, -1), counter-clockwise positive as seen on the image
     angle = math.degrees(math.atan2(-axis[0], -axis[1]))
     return (float(center[0]), float(center[1])), (width, length), angle
+
+
+def _was_cut(blob: np.ndarray, mask: np.ndarray) -> bool:
+    """Was the blob cut from touching fingers: does at least ``MIN_CUT_OUTLINE`` of its outline
+    border other foreground?"""
+    ys, xs = np.nonzero(blob)
+    y0, y1 = max(int(ys.min()) - 2, 0), int(ys.max()) + 3
+    x0, x1 = max(int(xs.min()) - 2, 0), int(xs.max()) + 3
+    b = blob[y0:y1, x0:x1].astype(np.uint8)
+    ring = cv2.dilate(b, np.ones((3, 3), np.uint8)) - b  # the pixels just outside the blob
+    return bool(ring.any()) and float(mask[y0:y1, x0:x1][ring > 0].mean()) >= MIN_CUT_OUTLINE
+
+
+def outline_angle(blob: np.ndarray, mask: np.ndarray, center: tuple[float, float], size: tuple[float, float],
+                  angle: float) -> float | None:
+    """The axis of a fingertip cut from touching fingers, from its own outline: an ellipse
+    fitted to the outline of its
+    fingertip part (:func:`fingertip_part`) where that borders the background. A fingertip cut
+    from a touching neighbour lacks what the two shared, and its pixels' principal axis turns
+    towards the cut; the cut runs through foreground (``mask``) and is left out of the fit,
+    as is the fingertip box's own lower side. ``None`` when too little outline is free or the
+    fit strays more than ``MAX_OUTLINE_TURN`` from ``angle``."""
+    part = fingertip_part(blob, center, size, angle).astype(np.uint8)
+    contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return None
+    c = max(contours, key=cv2.contourArea)[:, 0]
+    near_background = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) == 0
+    free = near_background[c[:, 1], c[:, 0]]
+    if free.sum() < max(20, MIN_FREE_OUTLINE * len(c)):
+        return None
+    (_, _), (ew, eh), rot = cv2.fitEllipse(c[free].astype(np.float32))
+    theta = math.radians(rot if eh >= ew else rot + 90)  # the long axis, from the image's y axis
+    axis = np.array([-math.sin(theta), math.cos(theta)])
+    if axis[1] > 0:
+        axis = -axis
+    fitted = math.degrees(math.atan2(-axis[0], -axis[1]))
+    return fitted if abs(fitted - angle) <= MAX_OUTLINE_TURN else None
 
 
 def fingertip_part(blob: np.ndarray, center: tuple[float, float], size: tuple[float, float],
@@ -627,6 +681,13 @@ def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 5
     for i in range(len(blobs)):
         if cut[i] and whole:
             geometry[i] = finger_geometry(blobs[i], CUT_FINGER_WIDTH * float(np.median(whole)))
+    for i, (b, g) in enumerate(zip(blobs, geometry)):  # a tip cut from a neighbour: the axis of its outline
+        if cut[i] or not _was_cut(b, mask):
+            continue
+        turned = outline_angle(b, mask, *g)
+        if turned is not None:
+            geometry[i] = finger_geometry(b, CUT_FINGER_WIDTH * float(np.median(whole)) if cut[i] and whole else 0.0,
+                                          turned)
     for pos, blob, (center, size, angle), c in zip(labels, blobs, geometry, cut):
         crop = upright_crop(image, center, size, angle)
         pts = cv2.boxPoints((center, size, -angle))

@@ -12,7 +12,10 @@ finger), the top of the palm under them (cut by the image's bottom edge), finger
 sizes (a small little finger; widths in pixels) and a hand that runs off the image's right
 edge; and fingertips that are their whole contact area (a slap platen holds the fingertip,
 where a single-finger sensor often cut the print at its edge), so that the truth's angle is
-the print's own.
+the print's own; fingertips longer than the default 1.5 widths, each fingertip's top at a
+given place (a little finger that starts well below the ring finger's tip, beside its middle
+segment) and longer middle segments. The image then ends below most fingers' last segment,
+where the palm begins; a lower finger's segments run on beside it.
 """
 
 from __future__ import annotations
