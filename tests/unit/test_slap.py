@@ -338,3 +338,15 @@ def test_fingertip_cut_from_a_neighbour_keeps_its_own_axis():
                               segment_length=1.1, seed=866742458, segments=True, palm=True, contact=True)
     r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
     assert all(hits(r, truth)), [(f.position.name, round(f.angle), round(t.angle)) for f, t in zip(r.fingers, truth)]
+
+
+def test_fingertips_meeting_along_a_broad_slanted_line_are_cut_at_the_notch():
+    # the index tip pressed against the middle finger's, lower, and their segments touching
+    # below: no shrink parts them (no neck), the outline's notch between the tips does
+    prints = _prints("DB3_B/110_1.tif", "DB3_B/103_4.tif", "DB1_B/101_8.tif", "DB3_B/101_7.tif")
+    img, truth = compose_slap(prints, FP.PLAIN_RIGHT_FOUR, angles=[0.6, -7.9, 4.2, 3.2], gaps=[-8, 1, 49],
+                              widths=[246, 254, 225, 208], tops=[113, 43, 143, 559], aspect=[1.7, 1.5, 1.6, 1.5],
+                              segment_length=0.82, right_margin=0, seed=1034096129, segments=True, palm=True,
+                              contact=True)
+    r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
+    assert all(hits(r, truth)) and r.problems == [], (hits(r, truth), r.problems)

@@ -229,9 +229,14 @@ def _best_split(blobs: list[np.ndarray], cut: np.ndarray, count: int, expected: 
     fingertips are all most nearly convex (a fingertip still joined to a neighbour's segment
     is not), then the least shrink; when every cut finds too many, the first. Every shrink is
     looked at: three fingers in a row that touch may part in two first, and a piece with a
-    straight cut side no longer shows its own neck."""
+    straight cut side no longer shows its own neck. When no shrink parts the blob, two fingers
+    that meet along a broad slanted line (no neck) are cut at its notches
+    (:func:`_notch_cuts`)."""
     best, key, first = None, None, None
-    for pieces in _splits(cut, min_area):
+    for notch, pieces in chain(((False, p) for p in _splits(cut, min_area)),
+                               ((True, p) for p in _notch_cuts(cut, min_area))):
+        if notch and first:  # the notches only when no shrink parts anything
+            break
         trial = [b for b in blobs if b is not cut] + pieces
         more = fingertip_blobs(trial)
         if len(more) <= count:
