@@ -350,3 +350,15 @@ def test_fingertips_meeting_along_a_broad_slanted_line_are_cut_at_the_notch():
                               contact=True)
     r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
     assert all(hits(r, truth)) and r.problems == [], (hits(r, truth), r.problems)
+
+
+def test_little_finger_cut_thin_by_the_image_side_keeps_its_tip():
+    # the hand runs off the right edge: the little finger's tip is a thin sliver there, joined to
+    # its broader segments and the palm below; trimming thin rims must not take the tip away
+    prints = _prints("DB1_B/107_5.tif", "DB3_B/101_2.tif", "DB3_B/102_6.tif", "DB1_B/105_3.tif")
+    img, truth = compose_slap(prints, FP.PLAIN_RIGHT_FOUR, angles=[5.1, 2.8, 2.3, -1.5], gaps=[17, 61, 19],
+                              widths=[243, 248, 265, 190], tops=[144, 39, 83, 361], aspect=[1.6, 1.8, 1.7, 1.6],
+                              segment_length=1.07, right_margin=-40, seed=368753958, segments=True, palm=True,
+                              contact=True)
+    r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
+    assert all(hits(r, truth)) and r.problems == [], (hits(r, truth), r.problems)

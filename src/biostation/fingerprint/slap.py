@@ -51,8 +51,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from itertools import chain
 from dataclasses import dataclass, field
+from itertools import chain
 
 import cv2
 import numpy as np
@@ -335,7 +335,8 @@ def _trimmed(blob: np.ndarray) -> np.ndarray:
     """The blob less what is thinner than ``TRIM`` of its thickest part (a morphological
     opening): the ragged rim of a faint lower segment of a neighbour, or a sliver a cut left,
     joined to a fingertip. The fingertip's own lower segments are as broad as it and stay.
-    Unchanged when the opening would leave less than ``TRIM_KEEP`` of it."""
+    Unchanged when the opening would leave less than ``TRIM_KEEP`` of it, or take its top (a
+    fingertip that the image's side cut thin, joined to broader segments below)."""
     ys, xs = np.nonzero(blob)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     b8 = cv2.copyMakeBorder(blob[y0:y1, x0:x1].astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
@@ -347,8 +348,9 @@ def _trimmed(blob: np.ndarray) -> np.ndarray:
     if n < 2:
         return blob
     keep = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))  # the biggest part: the fingertip
-    if keep.sum() < TRIM_KEEP * blob.sum():
-        return blob
+    top = int(np.nonzero(keep.any(axis=1))[0][0]) - 1  # rows of b8 start one above the blob's
+    if keep.sum() < TRIM_KEEP * blob.sum() or top > 0.1 * r / TRIM:
+        return blob  # too much would go, or the blob's top (a fingertip, cut thin by the image's side)
     out = np.zeros_like(blob)
     out[y0:y1, x0:x1] = keep[1:-1, 1:-1]
     return out
