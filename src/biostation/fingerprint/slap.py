@@ -407,8 +407,8 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
     ``SIDE_BY_SIDE`` times along: a core in line below another may be a lower segment of the
     same finger, past its crease), seeds a cut:
     every blob pixel goes to the nearest core, and pieces smaller than a finger are dropped.
-    The caller takes the first cut that separates fingertips. ``across=False``: every cut,
-    side by side or not (to cut lower segments off a fingertip).
+    A deeper shrink with as many cores as the last cut is skipped (its cut is the same).
+    ``across=False``: every cut, side by side or not (to cut lower segments off a fingertip).
     """
     ys, xs = np.nonzero(blob)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # bounds; may end at the image edge
@@ -427,6 +427,7 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
     inside = dist[pt:pt + y1 - y0, pl:pl + x1 - x0]
     top = float(inside.max())
     coarse = dist[::2, ::2]  # cores are looked for at half resolution first (most shrinks part nothing)
+    last = 0
     for frac in np.linspace(0.2, 0.95, 16):
         if not _cores_apart(coarse > frac * top, 0.25 * min_area, across):
             continue
@@ -434,8 +435,9 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
                                                                    connectivity=8)
         big = sorted((i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.01 * min_area),
                      key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:8]
-        if len(big) < 2 or (across and not _side_by_side(big, cents)):
-            continue
+        if len(big) < 2 or (across and not _side_by_side(big, cents)) or len(big) == last:
+            continue  # the same cores, shrunk further, flood back to the same cut
+        last = len(big)
         owner = _flood(dist, np.where(np.isin(labels, big), labels, 0))[pt:pt + y1 - y0, pl:pl + x1 - x0]
         pieces = []
         for i in big:
@@ -447,7 +449,7 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
             yield pieces
 
 
-def _flood(dist: np.ndarray, markers: np.ndarray, levels: int = 24) -> np.ndarray:
+def _flood(dist: np.ndarray, markers: np.ndarray, levels: int = 16) -> np.ndarray:
     """Each pixel's core: the cores (``markers`` > 0) flooded down the distance transform, a
     level at a time (a watershed), so that touching fingers part along their neck, where the
     distance to the border is least, not half way between their cores. Within a level a pixel
