@@ -362,3 +362,18 @@ def test_little_finger_cut_thin_by_the_image_side_keeps_its_tip():
                               contact=True)
     r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
     assert all(hits(r, truth)) and r.problems == [], (hits(r, truth), r.problems)
+
+
+def test_a_hand_spanning_a_live_scan_is_no_textured_background():
+    # fingers, their segments and the palm all touching span a live scan as one region, but meet
+    # its border only where the palm runs off; an inked card's paper texture meets it all round
+    from biostation.fingerprint.slap import textured_background
+
+    hand = np.zeros((1000, 800), np.uint8)
+    for x in (120, 300, 480, 660):
+        cv2.rectangle(hand, (x - 85, 40), (x + 85, 900), 1, -1)
+    cv2.rectangle(hand, (30, 820), (770, 999), 1, -1)  # the palm, cut by the bottom edge
+    assert textured_background(hand) == []
+    card = np.ones_like(hand)
+    card[200:260, 100:700] = 0  # a box line's gap in the paper texture
+    assert textured_background(card)
