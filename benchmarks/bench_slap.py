@@ -45,8 +45,8 @@ constants of ``fingerprint/sequence.py`` re-tuned on seed set 1 (``tune_sequence
     wrong_hand   80        detected 80 (100 %, 95.5-100)   80 (100 %, 95.5-100)            80 (100 %, 95.5-100)
 
 Re-measured after the segmenter's cuts along the neck and at notches and its outline axis (same
-seeds and constants): false alarms 3 of 240 (1.2 %, 0.3-3.6), swaps 77 of 80 (96.2 %), duplicates
-76 of 80 (95.0 %), wrong hand 80 of 80.
+seeds and constants): false alarms 4 of 240 (1.7 %, 0.5-4.2), swaps 77 of 80 (96.2 %), duplicates
+77 of 80 (96.2 %), wrong hand 80 of 80.
 
 A clean session counts as a false alarm whenever any error is reported, and the composed slaps
 go through the segmenter: three of the four false alarms above have a slap finger that matches a
