@@ -29,8 +29,10 @@ Method (each step a small pure function):
 3. **Geometry**: per finger, the principal axis of its distal part (within
    ``FINGERTIP_LENGTH`` widths of the top, taken again until it no longer changes: a lower
    segment merged out of line does not turn it) gives its rotation, and that part is the
-   fingertip. A finger cut by the image's side is taken to be at least ``CUT_FINGER_WIDTH`` of
-   the slap's whole fingers wide when its length is set.
+   fingertip. A fingertip cut from a touching neighbour takes its axis from its own outline
+   where that meets the background (:func:`outline_angle`): what the two shared is missing
+   from it and would turn its pixels' axis. A finger cut by the image's side is taken to be at
+   least ``CUT_FINGER_WIDTH`` of the slap's whole fingers wide when its length is set.
 4. **Labels**: fingers sorted left to right as they appear in a live-scan image (the view of
    the finger pads): right four = index, middle, ring, little; left four = little, ring,
    middle, index; thumbs = left, right. Fingers declared missing are skipped in that order.
