@@ -256,3 +256,124 @@ def test_composed_contact_area_is_all_print():
         inside = ((xx - cx) / (width / 2)) ** 2 + ((yy - cy) / (0.75 * width)) ** 2 <= 1
         filled.append(area[inside].mean())
     assert filled[0] < 0.9 and filled[1] > 0.98, filled
+
+
+def test_three_touching_fingertips_in_a_row_are_all_parted():
+    # four fingertips pressed together: the first cut parts the outer two from the middle pair,
+    # whose piece (straight cut sides) no longer shows its own neck; a deeper cut of the whole
+    # blob parts all four
+    from biostation.fingerprint.slap import finger_blobs, finger_geometry
+
+    mask = np.zeros((800, 1000), np.uint8)
+    xs = [130, 300, 470, 640]
+    for k, x in enumerate(xs):
+        _ellipse(mask, (x, 300), (125 if k == 3 else 108, 160))
+    tips = finger_blobs(mask, 500, 4)
+    assert len(tips) == 4
+    for tip, x in zip(tips, xs):
+        (cx, cy), (width, _), angle = finger_geometry(tip)
+        assert abs(cx - x) < 25 and abs(cy - 300) < 50 and width > 140 and abs(angle) < 5
+
+
+def _prints(*names):
+    """Whitened FVC2002 impressions by database and file name."""
+    from biostation.fingerprint.slap_compose import whiten
+
+    root = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fvc2002"
+    files = [root / n for n in names]
+    if not all(f.exists() for f in files):
+        pytest.skip("../shared FVC2002 data not present")
+    return [whiten(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in files]
+
+
+def test_cut_follows_the_neck_between_touching_fingertips():
+    # a low little finger pressed against the ring finger's tip below its widest part: the cut
+    # runs along the neck between them, not half way between their cores (which left a chunk of
+    # the ring finger on the little finger and turned its box)
+    prints = _prints("DB3_B/109_6.tif", "DB3_B/106_3.tif", "DB3_B/105_8.tif", "DB3_B/106_5.tif")
+    img, truth = compose_slap(prints, FP.PLAIN_LEFT_FOUR, angles=[-7.5, 3.3, 2.2, 4.1], gaps=[-9, 45, 33],
+                              stagger=[188, 8, -33, 56], widths=[202, 241, 244, 236], contact=True, segments=True,
+                              palm=True, seed=405753599)
+    r = segment_slap(img, FP.PLAIN_LEFT_FOUR, quality=False)
+    assert all(hits(r, truth)) and r.problems == [], (hits(r, truth), r.problems)
+
+
+def test_thin_rim_of_a_neighbours_segment_is_trimmed_off_a_fingertip():
+    # a faint lower segment of a neighbour beside a fingertip may come out as a ragged rim only;
+    # joined to the tip it turned and widened its box
+    from biostation.fingerprint.slap import finger_blobs, finger_geometry
+
+    for rim in ((330, 560), (300, 580)):
+        mask = np.zeros((900, 700), np.uint8)
+        _ellipse(mask, (200, 400), (95, 145))
+        cv2.ellipse(mask, rim, (100, 110), 0, 0, 300, 1, 32)
+        (tip,) = finger_blobs(mask, 500, 1)
+        (x, y), (width, _), angle = finger_geometry(tip)
+        assert abs(x - 200) < 10 and abs(y - 400) < 20 and abs(width - 190) < 20 and abs(angle) < 4
+
+
+def test_composed_live_geometry_tip_places_and_length(fingers):
+    # the benchmark's live slaps place each fingertip's top (a low little finger) and set its
+    # length over width, as measured on a real live scan
+    from biostation.fingerprint.slap_compose import whiten
+
+    tops, aspect = [80, 0, 150, 560], 1.7
+    img, truth = compose_slap([whiten(f) for f in pick(fingers, 4, 29)], FP.PLAIN_RIGHT_FOUR, gaps=[40, 40, 40],
+                              tops=tops, widths=[240, 250, 240, 190], contact=True, aspect=aspect)
+    top_of = [t.center[1] - aspect * t.width / 2 for t in truth]
+    assert np.allclose(np.subtract(top_of, top_of[1]), tops, atol=12), top_of
+    for t in truth:  # the print's own top is where the truth says
+        col = img[:, int(t.center[0]) - 10:int(t.center[0]) + 10]
+        first = int(np.nonzero((col < 200).any(axis=1))[0][0])
+        assert abs(first - (t.center[1] - aspect * t.width / 2)) < 12
+
+
+def test_fingertip_cut_from_a_neighbour_keeps_its_own_axis():
+    # a little fingertip cut from the ring finger's middle segment beside it lacks what the two
+    # shared: its pixels' principal axis turned 15 degrees towards the cut; its outline where it
+    # meets the background does not
+    prints = _prints("DB1_B/110_8.tif", "DB3_B/103_6.tif", "DB3_B/101_6.tif", "DB1_B/101_8.tif")
+    img, truth = compose_slap(prints, FP.PLAIN_RIGHT_FOUR, angles=[-0.9, 7.3, 7.8, -6.7], gaps=[74, 71, 37],
+                              widths=[274, 265, 247, 172], tops=[170, 18, 60, 424], aspect=[1.6, 1.6, 1.5, 1.6],
+                              segment_length=1.1, seed=866742458, segments=True, palm=True, contact=True)
+    r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
+    assert all(hits(r, truth)), [(f.position.name, round(f.angle), round(t.angle)) for f, t in zip(r.fingers, truth)]
+
+
+def test_fingertips_meeting_along_a_broad_slanted_line_are_cut_at_the_notch():
+    # the index tip pressed against the middle finger's, lower, and their segments touching
+    # below: no shrink parts them (no neck), the outline's notch between the tips does
+    prints = _prints("DB3_B/110_1.tif", "DB3_B/103_4.tif", "DB1_B/101_8.tif", "DB3_B/101_7.tif")
+    img, truth = compose_slap(prints, FP.PLAIN_RIGHT_FOUR, angles=[0.6, -7.9, 4.2, 3.2], gaps=[-8, 1, 49],
+                              widths=[246, 254, 225, 208], tops=[113, 43, 143, 559], aspect=[1.7, 1.5, 1.6, 1.5],
+                              segment_length=0.82, right_margin=0, seed=1034096129, segments=True, palm=True,
+                              contact=True)
+    r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
+    assert all(hits(r, truth)) and r.problems == [], (hits(r, truth), r.problems)
+
+
+def test_little_finger_cut_thin_by_the_image_side_keeps_its_tip():
+    # the hand runs off the right edge: the little finger's tip is a thin sliver there, joined to
+    # its broader segments and the palm below; trimming thin rims must not take the tip away
+    prints = _prints("DB1_B/107_5.tif", "DB3_B/101_2.tif", "DB3_B/102_6.tif", "DB1_B/105_3.tif")
+    img, truth = compose_slap(prints, FP.PLAIN_RIGHT_FOUR, angles=[5.1, 2.8, 2.3, -1.5], gaps=[17, 61, 19],
+                              widths=[243, 248, 265, 190], tops=[144, 39, 83, 361], aspect=[1.6, 1.8, 1.7, 1.6],
+                              segment_length=1.07, right_margin=-40, seed=368753958, segments=True, palm=True,
+                              contact=True)
+    r = segment_slap(img, FP.PLAIN_RIGHT_FOUR, quality=False)
+    assert all(hits(r, truth)) and r.problems == [], (hits(r, truth), r.problems)
+
+
+def test_a_hand_spanning_a_live_scan_is_no_textured_background():
+    # fingers, their segments and the palm all touching span a live scan as one region, but meet
+    # its border only where the palm runs off; an inked card's paper texture meets it all round
+    from biostation.fingerprint.slap import textured_background
+
+    hand = np.zeros((1000, 800), np.uint8)
+    for x in (120, 300, 480, 660):
+        cv2.rectangle(hand, (x - 85, 40), (x + 85, 900), 1, -1)
+    cv2.rectangle(hand, (30, 820), (770, 999), 1, -1)  # the palm, cut by the bottom edge
+    assert textured_background(hand) == []
+    card = np.ones_like(hand)
+    card[200:260, 100:700] = 0  # a box line's gap in the paper texture
+    assert textured_background(card)

@@ -9,22 +9,30 @@ Method (each step a small pure function):
 
 1. **Foreground**: ridge energy (band-pass squared, smoothed) above an Otsu threshold, closed and
    hole-filled, so a finger is one solid blob and the gaps between fingers stay background.
-   When that foreground spans the whole image (an inked card: paper grain, printed captions
-   and handwriting have ridge energy too), the prints are taken where the ink is also dark
-   and broad (:func:`ink_foreground`), and the result says so.
+   When that foreground spans the whole image and much of its border (an inked card: paper
+   grain, printed captions and handwriting have ridge energy too; a hand whose fingers,
+   segments and palm all touch spans a live scan but meets its border only where it runs
+   off), the prints are taken where the ink is also dark and broad (:func:`ink_foreground`),
+   and the result says so.
 2. **Fingertips**: connected blobs bigger than a minimum finger area, less those that lie
    below another blob (lower finger segments and the palm, which live scans show). When fewer
    fingertips than fingers are found, fingers touch: the widest is cut where its fingers meet
-   (shrinking it until finger cores side by side separate), then the blobs below (a lower
+   (shrinking it until finger cores side by side separate, then flooding the cores back down
+   the distance transform, so the cut runs along the neck), then the blobs below (a lower
    fingertip that meets its neighbour's middle segment lies below the neighbour's tip), again
-   until the count is reached. A finger cut by the image's top or side is mirrored past the
-   edge for the cut, so its core does not shrink away first. A fingertip that is far from
-   convex is cut again where a neighbour's lower segment meets it beside it.
+   until the count is reached; of a blob's cuts the one with the most fingertips (up to the
+   count), then the most convex ones, is taken. A finger cut by the image's top or side is
+   mirrored past the edge for the cut, so its core does not shrink away first. A fingertip
+   that is far from convex loses thin rims (a neighbour's faint segment) and is cut again
+   where a neighbour's lower segment meets it beside it: at a neck, or, when they join with
+   no neck, between the two deepest notches of its outline.
 3. **Geometry**: per finger, the principal axis of its distal part (within
    ``FINGERTIP_LENGTH`` widths of the top, taken again until it no longer changes: a lower
    segment merged out of line does not turn it) gives its rotation, and that part is the
-   fingertip. A finger cut by the image's side is taken to be at least ``CUT_FINGER_WIDTH`` of
-   the slap's whole fingers wide when its length is set.
+   fingertip. A fingertip cut from a touching neighbour takes its axis from its own outline
+   where that meets the background (:func:`outline_angle`): what the two shared is missing
+   from it and would turn its pixels' axis. A finger cut by the image's side is taken to be at
+   least ``CUT_FINGER_WIDTH`` of the slap's whole fingers wide when its length is set.
 4. **Labels**: fingers sorted left to right as they appear in a live-scan image (the view of
    the finger pads): right four = index, middle, ring, little; left four = little, ring,
    middle, index; thumbs = left, right. Fingers declared missing are skipped in that order.
@@ -46,6 +54,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 
 import cv2
 import numpy as np
@@ -84,8 +93,11 @@ MAX_FINGER_ANGLE = 45.0
 #: a finger blob fills at least this fraction of its convex hull (text, handwriting and card
 #: background merged into a "finger" fill much less)
 MIN_SOLIDITY = 0.75
-#: a foreground region spanning this fraction of the image's width and height is background
-BACKGROUND_SPAN = 0.9
+#: a foreground region spanning this fraction of the image's width and height, and covering
+#: ``BACKGROUND_BORDER`` of the image's border, is background (a hand whose fingers, lower
+#: segments and palm all touch spans a live scan too, but meets its border only where the
+#: palm or a finger runs off)
+BACKGROUND_SPAN, BACKGROUND_BORDER = 0.9, 0.4
 #: inked cards: the grey is smoothed over this many inches to tell ink from paper, and a print
 #: holds a square this many inches a side (a line of printed text does not)
 INK_SMOOTH_IN = 0.02
@@ -93,6 +105,19 @@ INK_MIN_SIDE_IN = 0.08
 #: a fingertip blob that fills less of its convex hull than this may hold a neighbour's lower
 #: segment beside it (a fingertip alone, or with its own segments in line, fills more)
 TIP_SOLIDITY = 0.96
+#: a fingertip less solid than ``TIP_SOLIDITY`` loses what is thinner than this fraction of its
+#: thickest part (a morphological opening), unless that leaves less than ``TRIM_KEEP`` of it
+TRIM, TRIM_KEEP = 0.35, 0.6
+#: a notch in a fingertip blob's outline at least this fraction of its thickness deep may be
+#: where it meets a neighbour's lower segment
+NOTCH_DEPTH = 0.15
+#: the fingertip's axis comes from its outline (:func:`outline_angle`) when at least this
+#: fraction of that borders the background, and the fit turns it at most ``MAX_OUTLINE_TURN``
+#: degrees from its pixels' principal axis
+MIN_FREE_OUTLINE, MAX_OUTLINE_TURN = 0.3, 25.0
+#: a fingertip was cut from touching fingers when this fraction of its outline borders other
+#: foreground
+MIN_CUT_OUTLINE = 0.05
 #: two fingertip boxes may share at most this fraction of the smaller one's area
 MAX_TIP_OVERLAP = 0.25
 
@@ -187,20 +212,45 @@ def finger_blobs(mask: np.ndarray, dpi: int, expected: int) -> list[np.ndarray]:
             break
         lower = [b for b in blobs if not any(b is t for t in tips)]
         for cut in sorted(tips, key=lambda b: -_width(b)) + sorted(lower, key=lambda b: -_width(b)):
-            for pieces in _splits(cut, min_area):
-                trial = [b for b in blobs if b is not cut] + pieces
-                more = fingertip_blobs(trial)
-                if len(more) > len(tips):  # a cut that only parts a tip from its segments is no help
-                    blobs, tips = trial, more
-                    break
-            else:
-                continue
-            break
+            best = _best_split(blobs, cut, len(tips), expected, min_area)
+            if best:
+                blobs, tips = best
+                break
         else:
             break  # nothing splits: fingers are missing, not touching
     blobs, tips = _part_neighbours(blobs, tips, min_area)
     tips.sort(key=lambda b: float(np.nonzero(b)[1].mean()))
     return tips
+
+
+def _best_split(blobs: list[np.ndarray], cut: np.ndarray, count: int, expected: int,
+                min_area: float) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """The blobs and fingertips after the best cut of ``cut`` (:func:`_splits`), or ``None``
+    when no cut finds more fingertips than ``count`` (a cut that only parts a tip from its own
+    segments is no help). Best: the most fingertips up to ``expected``, then the cut whose new
+    fingertips are all most nearly convex (a fingertip still joined to a neighbour's segment
+    is not), then the least shrink; when every cut finds too many, the first. Every shrink is
+    looked at: three fingers in a row that touch may part in two first, and a piece with a
+    straight cut side no longer shows its own neck. When no shrink parts the blob, two fingers
+    that meet along a broad slanted line (no neck) are cut at its notches
+    (:func:`_notch_cuts`)."""
+    best, key, first = None, None, None
+    for notch, pieces in chain(((False, p) for p in _splits(cut, min_area)),
+                               ((True, p) for p in _notch_cuts(cut, min_area))):
+        if notch and first:  # the notches only when no shrink parts anything
+            break
+        trial = [b for b in blobs if b is not cut] + pieces
+        more = fingertip_blobs(trial)
+        if len(more) <= count:
+            continue
+        first = first or (trial, more)
+        if len(more) > expected:
+            continue
+        new = [p for p in pieces if any(p is m for m in more)]
+        k = (len(more), min(_solidity(p) for p in new) if new else 0.0)
+        if key is None or k > key:
+            best, key = (trial, more), k
+    return best or first
 
 
 def _part_neighbours(blobs: list[np.ndarray], tips: list[np.ndarray],
@@ -217,15 +267,95 @@ def _part_neighbours(blobs: list[np.ndarray], tips: list[np.ndarray],
     todo = [t for t in tips if _solidity(t) < TIP_SOLIDITY]
     while todo:
         tip = todo.pop()
-        for pieces in _splits(tip, min_area):
+        trimmed = _trimmed(tip)  # thin rims first: a cut at their notches would bite into the tip
+        if trimmed is not tip:
+            blobs = [trimmed if b is tip else b for b in blobs]
+            tips = [trimmed if t is tip else t for t in tips]
+            tip = trimmed
+        solidity = _solidity(tip)
+        if solidity >= TIP_SOLIDITY:
+            continue
+        for notch, pieces in chain(((False, p) for p in _splits(tip, min_area)),
+                                   ((True, p) for p in _notch_cuts(tip, min_area))):
             trial = [b for b in blobs if b is not tip] + pieces
             more = fingertip_blobs(trial)
             kept = [p for p in pieces if any(p is m for m in more)]
-            if len(more) == len(tips) and len(kept) == 1:
+            if len(more) == len(tips) and len(kept) == 1 and (not notch or _solidity(kept[0]) > solidity):
                 blobs, tips = trial, more
                 todo.append(kept[0])  # more may lie beside it
                 break
     return blobs, tips
+
+
+def _notch_cuts(blob: np.ndarray, min_area: float) -> Iterator[list[np.ndarray]]:
+    """Cuts of a blob at its notches, for two fingers joined so broadly that shrinking never
+    parts them (no neck): where a little fingertip meets the neighbour's middle segment, the
+    outline still bends in at the join. Notches (convexity defects deeper than ``NOTCH_DEPTH``
+    of the blob's thickness): the line between the two deepest first, then a line from each
+    straight into the blob, square to its hull. Pieces smaller than a finger are dropped."""
+    ys, xs = np.nonzero(blob)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    b8 = cv2.copyMakeBorder(blob[y0:y1, x0:x1].astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    contours, _ = cv2.findContours(b8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return
+    c = max(contours, key=cv2.contourArea)
+    thick = 2.0 * float(cv2.distanceTransform(b8, cv2.DIST_L2, 5).max())
+    try:
+        defects = cv2.convexityDefects(c, cv2.convexHull(c, returnPoints=False))
+    except cv2.error:  # a self-touching outline
+        return
+    if defects is None:
+        return
+    deep = sorted((d for d in defects[:, 0] if d[3] / 256.0 >= NOTCH_DEPTH * thick), key=lambda d: -d[3])[:3]
+    lines = []
+    if len(deep) >= 2:
+        lines.append((c[deep[0][2]][0], c[deep[1][2]][0]))
+    for start, end, far, _ in deep:
+        v = (c[end][0] - c[start][0]).astype(np.float64)
+        normal = np.array([-v[1], v[0]]) / (np.hypot(*v) or 1.0)
+        p = c[far][0].astype(np.float64)
+        probe = np.round(p + 4 * normal).astype(int)
+        if not (0 <= probe[1] < b8.shape[0] and 0 <= probe[0] < b8.shape[1] and b8[probe[1], probe[0]]):
+            normal = -normal
+        lines.append((c[far][0], np.round(p + 2 * thick * normal).astype(int)))
+    for a, b in lines:
+        cut = b8.copy()
+        cv2.line(cut, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 0, 3)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(cut, connectivity=4)
+        pieces = []
+        for i in range(1, n):
+            if stats[i, cv2.CC_STAT_AREA] >= min_area:
+                piece = np.zeros_like(blob)
+                piece[y0:y1, x0:x1] = (labels == i)[1:-1, 1:-1]
+                pieces.append(piece)
+        if len(pieces) >= 2:
+            yield pieces
+
+
+def _trimmed(blob: np.ndarray) -> np.ndarray:
+    """The blob less what is thinner than ``TRIM`` of its thickest part (a morphological
+    opening): the ragged rim of a faint lower segment of a neighbour, or a sliver a cut left,
+    joined to a fingertip. The fingertip's own lower segments are as broad as it and stay.
+    Unchanged when the opening would leave less than ``TRIM_KEEP`` of it, or take its top (a
+    fingertip that the image's side cut thin, joined to broader segments below)."""
+    ys, xs = np.nonzero(blob)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    b8 = cv2.copyMakeBorder(blob[y0:y1, x0:x1].astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    dist = cv2.distanceTransform(b8, cv2.DIST_L2, 5)
+    r = TRIM * float(dist.max())
+    core = (dist > r).astype(np.uint8)
+    opened = (cv2.distanceTransform(1 - core, cv2.DIST_L2, 5) <= r) & (b8 > 0)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return blob
+    keep = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))  # the biggest part: the fingertip
+    top = int(np.nonzero(keep.any(axis=1))[0][0]) - 1  # rows of b8 start one above the blob's
+    if keep.sum() < TRIM_KEEP * blob.sum() or top > 0.1 * r / TRIM:
+        return blob  # too much would go, or the blob's top (a fingertip, cut thin by the image's side)
+    out = np.zeros_like(blob)
+    out[y0:y1, x0:x1] = keep[1:-1, 1:-1]
+    return out
 
 
 def fingertip_blobs(blobs: list[np.ndarray]) -> list[np.ndarray]:
@@ -279,8 +409,8 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
     ``SIDE_BY_SIDE`` times along: a core in line below another may be a lower segment of the
     same finger, past its crease), seeds a cut:
     every blob pixel goes to the nearest core, and pieces smaller than a finger are dropped.
-    The caller takes the first cut that separates fingertips. ``across=False``: every cut,
-    side by side or not (to cut lower segments off a fingertip).
+    A deeper shrink with as many cores as the last cut is skipped (its cut is the same).
+    ``across=False``: every cut, side by side or not (to cut lower segments off a fingertip).
     """
     ys, xs = np.nonzero(blob)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # bounds; may end at the image edge
@@ -299,6 +429,7 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
     inside = dist[pt:pt + y1 - y0, pl:pl + x1 - x0]
     top = float(inside.max())
     coarse = dist[::2, ::2]  # cores are looked for at half resolution first (most shrinks part nothing)
+    last = 0
     for frac in np.linspace(0.2, 0.95, 16):
         if not _cores_apart(coarse > frac * top, 0.25 * min_area, across):
             continue
@@ -306,15 +437,10 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
                                                                    connectivity=8)
         big = sorted((i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.01 * min_area),
                      key=lambda i: -stats[i, cv2.CC_STAT_AREA])[:8]
-        if len(big) < 2 or (across and not _side_by_side(big, cents)):
-            continue
-        cores = np.isin(labels, big)
-        # the nearest core of every pixel: labels of the nearest zero pixel, mapped back to cores
-        _, near = cv2.distanceTransformWithLabels((~cores).astype(np.uint8), cv2.DIST_L2, 5,
-                                                  labelType=cv2.DIST_LABEL_CCOMP)
-        core_of = np.zeros(int(near.max()) + 1, np.int32)
-        core_of[near[cores]] = labels[cores]
-        owner = core_of[near][pt:pt + y1 - y0, pl:pl + x1 - x0]
+        if len(big) < 2 or (across and not _side_by_side(big, cents)) or len(big) == last:
+            continue  # the same cores, shrunk further, flood back to the same cut
+        last = len(big)
+        owner = _flood(dist, np.where(np.isin(labels, big), labels, 0))[pt:pt + y1 - y0, pl:pl + x1 - x0]
         pieces = []
         for i in big:
             piece = np.zeros_like(blob)
@@ -323,6 +449,27 @@ def _splits(blob: np.ndarray, min_area: float, across: bool = True) -> Iterator[
                 pieces.append(piece)
         if len(pieces) >= 2:
             yield pieces
+
+
+def _flood(dist: np.ndarray, markers: np.ndarray, levels: int = 16) -> np.ndarray:
+    """Each pixel's core: the cores (``markers`` > 0) flooded down the distance transform, a
+    level at a time (a watershed), so that touching fingers part along their neck, where the
+    distance to the border is least, not half way between their cores. Within a level a pixel
+    goes to the nearest core region. At half resolution."""
+    d = dist[::2, ::2]
+    owner = markers[::2, ::2].astype(np.int32)
+    for level in np.linspace(float(d.max()), 0.0, levels + 1)[1:]:
+        have = owner > 0
+        grow = (d > level) & ~have if level > 0 else ~have
+        if not grow.any() or not have.any():
+            continue
+        _, near = cv2.distanceTransformWithLabels((~have).astype(np.uint8), cv2.DIST_L2, 5,
+                                                  labelType=cv2.DIST_LABEL_PIXEL)
+        of = np.zeros(int(near.max()) + 1, np.int32)
+        of[near[have]] = owner[have]
+        owner[grow] = of[near[grow]]
+    full = np.repeat(np.repeat(owner, 2, axis=0), 2, axis=1)
+    return full[: dist.shape[0], : dist.shape[1]]
 
 
 def _side_by_side(big: list[int], cents: np.ndarray) -> bool:
@@ -338,12 +485,13 @@ def _cores_apart(cores: np.ndarray, min_area: float, across: bool) -> bool:
     return len(big) >= 2 and (not across or _side_by_side(big, cents))
 
 
-def finger_geometry(blob: np.ndarray, min_width: float = 0.0) -> tuple[tuple[float, float], tuple[float, float],
-                                                                        float]:
+def finger_geometry(blob: np.ndarray, min_width: float = 0.0,
+                    angle: float | None = None) -> tuple[tuple[float, float], tuple[float, float], float]:
     """Fingertip centre (x, y), size (width, length) and angle (degrees, CCW from vertical).
 
     ``min_width``: the finger is at least this wide when its tip length is set (a finger cut by
-    the image's side is wider than what is seen of it).
+    the image's side is wider than what is seen of it). ``angle``: the axis is known (see
+    :func:`outline_angle`), only the rest is measured.
 
     The axis is the principal axis of the distal part: a finger's lower segment merged with its
     tip (a crease the foreground bridged) is often out of line with it, and would turn the
@@ -357,8 +505,10 @@ def finger_geometry(blob: np.ndarray, min_width: float = 0.0) -> tuple[tuple[flo
     for _ in range(6):
         part = pts[sel]
         mean = part.mean(axis=0)
-        evals, evecs = np.linalg.eigh(np.cov((part - mean).T))
-        axis = evecs[:, 1]  # the long axis
+        if angle is None:
+            axis = np.linalg.eigh(np.cov((part - mean).T))[1][:, 1]  # the long axis
+        else:
+            axis = np.array([-math.sin(math.radians(angle)), -math.cos(math.radians(angle))])
         if axis[1] > 0:  # point it up the image (towards the tip, y decreasing)
             axis = -axis
         across = np.array([-axis[1], axis[0]])
@@ -378,6 +528,44 @@ def finger_geometry(blob: np.ndarray, min_width: float = 0.0) -> tuple[tuple[flo
     # angle of the axis from "up" (0, -1), counter-clockwise positive as seen on the image
     angle = math.degrees(math.atan2(-axis[0], -axis[1]))
     return (float(center[0]), float(center[1])), (width, length), angle
+
+
+def _was_cut(blob: np.ndarray, mask: np.ndarray) -> bool:
+    """Was the blob cut from touching fingers: does at least ``MIN_CUT_OUTLINE`` of its outline
+    border other foreground?"""
+    ys, xs = np.nonzero(blob)
+    y0, y1 = max(int(ys.min()) - 2, 0), int(ys.max()) + 3
+    x0, x1 = max(int(xs.min()) - 2, 0), int(xs.max()) + 3
+    b = blob[y0:y1, x0:x1].astype(np.uint8)
+    ring = cv2.dilate(b, np.ones((3, 3), np.uint8)) - b  # the pixels just outside the blob
+    return bool(ring.any()) and float(mask[y0:y1, x0:x1][ring > 0].mean()) >= MIN_CUT_OUTLINE
+
+
+def outline_angle(blob: np.ndarray, mask: np.ndarray, center: tuple[float, float], size: tuple[float, float],
+                  angle: float) -> float | None:
+    """The axis of a fingertip cut from touching fingers, from its own outline: an ellipse
+    fitted to the outline of its
+    fingertip part (:func:`fingertip_part`) where that borders the background. A fingertip cut
+    from a touching neighbour lacks what the two shared, and its pixels' principal axis turns
+    towards the cut; the cut runs through foreground (``mask``) and is left out of the fit,
+    as is the fingertip box's own lower side. ``None`` when too little outline is free or the
+    fit strays more than ``MAX_OUTLINE_TURN`` from ``angle``."""
+    part = fingertip_part(blob, center, size, angle).astype(np.uint8)
+    contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return None
+    c = max(contours, key=cv2.contourArea)[:, 0]
+    near_background = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) == 0
+    free = near_background[c[:, 1], c[:, 0]]
+    if free.sum() < max(20, MIN_FREE_OUTLINE * len(c)):
+        return None
+    (_, _), (ew, eh), rot = cv2.fitEllipse(c[free].astype(np.float32))
+    theta = math.radians(rot if eh >= ew else rot + 90)  # the long axis, from the image's y axis
+    axis = np.array([-math.sin(theta), math.cos(theta)])
+    if axis[1] > 0:
+        axis = -axis
+    fitted = math.degrees(math.atan2(-axis[0], -axis[1]))
+    return fitted if abs(fitted - angle) <= MAX_OUTLINE_TURN else None
 
 
 def fingertip_part(blob: np.ndarray, center: tuple[float, float], size: tuple[float, float],
@@ -400,13 +588,16 @@ def upright_crop(img: np.ndarray, center: tuple[float, float], size: tuple[float
 
 
 def textured_background(mask: np.ndarray) -> list[str]:
-    """A foreground region that spans the whole image is background with ridge-like texture
+    """A foreground region that spans the whole image and much of its border is background with
+    ridge-like texture
     (an inked card's paper, print and handwriting; a dirty platen), not a finger: fingertips
     cannot be told from it reliably."""
     h, w = mask.shape
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    border = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    on_border = np.bincount(border, minlength=n) / border.size
     if any(stats[i, cv2.CC_STAT_WIDTH] >= BACKGROUND_SPAN * w and stats[i, cv2.CC_STAT_HEIGHT] >= BACKGROUND_SPAN * h
-           for i in range(1, n)):
+           and on_border[i] >= BACKGROUND_BORDER for i in range(1, n)):
         return ["ridge-like background across the whole image (inked card? dirty platen?): fingertips unreliable"]
     return []
 
@@ -501,6 +692,13 @@ def segment_slap(image: np.ndarray, slap: FP = FP.PLAIN_RIGHT_FOUR, dpi: int = 5
     for i in range(len(blobs)):
         if cut[i] and whole:
             geometry[i] = finger_geometry(blobs[i], CUT_FINGER_WIDTH * float(np.median(whole)))
+    for i, (b, g) in enumerate(zip(blobs, geometry)):  # a tip cut from a neighbour: the axis of its outline
+        if cut[i] or not _was_cut(b, mask):
+            continue
+        turned = outline_angle(b, mask, *g)
+        if turned is not None:
+            geometry[i] = finger_geometry(b, CUT_FINGER_WIDTH * float(np.median(whole)) if cut[i] and whole else 0.0,
+                                          turned)
     for pos, blob, (center, size, angle), c in zip(labels, blobs, geometry, cut):
         crop = upright_crop(image, center, size, angle)
         pts = cv2.boxPoints((center, size, -angle))

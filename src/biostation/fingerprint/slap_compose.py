@@ -12,7 +12,10 @@ finger), the top of the palm under them (cut by the image's bottom edge), finger
 sizes (a small little finger; widths in pixels) and a hand that runs off the image's right
 edge; and fingertips that are their whole contact area (a slap platen holds the fingertip,
 where a single-finger sensor often cut the print at its edge), so that the truth's angle is
-the print's own.
+the print's own; fingertips longer than the default 1.5 widths, each fingertip's top at a
+given place (a little finger that starts well below the ring finger's tip, beside its middle
+segment) and longer middle segments. The image then ends below most fingers' last segment,
+where the palm begins; a lower finger's segments run on beside it.
 """
 
 from __future__ import annotations
@@ -101,7 +104,9 @@ def compose_slap(fingers: Sequence[np.ndarray], slap: FP = FP.PLAIN_RIGHT_FOUR,
                  margin: int = 60, seed: int = 0, scales: Sequence[float] | None = None,
                  segments: bool = False, palm: bool = False,
                  right_margin: int | None = None, contact: bool = False,
-                 widths: Sequence[float] | None = None) -> tuple[np.ndarray, list[TruthFinger]]:
+                 widths: Sequence[float] | None = None, aspect: float | Sequence[float] = 1.5,
+                 tops: Sequence[float] | None = None,
+                 segment_length: float = 0.8) -> tuple[np.ndarray, list[TruthFinger]]:
     """A slap image and its ground truth.
 
     ``fingers``: one image per finger present (in slap order, the missing ones left out).
@@ -114,12 +119,16 @@ def compose_slap(fingers: Sequence[np.ndarray], slap: FP = FP.PLAIN_RIGHT_FOUR,
     last finger (default ``margin``; negative cuts the last finger at the image edge).
     ``contact``: each fingertip is the whole contact area within its print (see
     :func:`finger_shape`). ``widths``: fingertip width of each finger in pixels, the print
-    scaled to it (instead of ``scales``).
+    scaled to it (instead of ``scales``). ``aspect``: fingertip length over width (one for all
+    or one per finger). ``tops``: where each fingertip's top lies, in pixels below the highest
+    one (instead of ``stagger``, which offsets the rotated images). ``segment_length``: the
+    middle segment's length in fingertip widths (the proximal one is 0.94 of it).
     """
     order = [p for p in SLAP_ORDER[FP(slap)] if p not in set(missing)]
     if len(fingers) != len(order):
         raise ValueError(f"{len(order)} finger images needed, got {len(fingers)}")
-    shapes = [finger_shape(f, contact=contact) for f in fingers]
+    aspects = [float(a) for a in aspect] if isinstance(aspect, Sequence) else [float(aspect)] * len(order)
+    shapes = [finger_shape(f, aspect=a, contact=contact) for f, a in zip(fingers, aspects)]
     if widths is not None:
         scales = [wd / max(sh[2], 1.0) for sh, wd in zip(shapes, widths)]
     if scales is not None:  # the print and its shape scaled together
@@ -162,6 +171,20 @@ def compose_slap(fingers: Sequence[np.ndarray], slap: FP = FP.PLAIN_RIGHT_FOUR,
     height = side + 2 * margin + 80
     if segments:
         height += int(2.4 * typical)
+    if tops is not None:  # each rotated image placed so that its print's top lands at its place
+        stagger = []
+        for (rot, *_), top in zip(placed, tops):
+            rows = np.nonzero((rot < 200).any(axis=1))[0]
+            stagger.append(float(top) - (float(rows[0]) if rows.size else 0.0))
+        # the image ends below most fingers' last segment (the palm's top there); a lower
+        # finger's segments run into the palm or off the image
+        reach = [a / 2 + (0.25 + 1.9375 * segment_length if segments else 0.0) for a in aspects]
+        ends = [q[1][1] + margin + 40 + v + r * q[2] for q, v, r in zip(placed, stagger, reach)]
+        height = int((float(np.median(ends)) if segments else max(ends)) + (0.45 * typical if palm else margin))
+        # the palm's top lies under the fingers that end there, a lower finger runs on beside it
+        under = [e <= float(np.median(ends)) + 0.25 * typical for e in ends]
+    else:
+        under = [True] * len(placed)
     width_px = int(x + (margin if right_margin is None else right_margin))
     slap_img = np.full((height, width_px), 255, np.uint8)
     truth = []
@@ -171,10 +194,10 @@ def compose_slap(fingers: Sequence[np.ndarray], slap: FP = FP.PLAIN_RIGHT_FOUR,
         _stamp(slap_img, rot, (xi, yi))
         truth.append(TruthFinger(p, (c[0] + xi, c[1] + yi), float(angles[k]), float(width)))
     if segments:
-        for t, f in zip(truth, fingers):
-            _lower_segments(slap_img, f, t, rng)
+        for t, f, a in zip(truth, fingers, aspects):
+            _lower_segments(slap_img, f, t, rng, a, segment_length)
     if palm and truth:
-        xs = [t.center[0] for t in truth]
+        xs = [t.center[0] for t, u in zip(truth, under) if u]
         w = max(xs) - min(xs) + typical
         tex = _faint(cv2.resize(fingers[len(fingers) // 2], (int(w), int(0.9 * typical))), 0.35)
         _stamp(slap_img, _rounded(tex), (int(min(xs) - typical / 2), int(height - 0.55 * typical)))
@@ -211,15 +234,16 @@ def _rounded(tex: np.ndarray) -> np.ndarray:
     return np.where(inside, tex, 255).astype(np.uint8)
 
 
-def _lower_segments(canvas: np.ndarray, finger: np.ndarray, t: TruthFinger, rng: np.random.Generator) -> None:
+def _lower_segments(canvas: np.ndarray, finger: np.ndarray, t: TruthFinger, rng: np.random.Generator,
+                    aspect: float = 1.5, segment_length: float = 0.8) -> None:
     """The middle and proximal segments of finger ``t``: fainter prints in line with it, each
     past a crease (white gap), the proximal one narrower and fainter."""
     w = t.width
     theta = math.radians(t.angle)
     down = np.array([math.sin(theta), math.cos(theta)])  # from the tip towards the palm
-    dist = 0.75 * w  # fingertip half-length (finger_shape's aspect 1.5)
+    dist = aspect / 2 * w  # fingertip half-length
     h, fw = finger.shape
-    for length, width, contrast in ((0.8 * w, 0.9 * w, 0.5), (0.75 * w, 0.8 * w, 0.35)):
+    for length, width, contrast in ((segment_length * w, 0.9 * w, 0.5), (0.9375 * segment_length * w, 0.8 * w, 0.35)):
         dist += float(rng.uniform(0.08, 0.15)) * w + length / 2  # the crease, then half the segment
         y0 = int(rng.uniform(0, max(h - fw, 1)))
         tex = _faint(cv2.resize(finger[y0:y0 + fw] if h > fw else finger, (int(width), int(length))), contrast)
