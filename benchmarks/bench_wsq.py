@@ -6,7 +6,7 @@ Every image of each FVC2002 set B database is WSQ-coded by :mod:`biostation.reco
 (target 0.75 bit per pixel, NIST's guidance for 500 ppi, about 15:1) at the database's own
 resolution, and decoded again. The benchmark prints, per database, the compression ratio reached
 (raw 8-bit size / WSQ size) and the bits per pixel, and the matcher's EER (FVC2002 all-pairs and
-FVC protocols, through :func:`biostation.cli.bench.run_fvc`: images -> extractor -> matcher) on
+FVC protocols, through :func:`biostation.evaluation.run_fvc`: images -> extractor -> matcher) on
 the original images and on the decoded ones, side by side in one run. DET curves of both go to
 ``--out`` (``det_original.png``, ``det_wsq.png``) with a JSON report. With ``--nbis``, NIST's
 mindtct + bozorth3 (the nbis-py test extra) are measured on the same images as a third-party
@@ -28,18 +28,18 @@ def _compress_tree(root: Path, dst: Path, progress) -> dict:
     """WSQ-code every image under root/DB*_B into dst/DB*_B (decoded PNG); ratios per database."""
     from PIL import Image
 
-    from biostation.cli.bench import _databases, _guess_dpi
+    from biostation.evaluation import database_dpi, databases
     from biostation.fingerprint import read_image
     from biostation.records import wsq
 
     stats: dict = {}
-    for db in _databases(root):
+    for db in databases(root):
         files = sorted(p for p in db.glob("*.tif"))
         if not files:
             continue
         out = dst / db.name
         out.mkdir(parents=True, exist_ok=True)
-        ppi = int(round(_guess_dpi(db)))
+        ppi = int(round(database_dpi(db)))
         ratios, bpps, errs, t_enc, t_dec = [], [], [], [], []
         for k, f in enumerate(files):
             img = read_image(f)
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     from biostation import matcher
-    from biostation.cli.bench import run_fvc
+    from biostation.evaluation import run_fvc
     from biostation.records import wsq
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -116,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             after = run_fvc(Path(tmp), det=args.out / "det_wsq.png", progress=progress)
             nbis_rows = {}
             if args.nbis:
-                from biostation.cli.bench import _databases
+                from biostation.evaluation import databases
 
-                for db in _databases(args.root):
+                for db in databases(args.root):
                     if db.name in stats:
                         ppi = stats[db.name]["ppi"]
                         nbis_rows[db.name] = (_nbis_eer(db, ppi, progress), _nbis_eer(Path(tmp) / db.name, ppi,
