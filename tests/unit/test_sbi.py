@@ -420,19 +420,25 @@ def test_ports_are_the_first_free_ones_on_loopback_only():
         probe.close()
 
 
-def test_single_finger_scanner_is_a_single_device(settings):
-    from biostation.fingerprint.nfiq2 import nfiq2
+def _single_finger_service(settings, image: str, key: str, **update) -> tuple[SbiService, SimulatedScanner, np.ndarray]:
+    """An SBI service over one simulated single-finger scanner (no slaps, no preview) that holds
+    the FVC image ``image`` (returned too); ``update``: more settings."""
     from biostation.hal import Feature
 
     if not FVC.is_dir():
         pytest.skip("../shared FVC2002 data not present")
-    finger = cv2.imread(str(FVC / "101_1.tif"), cv2.IMREAD_GRAYSCALE)
-    s = settings.model_copy(update={"sim_time_scale": 0.05, "sbi_port_first": 0})
+    finger = cv2.imread(str(FVC / image), cv2.IMREAD_GRAYSCALE)
+    s = settings.model_copy(update={"sim_time_scale": 0.05, "sbi_port_first": 0, **update})
     reg = DriverRegistry(s, drivers=[])
-    scanner = SimulatedScanner.create(images=[finger], settings=s, key="sim:single")
+    scanner = SimulatedScanner.create(images=[finger], settings=s, key=key)
     scanner.features = scanner.features & ~Feature.CAPTURE_SLAP & ~Feature.PREVIEW
     reg.add(scanner)
-    svc = SbiService(s, reg)
+    return SbiService(s, reg), scanner, finger
+
+
+def test_single_finger_scanner_is_a_single_device(settings):
+    from biostation.fingerprint.nfiq2 import nfiq2
+    svc, scanner, finger = _single_finger_service(settings, "101_1.tif", "sim:single")
     with svc.running_in_thread():
         [d] = _call("MOSIPDISC", _url(svc, scanner, "/device"), {"type": "Finger"}).json()
         assert d["deviceSubId"] == ["0"] and json.loads(_b64d(d["digitalId"]))["deviceSubType"] == "Single"
@@ -562,17 +568,7 @@ def test_face_exception_photo_skips_the_icao_gates(station, monkeypatch):
 def test_env_is_a_setting_and_a_capture_for_another_env_is_refused(settings):
     """deviceInfo says the configured env; the signed capture says the same; a request for another
     env gets 100 (the device is not registered there) instead of a signed answer contradicting it."""
-    if not FVC.is_dir():
-        pytest.skip("../shared FVC2002 data not present")
-    finger = cv2.imread(str(FVC / "102_1.tif"), cv2.IMREAD_GRAYSCALE)
-    from biostation.hal import Feature
-
-    s = settings.model_copy(update={"sim_time_scale": 0.05, "sbi_port_first": 0, "sbi_env": "Staging"})
-    reg = DriverRegistry(s, drivers=[])
-    scanner = SimulatedScanner.create(images=[finger], settings=s, key="sim:env")
-    scanner.features = scanner.features & ~Feature.CAPTURE_SLAP & ~Feature.PREVIEW
-    reg.add(scanner)
-    svc = SbiService(s, reg)
+    svc, scanner, _ = _single_finger_service(settings, "102_1.tif", "sim:env", sbi_env="Staging")
     with svc.running_in_thread():
         [entry] = _call("MOSIPDINFO", _url(svc, scanner, "/info")).json()
         assert _verify(entry["deviceInfo"], _ca(svc))[1]["env"] == "Staging"

@@ -103,14 +103,20 @@ def write_quality(blocks: list[QualityBlock]) -> bytes:
     return bytes(out)
 
 
+def _block_count(data: bytes, pos: int, end: int, size: int, kind: str, what: str) -> int:
+    """The count byte at ``pos`` of a record of ``size``-byte ``kind`` blocks, checked to fit before ``end``."""
+    if pos + 1 > end:
+        raise RecordFormatError(f"{kind} record truncated", what, pos)
+    n = data[pos]
+    if pos + 1 + size * n > end:
+        raise RecordFormatError(f"{n} {kind} blocks do not fit", what, pos)
+    return n
+
+
 def read_quality(data: bytes, pos: int, end: int, what: str) -> tuple[list[QualityBlock], int]:
     """The quality blocks at ``pos`` and the offset after them."""
-    if pos + 1 > end:
-        raise RecordFormatError("quality record truncated", what, pos)
-    n = data[pos]
+    n = _block_count(data, pos, end, 5, "quality", what)
     pos += 1
-    if pos + 5 * n > end:
-        raise RecordFormatError(f"{n} quality blocks do not fit", what, pos - 1)
     blocks = []
     for _ in range(n):
         score, vendor, algorithm = _QUALITY.unpack_from(data, pos)
@@ -131,11 +137,7 @@ def write_certification(blocks: list[CertificationBlock]) -> bytes:
 
 
 def read_certification(data: bytes, pos: int, end: int, what: str) -> tuple[list[CertificationBlock], int]:
-    if pos + 1 > end:
-        raise RecordFormatError("certification record truncated", what, pos)
-    n = data[pos]
+    n = _block_count(data, pos, end, 3, "certification", what)
     pos += 1
-    if pos + 3 * n > end:
-        raise RecordFormatError(f"{n} certification blocks do not fit", what, pos - 1)
     blocks = [CertificationBlock(*_CERT.unpack_from(data, pos + 3 * i)) for i in range(n)]
     return blocks, pos + 3 * n
