@@ -228,7 +228,8 @@ def test_bench_identify_command_reports_both_searches(shared, tmp_path):
 
     out = tmp_path / "id.json"
     r = CliRunner().invoke(app, ["bench", "identify", "--gallery", "60", "--probes", "12", "--time-probes", "3",
-                                 "--tile-to", "150", "--fvc", str(shared / "data" / "fvc2002" / "DB1_B"),
+                                 "--tile-to", "150", "--accuracy-at", "150", "--workers", "0",
+                                 "--fvc", str(shared / "data" / "fvc2002" / "DB1_B"),
                                  "--json", str(out), "--plot", str(tmp_path / "id.png")])
     assert r.exit_code == 0, r.output
     rep = json.loads(out.read_text())
@@ -243,7 +244,10 @@ def test_bench_identify_command_reports_both_searches(shared, tmp_path):
     op = [c for c in curve if c["penetration"] == size["accuracy"]["operating_penetration"]][0]
     assert op["rank1_hit_rate"] >= size["accuracy"]["exhaustive_rank1_hit_rate"]
     assert (tmp_path / "id.png").stat().st_size > 10_000
-    (tiled,) = rep["tiled"]  # 60 templates copied three times over
+    streamed = rep["streamed"]["150"]  # a gallery of 150 scored a chunk at a time, never held
+    assert streamed["gallery"] == 150 and streamed["probes"] == 12 and len(streamed["curve"]) == len(curve)
+    (tiled,) = rep["tiled"]  # 60 templates copied three times over, timed at the streamed 150's operating point
+    assert tiled["penetration"] == streamed["operating_penetration"]
     assert tiled["templates"] == 180 and tiled["tile"] == 3 and tiled["screening_bytes"] == 180 * IP.CODE_BYTES
     assert tiled["exhaustive"]["searches"] == 3 and tiled["speedup_over_exhaustive"] > 0
     cd = rep["code_distances"]
@@ -264,3 +268,23 @@ def test_checkpoint_keeps_the_codes_and_a_reload_searches_alike(fvc, tmp_path):
     assert h.view().reference_ids == g.view().reference_ids
     p = fvc["DB3_B/104_3"]
     assert h.search(p, 5, stages=2, penetration=0.1) == g.search(p, 5, stages=2, penetration=0.1)
+
+
+def test_streamed_accuracy_is_that_of_the_gallery_held_whole(fvc):
+    """A gallery too large to hold is generated and scored a chunk at a time, in worker processes;
+    what it reports (rank-1, score gaps, the whole penetration curve) must be what the same
+    gallery built and held whole reports, whatever the chunking."""
+    from biostation.identify import benchmark
+
+    mated = {}
+    for name, t in fvc.items():
+        if name.startswith(("DB1_B", "DB2_B")):
+            mated.setdefault(name.rsplit("_", 1)[0], []).append(t)
+    whole = benchmark.accuracy(benchmark.build(mated, 500, 40, seed=3))
+    assert whole["gallery"] == 500 and whole["probes"] == 40
+    for workers, chunk in ((0, 170), (2, 128)):  # chunks that do not divide the gallery
+        streamed = benchmark.accuracy_streamed(mated, 500, 40, seed=3, workers=workers, chunk=chunk)
+        assert streamed.pop("streamed")["workers"] == workers
+        assert streamed == whole
+    with pytest.raises(ValueError):
+        benchmark.accuracy_streamed(mated, 10, 5)

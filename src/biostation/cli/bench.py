@@ -122,6 +122,11 @@ def register(app: typer.Typer) -> None:
         tile_to: list[int] = typer.Option([], "--tile-to", min=1, help="Also time both searches over copies of the "
                                           "last gallery's codes and arrays up to this many templates (repeat for "
                                           "several; timing only)."),
+        accuracy_at: list[int] = typer.Option([], "--accuracy-at", min=1, help="Also measure rank-1 and the "
+                                              "penetration curve on a gallery of this many templates generated and "
+                                              "scored a chunk at a time, never held whole (repeat for several; "
+                                              "about 4-6 ms of CPU per template)."),
+        workers: int = typer.Option(1, "--workers", min=0, help="Processes for --accuracy-at (0: this one)."),
         shards: int = typer.Option(2, "--shards", min=1, help="Ray shards."),
         nodes: int = typer.Option(2, "--nodes", min=1, help="Ray nodes started on this machine (ignored with "
                                   "--ray-address)."),
@@ -167,7 +172,8 @@ def register(app: typer.Typer) -> None:
             with progress:
                 report = benchmark.run(mated, gallery, probes=probes, time_probes=time_probes,
                                        stages=(1, 2) if stages == 2 else (1,), ray_backend=make, tile_to=tile_to,
-                                       seed=seed, plot_path=str(plot) if plot else None, progress=update)
+                                       seed=seed, plot_path=str(plot) if plot else None,
+                                       accuracy_at=accuracy_at, workers=workers, progress=update)
         finally:
             if cluster is not None:
                 cluster.shutdown()
@@ -191,6 +197,13 @@ def register(app: typer.Typer) -> None:
                                                                           f"to local: {same}"))
                 if "speedup_over_exhaustive" in r[name]:
                     typer.echo(f"  {name:5} two-stage speedup over exhaustive: {r[name]['speedup_over_exhaustive']:.2f}x")
+        for size, a in report.get("streamed", {}).items():
+            typer.echo(f"gallery {size} (streamed, {a['streamed']['build_and_score_s']:.0f} s): exhaustive rank-1 "
+                       f"{100 * a['exhaustive_rank1_hit_rate']:.1f} % of {a['probes']}, score gap median "
+                       f"{a['score_gap_median']:.0f}; operating penetration {100 * a['operating_penetration']:.2f} % "
+                       f"(shortlist {a['operating_shortlist']}); 99 % of hits at "
+                       f"{100 * a['penetration_99pct_of_exhaustive_hits']:.2f} %, 95 % at "
+                       f"{100 * a['penetration_95pct_of_exhaustive_hits']:.2f} %")
         for t in report.get("tiled", []):
             typer.echo(f"{t['templates']} templates (tiled x{t['tile']}): exhaustive p50 {t['exhaustive']['p50_ms']:.0f} "
                        f"ms, two-stage p50 {t['two_stage']['p50_ms']:.0f} ms ({t['speedup_over_exhaustive']:.1f}x), "

@@ -22,6 +22,12 @@ template; the gallery's arrays are held once, the codes ``tile`` times: 10^7 tem
 on the number of rows and their arrays, not on who is in them. Accuracy is only ever reported on
 the distinct gallery.
 
+**Streaming.** Accuracy over galleries too large to hold (10^6 templates are 2 GB of matcher
+arrays and take about 50 core-minutes to build) comes from :func:`accuracy_streamed`: the gallery
+:func:`build` would enrol, row for row, generated and scored a chunk at a time in worker
+processes, keeping only each probe's scores and screening distances; it reports what
+:func:`accuracy` reports for the gallery held whole.
+
 **The background's realism for the first stage.** Beside the matcher's impostor scores, the report
 compares the screening-code distances of the real probes to real impostors (the other fingers'
 FVC impressions) and to synthetic templates, and the mates' first-stage ranks among each
@@ -81,7 +87,7 @@ def build(mated: Mapping[str, Sequence[Template]], size: int, probes: int, seed:
     g = LocalBackend()
     nsyn = size - len(fingers)
     # the mated references sit at spread positions, so enrolment order favours none of them
-    slots = set(np.linspace(0, size - 1, len(fingers)).astype(int).tolist())
+    slots = set(_slots(size, len(fingers)).tolist())
     fi, si = 0, 0
     syn: list[Template] = []
     enrolled: list[tuple[str, Template]] = []
@@ -99,6 +105,20 @@ def build(mated: Mapping[str, Sequence[Template]], size: int, probes: int, seed:
         if pos % 1000 == 999 or pos == size - 1:
             progress(f"gallery {size}", pos + 1, size)
     assert si == nsyn
+    chosen = _choose_probes(mated, probes)
+    return Gallery(local=g, probes=[prepare(t) for _, t in chosen], mates=[f"ref/{f}" for f, _ in chosen],
+                   fingers=len(fingers), synthetic=syn, enrolled=enrolled)
+
+
+def _slots(size: int, fingers: int) -> np.ndarray:
+    """Rows of the mated references in a gallery of ``size``: spread evenly, so that enrolment
+    order (which breaks score ties) favours none of them."""
+    return np.linspace(0, size - 1, fingers).astype(np.int64)
+
+
+def _choose_probes(mated: Mapping[str, Sequence[Template]], probes: int) -> list[tuple[str, Template]]:
+    """``probes`` impressions other than each finger's first, round-robin over the fingers."""
+    fingers = sorted(mated)
     chosen: list[tuple[str, Template]] = []
     round_ = 1
     while len(chosen) < probes and any(len(v) > round_ for v in mated.values()):
@@ -106,8 +126,7 @@ def build(mated: Mapping[str, Sequence[Template]], size: int, probes: int, seed:
             if len(mated[f]) > round_ and len(chosen) < probes:
                 chosen.append((f, mated[f][round_]))
         round_ += 1
-    return Gallery(local=g, probes=[prepare(t) for _, t in chosen], mates=[f"ref/{f}" for f, _ in chosen],
-                   fingers=len(fingers), synthetic=syn, enrolled=enrolled)
+    return chosen
 
 
 def _rank1(scores: np.ndarray, mate: int, rows: np.ndarray | None = None) -> bool:
@@ -120,52 +139,153 @@ def _rank1(scores: np.ndarray, mate: int, rows: np.ndarray | None = None) -> boo
     return int(idx[best]) == mate
 
 
+class _Tally:
+    """Rank-1, score gaps, first-stage mate ranks and the two-stage curve, one probe at a time."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.hits, self.gaps, self.mate_ranks, self.probes = 0, [], [], 0
+        self.curve_hits = np.zeros(len(GRID), np.int64)
+
+    def add(self, scores: np.ndarray, dist: np.ndarray, mate: int) -> None:
+        """One mated search: its matcher score for every row, its screening distance to every
+        row, and the row of its mate."""
+        n = self.n
+        self.probes += 1
+        self.hits += _rank1(scores, mate)
+        others = np.delete(scores, mate)
+        self.gaps.append(int(scores[mate]) - int(others.max()) if len(others) else int(scores[mate]))
+        order = np.lexsort((np.arange(n), dist))  # nearest first, ties by row
+        pos = int(np.nonzero(order == mate)[0][0])
+        self.mate_ranks.append(pos / n)
+        for j, pen in enumerate(GRID):
+            m = screening.shortlist_size(n, pen)
+            if pos < m:
+                self.curve_hits[j] += _rank1(scores, mate, np.sort(order[:m]))
+
+    def report(self) -> dict[str, Any]:
+        n, probes, ex_hits, curve_hits = self.n, self.probes, self.hits, self.curve_hits
+
+        def first(share: float) -> float:
+            ok = [j for j, h in enumerate(curve_hits) if h >= share * ex_hits]
+            return GRID[ok[0]] if ok else 1.0
+
+        op = first(1.0)
+        ranks = np.array(self.mate_ranks)
+        gaps = self.gaps
+        return {
+            "gallery": n,
+            "probes": probes,
+            "exhaustive_rank1_hits": int(ex_hits),
+            "exhaustive_rank1_hit_rate": ex_hits / probes,
+            "score_gap_median": float(np.median(gaps)), "score_gap_p10": float(np.percentile(gaps, 10)),
+            "curve": [{"penetration": pen, "shortlist": screening.shortlist_size(n, pen),
+                       "rank1_hit_rate": int(h) / probes,
+                       "mate_in_shortlist": float(np.mean(ranks < screening.shortlist_size(n, pen) / n))}
+                      for pen, h in zip(GRID, curve_hits, strict=True)],
+            "operating_penetration": op,
+            "operating_shortlist": screening.shortlist_size(n, op),
+            # for the record: where the two-stage search keeps 99 % and 95 % of the exhaustive hits
+            "penetration_99pct_of_exhaustive_hits": first(0.99),
+            "penetration_95pct_of_exhaustive_hits": first(0.95),
+        }
+
+
 def accuracy(gal: Gallery, progress: Progress = _noop) -> dict[str, Any]:
     """Exhaustive rank-1, the score gap, and the two-stage curve over :data:`GRID`."""
     v = gal.local.view()
     g, screen, ids = v.packed, v.screening, v.reference_ids
     where = {r: i for i, r in enumerate(ids)}
-    n = len(ids)
-    ex_hits, gaps, mate_ranks = 0, [], []
-    curve_hits = np.zeros(len(GRID), np.int64)
+    tally = _Tally(len(ids))
     for pi, (p, mate_id) in enumerate(zip(gal.probes, gal.mates, strict=True)):
-        scores = matcher.match_many(p, g)
-        mate = where[mate_id]
-        hit = _rank1(scores, mate)
-        ex_hits += hit
-        others = np.delete(scores, mate)
-        gaps.append(int(scores[mate]) - int(others.max()) if len(others) else int(scores[mate]))
-        dist = screen.distances(screening.code(p))
-        order = np.lexsort((np.arange(n), dist))  # nearest first, ties by row
-        pos = int(np.nonzero(order == mate)[0][0])
-        mate_ranks.append(pos / n)
-        for j, pen in enumerate(GRID):
-            m = screening.shortlist_size(n, pen)
-            if pos < m:
-                curve_hits[j] += _rank1(scores, mate, np.sort(order[:m]))
-        progress(f"accuracy {n}", pi + 1, len(gal.probes))
-    probes = len(gal.probes)
-    def first(share: float) -> float:
-        ok = [j for j, h in enumerate(curve_hits) if h >= share * ex_hits]
-        return GRID[ok[0]] if ok else 1.0
+        tally.add(matcher.match_many(p, g), screen.distances(screening.code(p)), where[mate_id])
+        progress(f"accuracy {len(ids)}", pi + 1, len(gal.probes))
+    return tally.report()
 
-    op = first(1.0)
-    ranks = np.array(mate_ranks)
-    return {
-        "probes": probes,
-        "exhaustive_rank1_hits": int(ex_hits),
-        "exhaustive_rank1_hit_rate": ex_hits / probes,
-        "score_gap_median": float(np.median(gaps)), "score_gap_p10": float(np.percentile(gaps, 10)),
-        "curve": [{"penetration": pen, "shortlist": screening.shortlist_size(n, pen),
-                   "rank1_hit_rate": int(h) / probes,
-                   "mate_in_shortlist": float(np.mean(ranks < screening.shortlist_size(n, pen) / n))}
-                  for pen, h in zip(GRID, curve_hits, strict=True)],
-        "operating_penetration": op,
-        "operating_shortlist": screening.shortlist_size(n, op),
-        # for the record: where the two-stage search keeps 99 % and 95 % of the exhaustive hits
-        "penetration_99pct_of_exhaustive_hits": first(0.99),
-        "penetration_95pct_of_exhaustive_hits": first(0.95),
-    }
+
+# --- accuracy over galleries too large to hold: built and scored a chunk at a time --------------
+
+_chunk_state: dict[str, Any] = {}
+
+
+def _chunk_init(probes: list[SearchTemplate], refs: list[Template], slots: np.ndarray, seed: int) -> None:
+    screening._faiss()  # one thread per worker
+    _chunk_state.update(probes=probes, refs=refs, slots=slots, gen=synthetic.Generator(seed))
+
+
+def _chunk_scores(start: int, stop: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Rows ``start..stop`` of the gallery :func:`build` would enrol (the same references and
+    synthetic templates at the same rows), scored against every probe: matcher scores int32 and
+    screening distances uint16, both ``(probes, stop - start)``."""
+    st = _chunk_state
+    slots, refs, gen = st["slots"], st["refs"], st["gen"]
+    items = []
+    for row in range(start, stop):
+        k = int(np.searchsorted(slots, row))
+        if k < len(slots) and slots[k] == row:
+            items.append(prepare(refs[k]))
+        else:  # synthetic index: the rows before this one that are not mated references
+            items.append(prepare(gen.template(row - k)))
+    g = pack(items)
+    index = screening.ScreeningIndex(screening.codes(items))
+    probes = st["probes"]
+    scores = np.empty((len(probes), stop - start), np.int32)
+    dist = np.empty((len(probes), stop - start), np.uint16)
+    for i, p in enumerate(probes):
+        scores[i] = matcher.match_many(p, g)
+        dist[i] = index.distances(screening.code(p))
+    return start, scores, dist
+
+
+def accuracy_streamed(mated: Mapping[str, Sequence[Template]], size: int, probes: int, seed: int = 1,
+                      workers: int = 1, chunk: int = 10_000, progress: Progress = _noop) -> dict[str, Any]:
+    """What :func:`accuracy` reports for ``build(mated, size, probes, seed)``, without holding the
+    gallery: it is generated, prepared and scored ``chunk`` rows at a time in ``workers``
+    processes (0: in this one), and only every probe's scores and screening distances are kept
+    (6 bytes per probe and row: 10^6 rows and 160 probes take 960 MB)."""
+    fingers = sorted(mated)
+    if size < len(fingers):
+        raise ValueError(f"a gallery of {size} cannot hold the {len(fingers)} mated references")
+    chosen = _choose_probes(mated, probes)
+    ps = [prepare(t) for _, t in chosen]
+    slots = _slots(size, len(fingers))
+    refs = [mated[f][0] for f in fingers]
+    mate_rows = [int(slots[fingers.index(f)]) for f, _ in chosen]
+    scores = np.empty((len(ps), size), np.int32)
+    dist = np.empty((len(ps), size), np.uint16)
+    bounds = [(a, min(size, a + chunk)) for a in range(0, size, chunk)]
+    t0 = time.perf_counter()
+    done = 0
+
+    def keep(res: tuple[int, np.ndarray, np.ndarray]) -> None:
+        nonlocal done
+        a, sc, di = res
+        scores[:, a:a + sc.shape[1]], dist[:, a:a + sc.shape[1]] = sc, di
+        done += sc.shape[1]
+        progress(f"scoring a {size}-template gallery", done, size)
+
+    if workers <= 0:
+        _chunk_init(ps, refs, slots, seed)
+        for a, b in bounds:
+            keep(_chunk_scores(a, b))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: faiss's and OpenMP's threads do not survive a fork
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_chunk_init,
+                                 initargs=(ps, refs, slots, seed)) as pool:
+            for res in pool.map(_chunk_scores, *zip(*bounds, strict=True)):
+                keep(res)
+    built = time.perf_counter() - t0
+    tally = _Tally(size)
+    for i, mate in enumerate(mate_rows):
+        tally.add(scores[i], dist[i], mate)
+        progress(f"accuracy {size}", i + 1, len(ps))
+    out = tally.report()
+    out["streamed"] = {"chunk": chunk, "workers": workers, "build_and_score_s": built,
+                       "cpu_s_per_template": built * max(workers, 1) / size}
+    return out
 
 
 def _latencies(fn: Callable[[SearchTemplate], Any], probes: Sequence[SearchTemplate]) -> tuple[list, dict]:
@@ -301,8 +421,9 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
 
     fig, ax = plt.subplots(2, 4, figsize=(20, 8.5))
     a = ax[0, 0]
-    for size, r in report["sizes"].items():
-        acc = r["accuracy"]
+    curves = [(size, r["accuracy"]) for size, r in report["sizes"].items()]
+    curves += [(f"{size} (streamed)", acc) for size, acc in report.get("streamed", {}).items()]
+    for size, acc in curves:
         pen = [c["penetration"] for c in acc["curve"]]
         a.plot(pen, [c["rank1_hit_rate"] for c in acc["curve"]], marker=".", label=f"{size}: two-stage rank-1")
         a.plot(pen, [c["mate_in_shortlist"] for c in acc["curve"]], ls=":", label=f"{size}: mate in shortlist")
@@ -355,11 +476,14 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
 def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes: int = 100,
         time_probes: int = 20, stages: Sequence[int] = (1, 2), ray_backend: Callable[[], Any] | None = None,
         tile_to: int | Sequence[int] | None = None, seed: int = 1, plot_path: str | None = None,
-        progress: Progress = _noop) -> dict[str, Any]:
+        accuracy_at: Sequence[int] = (), workers: int = 1, progress: Progress = _noop) -> dict[str, Any]:
     """The whole benchmark (see the module docstring); ``ray_backend``: makes an empty Ray
     gallery, timed beside the local one at every size; ``tile_to``: sizes timed over copies of
     the last gallery (``report["tiled"]``, one entry per size; the exhaustive search on two
-    probes only above 2 x 10^6 rows)."""
+    probes only above 2 x 10^6 rows); ``accuracy_at``: sizes whose accuracy is measured on a
+    gallery generated and scored a chunk at a time in ``workers`` processes
+    (:func:`accuracy_streamed`; ``report["streamed"]``); a tiled size that is also one of these is
+    timed at its own operating point."""
     report: dict[str, Any] = {"matcher": matcher.BACKEND, "code_bytes": IP.CODE_BYTES, "fingers": len(mated),
                               "sizes": {}}
     real = [t for ts in mated.values() for t in ts]
@@ -392,6 +516,11 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
         report["sizes"][str(size)] = r
         last = gal
     assert last is not None
+    streamed: dict[int, dict[str, Any]] = {}
+    for size in sorted(set(accuracy_at)):
+        streamed[size] = accuracy_streamed(mated, size, probes, seed, workers, progress=progress)
+    if streamed:
+        report["streamed"] = {str(k): v for k, v in streamed.items()}
     targets = [tile_to] if isinstance(tile_to, int) else list(tile_to or ())
     targets = sorted(t for t in targets if t and t > last.local.count())
     if targets:
@@ -399,6 +528,7 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
         report["tiled"] = []
         for size in targets:
             progress(f"timing {size} templates", 0, 1)
+            acc = streamed.get(size, report["sizes"][str(sizes[-1])]["accuracy"])
             report["tiled"].append(time_tiled(
                 last, size, min(time_probes, 5), acc["operating_penetration"],
                 also=(acc["penetration_99pct_of_exhaustive_hits"], acc["penetration_95pct_of_exhaustive_hits"], 0.01),
