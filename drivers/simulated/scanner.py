@@ -219,7 +219,7 @@ class SimulatedScanner(FingerprintScanner):
         self._finger_until = time.monotonic() + self._scale(self.lift_s)
         return img, dpi
 
-    def _do_preview_frame(self, deadline: Deadline) -> np.ndarray:
+    def _do_preview_frame(self, deadline: Deadline) -> tuple[np.ndarray, bool]:
         self._wait(1.0 / self.preview_fps, deadline, "preview")
         kind, position = self.preview_mode
         if self._source is None and position != FingerPosition.UNKNOWN:
@@ -229,12 +229,15 @@ class SimulatedScanner(FingerprintScanner):
                 self._preview_key = key
         if self._last is None:
             self._last, _ = self._next_image(ImpressionKind.FLAT, FingerPosition.UNKNOWN)
-        if not self._do_finger_present():
-            t = time.monotonic()
+        # the frame and its finger flag are read at one moment: a finger landing just after the
+        # frame must not flag a frame of the empty platen
+        self._check_gone()
+        t = time.monotonic()
+        if not self._finger_from <= t < self._finger_until:
             if t >= self._finger_until:  # the last touch is over: the next finger lands in 0.5 s and is
                 # held on the platen until the scanner captures it (then it lifts: see _do_capture)
                 self._finger_from, self._finger_until = t + self._scale(0.5), float("inf")
-            return np.full_like(self._last, 235)
-        settled = min(1.0, (time.monotonic() - self._finger_from) / max(self._scale(0.5), 1e-3))
+            return np.full_like(self._last, 235), False
+        settled = min(1.0, (t - self._finger_from) / max(self._scale(0.5), 1e-3))
         img = 235 - (235 - self._last.astype(np.float32)) * (0.3 + 0.7 * settled)
-        return img.astype(np.uint8)
+        return img.astype(np.uint8), True

@@ -177,6 +177,29 @@ def test_preview_frames_and_finger_events():
     assert dev.state is DeviceState.IDLE
 
 
+
+def test_a_preview_frame_and_its_finger_flag_come_from_one_moment(monkeypatch):
+    """A finger that lands between a frame and a separate presence check (a loaded machine made it
+    happen) must not flag a frame of the empty platen. A clock that moves 20 ms at every reading
+    puts the landing exactly there, every time."""
+    import types
+
+    import biostation_drivers.simulated.scanner as sim
+
+    clock = [1000.0]
+
+    def monotonic() -> float:
+        clock[0] += 0.02
+        return clock[0]
+
+    monkeypatch.setattr(sim, "time", types.SimpleNamespace(monotonic=monotonic, sleep=time.sleep))
+    img = np.full((64, 64), 40, np.uint8)
+    dev = SimulatedScanner.create(images=[img], settings=Settings(sim_time_scale=0.1))  # lands 50 ms later
+    frames = list(dev.preview(max_frames=8))
+    assert not frames[0].finger_present and frames[-1].finger_present
+    for f in frames:
+        assert f.finger_present == (f.image.mean() < 200), f.index
+
 def test_cancel_stops_a_capture():
     dev = SimulatedScanner.create(images=[np.zeros((64, 64), np.uint8)], stall=True)
     threading.Timer(0.2, dev.cancel).start()

@@ -96,7 +96,10 @@ class FingerprintScanner(Device):
 
     * ``_do_capture(kind, position, deadline) -> (image, dpi)``: wait for a finger (honouring
       ``deadline``), capture, return a 2-D uint8 image.
-    * ``_do_preview_frame(deadline) -> image`` (drivers with ``Feature.PREVIEW``).
+    * ``_do_preview_frame(deadline) -> image | (image, finger_present)`` (drivers with
+      ``Feature.PREVIEW``): a driver that knows whether the frame shows a finger returns it with
+      the frame, so the two come from the same moment; otherwise ``_do_finger_present()`` is asked
+      after the frame (a finger landing in between then flags a frame of the empty platen).
     * ``_do_finger_present() -> bool`` (drivers with ``Feature.FINGER_DETECT``).
     """
 
@@ -175,8 +178,10 @@ class FingerprintScanner(Device):
             while max_frames is None or n < max_frames:
                 if self._cancel.is_set() or deadline.expired():
                     return
-                frame = self._validate_image(self._do_preview_frame(deadline))
-                present = self._update_finger(self._do_finger_present())
+                got = self._do_preview_frame(deadline)
+                image, present = got if isinstance(got, tuple) else (got, None)
+                frame = self._validate_image(image)
+                present = self._update_finger(self._do_finger_present() if present is None else present)
                 yield PreviewFrame(frame, n, present)
                 n += 1
 
@@ -220,7 +225,7 @@ class FingerprintScanner(Device):
                     deadline: Deadline) -> tuple[np.ndarray, int]:
         raise DeviceStateError(f"{self.id} does not implement capture", self.device_id)
 
-    def _do_preview_frame(self, deadline: Deadline) -> np.ndarray:
+    def _do_preview_frame(self, deadline: Deadline) -> np.ndarray | tuple[np.ndarray, bool]:
         raise DeviceStateError(f"{self.id} does not implement preview", self.device_id)
 
     def _do_finger_present(self) -> bool:
