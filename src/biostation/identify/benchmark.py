@@ -133,10 +133,10 @@ def _rank1(scores: np.ndarray, mate: int, rows: np.ndarray | None = None) -> boo
     """Is ``mate`` first among ``rows`` (all when None), ties going to the earlier enrolment?"""
     s = scores if rows is None else scores[rows]
     idx = np.arange(len(scores)) if rows is None else rows
-    if mate not in set(idx.tolist()):
+    if not np.any(idx == mate):
         return False
-    best = np.lexsort((idx, -s.astype(np.int64)))[0]
-    return int(idx[best]) == mate
+    m = scores[mate]
+    return not np.any((s > m) | ((s == m) & (idx < mate)))  # one pass; no sort of the shortlist
 
 
 class _Tally:

@@ -115,7 +115,7 @@ def _block_count(data: bytes, pos: int, end: int, size: int, kind: str, what: st
 
 def read_quality(data: bytes, pos: int, end: int, what: str) -> tuple[list[QualityBlock], int]:
     """The quality blocks at ``pos`` and the offset after them."""
-    n = _block_count(data, pos, end, 5, "quality", what)
+    n = _block_count(data, pos, end, _QUALITY.size, "quality", what)
     pos += 1
     blocks = []
     for _ in range(n):
@@ -123,7 +123,7 @@ def read_quality(data: bytes, pos: int, end: int, what: str) -> tuple[list[Quali
         if score > 100 and score != 255:
             raise RecordFormatError(f"quality score {score} over 100", what, pos)
         blocks.append(QualityBlock(score, vendor, algorithm))
-        pos += 5
+        pos += _QUALITY.size
     return blocks, pos
 
 
@@ -137,7 +137,7 @@ def write_certification(blocks: list[CertificationBlock]) -> bytes:
 
 
 def read_certification(data: bytes, pos: int, end: int, what: str) -> tuple[list[CertificationBlock], int]:
-    n = _block_count(data, pos, end, 3, "certification", what)
+    n = _block_count(data, pos, end, _CERT.size, "certification", what)
     pos += 1
-    blocks = [CertificationBlock(*_CERT.unpack_from(data, pos + 3 * i)) for i in range(n)]
-    return blocks, pos + 3 * n
+    blocks = [CertificationBlock(*_CERT.unpack_from(data, pos + _CERT.size * i)) for i in range(n)]
+    return blocks, pos + _CERT.size * n
