@@ -218,6 +218,63 @@ def register(app: typer.Typer) -> None:
                    f"among real strangers, {100 * cd['mate_rank_synthetic_background']['within_1pct']:.0f} % "
                    "among synthetic ones")
 
+    @bench.command("identify-persons")
+    def identify_persons(
+        fingers: list[int] = typer.Option([10], "--fingers", min=1, max=10, help="Fingers per person (repeat "
+                                          "for several): FVC fingers of one database, F at a time."),
+        gallery: int = typer.Option(10_000, "--gallery", min=1, help="Templates of the gallery built whole "
+                                    "(persons: this / F), for accuracy and timing."),
+        accuracy_at: list[int] = typer.Option([], "--accuracy-at", min=1, help="Also measure accuracy on a "
+                                              "gallery of this many templates generated and scored a chunk at "
+                                              "a time (repeat for several)."),
+        tile_to: list[int] = typer.Option([], "--tile-to", min=1, help="Also time one vs two stages over "
+                                          "copies of the built gallery up to this many templates."),
+        probes: int = typer.Option(240, "--probes", min=1, help="Mated ten-print searches, at most (a probe is "
+                                   "one impression of each of a person's fingers)."),
+        time_probes: int = typer.Option(10, "--time-probes", min=1, help="Searches timed per mode."),
+        workers: int = typer.Option(1, "--workers", min=0, help="Processes for --accuracy-at (0: this one)."),
+        fvc: list[Path] = typer.Option([Path("../shared/data/fvc2000"), Path("../shared/data/fvc2002")], "--fvc",
+                                       help="FVC folders (DB1_B.. inside) whose fingers make the persons."),
+        seed: int = typer.Option(1, "--seed", help="Synthetic background seed."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the report here."),
+        plot: Path | None = typer.Option(None, "--plot", help="Penetration/hit-rate curves, as a PNG."),
+    ) -> None:
+        """Ten-print 1:N: persons of F fingers, fused first stage, one vs two stages side by side."""
+        from ..identify import person_benchmark
+
+        progress, update = _progress_bar()
+        with progress:
+            mated = _fvc_fingers(fvc, update)
+        if not mated:
+            typer.secho("error: no FVC <finger>_<impression> images found", fg="red", err=True)
+            raise typer.Exit(2)
+        progress, update = _progress_bar()
+        try:
+            with progress:
+                report = person_benchmark.run(mated, fingers, gallery, probes=probes, time_probes=time_probes,
+                                              accuracy_at=accuracy_at, tile_to=tile_to, workers=workers, seed=seed,
+                                              plot_path=str(plot) if plot else None, progress=update)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if json_out:
+            json_out.write_text(json.dumps(report, indent=2))
+        if report["left_out"]:
+            typer.echo(f"left out (the same fingers as another database): {', '.join(report['left_out'])}")
+        for f, r in report["by_fingers"].items():
+            for a in [r["held"]["accuracy"], *r["streamed"].values()]:
+                typer.echo(f"{f} finger(s), {a['templates']} templates ({a['persons']} persons): exhaustive rank-1 "
+                           f"{a['exhaustive_rank1_hits']}/{a['probes']}, score gap median {a['score_gap_median']:.0f}, "
+                           f"p10 {a['score_gap_p10']:.0f}; every hit kept at {100 * a['operating_penetration']:.2f} % "
+                           f"(shortlist {a['operating_shortlist']} persons)")
+            for t in [r["held"]["timing"], *r["tiled"]]:
+                typer.echo(f"  {t['templates']} templates: exhaustive p50 {t['exhaustive']['p50_ms']:.0f} ms, "
+                           f"two-stage p50 {t['two_stage']['p50_ms']:.1f} ms at {100 * t['penetration']:.2f} % "
+                           f"({t['speedup_over_exhaustive']:.0f}x), first stage {t['first_stage']['p50_ms']:.1f} ms "
+                           f"({t['first_stage_templates_per_s']:.3g} templates/s)" + (
+                               f"; rank-1 exhaustive {100 * t['exhaustive']['rank1_hit_rate']:.0f} %, two-stage "
+                               f"{100 * t['two_stage']['rank1_hit_rate']:.0f} %" if "rank1_hit_rate" in t["two_stage"]
+                               else f" (tiled x{t['tile']})"))
+
     @bench.command("throughput")
     def throughput(
         gallery: int = typer.Option(2000, "--gallery", min=1, help="Gallery size (templates)."),

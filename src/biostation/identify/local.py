@@ -186,9 +186,10 @@ class LocalBackend:
             self._index[self._ids[j]] = j
         self._packed = None
 
-    def insert(self, reference_id: str, template: Template) -> None:
+    def insert(self, reference_id: str, template: Template, *, prepared: SearchTemplate | None = None) -> None:
+        """Enrol ``template`` (``prepared``: its search form, when the caller has it already)."""
         check_reference_id(reference_id)
-        s = prepare(template)  # MatcherError for an invalid template, before anything is written
+        s = prepare(template) if prepared is None else prepared  # MatcherError before anything is written
         payload = encode(template, TemplateFormat.NATIVE)
         with self._lock:
             if reference_id in self._index:
