@@ -12,7 +12,7 @@ from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     # --- matcher ----------------------------------------------------------------------------
     purepython: bool = Field(False, description="Force the numpy matcher even when the C kernels are built.")
 
+    # --- ABIS (station/routes_abis.py) ----------------------------------------------------------
+    abis_unit: str = Field("finger", pattern="^(finger|person)$", description="What an ABIS referenceId "
+                           "enrols: finger (the record's first finger view; the local or the Ray gallery) or "
+                           "person (every finger view of the record, at its ISO/IEC 19794-2 position 1..10, "
+                           "searched ten-print with the fused two-stage search; local gallery only, kept in "
+                           "<data_dir>/abis/persons).")
+
     # --- 1:N gallery on a Ray cluster (biostation.identify.ray_backend) ---------------------
     ray_address: str | None = Field(None, description="Ray cluster to join (\"auto\", \"host:6379\" or "
                                     "\"ray://host:10001\"); unset: start a local cluster in this process.")
@@ -190,6 +197,12 @@ class Settings(BaseSettings):
     outbox_backoff_base_s: float = Field(2.0, gt=0, description="First retry delay of the outbox (s); it "
                                          "doubles per failed attempt of a transaction, with jitter.")
     outbox_backoff_cap_s: float = Field(600.0, gt=0, description="Longest retry delay of the outbox (s).")
+
+    @model_validator(mode="after")
+    def _person_abis_is_local(self) -> Settings:
+        if self.abis_unit == "person" and self.ray_address:
+            raise ValueError("abis_unit person runs on the local gallery only: unset ray_address")
+        return self
 
     @property
     def resolved_store_dir(self) -> Path:

@@ -4,15 +4,16 @@ requests answered once, and the request log surviving a restart."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 from fastapi.testclient import TestClient
 
 from biostation.hal import DriverRegistry
-from biostation.identify import LocalBackend
+from biostation.identify import LocalBackend, persons
 from biostation.station import create_app
 from biostation.station.routes_abis import AbisRequest, AbisService
-from biostation.templates import TemplateFormat, encode, load_template
+from biostation.templates import TemplateFormat, TemplateRecord, encode, load_template
 
 
 def tpl(shared, finger, k):
@@ -105,3 +106,51 @@ def test_request_log_survives_a_restart_and_a_crash_between_insert_and_answer(tm
     # a fresh request for an enrolled reference is still a duplicate
     assert svc2.serve("insert", AbisRequest(requestId="c", referenceId="r2",
                                             biometrics=t))["failureReason"] == "13"
+
+
+def ten_print(shared, db: str, k: int, fingers=range(10)) -> str:
+    """One FVC2002 database's fingers as one person's record (positions 1..10), base64 ISO."""
+    views = [dataclasses.replace(load_template(shared / "data" / "fvc2002" / "iso_secugen" / db / f"{101 + i}_{k}.iso"),
+                                 finger_position=i + 1) for i in fingers]
+    return base64.b64encode(encode(TemplateRecord(views=views), TemplateFormat.ISO_19794_2)).decode()
+
+
+def test_person_abis_enrols_and_searches_every_finger_of_a_record(settings, shared):
+    s = settings.model_copy(update={"abis_unit": "person"})
+    app = create_app(s, DriverRegistry(s, drivers=[]))
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {app.state.token}"
+        for db in ("DB1_B", "DB2_B", "DB3_B"):
+            assert call(client, "insert", requestId=f"i-{db}", referenceId=db,
+                        biometrics=ten_print(shared, db, 1))["returnValue"] == "1"
+        assert call(client, "insert", requestId="i-part", referenceId="part",
+                    biometrics=ten_print(shared, "DB4_B", 1, fingers=(0, 1)))["returnValue"] == "1"
+        assert call(client, "referenceCount", requestId="c")["count"] == "4"
+        out = call(client, "identify", requestId="q", biometrics=ten_print(shared, "DB2_B", 3), flags={"maxResults": 4})
+        best = out["candidateList"]["candidates"]
+        assert best[0]["referenceId"] == "DB2_B" and best[0]["analytics"]["fingers"] == 10
+        assert best[0]["analytics"]["match"] and not best[1]["analytics"]["match"]
+        assert [c["analytics"]["fingers"] for c in best if c["referenceId"] == "part"] == [2]
+        # three fingers of the probe find the person too; by enrolled reference, itself left out
+        out = call(client, "identify", requestId="q3", biometrics=ten_print(shared, "DB3_B", 5, fingers=(2, 5, 8)))
+        top = out["candidateList"]["candidates"][0]
+        assert top["referenceId"] == "DB3_B" and top["analytics"]["fingers"] == 3
+        assert top["analytics"]["match"] == persons.is_match(top["analytics"]["score"], 3)
+        out = call(client, "identify", requestId="q4", referenceId="DB1_B")
+        assert "DB1_B" not in {c["referenceId"] for c in out["candidateList"]["candidates"]}
+        # a view without a finger position, or two views at one position: refused, nothing enrolled
+        t = tpl(shared, 101, 1)
+        for views in ([t], [dataclasses.replace(t, finger_position=2)] * 2):
+            raw = base64.b64encode(encode(TemplateRecord(views=views), TemplateFormat.ISO_19794_2)).decode()
+            out = call(client, "insert", requestId=f"bad{len(views)}", referenceId="bad", biometrics=raw)
+            assert out["failureReason"] == "19" and "positions 1..10" in out["reason"]
+        assert call(client, "insert", requestId="dup", referenceId="DB1_B",
+                    biometrics=ten_print(shared, "DB1_B", 2))["failureReason"] == "13"
+        assert call(client, "delete", requestId="d", referenceId="DB1_B")["returnValue"] == "1"
+        assert call(client, "referenceCount", requestId="c2")["count"] == "3"
+    again = create_app(s, DriverRegistry(s, drivers=[]))  # a restart: the persons are still there
+    with TestClient(again) as client:
+        client.headers["Authorization"] = f"Bearer {again.state.token}"
+        assert call(client, "referenceCount", requestId="c3")["count"] == "3"
+    with pytest.raises(ValueError, match="local gallery only"):
+        type(settings).model_validate({**settings.model_dump(), "abis_unit": "person", "ray_address": "auto"})

@@ -104,6 +104,14 @@ def probe_views(probe: Mapping[int, Template | SearchTemplate] | Iterable[Templa
     return out
 
 
+def is_match(score: int, fingers: int) -> bool:
+    """Does a fused score over ``fingers`` compared fingers reach the 0.01 % FMR threshold of that
+    many (:data:`.params.FUSED_MATCH_THRESHOLDS`)? Nothing compared: no."""
+    if fingers < 1:
+        return False
+    return score >= IP.FUSED_MATCH_THRESHOLDS[min(fingers, len(IP.FUSED_MATCH_THRESHOLDS)) - 1]
+
+
 def _hamming(probe_code: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Hamming distance of one code to every row, int32 (faiss's scan, no sort)."""
     n = len(codes)

@@ -30,10 +30,18 @@ nor refused as a duplicate); the same ``requestId`` with another body is refused
 ``referenceId``, 9 missing ``requestId``, 13 ``referenceId`` already exists, 15 ``referenceId``
 not found, 19 invalid biometric data (codes as in MOSIP's ABIS API specification).
 
-The gallery is ``app.state.abis_gallery`` when set (any :class:`~biostation.identify.Backend`),
-else opened on first use: a :class:`~biostation.identify.ray_backend.RayBackend` when the
-``ray_address`` setting is set, else a :class:`~biostation.identify.LocalBackend`, in
-``<data_dir>/abis``.
+The gallery is ``app.state.abis_gallery`` when set (any :class:`~biostation.identify.Backend`,
+or a :class:`~biostation.identify.persons.PersonGallery`), else opened on first use: with the
+``abis_unit`` setting ``person`` a PersonGallery, else a
+:class:`~biostation.identify.ray_backend.RayBackend` when the ``ray_address`` setting is set, else
+a :class:`~biostation.identify.LocalBackend`, in ``<data_dir>/abis``.
+
+**Persons.** Over a PersonGallery a ``referenceId`` is a person: insert enrols every finger view of
+the record (each at its ISO/IEC 19794-2 finger position 1..10, distinct; failure 19 otherwise),
+identify searches with all of the probe's fingers, each against the same finger of every person
+(scores summed; :mod:`biostation.identify.persons`), and a candidate's ``analytics`` add
+``fingers``, the number compared; ``match`` is then the 0.01 % FMR threshold for a sum of that many
+finger scores (``identify.params.FUSED_MATCH_THRESHOLDS``).
 """
 
 from __future__ import annotations
@@ -89,7 +97,11 @@ class AbisService:
     """The operations, the answers kept for retries and the pending-job count (thread-safe)."""
 
     def __init__(self, gallery: Any, journal: Path | None = None):
+        from ..identify.persons import PersonGallery
+
         self.gallery = gallery
+        #: a ten-print gallery: a referenceId is a person, every finger view of a record counts
+        self.persons = isinstance(gallery, PersonGallery)
         self._lock = threading.Lock()
         self._answers: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
         self._busy: set[str] = set()
@@ -171,6 +183,9 @@ class AbisService:
 
     # --- the operations ---------------------------------------------------------------------
     def _template(self, req: AbisRequest):
+        return self._views(req)[0]
+
+    def _views(self, req: AbisRequest) -> list:
         if not req.biometrics:
             raise _Failure(FAIL_INVALID, "biometrics (a base64 template) is missing")
         try:
@@ -183,14 +198,14 @@ class AbisService:
             record = decode(raw)
             if not record.views:
                 raise _Failure(FAIL_BAD_BIOMETRIC, "the template holds no finger view")
-            return record.views[0]
+            return list(record.views)
         except TemplateError as exc:
             raise _Failure(FAIL_BAD_BIOMETRIC, f"unreadable template: {exc}") from None
 
     def _insert(self, req: AbisRequest) -> dict[str, Any]:
         if not req.referenceId:
             raise _Failure(FAIL_NO_REFERENCE, "referenceId is missing")
-        template = self._template(req)
+        template = self._person(req)[0] if self.persons else self._template(req)
         if req.requestId in self._begun and req.referenceId in self.gallery:
             return {}  # this very request enrolled it before a crash took its answer
         try:
@@ -204,6 +219,21 @@ class AbisService:
                 raise _Failure(FAIL_INVALID, str(exc)) from None
             raise
         return {}
+
+    def _person(self, req: AbisRequest) -> tuple[dict, dict]:
+        """The record's finger views by position, and their search forms (person galleries): every
+        view checked and prepared, or a failure naming what is wrong."""
+        from ..identify import persons
+
+        views = self._views(req)
+        try:
+            prepared = persons.probe_views(views)
+        except GalleryError as exc:
+            raise _Failure(FAIL_BAD_BIOMETRIC, f"a person record needs finger views at distinct ISO/IEC 19794-2 "
+                                               f"positions 1..10: {exc}") from None
+        except MatcherError as exc:
+            raise _Failure(FAIL_BAD_BIOMETRIC, str(exc)) from None
+        return {t.finger_position: t for t in views}, prepared
 
     def _delete(self, req: AbisRequest) -> dict[str, Any]:
         if not req.referenceId:
@@ -231,7 +261,7 @@ class AbisService:
             subset = {i["referenceId"] if isinstance(i, dict) else i for i in ids}
         exclude = None
         if req.biometrics:
-            probe = self._template(req)
+            probe = self._person(req)[1] if self.persons else self._template(req)
         elif req.referenceId:
             probe = self._enrolled(req.referenceId)
             exclude = req.referenceId
@@ -245,13 +275,19 @@ class AbisService:
         except MatcherError as exc:
             raise _Failure(FAIL_BAD_BIOMETRIC, str(exc)) from None
         found = [c for c in found if c.reference_id != exclude][:max_results]
-        threshold = matcher.THRESHOLDS["FMR_1e-4"]
-        cands = [{"referenceId": c.reference_id, "analytics": {"score": c.score, "match": c.score >= threshold}}
-                 for c in found]
+        if self.persons:
+            from ..identify.persons import is_match
+
+            cands = [{"referenceId": c.reference_id, "analytics": {
+                "score": c.score, "fingers": c.fingers, "match": is_match(c.score, c.fingers)}} for c in found]
+        else:
+            threshold = matcher.THRESHOLDS["FMR_1e-4"]
+            cands = [{"referenceId": c.reference_id, "analytics": {"score": c.score, "match": c.score >= threshold}}
+                     for c in found]
         return {"candidateList": {"count": len(cands), "candidates": cands}}
 
     def _enrolled(self, reference_id: str):
-        get = getattr(self.gallery, "search_template", None)
+        get = getattr(self.gallery, "fingers" if self.persons else "search_template", None)
         if reference_id not in self.gallery:
             raise _Failure(FAIL_NOT_FOUND, "referenceId not found")
         if get is None:
@@ -291,7 +327,11 @@ def service(request: Request) -> AbisService:
                 settings = state.settings
                 root = Path(settings.data_dir) / "abis"
                 root.mkdir(parents=True, exist_ok=True)
-                if settings.ray_address:
+                if settings.abis_unit == "person":
+                    from ..identify.persons import PersonGallery
+
+                    gallery = PersonGallery(root / "persons")
+                elif settings.ray_address:
                     from ..identify.ray_backend import RayBackend
 
                     gallery = RayBackend(root / "ray", settings=settings)
