@@ -41,6 +41,8 @@ def call(client, op, **body):
 
 def test_operations(client, shared):
     assert call(client, "ping", requestId="p1")["returnValue"] == "1"
+    out = call(client, "identify", requestId="q0", biometrics=b64(tpl(shared, 103, 2)), gallery={"referenceIds": ["r1"]})
+    assert out["returnValue"] == "1" and out["candidateList"]["count"] == 0  # an empty gallery, a subset
     for f in range(101, 106):
         out = call(client, "insert", requestId=f"i{f}", referenceId=f"r{f}", biometrics=b64(tpl(shared, f, 1)))
         assert out["returnValue"] == "1" and out["requestId"] == f"i{f}"

@@ -271,7 +271,8 @@ class AbisService:
             if subset is None:
                 found = self.gallery.search(probe, max_results + (exclude is not None))
             else:
-                found = [c for c in self.gallery.search(probe, self.gallery.count()) if c.reference_id in subset]
+                everyone = self.gallery.search(probe, max(1, self.gallery.count()))
+                found = [c for c in everyone if c.reference_id in subset]
         except MatcherError as exc:
             raise _Failure(FAIL_BAD_BIOMETRIC, str(exc)) from None
         found = [c for c in found if c.reference_id != exclude][:max_results]
