@@ -12,7 +12,7 @@ from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -127,8 +127,8 @@ class Settings(BaseSettings):
     abis_unit: str = Field("finger", pattern="^(finger|person)$", description="What an ABIS referenceId "
                            "enrols: finger (the record's first finger view; the local or the Ray gallery) or "
                            "person (every finger view of the record, at its ISO/IEC 19794-2 position 1..10, "
-                           "searched ten-print with the fused two-stage search; local gallery only, kept in "
-                           "<data_dir>/abis/persons).")
+                           "searched ten-print with the fused two-stage search; in <data_dir>/abis/persons, "
+                           "or sharded over Ray with ray_address in <data_dir>/abis/ray-persons).")
 
     # --- 1:N gallery on a Ray cluster (biostation.identify.ray_backend) ---------------------
     ray_address: str | None = Field(None, description="Ray cluster to join (\"auto\", \"host:6379\" or "
@@ -197,12 +197,6 @@ class Settings(BaseSettings):
     outbox_backoff_base_s: float = Field(2.0, gt=0, description="First retry delay of the outbox (s); it "
                                          "doubles per failed attempt of a transaction, with jitter.")
     outbox_backoff_cap_s: float = Field(600.0, gt=0, description="Longest retry delay of the outbox (s).")
-
-    @model_validator(mode="after")
-    def _person_abis_is_local(self) -> Settings:
-        if self.abis_unit == "person" and self.ray_address:
-            raise ValueError("abis_unit person runs on the local gallery only: unset ray_address")
-        return self
 
     @property
     def resolved_store_dir(self) -> Path:

@@ -240,3 +240,55 @@ def test_shards_with_other_matcher_parameters_are_refused(ray_cluster, monkeypat
     monkeypatch.setattr(rb, "params_digest", lambda: "0" * 16)
     with pytest.raises(ConfigError):
         RayBackend(shards=1, settings=SETTINGS)
+
+
+def test_persons_shard_and_answer_as_one_person_gallery(ray_cluster, fvc, tmp_path):
+    """A ten-print gallery on Ray: each shard a PersonGallery slice, the fused search in each, the
+    merge exactly what one PersonGallery answers; a killed shard reloads its persons."""
+    import dataclasses
+
+    from biostation.identify import synthetic
+    from biostation.identify.persons import PersonCandidate, PersonGallery
+
+    def person(db, group, k):
+        return {p: fvc[f"{db}/{100 + 3 * group + p}_{k}"] for p in (1, 2, 3)}
+
+    people = [(f"{db}/g{g}/{k}", person(db, g, k)) for db in DBS for g in range(3) for k in (1, 2)]
+    gen = synthetic.Generator(4)
+    people += [(f"syn/{i}", {p: gen.template(3 * i + p) for p in (1, 2, 3)}) for i in range(20)]
+    people.append(("twin", people[5][1]))  # the same fingers again: ties keep enrolment order
+    people.append(("one-finger", {2: fvc["DB3_B/105_1"]}))
+    oracle = PersonGallery()
+    path = tmp_path / "persons"
+    with RayBackend(path, shards=3, settings=SETTINGS, unit="person") as g:
+        assert g.insert_many(people[:30]) == {}
+        for rid, views in people[30:]:
+            g.insert(rid, views)
+        for rid, views in people:
+            oracle.insert(rid, views)
+        probes = [person(db, grp, 4) for db in DBS for grp in range(3)][::2]
+        probes.append({2: fvc["DB3_B/105_5"]})
+        for p in probes:
+            for k in (1, 5, 100):
+                got = g.search(p, k)
+                assert got == oracle.search(p, k) and all(isinstance(c, PersonCandidate) for c in got)
+        assert g.search(person("DB2_B", 1, 5), 1, stages=2, penetration=0.3)[0].reference_id.startswith("DB2_B/g1/")
+        assert sorted(g.fingers("one-finger")) == [2] and g.memory()["templates"] == oracle.memory()["templates"]
+        with pytest.raises(GalleryError):
+            g.insert("bad", [dataclasses.replace(fvc["DB1_B/101_1"], finger_position=0)])
+        assert set(g.insert_many([("bad", {12: fvc["DB1_B/101_1"]}), ("twin", people[5][1])])) == {"bad", "twin"}
+        g.delete("twin")
+        oracle.delete("twin")
+        from biostation.station.routes_abis import AbisRequest, AbisService
+
+        abis = AbisService(g)  # ABIS over Ray persons: a referenceId is a person there too
+        out = abis.serve("identify", AbisRequest(requestId="q", referenceId="DB4_B/g2/1"))
+        assert abis.persons and out["candidateList"]["candidates"][0]["referenceId"] == "DB4_B/g2/2"
+        assert out["candidateList"]["candidates"][0]["analytics"]["fingers"] == 3
+        ray_cluster.kill(g.shard_actors()[1], no_restart=False)
+        for p in probes:
+            assert g.search(p, 10) == oracle.search(p, 10)
+    with pytest.raises(ConfigError, match="persons"):
+        RayBackend(path, shards=3, settings=SETTINGS)  # a person gallery is not opened as fingers
+    with pytest.raises(ConfigError):
+        RayBackend(shards=1, settings=SETTINGS, unit="hand")

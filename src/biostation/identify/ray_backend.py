@@ -21,6 +21,12 @@ each insert (a counter that never goes back: ``max(last + 1, time_ns)``, so seve
 one cluster also agree up to their clocks' skew); each shard keeps the stamps in a small
 append-only file ``order.bin`` next to its journal.
 
+**Persons.** ``RayBackend(..., unit="person")`` shards a ten-print gallery the same way: each
+shard holds a :class:`~biostation.identify.persons.PersonGallery` slice (a person's fingers stay
+together on the shard of their ``referenceId``), runs the fused search (:mod:`.persons`) on it,
+and the merge is the same; the manifest records the unit, and a gallery is only opened as what it
+holds.
+
 **Fault tolerance.** Shard actors restart up to ``ray_max_restarts`` times (default: without
 limit) and reload their slice from disk when they do. Calls are retried by Ray across a restart;
 inserts and deletes carry their stamp, so a retried call that had already taken effect is
@@ -55,7 +61,7 @@ import operator
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -65,7 +71,10 @@ from ..matcher.prepare import SearchTemplate, prepare
 from ..templates.model import Template
 from .engine import Candidate, check_reference_id
 from .local import LocalBackend, params_digest
+from .persons import PersonCandidate, PersonGallery, probe_views
 
+#: what a gallery's references are: fingers (one template each) or persons (finger views by position)
+UNITS = ("finger", "person")
 #: Ray namespace of the named shard actors
 NAMESPACE = "biostation"
 _MANIFEST = "manifest.json"
@@ -95,8 +104,8 @@ class GalleryShard:
     ``directory=None`` keeps the slice in memory only (lost when the actor restarts).
     """
 
-    def __init__(self, directory: str | None, index: int = 0, shards: int = 1):
-        self.index, self.shards = index, shards
+    def __init__(self, directory: str | None, index: int = 0, shards: int = 1, unit: str = "finger"):
+        self.index, self.shards, self.unit = index, shards, unit
         self._dir = Path(directory) if directory is not None else None
         self._started = time.time()
         # mutations, reloads and checkpoints one at a time (the actor may serve several calls at
@@ -107,7 +116,8 @@ class GalleryShard:
     # --- persistence -------------------------------------------------------------------------
     def _load(self) -> None:
         # built aside, then swapped in: a search running during a reload sees the old or the new
-        local = LocalBackend(self._dir)  # cuts a torn journal tail off
+        # cuts a torn journal tail off
+        local: Any = PersonGallery(self._dir) if self.unit == "person" else LocalBackend(self._dir)
         # reference id -> (op, caller stamp, order stamp) of its last logged insert or delete
         last: dict[str, tuple[bytes, int, int]] = {}
         max_stamp = 0
@@ -184,19 +194,22 @@ class GalleryShard:
     def search_template(self, reference_id: str) -> SearchTemplate:
         return self._local.search_template(reference_id)
 
+    def fingers(self, reference_id: str) -> dict[int, SearchTemplate]:
+        return self._local.fingers(reference_id)
+
     def memory(self) -> dict[str, float]:
         return self._local.memory()
 
-    def search(self, probe: SearchTemplate, k: int, stages: int = 1,
-               penetration: float | None = None) -> list[tuple[int, int, str]]:
-        """This slice's ``k`` best as ``(score, enrolment stamp, referenceId)``, best first; with
-        ``stages=2`` the first stage screens this slice (its shortlist is ``penetration`` of the
-        slice)."""
+    def search(self, probe: Any, k: int, stages: int = 1,
+               penetration: float | None = None) -> list[tuple[int, int, str, int]]:
+        """This slice's ``k`` best as ``(score, enrolment stamp, referenceId, fingers compared)``,
+        best first (fingers: 1 for a finger gallery); with ``stages=2`` the first stage screens
+        this slice (its shortlist is ``penetration`` of the slice)."""
         local = self._local  # a concurrent reload swaps it
         found = local.search(probe, k, stages=stages, penetration=penetration)
-        return [(c.score, self._order(c.reference_id), c.reference_id) for c in found]
+        return [(c.score, self._order(c.reference_id), c.reference_id, getattr(c, "fingers", 1)) for c in found]
 
-    def insert(self, reference_id: str, stamp: int, template: Template) -> None:
+    def insert(self, reference_id: str, stamp: int, template: Any) -> None:
         check_reference_id(reference_id)
         with self._mutex:
             if reference_id in self._local:
@@ -258,7 +271,11 @@ class RayBackend:
     """
 
     def __init__(self, directory: Path | str | None = None, *, shards: int | None = None,
-                 address: str | None = None, settings: Settings | None = None):
+                 address: str | None = None, settings: Settings | None = None, unit: str = "finger"):
+        if unit not in UNITS:
+            raise ConfigError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
+        #: what a reference is: a finger (Backend protocol) or a person (PersonGallery's calls)
+        self.unit = unit
         self._settings = settings or get_settings()
         self._timeout = self._settings.ray_timeout_s
         self._lock = threading.Lock()
@@ -293,6 +310,7 @@ class RayBackend:
                 m = json.loads(path.read_text())
                 found = int(m["shards"])
                 ok = m.get("format") == _FORMAT
+                unit = m.get("unit", "finger")
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"unreadable gallery manifest {path}") from exc
             if not ok:
@@ -300,11 +318,13 @@ class RayBackend:
             if found != shards:
                 raise ConfigError(f"the gallery at {directory} has {found} shards, not {shards} "
                                   "(resharding is not supported: open it with its own count)")
+            if unit != self.unit:
+                raise ConfigError(f"the gallery at {directory} holds {unit}s, not {self.unit}s")
             return found
         if (directory / "journal.bin").exists():
             raise ConfigError(f"{directory} holds a local gallery, not a sharded one")
         tmp = directory / (_MANIFEST + ".tmp")
-        tmp.write_text(json.dumps({"format": _FORMAT, "version": 1, "shards": shards,
+        tmp.write_text(json.dumps({"format": _FORMAT, "version": 1, "shards": shards, "unit": self.unit,
                                    "placement": "blake2b-64(referenceId, little-endian) mod shards"}))
         tmp.replace(path)
         return shards
@@ -339,7 +359,7 @@ class RayBackend:
                 o.update(name=name, namespace=NAMESPACE, get_if_exists=True)
                 if s.ray_detached:
                     o["lifetime"] = "detached"
-            actors.append(cls.options(**o).remote(path, i, shards))
+            actors.append(cls.options(**o).remote(path, i, shards, self.unit))
             owned.append(mine)
         self._actors, self._owned = actors, owned
         try:
@@ -435,9 +455,11 @@ class RayBackend:
         return self._actors[shard_of(check_reference_id(reference_id), self._n)]
 
     # --- the Backend protocol ----------------------------------------------------------------------
-    def search(self, probe: Template | SearchTemplate, k: int = 10, *, stages: int = 1,
-               penetration: float | None = None) -> list[Candidate]:
-        """The ``k`` best references over every shard, best first (ties: earlier enrolment first).
+    def search(self, probe: Any, k: int = 10, *, stages: int = 1,
+               penetration: float | None = None) -> list[Any]:
+        """The ``k`` best references over every shard, best first (ties: earlier enrolment first):
+        :class:`Candidate` for fingers; for persons (``unit="person"``, ``probe`` as
+        :func:`.persons.probe_views` takes it) :class:`~.persons.PersonCandidate`.
 
         ``stages=2``: each shard screens its own slice first (see
         :meth:`LocalBackend.search`); the shortlist is then ``penetration`` of each slice, not of
@@ -458,17 +480,34 @@ class RayBackend:
             raise GalleryError("k must be at least 1")
         if stages not in (1, 2):
             raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
-        sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
+        if self.unit == "person":
+            sp: Any = probe_views(probe)
+        else:
+            sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
         parts = self._ask(lambda: [a.search.remote(sp, k, stages, penetration) for a in self._actors], "search")
         best = heapq.nsmallest(k, (c for part in parts for c in part), key=lambda c: (-c[0], c[1], c[2]))
-        return [Candidate(score=score, reference_id=rid) for score, _, rid in best]
+        if self.unit == "person":
+            return [PersonCandidate(score=score, reference_id=rid, fingers=f) for score, _, rid, f in best]
+        return [Candidate(score=score, reference_id=rid) for score, _, rid, _ in best]
 
-    def insert(self, reference_id: str, template: Template) -> None:
-        """Enrol ``template`` on its shard; GalleryError if ``reference_id`` is already enrolled."""
+    def insert(self, reference_id: str, template: Any) -> None:
+        """Enrol ``template`` on its shard (persons: their finger views, as
+        :meth:`.persons.PersonGallery.insert` takes them, checked here first); GalleryError if
+        ``reference_id`` is already enrolled."""
         actor = self._route(reference_id)
+        template = self._payload(template)
         self._get(actor.insert.remote(reference_id, self._next_stamp(), template), "insert")
 
-    def insert_many(self, items: Iterable[tuple[str, Template]]) -> dict[str, BiostationError]:
+    def _payload(self, template: Any) -> Any:
+        """A person's finger views as ``{position: Template}``, positions checked (GalleryError)
+        and templates prepared (MatcherError) before any shard is asked; a finger as given."""
+        if self.unit != "person":
+            return template
+        views = dict(template) if isinstance(template, Mapping) else list(template)
+        probe_views(views)
+        return views if isinstance(views, dict) else {t.finger_position: t for t in views}
+
+    def insert_many(self, items: Iterable[tuple[str, Any]]) -> dict[str, BiostationError]:
         """Enrol many references, one call per shard (in the given order); returns the references
         that were not enrolled, with the reason (duplicate id, invalid template)."""
         per: list[list[tuple[str, int, Template]]] = [[] for _ in range(self._n)]
@@ -476,7 +515,8 @@ class RayBackend:
         for rid, template in items:
             try:
                 check_reference_id(rid)
-            except GalleryError as exc:
+                template = self._payload(template)
+            except BiostationError as exc:
                 failed[repr(rid) if not isinstance(rid, str) else rid] = exc
                 continue
             per[shard_of(rid, self._n)].append((rid, self._next_stamp(), template))
@@ -501,6 +541,11 @@ class RayBackend:
         """The enrolled template's search form; GalleryError if unknown."""
         actor = self._route(reference_id)
         return self._ask(lambda: actor.search_template.remote(reference_id), "lookup")
+
+    def fingers(self, reference_id: str) -> dict[int, SearchTemplate]:
+        """A person's enrolled finger views (search form) by position; GalleryError if unknown."""
+        actor = self._route(reference_id)
+        return self._ask(lambda: actor.fingers.remote(reference_id), "lookup")
 
     # --- operations --------------------------------------------------------------------------------
     @property

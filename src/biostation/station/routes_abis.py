@@ -31,10 +31,10 @@ nor refused as a duplicate); the same ``requestId`` with another body is refused
 not found, 19 invalid biometric data (codes as in MOSIP's ABIS API specification).
 
 The gallery is ``app.state.abis_gallery`` when set (any :class:`~biostation.identify.Backend`,
-or a :class:`~biostation.identify.persons.PersonGallery`), else opened on first use: with the
-``abis_unit`` setting ``person`` a PersonGallery, else a
-:class:`~biostation.identify.ray_backend.RayBackend` when the ``ray_address`` setting is set, else
-a :class:`~biostation.identify.LocalBackend`, in ``<data_dir>/abis``.
+or a :class:`~biostation.identify.persons.PersonGallery`), else opened on first use in
+``<data_dir>/abis``: a :class:`~biostation.identify.ray_backend.RayBackend` when the
+``ray_address`` setting is set, else a :class:`~biostation.identify.LocalBackend`; with the
+``abis_unit`` setting ``person``, a RayBackend of persons or a PersonGallery.
 
 **Persons.** Over a PersonGallery a ``referenceId`` is a person: insert enrols every finger view of
 the record (each at its ISO/IEC 19794-2 finger position 1..10, distinct; failure 19 otherwise),
@@ -101,7 +101,7 @@ class AbisService:
 
         self.gallery = gallery
         #: a ten-print gallery: a referenceId is a person, every finger view of a record counts
-        self.persons = isinstance(gallery, PersonGallery)
+        self.persons = isinstance(gallery, PersonGallery) or getattr(gallery, "unit", "finger") == "person"
         self._lock = threading.Lock()
         self._answers: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
         self._busy: set[str] = set()
@@ -328,14 +328,17 @@ def service(request: Request) -> AbisService:
                 settings = state.settings
                 root = Path(settings.data_dir) / "abis"
                 root.mkdir(parents=True, exist_ok=True)
-                if settings.abis_unit == "person":
+                if settings.ray_address:
+                    from ..identify.ray_backend import RayBackend
+
+                    if settings.abis_unit == "person":
+                        gallery = RayBackend(root / "ray-persons", settings=settings, unit="person")
+                    else:
+                        gallery = RayBackend(root / "ray", settings=settings)
+                elif settings.abis_unit == "person":
                     from ..identify.persons import PersonGallery
 
                     gallery = PersonGallery(root / "persons")
-                elif settings.ray_address:
-                    from ..identify.ray_backend import RayBackend
-
-                    gallery = RayBackend(root / "ray", settings=settings)
                 else:
                     from ..identify import LocalBackend
 
