@@ -292,3 +292,19 @@ def test_persons_shard_and_answer_as_one_person_gallery(ray_cluster, fvc, tmp_pa
         RayBackend(path, shards=3, settings=SETTINGS)  # a person gallery is not opened as fingers
     with pytest.raises(ConfigError):
         RayBackend(shards=1, settings=SETTINGS, unit="hand")
+
+
+def test_person_benchmark_times_ray_beside_local_with_identical_answers(ray_cluster, fvc):
+    from biostation.identify import person_benchmark as PB
+    from biostation.identify import persons
+
+    mated: dict[str, list[Template]] = {}
+    for name, t in fvc.items():
+        mated.setdefault("fvc2002/" + name.rsplit("_", 1)[0], []).append(t)
+    bench = PB.build(mated, 5, 300, 12, seed=3)
+    view = bench.gallery.view()
+    local = [persons.search(view, p, 10) for p in bench.probes]
+    with RayBackend(shards=2, settings=SETTINGS, unit="person") as g:
+        r = PB.time_ray(g, bench, bench.probes, bench.mates, 0.2, local)
+    assert r["shards"] == 2 and r["stages1"]["identical_to_local"] is True
+    assert r["stages1"]["searches"] == 12 and r["stages2"]["rank1_hit_rate"] > 0.5 and r["speedup_over_exhaustive"] > 0

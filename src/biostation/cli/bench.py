@@ -220,6 +220,11 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("identify-persons")
     def identify_persons(
+        backend: str = typer.Option("local", "--backend", help="local, or ray: the held gallery also enrolled "
+                                    "on a Ray gallery of persons (--shards over --nodes nodes on this machine) "
+                                    "and timed beside the local search."),
+        shards: int = typer.Option(2, "--shards", min=1, help="Ray shards."),
+        nodes: int = typer.Option(2, "--nodes", min=1, help="Ray nodes started on this machine."),
         fingers: list[int] = typer.Option([10], "--fingers", min=1, max=10, help="Fingers per person (repeat "
                                           "for several): FVC fingers of one database, F at a time."),
         gallery: int = typer.Option(10_000, "--gallery", min=1, help="Templates of the gallery built whole "
@@ -242,20 +247,36 @@ def register(app: typer.Typer) -> None:
         """Ten-print 1:N: persons of F fingers, fused first stage, one vs two stages side by side."""
         from ..identify import person_benchmark
 
+        if backend not in ("local", "ray"):
+            raise typer.BadParameter("--backend is local or ray")
         progress, update = _progress_bar()
         with progress:
             mated = _fvc_fingers(fvc, update)
         if not mated:
             typer.secho("error: no FVC <finger>_<impression> images found", fg="red", err=True)
             raise typer.Exit(2)
+        cluster = make = None
+        if backend == "ray":
+            from ..config import get_settings
+            from ..identify.ray_backend import LocalCluster, RayBackend
+
+            settings = get_settings().model_copy(update={"ray_shard_cpus": 0})
+            cluster = LocalCluster(nodes=nodes, cpus=1)
+
+            def make():
+                return RayBackend(None, shards=shards, settings=settings, unit="person")
         progress, update = _progress_bar()
         try:
             with progress:
                 report = person_benchmark.run(mated, fingers, gallery, probes=probes, time_probes=time_probes,
                                               accuracy_at=accuracy_at, tile_to=tile_to, workers=workers, seed=seed,
-                                              plot_path=str(plot) if plot else None, progress=update)
+                                              plot_path=str(plot) if plot else None, ray_backend=make,
+                                              progress=update)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
+        finally:
+            if cluster is not None:
+                cluster.shutdown()
         if json_out:
             json_out.write_text(json.dumps(report, indent=2))
         if report["left_out"]:
@@ -266,6 +287,12 @@ def register(app: typer.Typer) -> None:
                            f"{a['exhaustive_rank1_hits']}/{a['probes']}, score gap median {a['score_gap_median']:.0f}, "
                            f"p10 {a['score_gap_p10']:.0f}; every hit kept at {100 * a['operating_penetration']:.2f} % "
                            f"(shortlist {a['operating_shortlist']} persons)")
+            ray = r["held"]["ray"]
+            if ray:
+                typer.echo(f"  ray ({ray['shards']} shards on {ray['nodes']} nodes): exhaustive p50 "
+                           f"{ray['stages1']['p50_ms']:.0f} ms, identical to local: "
+                           f"{ray['stages1']['identical_to_local']}; two-stage p50 {ray['stages2']['p50_ms']:.1f} ms "
+                           f"({ray['speedup_over_exhaustive']:.1f}x), rank-1 {100 * ray['stages2']['rank1_hit_rate']:.0f} %")
             for t in [r["held"]["timing"], *r["tiled"]]:
                 typer.echo(f"  {t['templates']} templates: exhaustive p50 {t['exhaustive']['p50_ms']:.0f} ms, "
                            f"two-stage p50 {t['two_stage']['p50_ms']:.1f} ms at {100 * t['penetration']:.2f} % "

@@ -83,6 +83,8 @@ class PersonBench:
     mates: list[str]
     fingers: int
     mated_persons: int
+    #: (referenceId, finger views) in enrolment order, to enrol the same gallery elsewhere
+    enrolled: list[tuple[str, dict[int, Template]]]
 
 
 def build(mated: Mapping[str, Sequence[Template]], fingers: int, templates: int, probes: int, seed: int = 1,
@@ -96,20 +98,23 @@ def build(mated: Mapping[str, Sequence[Template]], fingers: int, templates: int,
     slots = set(_slots(n, len(people)).tolist())
     gen = synthetic.Generator(seed)
     g = PersonGallery()
+    enrolled: list[tuple[str, dict[int, Template]]] = []
     k = si = 0
     for row in range(n):
         if row in slots and k < len(people):
             name, fs = people[k]
-            g.insert(f"ref/{name}", {i + 1: mated[f][0] for i, f in enumerate(fs)})
+            rid, views = f"ref/{name}", {i + 1: mated[f][0] for i, f in enumerate(fs)}
             k += 1
         else:
-            g.insert(f"syn/{si}", synthetic_person(gen, si, fingers))
+            rid, views = f"syn/{si}", synthetic_person(gen, si, fingers)
             si += 1
+        g.insert(rid, views)
+        enrolled.append((rid, views))
         if row % 200 == 199 or row == n - 1:
             progress(f"{fingers}-finger gallery {n * fingers}", row + 1, n)
     chosen = choose_probes(mated, people, probes)
     return PersonBench(g, [persons.probe_views(v) for _, v in chosen], [f"ref/{p}" for p, _ in chosen], fingers,
-                       len(people))
+                       len(people), enrolled)
 
 
 def accuracy(bench: PersonBench, progress: Progress = _noop) -> dict[str, Any]:
@@ -295,16 +300,38 @@ def time_view(view: PersonView, probes: Sequence[Probe], mates: Sequence[str] | 
     return out
 
 
+def time_ray(backend: Any, bench: PersonBench, probes: Sequence[Probe], mates: Sequence[str], penetration: float,
+             local_answers: Sequence[list]) -> dict[str, Any]:
+    """The held gallery enrolled on a Ray gallery of persons (``backend``, empty), one vs two
+    stages timed there; whether its exhaustive answers are the local ones."""
+    for i in range(0, len(bench.enrolled), 1000):
+        failed = backend.insert_many(bench.enrolled[i:i + 1000])
+        if failed:
+            raise RuntimeError(f"Ray gallery refused {len(failed)} persons")
+    out: dict[str, Any] = {"shards": backend.shards, "nodes": len({i.get("node") for i in backend.shard_info()})}
+    for stages in (1, 2):
+        answers, r = _latencies(lambda p, st=stages: backend.search(p, 10, stages=st, penetration=penetration), probes)
+        r["rank1_hit_rate"] = float(np.mean([bool(a) and a[0].reference_id == m for a, m in zip(answers, mates,
+                                                                                                strict=True)]))
+        if stages == 1:
+            r["identical_to_local"] = list(answers) == list(local_answers)
+        out[f"stages{stages}"] = r
+    out["speedup_over_exhaustive"] = out["stages1"]["p50_ms"] / out["stages2"]["p50_ms"]
+    return out
+
+
 # --- the whole run --------------------------------------------------------------------------------------
 
 def run(mated: Mapping[str, Sequence[Template]], fingers: Sequence[int], gallery: int, *, probes: int = 240,
         time_probes: int = 10, accuracy_at: Sequence[int] = (), tile_to: Sequence[int] = (), workers: int = 1,
-        seed: int = 1, plot_path: str | None = None, progress: Progress = _noop) -> dict[str, Any]:
+        seed: int = 1, plot_path: str | None = None, ray_backend: Any = None,
+        progress: Progress = _noop) -> dict[str, Any]:
     """For each person size in ``fingers``: accuracy on a held gallery of ``gallery`` templates and
     streamed ones of ``accuracy_at``; one vs two stages timed on the held gallery and on tiled
     copies up to each of ``tile_to`` templates, at the operating point measured at that size when
     streamed, else at the held gallery's. Databases holding the same fingers as another are left
-    out (:func:`.benchmark.distinct_fingers`)."""
+    out (:func:`.benchmark.distinct_fingers`). ``ray_backend``: makes an empty Ray gallery of
+    persons, on which the held gallery is enrolled and timed beside the local search."""
     mated, left_out = distinct_fingers(mated)
     report: dict[str, Any] = {"gallery": gallery, "seed": seed, "grid": list(GRID), "left_out": left_out,
                               "by_fingers": {}}
@@ -318,6 +345,13 @@ def run(mated: Mapping[str, Sequence[Template]], fingers: Sequence[int], gallery
         ps, ms = [bench.probes[i] for i in tp], [bench.mates[i] for i in tp]
         op = held["operating_penetration"]
         timed = time_view(view, ps, ms, op)
+        ray = None
+        if ray_backend is not None:
+            rb = ray_backend()
+            try:
+                ray = time_ray(rb, bench, ps, ms, op, [persons.search(view, p, 10) for p in ps])
+            finally:
+                rb.close(shutdown=False)
         tiled = []
         for size in tile_to:
             factor = max(1, math.ceil(size / (view.persons * f)))
@@ -331,7 +365,7 @@ def run(mated: Mapping[str, Sequence[Template]], fingers: Sequence[int], gallery
             t["operating_point_from"] = "streamed" if size in streamed else "held"
             tiled.append(t)
             progress(f"timing {size} templates", 1, 1)
-        report["by_fingers"][str(f)] = {"held": {"accuracy": held, "timing": timed,
+        report["by_fingers"][str(f)] = {"held": {"accuracy": held, "timing": timed, "ray": ray,
                                                  "memory": bench.gallery.memory()},
                                         "streamed": {str(k): v for k, v in streamed.items()}, "tiled": tiled}
     if plot_path:
