@@ -150,7 +150,8 @@ def _view_of(people: Sequence[Mapping[int, Template]]) -> PersonView:
         items = [prepare(people[i][pos]) for i in who]
         person_row = np.full(n, -1, np.int64)
         person_row[who] = np.arange(len(who))
-        positions[pos] = PositionArrays(pack(items), screening.codes(items), who, None, person_row)
+        positions[pos] = PositionArrays(pack(items), screening.codes(items), who, None, person_row,
+                                        PositionArrays.is_dense(who, n))
     return PersonView([str(i) for i in range(n)], positions)
 
 
@@ -266,7 +267,7 @@ def tiled_view(view: PersonView, factor: int) -> PersonView:
             pa.packed, np.tile(pa.codes, (factor, 1)),
             np.concatenate([pa.code_person + c * n for c in range(factor)]),
             np.tile(np.arange(rows, dtype=np.int64) if pa.code_row is None else pa.code_row, factor),
-            np.tile(pa.person_row, factor))
+            np.tile(pa.person_row, factor), pa.dense)
     return PersonView(_TiledIds(view.reference_ids, factor), positions)
 
 

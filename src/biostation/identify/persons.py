@@ -66,13 +66,19 @@ class PositionArrays:
 
     ``codes`` are the rows the first stage scans and ``code_person`` the person of each;
     ``code_row`` the row of ``packed`` each code row stands for (the identity unless tiled);
-    ``person_row`` each person's row in ``packed``, -1 for a person without this finger."""
+    ``person_row`` each person's row in ``packed``, -1 for a person without this finger.
+    ``dense``: code row ``i`` is person ``i`` for every person (no bincount needed)."""
 
     packed: PackedGallery
     codes: np.ndarray
     code_person: np.ndarray
     code_row: np.ndarray | None
     person_row: np.ndarray
+    dense: bool = False
+
+    @staticmethod
+    def is_dense(code_person: np.ndarray, persons: int) -> bool:
+        return len(code_person) == persons and bool(np.array_equal(code_person, np.arange(persons)))
 
 
 @dataclass(frozen=True)
@@ -136,8 +142,12 @@ def fused_distances(view: PersonView, probe: Mapping[int, SearchTemplate],
         if pa is None or not len(pa.codes):
             continue
         code = probe_codes[pos] if probe_codes is not None else screening.code(sp)
-        d = _hamming(code, pa.codes).astype(np.float64) - miss
-        total += np.bincount(pa.code_person, weights=d, minlength=n)
+        d = _hamming(code, pa.codes)
+        if pa.dense:
+            total += d
+            total -= miss
+        else:
+            total += np.bincount(pa.code_person, weights=d.astype(np.float64) - miss, minlength=n)
     return total.astype(np.int64)
 
 
@@ -155,8 +165,12 @@ def fused_scores(view: PersonView, probe: Mapping[int, SearchTemplate],
             continue
         if persons is None:
             s = matcher.match_many(sp, pa.packed, pa.code_row)
-            total += np.bincount(pa.code_person, weights=s, minlength=n).astype(np.int64)
-            count += np.bincount(pa.code_person, minlength=n)
+            if pa.dense:
+                total += s
+                count += 1
+            else:
+                total += np.bincount(pa.code_person, weights=s, minlength=n).astype(np.int64)
+                count += np.bincount(pa.code_person, minlength=n)
         else:
             rows = pa.person_row[persons]
             have = rows >= 0
@@ -347,7 +361,8 @@ class PersonGallery:
                     code_person = np.array([self._index[r] for r in v.reference_ids], np.int64)
                     person_row = np.full(n, -1, np.int64)
                     person_row[code_person] = np.arange(len(code_person))
-                    positions[pos] = PositionArrays(v.packed, v.codes, code_person, None, person_row)
+                    positions[pos] = PositionArrays(v.packed, v.codes, code_person, None, person_row,
+                                                    PositionArrays.is_dense(code_person, n))
                 self._view = PersonView(list(self._persons), positions)
             return self._view
 
