@@ -161,3 +161,16 @@ def test_a_gallery_reloads_as_it_was_and_a_half_written_person_does_not_exist(sh
     with open(journal, "ab") as f:
         f.write(b"I\x05\x00")
     assert PersonGallery(d).count() == 8
+
+
+def test_journal_records_read_back_what_was_written_and_stop_at_a_torn_or_garbled_one():
+    from biostation.identify.local import journal_record, journal_records
+
+    data = journal_record(b"I", "người-1", b"\x01\x02") + journal_record(b"D", "x")
+    assert [(op, rid, payload) for op, rid, payload, _ in journal_records(data)] == \
+        [(b"I", "người-1", b"\x01\x02"), (b"D", "x", b"")]
+    whole = len(data)
+    assert list(journal_records(data + journal_record(b"I", "y", b"abc")[:-1]))[-1][3] == whole  # torn
+    garbled = journal_record(b"I", "zz").replace(b"zz", b"\xff\xfe")
+    assert list(journal_records(data + garbled))[-1][3] == whole  # not UTF-8: read as torn, not a crash
+    assert list(journal_records(data + b"Q" + data[1:])) == list(journal_records(data))  # unknown op

@@ -60,7 +60,7 @@ _INSERT_BATCH = 2000
 GRID = tuple(float(x) for x in np.unique(np.round(np.geomspace(1e-3, 1.0, 31), 5)))
 
 
-def _noop(label: str, done: int, total: int) -> None:
+def no_progress(label: str, done: int, total: int) -> None:
     pass
 
 
@@ -95,7 +95,7 @@ class Gallery:
 
 
 def build(mated: Mapping[str, Sequence[Template]], size: int, probes: int, seed: int = 1,
-          progress: Progress = _noop) -> Gallery:
+          progress: Progress = no_progress) -> Gallery:
     """Enrol one impression of every finger of ``mated`` among synthetic templates (``size`` in
     all) and pick ``probes`` of the other impressions, round-robin over the fingers."""
     fingers = sorted(mated)
@@ -105,7 +105,7 @@ def build(mated: Mapping[str, Sequence[Template]], size: int, probes: int, seed:
     g = LocalBackend()
     nsyn = size - len(fingers)
     # the mated references sit at spread positions, so enrolment order favours none of them
-    slots = set(_slots(size, len(fingers)).tolist())
+    slots = set(reference_rows(size, len(fingers)).tolist())
     fi, si = 0, 0
     syn: list[Template] = []
     enrolled: list[tuple[str, Template]] = []
@@ -128,7 +128,7 @@ def build(mated: Mapping[str, Sequence[Template]], size: int, probes: int, seed:
                    fingers=len(fingers), synthetic=syn, enrolled=enrolled)
 
 
-def _slots(size: int, fingers: int) -> np.ndarray:
+def reference_rows(size: int, fingers: int) -> np.ndarray:
     """Rows of the mated references in a gallery of ``size``: spread evenly, so that enrolment
     order (which breaks score ties) favours none of them."""
     return np.linspace(0, size - 1, fingers).astype(np.int64)
@@ -157,7 +157,7 @@ def _rank1(scores: np.ndarray, mate: int, rows: np.ndarray | None = None) -> boo
     return not np.any((s > m) | ((s == m) & (idx < mate)))  # one pass; no sort of the shortlist
 
 
-class _Tally:
+class Tally:
     """Rank-1, score gaps, first-stage mate ranks and the two-stage curve, one probe at a time."""
 
     def __init__(self, n: int):
@@ -209,12 +209,12 @@ class _Tally:
         }
 
 
-def accuracy(gal: Gallery, progress: Progress = _noop) -> dict[str, Any]:
+def accuracy(gal: Gallery, progress: Progress = no_progress) -> dict[str, Any]:
     """Exhaustive rank-1, the score gap, and the two-stage curve over :data:`GRID`."""
     v = gal.local.view()
     g, screen, ids = v.packed, v.screening, v.reference_ids
     where = {r: i for i, r in enumerate(ids)}
-    tally = _Tally(len(ids))
+    tally = Tally(len(ids))
     for pi, (p, mate_id) in enumerate(zip(gal.probes, gal.mates, strict=True)):
         tally.add(matcher.match_many(p, g), screen.distances(screening.code(p)), where[mate_id])
         progress(f"accuracy {len(ids)}", pi + 1, len(gal.probes))
@@ -257,7 +257,7 @@ def _chunk_scores(start: int, stop: int) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 def accuracy_streamed(mated: Mapping[str, Sequence[Template]], size: int, probes: int, seed: int = 1,
-                      workers: int = 1, chunk: int = 10_000, progress: Progress = _noop) -> dict[str, Any]:
+                      workers: int = 1, chunk: int = 10_000, progress: Progress = no_progress) -> dict[str, Any]:
     """What :func:`accuracy` reports for ``build(mated, size, probes, seed)``, without holding the
     gallery: it is generated, prepared and scored ``chunk`` rows at a time in ``workers``
     processes (0: in this one), and only every probe's scores and screening distances are kept
@@ -267,7 +267,7 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], size: int, probes
         raise ValueError(f"a gallery of {size} cannot hold the {len(fingers)} mated references")
     chosen = _choose_probes(mated, probes)
     ps = [prepare(t) for _, t in chosen]
-    slots = _slots(size, len(fingers))
+    slots = reference_rows(size, len(fingers))
     refs = [mated[f][0] for f in fingers]
     mate_rows = [int(slots[fingers.index(f)]) for f, _ in chosen]
     scores = np.empty((len(ps), size), np.int32)
@@ -297,7 +297,7 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], size: int, probes
             for res in pool.map(_chunk_scores, *zip(*bounds, strict=True)):
                 keep(res)
     built = time.perf_counter() - t0
-    tally = _Tally(size)
+    tally = Tally(size)
     for i, mate in enumerate(mate_rows):
         tally.add(scores[i], dist[i], mate)
         progress(f"accuracy {size}", i + 1, len(ps))
@@ -307,7 +307,8 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], size: int, probes
     return out
 
 
-def _latencies(fn: Callable[[SearchTemplate], Any], probes: Sequence[SearchTemplate]) -> tuple[list, dict]:
+def latencies(fn: Callable[[Any], Any], probes: Sequence[Any]) -> tuple[list, dict]:
+    """``fn`` of each probe, one at a time: the answers, and p50/p99 (ms) and searches per second."""
     answers, times = [], []
     for p in probes:
         t0 = time.perf_counter()
@@ -327,7 +328,7 @@ def time_backend(backend: Any, gal: Gallery, probes: int, stages: int, penetrati
     pick = np.unique(np.linspace(0, len(gal.probes) - 1, min(probes, len(gal.probes))).astype(int))
     ps = [gal.probes[i] for i in pick]
     kw = {"stages": stages, "penetration": penetration}
-    answers, r = _latencies(lambda p: backend.search(p, 10, **kw), ps)
+    answers, r = latencies(lambda p: backend.search(p, 10, **kw), ps)
     r["rank1_hit_rate"] = rank1_rate(answers, [gal.mates[i] for i in pick])
     return answers, r
 
@@ -362,9 +363,9 @@ def time_tiled(gal: Gallery, templates: int, probes: int, penetration: float,
     def two(p: SearchTemplate, mm: int = m) -> np.ndarray:
         return rerank(p, screen.shortlist(screening.code(p), mm))
 
-    _, ex = _latencies(lambda p: rerank(p, np.arange(n, dtype=np.int64)), ps[:exhaustive_probes])
-    _, st = _latencies(two, ps)
-    _, scan = _latencies(lambda p: screen.shortlist(screening.code(p), m), ps)
+    _, ex = latencies(lambda p: rerank(p, np.arange(n, dtype=np.int64)), ps[:exhaustive_probes])
+    _, st = latencies(two, ps)
+    _, scan = latencies(lambda p: screen.shortlist(screening.code(p), m), ps)
     out = {"templates": n, "tile": factor, "shortlist": m, "penetration": penetration,
            "screening_bytes": screen.nbytes, "gallery_bytes_held": g.nbytes,
            "exhaustive": ex, "two_stage": st, "first_stage": scan,
@@ -372,7 +373,7 @@ def time_tiled(gal: Gallery, templates: int, probes: int, penetration: float,
            "speedup_over_exhaustive": ex["p50_ms"] / st["p50_ms"], "other_penetrations": []}
     for pen in also:
         mm = screening.shortlist_size(n, pen)
-        _, st2 = _latencies(lambda p, mm=mm: two(p, mm), ps)
+        _, st2 = latencies(lambda p, mm=mm: two(p, mm), ps)
         out["other_penetrations"].append({"penetration": pen, "shortlist": mm, "two_stage": st2,
                                           "speedup_over_exhaustive": ex["p50_ms"] / st2["p50_ms"]})
     return out
@@ -495,7 +496,7 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
 def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes: int = 100,
         time_probes: int = 20, stages: Sequence[int] = (1, 2), ray_backend: Callable[[], Any] | None = None,
         tile_to: int | Sequence[int] | None = None, seed: int = 1, plot_path: str | None = None,
-        accuracy_at: Sequence[int] = (), workers: int = 1, progress: Progress = _noop) -> dict[str, Any]:
+        accuracy_at: Sequence[int] = (), workers: int = 1, progress: Progress = no_progress) -> dict[str, Any]:
     """The whole benchmark (see the module docstring); ``ray_backend``: makes an empty Ray
     gallery, timed beside the local one at every size; ``tile_to``: sizes timed over copies of
     the last gallery (``report["tiled"]``, one entry per size; the exhaustive search on two

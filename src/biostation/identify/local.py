@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,31 @@ from . import params as IP
 from . import screening
 from .engine import Candidate, check_reference_id
 
-_REC = struct.Struct("<cHI")  # op, id length, data length (id bytes between the two lengths)
+#: a journal record's header: op, id length, data length (the id's bytes, then the data, follow)
+RECORD = struct.Struct("<cHI")
+
+
+def journal_record(op: bytes, reference_id: str, payload: bytes = b"") -> bytes:
+    """One journal record (``op`` ``I`` or ``D``), as :func:`journal_records` reads it back."""
+    raw = reference_id.encode("utf-8")
+    return RECORD.pack(op, len(raw), len(payload)) + raw + payload
+
+
+def journal_records(data: bytes, start: int = 0) -> Iterator[tuple[bytes, str, bytes, int]]:
+    """``(op, reference id, payload, end offset)`` of each whole record from ``start``; stops at
+    a torn or unreadable record (a crash mid-write)."""
+    pos = start
+    while pos + RECORD.size <= len(data):
+        op, id_len, data_len = RECORD.unpack_from(data, pos)
+        end = pos + RECORD.size + id_len + data_len
+        if end > len(data) or op not in (b"I", b"D"):
+            return
+        try:
+            rid = data[pos + RECORD.size:pos + RECORD.size + id_len].decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        yield op, rid, data[pos + RECORD.size + id_len:end], end
+        pos = end
 
 
 def params_digest() -> str:
@@ -124,15 +149,10 @@ class LocalBackend:
             self._screen = None
             start = 0
         pos = start
-        while pos + _REC.size <= len(data):
-            op, id_len, data_len = _REC.unpack_from(data, pos)
-            end = pos + _REC.size + id_len + data_len
-            if end > len(data) or op not in (b"I", b"D"):
-                break  # torn tail
-            rid = data[pos + _REC.size:pos + _REC.size + id_len].decode("utf-8")
+        for op, rid, payload, end in journal_records(data, start):
             if op == b"I":
                 try:
-                    t = decode(data[pos + _REC.size + id_len:end], TemplateFormat.NATIVE).views[0]
+                    t = decode(payload, TemplateFormat.NATIVE).views[0]
                 except (TemplateError, IndexError):
                     break  # corrupt tail
                 self._add(rid, prepare(t))
@@ -148,11 +168,11 @@ class LocalBackend:
     def _append(self, op: bytes, rid: str, payload: bytes = b"") -> None:
         if self._dir is None:
             return
-        raw = rid.encode("utf-8")
+        record = journal_record(op, rid, payload)
         with open(self._dir / "journal.bin", "ab") as f:
-            f.write(_REC.pack(op, len(raw), len(payload)) + raw + payload)
+            f.write(record)
             f.flush()
-        self._journal_len += _REC.size + len(raw) + len(payload)
+        self._journal_len += len(record)
 
     def checkpoint(self) -> None:
         """Write ``packed.npz`` so that the next start skips preparing the templates."""

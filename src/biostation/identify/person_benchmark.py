@@ -35,7 +35,7 @@ import numpy as np
 from ..matcher.prepare import SearchTemplate, pack, prepare
 from ..templates.model import Template
 from . import persons, screening, synthetic
-from .benchmark import GRID, Progress, _latencies, _noop, _slots, _Tally, distinct_fingers
+from .benchmark import GRID, Progress, Tally, distinct_fingers, latencies, no_progress, reference_rows
 from .persons import PersonGallery, PersonView, PositionArrays
 
 Probe = dict[int, SearchTemplate]
@@ -88,14 +88,14 @@ class PersonBench:
 
 
 def build(mated: Mapping[str, Sequence[Template]], fingers: int, templates: int, probes: int, seed: int = 1,
-          progress: Progress = _noop) -> PersonBench:
+          progress: Progress = no_progress) -> PersonBench:
     """The mated persons' first impressions among synthetic persons, ``templates // fingers``
     persons in all (mated ones at spread rows, as in the finger benchmark)."""
     people = chimeric_persons(mated, fingers)
     n = templates // fingers
     if n < len(people):
         raise ValueError(f"a gallery of {templates} templates cannot hold the {len(people)} mated persons")
-    slots = set(_slots(n, len(people)).tolist())
+    slots = set(reference_rows(n, len(people)).tolist())
     gen = synthetic.Generator(seed)
     g = PersonGallery()
     enrolled: list[tuple[str, dict[int, Template]]] = []
@@ -117,11 +117,11 @@ def build(mated: Mapping[str, Sequence[Template]], fingers: int, templates: int,
                        len(people), enrolled)
 
 
-def accuracy(bench: PersonBench, progress: Progress = _noop) -> dict[str, Any]:
+def accuracy(bench: PersonBench, progress: Progress = no_progress) -> dict[str, Any]:
     """Exhaustive rank-1, the fused score gap and the two-stage curve over persons."""
     v = bench.gallery.view()
     where = {r: i for i, r in enumerate(v.reference_ids)}
-    tally = _Tally(v.persons)
+    tally = Tally(v.persons)
     for i, (p, mate) in enumerate(zip(bench.probes, bench.mates, strict=True)):
         tally.add(persons.fused_scores(v, p)[0], persons.fused_distances(v, p), where[mate])
         progress(f"accuracy {v.persons} persons", i + 1, len(bench.probes))
@@ -156,7 +156,6 @@ def _view_of(people: Sequence[Mapping[int, Template]]) -> PersonView:
 
 
 def _init(probes: list[Probe], refs: list[dict[int, Template]], slots: np.ndarray, fingers: int, seed: int) -> None:
-    screening._faiss()  # one thread per worker
     codes = [{pos: screening.code(s) for pos, s in p.items()} for p in probes]
     _state.update(probes=probes, codes=codes, refs=refs, slots=slots, fingers=fingers, gen=synthetic.Generator(seed))
 
@@ -184,7 +183,7 @@ def _chunk(start: int, stop: int) -> tuple[int, np.ndarray, np.ndarray]:
 
 def accuracy_streamed(mated: Mapping[str, Sequence[Template]], fingers: int, templates: int, probes: int,
                       seed: int = 1, workers: int = 1, chunk: int = 1000,
-                      progress: Progress = _noop) -> dict[str, Any]:
+                      progress: Progress = no_progress) -> dict[str, Any]:
     """What :func:`accuracy` reports for ``build(mated, fingers, templates, probes, seed)``, the
     gallery generated and scored ``chunk`` persons at a time in ``workers`` processes (0: here);
     16 bytes are kept per probe and person."""
@@ -194,7 +193,7 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], fingers: int, tem
         raise ValueError(f"a gallery of {templates} templates cannot hold the {len(people)} mated persons")
     chosen = choose_probes(mated, people, probes)
     ps = [persons.probe_views(v) for _, v in chosen]
-    slots = _slots(n, len(people))
+    slots = reference_rows(n, len(people))
     names = [p for p, _ in people]
     refs = [{i + 1: mated[f][0] for i, f in enumerate(fs)} for _, fs in people]
     mate_rows = [int(slots[names.index(p)]) for p, _ in chosen]
@@ -224,7 +223,7 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], fingers: int, tem
             for res in pool.map(_chunk, *zip(*bounds, strict=True)):
                 keep(res)
     built = time.perf_counter() - t0
-    tally = _Tally(n)
+    tally = Tally(n)
     for i, mate in enumerate(mate_rows):
         tally.add(scores[i], dist[i], mate)
     out = _person_report(tally.report(), fingers, len(people))
@@ -280,13 +279,13 @@ def time_view(view: PersonView, probes: Sequence[Probe], mates: Sequence[str] | 
     n = view.persons
     m = screening.shortlist_size(n, penetration)
 
-    ex_ans, ex = _latencies(lambda p: persons.search(view, p, 10), probes[:exhaustive_probes])
-    two_ans, two = _latencies(lambda p: persons.search(view, p, 10, stages=2, penetration=penetration), probes)
+    ex_ans, ex = latencies(lambda p: persons.search(view, p, 10), probes[:exhaustive_probes])
+    two_ans, two = latencies(lambda p: persons.search(view, p, 10, stages=2, penetration=penetration), probes)
     if mates is not None:
         for answers, r in ((ex_ans, ex), (two_ans, two)):
             r["rank1_hit_rate"] = float(np.mean([bool(a) and a[0].reference_id == mt
                                                  for a, mt in zip(answers, mates, strict=False)]))
-    _, first = _latencies(lambda p: persons.shortlist(persons.fused_distances(view, p), m), probes)
+    _, first = latencies(lambda p: persons.shortlist(persons.fused_distances(view, p), m), probes)
     out = {"templates": templates, "persons": n, "penetration": penetration, "shortlist": m,
            "screening_bytes": sum(pa.codes.nbytes for pa in view.positions.values()),
            "exhaustive": ex, "two_stage": two, "first_stage": first,
@@ -295,7 +294,7 @@ def time_view(view: PersonView, probes: Sequence[Probe], mates: Sequence[str] | 
            "same_top_candidate": [a[:1] == b[:1] for a, b in zip(ex_ans, two_ans, strict=False)],
            "other_penetrations": []}
     for pen in also:
-        _, st = _latencies(lambda p, pen=pen: persons.search(view, p, 10, stages=2, penetration=pen), probes)
+        _, st = latencies(lambda p, pen=pen: persons.search(view, p, 10, stages=2, penetration=pen), probes)
         out["other_penetrations"].append({"penetration": pen, "shortlist": screening.shortlist_size(n, pen),
                                           "two_stage": st, "speedup_over_exhaustive": ex["p50_ms"] / st["p50_ms"]})
     return out
@@ -311,7 +310,7 @@ def time_ray(backend: Any, bench: PersonBench, probes: Sequence[Probe], mates: S
             raise RuntimeError(f"Ray gallery refused {len(failed)} persons")
     out: dict[str, Any] = {"shards": backend.shards, "nodes": len({i.get("node") for i in backend.shard_info()})}
     for stages in (1, 2):
-        answers, r = _latencies(lambda p, st=stages: backend.search(p, 10, stages=st, penetration=penetration), probes)
+        answers, r = latencies(lambda p, st=stages: backend.search(p, 10, stages=st, penetration=penetration), probes)
         r["rank1_hit_rate"] = float(np.mean([bool(a) and a[0].reference_id == m for a, m in zip(answers, mates,
                                                                                                 strict=True)]))
         if stages == 1:
@@ -326,7 +325,7 @@ def time_ray(backend: Any, bench: PersonBench, probes: Sequence[Probe], mates: S
 def run(mated: Mapping[str, Sequence[Template]], fingers: Sequence[int], gallery: int, *, probes: int = 240,
         time_probes: int = 10, accuracy_at: Sequence[int] = (), tile_to: Sequence[int] = (), workers: int = 1,
         seed: int = 1, plot_path: str | None = None, ray_backend: Any = None,
-        progress: Progress = _noop) -> dict[str, Any]:
+        progress: Progress = no_progress) -> dict[str, Any]:
     """For each person size in ``fingers``: accuracy on a held gallery of ``gallery`` templates and
     streamed ones of ``accuracy_at``; one vs two stages timed on the held gallery and on tiled
     copies up to each of ``tile_to`` templates, at the operating point measured at that size when

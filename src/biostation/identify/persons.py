@@ -44,7 +44,7 @@ from ..templates.model import Template
 from . import params as IP
 from . import screening
 from .engine import check_reference_id
-from .local import _REC, LocalBackend
+from .local import LocalBackend, journal_record, journal_records
 
 #: ISO/IEC 19794-2 finger positions of single fingers: 1..5 right thumb..little, 6..10 left
 POSITIONS = tuple(range(1, 11))
@@ -118,18 +118,6 @@ def is_match(score: int, fingers: int) -> bool:
     return score >= IP.FUSED_MATCH_THRESHOLDS[min(fingers, len(IP.FUSED_MATCH_THRESHOLDS)) - 1]
 
 
-def _hamming(probe_code: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Hamming distance of one code to every row, int32 (faiss's scan, no sort)."""
-    n = len(codes)
-    out = np.empty(n, np.int32)
-    if n:
-        q = np.ascontiguousarray(probe_code, np.uint8).reshape(1, -1)
-        c = np.ascontiguousarray(codes, np.uint8)
-        f = screening._faiss()
-        f.hammings(f.swig_ptr(q), f.swig_ptr(c), 1, n, IP.CODE_BYTES, f.swig_ptr(out))
-    return out
-
-
 def fused_distances(view: PersonView, probe: Mapping[int, SearchTemplate],
                     probe_codes: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
     """The first stage's fused distance of every person, int64 (smaller is nearer)."""
@@ -142,7 +130,7 @@ def fused_distances(view: PersonView, probe: Mapping[int, SearchTemplate],
         if pa is None or not len(pa.codes):
             continue
         code = probe_codes[pos] if probe_codes is not None else screening.code(sp)
-        d = _hamming(code, pa.codes)
+        d = screening.hamming(code, pa.codes)
         if pa.dense:
             total += d
             total -= miss
@@ -248,14 +236,9 @@ class PersonGallery:
         journal = path / "persons.bin"
         data = journal.read_bytes() if journal.is_file() else b""
         at = 0
-        while at + _REC.size <= len(data):
-            op, id_len, data_len = _REC.unpack_from(data, at)
-            end = at + _REC.size + id_len + data_len
-            if end > len(data) or op not in (b"I", b"D"):
-                break
-            rid = data[at + _REC.size:at + _REC.size + id_len].decode("utf-8")
+        for op, rid, payload, end in journal_records(data):
             if op == b"I":
-                self._commit(rid, tuple(data[at + _REC.size + id_len:end]))
+                self._commit(rid, tuple(payload))
             elif rid in self._index:
                 self._forget(rid)
             at = end
@@ -276,9 +259,8 @@ class PersonGallery:
     def _append(self, op: bytes, rid: str, payload: bytes = b"") -> None:
         if self._dir is None:
             return
-        raw = rid.encode("utf-8")
         with open(self._dir / "persons.bin", "ab") as f:
-            f.write(_REC.pack(op, len(raw), len(payload)) + raw + payload)
+            f.write(journal_record(op, rid, payload))
             f.flush()
 
     def _commit(self, rid: str, fingers: tuple[int, ...]) -> None:

@@ -114,6 +114,19 @@ def _faiss():
     return faiss
 
 
+def hamming(probe_code: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Hamming distance of one code to every row of ``codes``, int32, in row order (faiss's scan,
+    no selection: for summing distances over several codes, as the ten-print first stage does)."""
+    n = len(codes)
+    out = np.empty(n, np.int32)
+    if n:
+        q = np.ascontiguousarray(probe_code, np.uint8).reshape(1, P.CODE_BYTES)
+        c = np.ascontiguousarray(codes, np.uint8).reshape(n, P.CODE_BYTES)
+        f = _faiss()
+        f.hammings(f.swig_ptr(q), f.swig_ptr(c), 1, n, P.CODE_BYTES, f.swig_ptr(out))
+    return out
+
+
 class ScreeningIndex:
     """An exhaustive Hamming index over screening codes (rows in the order given)."""
 
