@@ -53,6 +53,43 @@ def _fvc_fingers(roots: list[Path], progress: Callable[[str, int, int], None] | 
     return out
 
 
+def _mated_fingers(fvc: list[Path], backend: str) -> dict[str, list]:
+    """The 1:N benchmarks' mated fingers, extracted from the FVC folders with a progress bar;
+    exit 2 when there are none, BadParameter for a backend other than local or ray."""
+    if backend not in ("local", "ray"):
+        raise typer.BadParameter("--backend is local or ray")
+    progress, update = _progress_bar()
+    with progress:
+        mated = _fvc_fingers(fvc, update)
+    if not mated:
+        typer.secho("error: no FVC <finger>_<impression> images found", fg="red", err=True)
+        raise typer.Exit(2)
+    return mated
+
+
+def _ray_gallery_factory(backend: str, nodes: int, shards: int, ray_address: str | None, unit: str):
+    """For ``--backend ray``: the cluster started here (None when joining ``ray_address``) and a
+    function making an empty in-memory Ray gallery of ``unit``s; ``(None, None)`` otherwise."""
+    if backend != "ray":
+        return None, None
+    from ..config import get_settings
+    from ..identify.ray_backend import LocalCluster, RayBackend
+
+    settings = get_settings().model_copy(update={"ray_shard_cpus": 0})
+    cluster = None
+    if ray_address:
+        import ray
+
+        ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
+    else:
+        cluster = LocalCluster(nodes=nodes, cpus=1)
+
+    def make():
+        return RayBackend(None, shards=shards, settings=settings, unit=unit)
+
+    return cluster, make
+
+
 def register(app: typer.Typer) -> None:
     bench = typer.Typer(help="Matcher benchmarks: accuracy (FVC protocols) and throughput.", no_args_is_help=True)
     app.add_typer(bench, name="bench")
@@ -141,32 +178,10 @@ def register(app: typer.Typer) -> None:
         """1:N search: rank-1, penetration curve, latency and rate, local vs Ray, one vs two stages."""
         from ..identify import benchmark
 
-        if backend not in ("local", "ray"):
-            raise typer.BadParameter("--backend is local or ray")
-        progress, update = _progress_bar()
-        with progress:
-            mated = _fvc_fingers(fvc, update)
-        if not mated:
-            typer.secho("error: no FVC <finger>_<impression> images found", fg="red", err=True)
-            raise typer.Exit(2)
+        mated = _mated_fingers(fvc, backend)
         if min(gallery) < len(mated):
             raise typer.BadParameter(f"--gallery must be at least {len(mated)} (one reference per finger)")
-        cluster = None
-        make = None
-        if backend == "ray":
-            from ..config import get_settings
-            from ..identify.ray_backend import LocalCluster, RayBackend
-
-            settings = get_settings().model_copy(update={"ray_shard_cpus": 0})
-            if ray_address:
-                import ray
-
-                ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
-            else:
-                cluster = LocalCluster(nodes=nodes, cpus=1)
-
-            def make():
-                return RayBackend(None, shards=shards, settings=settings)
+        cluster, make = _ray_gallery_factory(backend, nodes, shards, ray_address, "finger")
         progress, update = _progress_bar()
         try:
             with progress:
@@ -224,7 +239,9 @@ def register(app: typer.Typer) -> None:
                                     "on a Ray gallery of persons (--shards over --nodes nodes on this machine) "
                                     "and timed beside the local search."),
         shards: int = typer.Option(2, "--shards", min=1, help="Ray shards."),
-        nodes: int = typer.Option(2, "--nodes", min=1, help="Ray nodes started on this machine."),
+        nodes: int = typer.Option(2, "--nodes", min=1, help="Ray nodes started on this machine (ignored with "
+                                  "--ray-address)."),
+        ray_address: str | None = typer.Option(None, "--ray-address", help="Join this Ray cluster instead."),
         fingers: list[int] = typer.Option([10], "--fingers", min=1, max=10, help="Fingers per person (repeat "
                                           "for several): FVC fingers of one database, F at a time."),
         gallery: int = typer.Option(10_000, "--gallery", min=1, help="Templates of the gallery built whole "
@@ -247,24 +264,8 @@ def register(app: typer.Typer) -> None:
         """Ten-print 1:N: persons of F fingers, fused first stage, one vs two stages side by side."""
         from ..identify import person_benchmark
 
-        if backend not in ("local", "ray"):
-            raise typer.BadParameter("--backend is local or ray")
-        progress, update = _progress_bar()
-        with progress:
-            mated = _fvc_fingers(fvc, update)
-        if not mated:
-            typer.secho("error: no FVC <finger>_<impression> images found", fg="red", err=True)
-            raise typer.Exit(2)
-        cluster = make = None
-        if backend == "ray":
-            from ..config import get_settings
-            from ..identify.ray_backend import LocalCluster, RayBackend
-
-            settings = get_settings().model_copy(update={"ray_shard_cpus": 0})
-            cluster = LocalCluster(nodes=nodes, cpus=1)
-
-            def make():
-                return RayBackend(None, shards=shards, settings=settings, unit="person")
+        mated = _mated_fingers(fvc, backend)
+        cluster, make = _ray_gallery_factory(backend, nodes, shards, ray_address, "person")
         progress, update = _progress_bar()
         try:
             with progress:

@@ -273,32 +273,9 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], size: int, probes
     slots = reference_rows(size, len(fingers))
     refs = [mated[f][0] for f in fingers]
     mate_rows = [int(slots[fingers.index(f)]) for f, _ in chosen]
-    scores = np.empty((len(ps), size), np.int32)
-    dist = np.empty((len(ps), size), np.uint16)
-    bounds = [(a, min(size, a + chunk)) for a in range(0, size, chunk)]
     t0 = time.perf_counter()
-    done = 0
-
-    def keep(res: tuple[int, np.ndarray, np.ndarray]) -> None:
-        nonlocal done
-        a, sc, di = res
-        scores[:, a:a + sc.shape[1]], dist[:, a:a + sc.shape[1]] = sc, di
-        done += sc.shape[1]
-        progress(f"scoring a {size}-template gallery", done, size)
-
-    if workers <= 0:
-        _chunk_init(ps, refs, slots, seed)
-        for a, b in bounds:
-            keep(_chunk_scores(a, b))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: faiss's and OpenMP's threads do not survive a fork
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_chunk_init,
-                                 initargs=(ps, refs, slots, seed)) as pool:
-            for res in pool.map(_chunk_scores, *zip(*bounds, strict=True)):
-                keep(res)
+    scores, dist = score_in_chunks(size, len(ps), (np.int32, np.uint16), _chunk_init, (ps, refs, slots, seed),
+                                   _chunk_scores, chunk, workers, f"scoring a {size}-template gallery", progress)
     built = time.perf_counter() - t0
     tally = Tally(size)
     for i, mate in enumerate(mate_rows):
@@ -308,6 +285,40 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], size: int, probes
     out["streamed"] = {"chunk": chunk, "workers": workers, "build_and_score_s": built,
                        "worker_s_per_template": built * max(workers, 1) / size}
     return out
+
+
+def score_in_chunks(rows: int, probes: int, dtypes: tuple[Any, Any], init: Callable[..., None],
+                    initargs: tuple, work: Callable[[int, int], tuple[int, np.ndarray, np.ndarray]], chunk: int,
+                    workers: int, label: str, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and distances ``(probes, rows)`` gathered from ``work(start, stop)`` over chunks of
+    ``chunk`` rows, run here (``workers`` 0) or in ``workers`` spawned processes, each set up by
+    ``init(*initargs)`` (both module-level functions, so that a spawned process can import them)."""
+    scores = np.empty((probes, rows), dtypes[0])
+    dist = np.empty((probes, rows), dtypes[1])
+    bounds = [(a, min(rows, a + chunk)) for a in range(0, rows, chunk)]
+    done = 0
+
+    def keep(res: tuple[int, np.ndarray, np.ndarray]) -> None:
+        nonlocal done
+        a, sc, di = res
+        scores[:, a:a + sc.shape[1]], dist[:, a:a + sc.shape[1]] = sc, di
+        done += sc.shape[1]
+        progress(label, done, rows)
+
+    if workers <= 0:
+        init(*initargs)
+        for a, b in bounds:
+            keep(work(a, b))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: faiss's and OpenMP's threads do not survive a fork
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=init,
+                                 initargs=initargs) as pool:
+            for res in pool.map(work, *zip(*bounds, strict=True)):
+                keep(res)
+    return scores, dist
 
 
 def latencies(fn: Callable[[Any], Any], probes: Sequence[Any]) -> tuple[list, dict]:

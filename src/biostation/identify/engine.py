@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from ..errors import GalleryError
 from ..templates.model import Template
+from . import params
 
 #: longest reference id (UTF-8 bytes)
 MAX_REFERENCE_ID_BYTES = 1024
@@ -28,6 +29,20 @@ def check_reference_id(reference_id: object) -> str:
     if not ok:
         raise GalleryError(f"reference id must be a non-empty string of at most {MAX_REFERENCE_ID_BYTES} UTF-8 bytes")
     return reference_id  # type: ignore[return-value]
+
+
+def check_search(k: object, stages: object, penetration: object) -> float:
+    """The penetration a search runs at (``penetration``, or :data:`.params.PENETRATION` when
+    None), after checking the search's arguments: GalleryError for ``k`` below 1, ``stages``
+    other than 1 or 2, or a two-stage penetration outside (0, 1]."""
+    if k < 1:  # type: ignore[operator]
+        raise GalleryError("k must be at least 1")
+    if stages not in (1, 2):
+        raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
+    pen = params.PENETRATION if penetration is None else penetration
+    if stages == 2 and not (isinstance(pen, (int, float)) and 0 < pen <= 1):
+        raise GalleryError(f"penetration must be in (0, 1], got {pen!r}")
+    return pen  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, order=True)

@@ -38,7 +38,7 @@ from ..templates import TemplateFormat, decode, encode
 from ..templates.model import Template
 from . import params as IP
 from . import screening
-from .engine import Candidate, check_reference_id
+from .engine import Candidate, check_reference_id, check_search
 
 #: a journal record's header: op, id length, data length (the id's bytes, then the data, follow)
 RECORD = struct.Struct("<cHI")
@@ -264,13 +264,7 @@ class LocalBackend:
         :data:`.params.PENETRATION`, of the gallery) whose screening codes are nearest the
         probe's, and only those are scored; a mate the first stage drops is not found.
         """
-        if k < 1:
-            raise GalleryError("k must be at least 1")
-        if stages not in (1, 2):
-            raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
-        pen = IP.PENETRATION if penetration is None else penetration
-        if stages == 2 and not (isinstance(pen, (int, float)) and 0 < pen <= 1):
-            raise GalleryError(f"penetration must be in (0, 1], got {pen!r}")
+        pen = check_search(k, stages, penetration)
         sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
         with self._lock:
             g, ids = self._gallery(), list(self._ids)

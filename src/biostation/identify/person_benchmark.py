@@ -35,7 +35,16 @@ import numpy as np
 from ..matcher.prepare import SearchTemplate, pack, prepare
 from ..templates.model import Template
 from . import persons, screening, synthetic
-from .benchmark import GRID, Progress, Tally, distinct_fingers, latencies, no_progress, reference_rows
+from .benchmark import (
+    GRID,
+    Progress,
+    Tally,
+    distinct_fingers,
+    latencies,
+    no_progress,
+    reference_rows,
+    score_in_chunks,
+)
 from .persons import PersonGallery, PersonView, PositionArrays
 
 Probe = dict[int, SearchTemplate]
@@ -197,31 +206,9 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], fingers: int, tem
     names = [p for p, _ in people]
     refs = [{i + 1: mated[f][0] for i, f in enumerate(fs)} for _, fs in people]
     mate_rows = [int(slots[names.index(p)]) for p, _ in chosen]
-    scores = np.empty((len(ps), n), np.int64)
-    dist = np.empty((len(ps), n), np.int64)
-    bounds = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
     t0 = time.perf_counter()
-    done = 0
-
-    def keep(res: tuple[int, np.ndarray, np.ndarray]) -> None:
-        nonlocal done
-        a, sc, di = res
-        scores[:, a:a + sc.shape[1]], dist[:, a:a + sc.shape[1]] = sc, di
-        done += sc.shape[1]
-        progress(f"scoring {n} persons of {fingers} fingers", done, n)
-
-    if workers <= 0:
-        _init(ps, refs, slots, fingers, seed)
-        for a, b in bounds:
-            keep(_chunk(a, b))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
-                                 initargs=(ps, refs, slots, fingers, seed)) as pool:
-            for res in pool.map(_chunk, *zip(*bounds, strict=True)):
-                keep(res)
+    scores, dist = score_in_chunks(n, len(ps), (np.int64, np.int64), _init, (ps, refs, slots, fingers, seed), _chunk,
+                                   chunk, workers, f"scoring {n} persons of {fingers} fingers", progress)
     built = time.perf_counter() - t0
     tally = Tally(n)
     for i, mate in enumerate(mate_rows):

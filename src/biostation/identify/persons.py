@@ -43,7 +43,7 @@ from ..matcher.prepare import PackedGallery, SearchTemplate, prepare
 from ..templates.model import Template
 from . import params as IP
 from . import screening
-from .engine import check_reference_id
+from .engine import check_reference_id, check_search
 from .local import LocalBackend, journal_record, journal_records
 
 #: ISO/IEC 19794-2 finger positions of single fingers: 1..5 right thumb..little, 6..10 left
@@ -184,13 +184,7 @@ def search(view: PersonView, probe: Mapping[int, SearchTemplate], k: int = 10, *
 
     ``stages=1`` scores every person's fingers; ``stages=2`` scores only the persons the first
     stage shortlists (``penetration`` of them, default :data:`.params.PENETRATION`)."""
-    if k < 1:
-        raise GalleryError("k must be at least 1")
-    if stages not in (1, 2):
-        raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
-    pen = IP.PENETRATION if penetration is None else penetration
-    if stages == 2 and not (isinstance(pen, (int, float)) and 0 < pen <= 1):
-        raise GalleryError(f"penetration must be in (0, 1], got {pen!r}")
+    pen = check_search(k, stages, penetration)
     n = view.persons
     if n == 0:
         return []
