@@ -34,6 +34,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,21 +94,27 @@ class PersonView:
         return len(self.reference_ids)
 
 
-def probe_views(probe: Mapping[int, Template | SearchTemplate] | Iterable[Template]) -> dict[int, SearchTemplate]:
-    """The probe as ``{finger position: search template}``: from a mapping, or from finger views
-    carrying their ``finger_position``. GalleryError for a position outside 1..10, one given twice,
-    or no finger at all; MatcherError for an invalid template."""
-    items = list(probe.items()) if isinstance(probe, Mapping) else [(getattr(t, "finger_position", 0), t) for t in probe]
-    out: dict[int, SearchTemplate] = {}
+def finger_views(views: Mapping[int, Any] | Iterable[Any]) -> dict[int, Any]:
+    """``{finger position: view}`` from a mapping, or from finger views carrying their
+    ``finger_position``. GalleryError for a position outside 1..10, one given twice, or no finger
+    at all."""
+    items = list(views.items()) if isinstance(views, Mapping) else [(getattr(t, "finger_position", 0), t) for t in views]
+    out: dict[int, Any] = {}
     for pos, t in items:
         if pos not in POSITIONS:
             raise GalleryError(f"finger position must be 1..10 (ISO/IEC 19794-2), got {pos!r}")
         if pos in out:
             raise GalleryError(f"finger position {pos} given twice")
-        out[pos] = t if isinstance(t, SearchTemplate) else prepare(t)
+        out[pos] = t
     if not out:
         raise GalleryError("a person record needs at least one finger view")
     return out
+
+
+def probe_views(probe: Mapping[int, Template | SearchTemplate] | Iterable[Template]) -> dict[int, SearchTemplate]:
+    """The probe as ``{finger position: search template}`` (see :func:`finger_views`);
+    MatcherError for an invalid template."""
+    return {pos: t if isinstance(t, SearchTemplate) else prepare(t) for pos, t in finger_views(probe).items()}
 
 
 def is_match(score: int, fingers: int) -> bool:
@@ -283,9 +290,8 @@ class PersonGallery:
         mapping from position). GalleryError if the id is enrolled or a position is invalid or
         repeated; MatcherError for an invalid template; nothing is written then."""
         check_reference_id(reference_id)
-        given = fingers if isinstance(fingers, Mapping) else list(fingers)
-        prepared = probe_views(given)  # positions checked, every template prepared, before any write
-        items = dict(given) if isinstance(given, Mapping) else {t.finger_position: t for t in given}
+        items = finger_views(fingers)
+        prepared = probe_views(items)  # positions checked, every template prepared, before any write
         with self._lock:
             if reference_id in self._index:
                 raise GalleryError(f"reference {reference_id!r} is already enrolled")

@@ -61,7 +61,7 @@ import operator
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -71,7 +71,7 @@ from ..matcher.prepare import SearchTemplate, prepare
 from ..templates.model import Template
 from .engine import Candidate, check_reference_id
 from .local import LocalBackend, params_digest
-from .persons import PersonCandidate, PersonGallery, probe_views
+from .persons import PersonCandidate, PersonGallery, finger_views, probe_views
 
 #: what a gallery's references are: fingers (one template each) or persons (finger views by position)
 UNITS = ("finger", "person")
@@ -503,9 +503,9 @@ class RayBackend:
         and templates prepared (MatcherError) before any shard is asked; a finger as given."""
         if self.unit != "person":
             return template
-        views = dict(template) if isinstance(template, Mapping) else list(template)
+        views = finger_views(template)
         probe_views(views)
-        return views if isinstance(views, dict) else {t.finger_position: t for t in views}
+        return views
 
     def insert_many(self, items: Iterable[tuple[str, Any]]) -> dict[str, BiostationError]:
         """Enrol many references, one call per shard (in the given order); returns the references

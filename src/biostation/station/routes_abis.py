@@ -205,7 +205,7 @@ class AbisService:
     def _insert(self, req: AbisRequest) -> dict[str, Any]:
         if not req.referenceId:
             raise _Failure(FAIL_NO_REFERENCE, "referenceId is missing")
-        template = self._person(req)[0] if self.persons else self._template(req)
+        template = self._person(req, prepare=False) if self.persons else self._template(req)
         if req.requestId in self._begun and req.referenceId in self.gallery:
             return {}  # this very request enrolled it before a crash took its answer
         try:
@@ -220,20 +220,19 @@ class AbisService:
             raise
         return {}
 
-    def _person(self, req: AbisRequest) -> tuple[dict, dict]:
-        """The record's finger views by position, and their search forms (person galleries): every
-        view checked and prepared, or a failure naming what is wrong."""
+    def _person(self, req: AbisRequest, prepare: bool = True) -> dict:
+        """The record's finger views by position (person galleries), in search form unless
+        ``prepare`` is False (an insert prepares them once, in the gallery); a failure naming what
+        is wrong."""
         from ..identify import persons
 
-        views = self._views(req)
         try:
-            prepared = persons.probe_views(views)
+            return (persons.probe_views if prepare else persons.finger_views)(self._views(req))
         except GalleryError as exc:
             raise _Failure(FAIL_BAD_BIOMETRIC, f"a person record needs finger views at distinct ISO/IEC 19794-2 "
                                                f"positions 1..10: {exc}") from None
         except MatcherError as exc:
             raise _Failure(FAIL_BAD_BIOMETRIC, str(exc)) from None
-        return {t.finger_position: t for t in views}, prepared
 
     def _delete(self, req: AbisRequest) -> dict[str, Any]:
         if not req.referenceId:
@@ -261,7 +260,7 @@ class AbisService:
             subset = {i["referenceId"] if isinstance(i, dict) else i for i in ids}
         exclude = None
         if req.biometrics:
-            probe = self._person(req)[1] if self.persons else self._template(req)
+            probe = self._person(req) if self.persons else self._template(req)
         elif req.referenceId:
             probe = self._enrolled(req.referenceId)
             exclude = req.referenceId
