@@ -8,6 +8,7 @@ import pytest
 from biostation.errors import InvalidInputError, SessionNotFoundError, StepOrderError
 from biostation.hal import Attachment, Feature
 from biostation.identify import LocalBackend
+from biostation.identify.persons import PersonGallery
 from biostation.station.workflows.enrollment import Enrollments, Step, validate_demographics
 
 DEMO = {"id_number": "079095000123", "surname": "Nguyễn", "given_names": "Thị Ánh Tuyết", "sex": "M",
@@ -77,7 +78,7 @@ def desk(tmp_path, request):
 
         repo = StoreSessions(EnrollmentStore(tmp_path / "enrollment.db", DataKey(b"k" * 32)))
         repo.records = _StoreRecords(repo.store)
-    e = Enrollments(repo, LocalBackend(tmp_path / "gallery"), quality_gate=20, capture_timeout_s=120,
+    e = Enrollments(repo, PersonGallery(tmp_path / "gallery"), quality_gate=20, capture_timeout_s=120,
                     audit=lambda a, s, d: audit.append((a, s, d)))
     e.audit_lines = audit
     yield e
@@ -162,7 +163,8 @@ def test_whole_enrollment_then_the_same_person_is_a_duplicate(desk, scanner, sha
     dup = desk.search_duplicates(sid)
     assert dup["hits"] == [] and dup["searched_fingers"] == 9
     desk.confirm(sid, "op1")
-    assert desk.get(sid).step is Step.CONFIRMED and desk.gallery.count() == 9
+    assert desk.get(sid).step is Step.CONFIRMED and desk.gallery.count() == 1
+    assert sorted(desk.gallery.fingers(sid)) == [1, 2, 3, 4, 5, 6, 7, 8, 9]  # one person, nine fingers
     # the records: the ANSI/NIST-ITL transaction and the ISO records beside it
     from biostation.records.ansi_nist import read_transaction
 
@@ -182,6 +184,7 @@ def test_whole_enrollment_then_the_same_person_is_a_duplicate(desk, scanner, sha
     desk.upload_portrait(s2.session_id, photo.read_bytes())
     dup2 = desk.search_duplicates(s2.session_id)
     assert [h["session_id"] for h in dup2["hits"]] == [sid] and len(dup2["hits"][0]["fingers"]) >= 2
+    assert dup2["hits"][0]["fingers_compared"] == 9 and dup2["searched_fingers"] == 10
     with pytest.raises(StepOrderError, match="duplicate"):
         desk.confirm(s2.session_id, "op2")
     actions = [a for a, _, _ in desk.audit_lines]
@@ -233,3 +236,29 @@ def test_a_scanner_gone_mid_step_leaves_the_session_resumable(desk, scanner):
     again = Enrollments(desk.repo, desk.gallery)
     assert again.get(s.session_id).step is Step.FINGERS
     assert [r["session_id"] for r in again.sessions()] == [s.session_id]
+
+
+def test_a_station_gallery_of_fingers_moves_over_to_persons_once(tmp_path, shared):
+    """A station that kept one reference per finger (``<session>:<position>``) gets a gallery of
+    persons at its next start; a migration cut short is finished, never done twice."""
+    from biostation.station.workflows.store_repo import desk_gallery
+    from biostation.templates import load_template
+
+    def tpl(f, k):
+        return load_template(shared / "data" / "fvc2002" / "iso_secugen" / "DB1_B" / f"{f}_{k}.iso")
+
+    old = LocalBackend(tmp_path / "gallery")
+    old.insert("s1:1", tpl(101, 1))
+    old.insert("s1:2", tpl(102, 1))
+    old.insert("s2:7", tpl(103, 1))
+    old.insert("s3:4", tpl(104, 1))
+    old.delete("s3:4")  # deleted: not carried over
+    old.insert("not-a-finger", tpl(105, 1))
+    persons = desk_gallery(tmp_path)
+    assert persons.count() == 2 and sorted(persons.fingers("s1")) == [1, 2] and sorted(persons.fingers("s2")) == [7]
+    assert not (tmp_path / "gallery").exists() and (tmp_path / "gallery.migrated" / "journal.bin").is_file()
+    assert persons.search({1: tpl(101, 3), 2: tpl(102, 3)}, k=1)[0].reference_id == "s1"
+    # cut short: the old folder still there, some persons already moved
+    (tmp_path / "gallery.migrated").rename(tmp_path / "gallery")
+    again = desk_gallery(tmp_path)
+    assert again.count() == 2 and not (tmp_path / "gallery").exists()

@@ -20,12 +20,14 @@ One :class:`EnrollmentSession` per applicant moves through these steps::
   duplicate or a wrong hand keeps the step open and names the fingers to capture again.
 * **portrait**: a live capture from a camera or an uploaded photo, kept only when every ICAO
   check passes (the report is kept either way, so the desk sees why).
-* **duplicates**: every finger searched 1:N against this station's gallery; an earlier
-  applicant with two fingers above the FMR 1e-4 threshold, or one finger far above it, is a
-  possible duplicate, and the operator must say so at review.
+* **duplicates**: the applicant searched ten-print against this station's gallery of persons
+  (:class:`~biostation.identify.persons.PersonGallery`: every finger against the same finger of
+  each earlier applicant, scores summed); of the best five, an earlier applicant with two
+  fingers above the FMR 1e-4 threshold, or one finger far above it, is a possible duplicate, and
+  the operator must say so at review.
 * **review / confirm**: the operator confirms (a possible duplicate needs an explicit
   ``duplicate_cleared`` with a reason) and the session becomes *confirmed*; its fingers join
-  the gallery under ``<session id>:<finger position>``.
+  the gallery as one person under the session id.
 
 A step asked for before the one it needs raises :class:`~biostation.errors.StepOrderError`
 naming the missing step (the daemon answers 409). Every accepted capture is persisted (blobs
@@ -495,30 +497,33 @@ class Enrollments:
 
     # --- duplicates -------------------------------------------------------------------------------
     def search_duplicates(self, session_id: str) -> dict[str, Any]:
-        """Search every finger of the applicant in the station's gallery (1:N)."""
+        """Search the applicant ten-print in the station's gallery of persons (1:N), then weigh
+        the best five finger by finger."""
         from ... import matcher
-        from ...templates import decode
+        from ...identify.persons import probe_views
 
         with self._held(session_id) as st:
             self._need(st, Step.DUPLICATES)
             sid = st["session_id"]
             strong = matcher.THRESHOLDS["FMR_1e-4"]
-            per_person: dict[str, list[tuple[int, int]]] = {}
-            searched = 0
-            for p, f in sorted(st["fingers"].items(), key=lambda kv: int(kv[0])):
-                probe = decode(self.repo.get_blob(sid, f["template"])).views[0]
-                searched += 1
-                for cand in self.gallery.search(probe, k=5):
-                    other, _, finger = cand.reference_id.rpartition(":")
-                    if other == sid or cand.score < strong or finger != p:
-                        continue
-                    per_person.setdefault(other, []).append((int(p), int(cand.score)))
-            hits = [{"session_id": other, "fingers": [p for p, _ in v], "scores": [s for _, s in v]}
-                    for other, v in per_person.items() if len(v) >= 2 or max(s for _, s in v) >= 2 * strong]
-            st["duplicates"] = {"searched_fingers": searched, "gallery_size": int(self.gallery.count()),
+            # no finger at all (every one excepted): nothing to search with
+            probe = probe_views({int(p): self._template(sid, f) for p, f in st["fingers"].items()}) \
+                if st["fingers"] else {}
+            hits = []
+            for cand in self.gallery.search(probe, k=5, stages=2) if probe else []:
+                if cand.reference_id == sid:
+                    continue
+                theirs = self.gallery.fingers(cand.reference_id)
+                strong_fingers = [(p, matcher.match(t, theirs[p])) for p, t in sorted(probe.items()) if p in theirs]
+                strong_fingers = [(p, s) for p, s in strong_fingers if s >= strong]
+                if len(strong_fingers) >= 2 or any(s >= 2 * strong for _, s in strong_fingers):
+                    hits.append({"session_id": cand.reference_id, "fingers": [p for p, _ in strong_fingers],
+                                 "scores": [s for _, s in strong_fingers], "fused_score": cand.score,
+                                 "fingers_compared": cand.fingers})
+            st["duplicates"] = {"searched_fingers": len(probe), "gallery_size": int(self.gallery.count()),
                                 "threshold": strong, "operating_point": "FMR_1e-4", "hits": hits,
                                 "cleared": None}
-            self._audit("enrollment.duplicates", sid, {"hits": len(hits), "searched": searched})
+            self._audit("enrollment.duplicates", sid, {"hits": len(hits), "searched": len(probe)})
             return self._save(st).state["duplicates"]
 
     # --- review -----------------------------------------------------------------------------------
@@ -531,7 +536,6 @@ class Enrollments:
         keeps them with the final state in one step and queues the transaction for upload, so a
         crash before leaves the session in review, never confirmed without its records. The
         fingers join the gallery first (a replayed confirmation replaces them)."""
-        from ...templates import decode
 
         with self._held(session_id) as st:
             self._need(st, Step.REVIEW)
@@ -542,11 +546,11 @@ class Enrollments:
             if duplicate_cleared:
                 dup["cleared"] = {"by": operator, "reason": duplicate_cleared.strip()[:500]}
             transaction, records = (build_records or _default_records)(EnrollmentSession(st), self)
-            for p, f in st["fingers"].items():
-                rid = f"{session_id}:{p}"
-                if rid in self.gallery:
-                    self.gallery.delete(rid)  # a confirmation replayed after a crash
-                self.gallery.insert(rid, decode(self.repo.get_blob(session_id, f["template"])).views[0])
+            if session_id in self.gallery:
+                self.gallery.delete(session_id)  # a confirmation replayed after a crash
+            if st["fingers"]:  # no finger at all: nothing to find them by
+                self.gallery.insert(session_id, {int(p): self._template(session_id, f)
+                                                 for p, f in st["fingers"].items()})
             st["step"] = Step.CONFIRMED.value
             st["updated_at"] = self._clock()
             st["decision"] = {"by": operator, "at": st["updated_at"], "result": "confirmed"}
@@ -566,6 +570,12 @@ class Enrollments:
             self.repo.cancel(session_id, st, reason[:500])
             self._audit("enrollment.cancel", session_id, {"operator": operator})
             return EnrollmentSession(st)
+
+    def _template(self, session_id: str, finger: dict[str, Any]):
+        """The finger's template (its first view), from the session's blobs."""
+        from ...templates import decode
+
+        return decode(self.repo.get_blob(session_id, finger["template"])).views[0]
 
     # --- what records are built from ----------------------------------------------------------------
     def blob(self, session_id: str, name: str) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ...errors import StoreStateError
@@ -96,16 +97,49 @@ def audit_to_store(store: EnrollmentStore) -> Callable[[str, str, dict[str, Any]
     return audit
 
 
+def desk_gallery(data_dir: Path) -> Any:
+    """The station's gallery of persons (``<data_dir>/gallery-persons``, one person per confirmed
+    session). A station that kept fingers in ``<data_dir>/gallery`` (one reference per finger,
+    ``<session id>:<position>``) has them moved over once, grouped by session, and that folder
+    renamed ``gallery.migrated``; a migration cut short is finished at the next start."""
+    from ...errors import TemplateError
+    from ...identify.local import journal_records
+    from ...identify.persons import PersonGallery
+    from ...templates import TemplateFormat, decode
+
+    persons = PersonGallery(data_dir / "gallery-persons")
+    old = data_dir / "gallery"
+    if (old / "journal.bin").is_file():
+        fingers: dict[str, Any] = {}
+        for op, rid, payload, _ in journal_records((old / "journal.bin").read_bytes()):
+            if op == b"D":
+                fingers.pop(rid, None)
+                continue
+            try:
+                fingers[rid] = decode(payload, TemplateFormat.NATIVE).views[0]
+            except (TemplateError, IndexError):
+                break  # a corrupt tail, as the finger gallery itself would stop there
+        by_session: dict[str, dict[int, Any]] = {}
+        for rid, t in fingers.items():
+            sid, _, pos = rid.rpartition(":")
+            if sid and pos.isdigit() and 1 <= int(pos) <= 10:
+                by_session.setdefault(sid, {})[int(pos)] = t
+        for sid, views in by_session.items():
+            if sid not in persons:
+                persons.insert(sid, views)
+        old.rename(data_dir / "gallery.migrated")
+    return persons
+
+
 def open_desk(settings: Any) -> tuple[Any, EnrollmentStore, Any]:
     """The enrollment desk of a station: its :class:`~.enrollment.Enrollments` over the store
-    of ``settings`` and the station's gallery (``<data_dir>/gallery``), the store, and the
-    outbox sender (None without a central URL; not started)."""
-    from ...identify import LocalBackend
+    of ``settings`` and the station's gallery of persons (:func:`desk_gallery`), the store, and
+    the outbox sender (None without a central URL; not started)."""
     from ...store.outbox import OutboxSender
     from .enrollment import Enrollments
 
     store = EnrollmentStore.open(settings)
-    desk = Enrollments(StoreSessions(store), LocalBackend(settings.data_dir / "gallery"),
+    desk = Enrollments(StoreSessions(store), desk_gallery(settings.data_dir),
                        audit=audit_to_store(store), station=store.station_id,
                        capture_timeout_s=settings.capture_timeout_s)
     return desk, store, OutboxSender.from_settings(store, settings)
