@@ -514,11 +514,11 @@ class Enrollments:
                 if cand.reference_id == sid:
                     continue
                 theirs = self.gallery.fingers(cand.reference_id)
-                strong_fingers = [(p, matcher.match(t, theirs[p])) for p, t in sorted(probe.items()) if p in theirs]
-                strong_fingers = [(p, s) for p, s in strong_fingers if s >= strong]
-                if len(strong_fingers) >= 2 or any(s >= 2 * strong for _, s in strong_fingers):
-                    hits.append({"session_id": cand.reference_id, "fingers": [p for p, _ in strong_fingers],
-                                 "scores": [s for _, s in strong_fingers], "fused_score": cand.score,
+                scores = [(p, matcher.match(t, theirs[p])) for p, t in sorted(probe.items()) if p in theirs]
+                above = [(p, s) for p, s in scores if s >= strong]
+                if len(above) >= 2 or any(s >= 2 * strong for _, s in above):
+                    hits.append({"session_id": cand.reference_id, "fingers": [p for p, _ in above],
+                                 "scores": [s for _, s in above], "fused_score": cand.score,
                                  "fingers_compared": cand.fingers})
             st["duplicates"] = {"searched_fingers": len(probe), "gallery_size": int(self.gallery.count()),
                                 "threshold": strong, "operating_point": "FMR_1e-4", "hits": hits,
@@ -536,7 +536,6 @@ class Enrollments:
         keeps them with the final state in one step and queues the transaction for upload, so a
         crash before leaves the session in review, never confirmed without its records. The
         fingers join the gallery first (a replayed confirmation replaces them)."""
-
         with self._held(session_id) as st:
             self._need(st, Step.REVIEW)
             dup = st["duplicates"]
