@@ -492,7 +492,7 @@ class RayBackend:
 
     def insert(self, reference_id: str, template: Any) -> None:
         """Enrol ``template`` on its shard (persons: their finger views, as
-        :meth:`.persons.PersonGallery.insert` takes them, checked here first); GalleryError if
+        :meth:`.persons.PersonGallery.insert` takes them, positions checked here first); GalleryError if
         ``reference_id`` is already enrolled."""
         actor = self._route(reference_id)
         template = self._payload(template)
@@ -500,12 +500,11 @@ class RayBackend:
 
     def _payload(self, template: Any) -> Any:
         """A person's finger views as ``{position: Template}``, positions checked (GalleryError)
-        and templates prepared (MatcherError) before any shard is asked; a finger as given."""
+        before any shard is asked (the shard prepares them, once; an invalid template raises
+        MatcherError there before anything is written); a finger as given."""
         if self.unit != "person":
             return template
-        views = finger_views(template)
-        probe_views(views)
-        return views
+        return finger_views(template)
 
     def insert_many(self, items: Iterable[tuple[str, Any]]) -> dict[str, BiostationError]:
         """Enrol many references, one call per shard (in the given order); returns the references
