@@ -66,6 +66,26 @@ def test_streamed_person_accuracy_is_that_of_the_gallery_held_whole(mated):
         PB.accuracy_streamed(mated, 10, 30, 5)
 
 
+def test_every_impression_enrolled_in_turn_is_a_gallery_built_with_it(mated):
+    """Rotating the enrolled impression: each turn reports what a held gallery with that impression
+    enrolled (and every other one searched) reports, and the pool adds the turns up."""
+    fingers, templates = 10, 600
+    rot = PB.accuracy_rotated(mated, fingers, templates, seed=3, workers=0, chunk=23)
+    turns = rot.pop("by_reference_impression")
+    assert [t["reference_impression"] for t in turns] == list(range(1, 9))
+    assert rot["probes"] == 4 * 8 * 7 and all(t["probes"] == 4 * 7 for t in turns)
+    assert rot["exhaustive_rank1_hits"] == sum(t["exhaustive_rank1_hits"] for t in turns)
+    assert rot["mate_rank_worst"] == max(t["mate_rank_worst"] for t in turns)
+    for r in (0, 5):
+        # impression r moved first: build() enrols it, choose_probes() searches the seven others
+        moved = {f: [ts[r], *ts[:r], *ts[r + 1:]] for f, ts in mated.items()}
+        held = PB.accuracy(PB.build(moved, fingers, templates, 4 * 7, seed=3))
+        assert {k: v for k, v in turns[r].items() if k != "reference_impression"} == held
+    assert rot.pop("streamed")["workers"] == 0
+    with pytest.raises(ValueError):
+        PB.accuracy_rotated({f: ts[:1] for f, ts in mated.items()}, fingers, templates)
+
+
 def test_a_tiled_view_searches_as_a_gallery_of_materialized_copies_would(mated):
     g = PersonGallery()
     copies = PersonGallery()
@@ -107,7 +127,8 @@ def test_bench_identify_persons_command(shared, tmp_path):
 
     out = tmp_path / "p.json"
     r = CliRunner().invoke(app, ["bench", "identify-persons", "--fingers", "5", "--fingers", "1", "--gallery", "60",
-                                 "--accuracy-at", "120", "--tile-to", "200", "--workers", "0", "--probes", "14",
+                                 "--accuracy-at", "120", "--rotated-at", "100", "--tile-to", "200", "--workers", "0",
+                                 "--probes", "14",
                                  "--time-probes", "3", "--fvc", str(shared / "data" / "fvc2002" / "DB1_B"),
                                  "--json", str(out), "--plot", str(tmp_path / "p.png")])
     assert r.exit_code == 0, r.output
@@ -116,6 +137,8 @@ def test_bench_identify_persons_command(shared, tmp_path):
     acc = five["held"]["accuracy"]
     assert acc["persons"] == 12 and acc["templates"] == 60 and acc["probes"] == 14 and acc["mated_persons"] == 2
     assert five["streamed"]["120"]["persons"] == 24
+    rot = five["rotated"]["100"]
+    assert rot["persons"] == 20 and rot["probes"] == 2 * 8 * 7 and len(rot["by_reference_impression"]) == 8
     timing = five["held"]["timing"]
     assert timing["exhaustive"]["rank1_hit_rate"] >= 0.9 and timing["speedup_over_exhaustive"] > 0
     (tiled,) = five["tiled"]
@@ -123,6 +146,7 @@ def test_bench_identify_persons_command(shared, tmp_path):
     assert rep["by_fingers"]["1"]["held"]["accuracy"]["persons"] == 60
     assert (tmp_path / "p.png").stat().st_size > 10_000
     assert "5 finger(s), 60 templates (12 persons)" in r.output
+    assert "5 finger(s), 100 templates (20 persons, every impression enrolled in turn)" in r.output
     r = CliRunner().invoke(app, ["bench", "identify-persons", "--gallery", "5",
                                  "--fvc", str(shared / "data" / "fvc2002" / "DB1_B")])
     assert r.exit_code != 0  # fewer persons than the mated ones

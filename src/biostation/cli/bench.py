@@ -251,6 +251,10 @@ def register(app: typer.Typer) -> None:
                                               "a time (repeat for several)."),
         tile_to: list[int] = typer.Option([], "--tile-to", min=1, help="Also time one vs two stages over "
                                           "copies of the built gallery up to this many templates."),
+        rotated_at: list[int] = typer.Option([], "--rotated-at", min=1, help="Also measure accuracy on a "
+                                             "gallery of this many templates (scored a chunk at a time) with "
+                                             "each impression enrolled in turn and every other one searched "
+                                             "(8 x 7 searches per person; repeat for several)."),
         probes: int = typer.Option(240, "--probes", min=1, help="Mated ten-print searches, at most (a probe is "
                                    "one impression of each of a person's fingers)."),
         time_probes: int = typer.Option(10, "--time-probes", min=1, help="Searches timed per mode."),
@@ -272,7 +276,7 @@ def register(app: typer.Typer) -> None:
                 report = person_benchmark.run(mated, fingers, gallery, probes=probes, time_probes=time_probes,
                                               accuracy_at=accuracy_at, tile_to=tile_to, workers=workers, seed=seed,
                                               plot_path=str(plot) if plot else None, ray_backend=make,
-                                              progress=update)
+                                              rotated_at=rotated_at, progress=update)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         finally:
@@ -283,11 +287,14 @@ def register(app: typer.Typer) -> None:
         if report["left_out"]:
             typer.echo(f"left out (the same fingers as another database): {', '.join(report['left_out'])}")
         for f, r in report["by_fingers"].items():
-            for a in [r["held"]["accuracy"], *r["streamed"].values()]:
-                typer.echo(f"{f} finger(s), {a['templates']} templates ({a['persons']} persons): exhaustive rank-1 "
+            for a in [r["held"]["accuracy"], *r["streamed"].values(), *r["rotated"].values()]:
+                typer.echo(f"{f} finger(s), {a['templates']} templates ({a['persons']} persons"
+                           + (", every impression enrolled in turn" if "by_reference_impression" in a else "")
+                           + f"): exhaustive rank-1 "
                            f"{a['exhaustive_rank1_hits']}/{a['probes']}, score gap median {a['score_gap_median']:.0f}, "
                            f"p10 {a['score_gap_p10']:.0f}; every hit kept at {100 * a['operating_penetration']:.2f} % "
-                           f"(shortlist {a['operating_shortlist']} persons)")
+                           f"(shortlist {a['operating_shortlist']} persons); first-stage mate rank p95 "
+                           f"{100 * a['mate_rank_p95']:.2f} %, worst {100 * a['mate_rank_worst']:.2f} %")
             ray = r["held"]["ray"]
             if ray:
                 typer.echo(f"  ray ({ray['shards']} shards on {ray['nodes']} nodes): exhaustive p50 "

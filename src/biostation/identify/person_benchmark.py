@@ -219,6 +219,62 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], fingers: int, tem
     return out
 
 
+def accuracy_rotated(mated: Mapping[str, Sequence[Template]], fingers: int, templates: int, seed: int = 1,
+                     workers: int = 1, chunk: int = 1000, progress: Progress = no_progress) -> dict[str, Any]:
+    """Accuracy pooled over every choice of the enrolled impression: for each ``r`` in turn, the
+    mated persons' impression ``r`` enrolled among the synthetic persons of :func:`build` (the same
+    rows), and every other impression of each person searched; a person of eight impressions gives
+    56 mated searches instead of 7, each pair of captures searched both ways. The synthetic persons
+    are generated and scored once (a probe's scores against them do not depend on ``r``; streamed
+    as in :func:`accuracy_streamed`), the mated persons once per ``r``. The report is
+    :func:`accuracy`'s over all the searches, plus ``by_reference_impression``: the report of each
+    ``r`` alone (for ``r`` = 1, what :func:`accuracy_streamed` reports with the probes
+    :func:`choose_probes` picks for one search per other impression)."""
+    people = chimeric_persons(mated, fingers)
+    n = templates // fingers
+    if n < len(people):
+        raise ValueError(f"a gallery of {templates} templates cannot hold the {len(people)} mated persons")
+    imps = min(len(mated[f]) for _, fs in people for f in fs)
+    if imps < 2:
+        raise ValueError("rotating the enrolled impression needs two impressions of every finger")
+
+    def capture(fs: Sequence[str], j: int) -> dict[int, Template]:
+        return {i + 1: mated[f][j] for i, f in enumerate(fs)}
+
+    # impression j of every person, j = 1, 2, ... (choose_probes' order), then impression 0
+    order = [*range(1, imps), 0]
+    searches = [(k, j, persons.probe_views(capture(fs, j))) for j in order for k, (_, fs) in enumerate(people)]
+    ps = [p for _, _, p in searches]
+    slots = reference_rows(n, len(people))
+    t0 = time.perf_counter()
+    scores, dist = score_in_chunks(n, len(ps), (np.int64, np.int64), _init,
+                                   (ps, [capture(fs, 0) for _, fs in people], slots, fingers, seed), _chunk,
+                                   chunk, workers, f"scoring {n} persons of {fingers} fingers", progress)
+    built = time.perf_counter() - t0
+    codes = [{pos: screening.code(sp) for pos, sp in p.items()} for p in ps]
+    pooled, per = Tally(n), []
+    for r in range(imps):
+        refs = _view_of([capture(fs, r) for _, fs in people])  # the mated rows when r is enrolled
+        tally = Tally(n)
+        for i, (k, j, p) in enumerate(searches):
+            if j == r:
+                continue
+            sc, d = scores[i].copy(), dist[i].copy()
+            sc[slots] = persons.fused_scores(refs, p)[0]
+            d[slots] = persons.fused_distances(refs, p, codes[i])
+            for t in (tally, pooled):
+                t.add(sc, d, int(slots[k]))
+        rep = _person_report(tally.report(), fingers, len(people))
+        rep["reference_impression"] = r + 1
+        per.append(rep)
+        progress(f"every impression enrolled in turn, {n} persons", r + 1, imps)
+    out = _person_report(pooled.report(), fingers, len(people))
+    out["by_reference_impression"] = per
+    out["streamed"] = {"chunk": chunk, "workers": workers, "build_and_score_s": built,
+                       "worker_s_per_template": built * max(workers, 1) / (n * fingers)}
+    return out
+
+
 # --- timing -------------------------------------------------------------------------------------------
 
 class _TiledIds(Sequence[str]):
@@ -311,14 +367,16 @@ def time_ray(backend: Any, bench: PersonBench, probes: Sequence[Probe], mates: S
 
 def run(mated: Mapping[str, Sequence[Template]], fingers: Sequence[int], gallery: int, *, probes: int = 240,
         time_probes: int = 10, accuracy_at: Sequence[int] = (), tile_to: Sequence[int] = (), workers: int = 1,
-        seed: int = 1, plot_path: str | None = None, ray_backend: Any = None,
+        seed: int = 1, plot_path: str | None = None, ray_backend: Any = None, rotated_at: Sequence[int] = (),
         progress: Progress = no_progress) -> dict[str, Any]:
     """For each person size in ``fingers``: accuracy on a held gallery of ``gallery`` templates and
     streamed ones of ``accuracy_at``; one vs two stages timed on the held gallery and on tiled
     copies up to each of ``tile_to`` templates, at the operating point measured at that size when
     streamed, else at the held gallery's. Databases holding the same fingers as another are left
     out (:func:`.benchmark.distinct_fingers`). ``ray_backend``: makes an empty Ray gallery of
-    persons, on which the held gallery is enrolled and timed beside the local search."""
+    persons, on which the held gallery is enrolled and timed beside the local search.
+    ``rotated_at``: sizes whose accuracy is also measured with every impression enrolled in turn
+    (:func:`accuracy_rotated`; ``rotated`` in the report)."""
     mated, left_out = distinct_fingers(mated)
     report: dict[str, Any] = {"gallery": gallery, "seed": seed, "grid": list(GRID), "left_out": left_out,
                               "by_fingers": {}}
@@ -327,6 +385,7 @@ def run(mated: Mapping[str, Sequence[Template]], fingers: Sequence[int], gallery
         held = accuracy(bench, progress)
         streamed = {size: accuracy_streamed(mated, f, size, probes, seed, workers, progress=progress)
                     for size in accuracy_at}
+        rotated = {size: accuracy_rotated(mated, f, size, seed, workers, progress=progress) for size in rotated_at}
         view = bench.gallery.view()
         tp = np.unique(np.linspace(0, len(bench.probes) - 1, min(time_probes, len(bench.probes))).astype(int))
         ps, ms = [bench.probes[i] for i in tp], [bench.mates[i] for i in tp]
@@ -354,7 +413,8 @@ def run(mated: Mapping[str, Sequence[Template]], fingers: Sequence[int], gallery
             progress(f"timing {size} templates", 1, 1)
         report["by_fingers"][str(f)] = {"held": {"accuracy": held, "timing": timed, "ray": ray,
                                                  "memory": bench.gallery.memory()},
-                                        "streamed": {str(k): v for k, v in streamed.items()}, "tiled": tiled}
+                                        "streamed": {str(k): v for k, v in streamed.items()},
+                                        "rotated": {str(k): v for k, v in rotated.items()}, "tiled": tiled}
     if plot_path:
         plot(report, plot_path)
     return report
@@ -370,11 +430,12 @@ def plot(report: dict[str, Any], path: str) -> None:
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.5))
     for f, r in report["by_fingers"].items():
-        for a in [r["held"]["accuracy"], *r["streamed"].values()]:
+        for a in [r["held"]["accuracy"], *r["streamed"].values(), *r.get("rotated", {}).values()]:
             ex = max(1, a["exhaustive_rank1_hits"])
             x = [c["penetration"] for c in a["curve"]]
             label = (f"{f} finger{'s' if f != '1' else ''}, {a['templates']:,} templates ({a['persons']:,} persons; "
-                     f"exhaustive rank-1 {a['exhaustive_rank1_hits']}/{a['probes']})")
+                     f"exhaustive rank-1 {a['exhaustive_rank1_hits']}/{a['probes']}"
+                     + ("; every impression enrolled in turn)" if "by_reference_impression" in a else ")"))
             ax.plot(x, [100 * c["rank1_hit_rate"] * a["probes"] / ex for c in a["curve"]], marker=".", label=label)
             bx.plot(x, [100 * c["mate_in_shortlist"] for c in a["curve"]], marker=".", label=label)
     for a_ in (ax, bx):
