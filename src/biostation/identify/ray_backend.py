@@ -36,7 +36,11 @@ found logged but not applied is completed on reload). A shard that does not answ
 forever.
 
 **Cluster.** ``ray_address`` joins an existing cluster; unset, a local one is started (and shut
-down by :meth:`RayBackend.close`). Every node must be able to import ``biostation`` and, for a
+down by :meth:`RayBackend.close`). Shard ``i`` goes to the ``i``-th of the alive nodes that can
+hold one (round robin; a node with fewer CPUs than ``ray_shard_cpus`` is skipped), with soft
+affinity so that it can restart elsewhere when its node dies; one that Ray starts on another node
+while its own is alive (Ray passes over a node whose state it has not caught up with yet) is
+started again where it belongs, so that the slices, and the memory, stay spread. Every node must be able to import ``biostation`` and, for a
 persistent gallery, reach ``directory`` (shared storage): a shard restarted on another node
 reloads from the same path. Persistent shards are *named* actors (namespace ``biostation``), so
 two backend objects opened on one directory share the same actors instead of writing one
@@ -57,6 +61,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import logging
 import operator
 import struct
 import threading
@@ -72,6 +77,8 @@ from ..templates.model import Template
 from .engine import Candidate, check_reference_id
 from .local import LocalBackend, params_digest
 from .persons import PersonCandidate, PersonGallery, finger_views, probe_views
+
+log = logging.getLogger(__name__)
 
 #: what a gallery's references are: fingers (one template each) or persons (finger views by position)
 UNITS = ("finger", "person")
@@ -89,6 +96,9 @@ _UNSTAMPED = 1 << 63
 _RETRIES = 3
 # pause before a search whose shard was unavailable is asked again (seconds)
 _RETRY_PAUSE_S = 1.0
+# rounds of placing again the shards Ray started on another node, and the first pause (seconds)
+_PLACE_TRIES = 4
+_PLACE_PAUSE_S = 0.5
 
 
 def shard_of(reference_id: str, shards: int) -> int:
@@ -334,38 +344,31 @@ class RayBackend:
             directory = directory.resolve()
             shards = self._manifest(directory, shards)
         self._dir, self._n = directory, shards
-        cls = _actor_class()
         s = self._settings
-        opts: dict[str, Any] = {"num_cpus": s.ray_shard_cpus, "max_restarts": s.ray_max_restarts,
-                                "max_task_retries": _RETRIES, "max_concurrency": s.ray_shard_threads}
         # shard i goes to the i-th alive node, round robin (Ray's SPREAD is a preference that a
         # cluster still starting may ignore); soft, so that a shard whose node died restarts on
-        # another one
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        nodes = sorted(n["NodeID"] for n in _ray().nodes() if n.get("Alive"))
-        actors, owned = [], []
+        # another one. Soft affinity is also what lets Ray pass a node over while its view of that
+        # node is stale (just after it joined, or while its worker pool is busy): a shard found
+        # elsewhere is placed again (_place), so that a slice does not double up on one node's memory
+        nodes = self._hosts()
+        want = [nodes[i % len(nodes)] if nodes else None for i in range(shards)]
+        actors, owned, names = [], [], []
         for i in range(shards):
-            o = dict(opts)
-            if nodes:
-                o["scheduling_strategy"] = NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)
-            path = None
+            name = None
             mine = True
             if directory is not None:
-                path = str(directory / f"shard-{i}")
                 tag = hashlib.sha256(str(directory).encode()).hexdigest()[:16]
                 name = f"gallery-{tag}-{i}-of-{shards}"
                 mine = not self._named_actor_exists(name)
-                o.update(name=name, namespace=NAMESPACE, get_if_exists=True)
-                if s.ray_detached:
-                    o["lifetime"] = "detached"
-            actors.append(cls.options(**o).remote(path, i, shards, self.unit))
+            actors.append(self._start_shard(i, want[i], name))
             owned.append(mine)
+            names.append(name)
         self._actors, self._owned = actors, owned
         try:
             # starting a shard is a process start and a slice load, not a call: its own limit
             infos = self._get([a.info.remote() for a in actors], "opening the gallery",
                               timeout=max(self._timeout, s.ray_start_timeout_s))
+            self._place(infos, want, names)
         except BiostationError:
             self._release()  # e.g. shards that cannot be placed: do not leave them pending
             raise
@@ -376,6 +379,62 @@ class RayBackend:
                               "process (install the same biostation on every node)")
         with self._lock:
             self._stamp = max([self._stamp] + [int(x["max_stamp"]) for x in infos])
+
+    def _hosts(self) -> list[str]:
+        """Alive nodes that can hold a shard (as many CPUs as a shard reserves: a head node started
+        with ``--num-cpus=0`` is left to coordinate), sorted by node id."""
+        need = self._settings.ray_shard_cpus
+        return sorted(n["NodeID"] for n in _ray().nodes()
+                      if n.get("Alive") and float(n.get("Resources", {}).get("CPU", 0)) >= need)
+
+    def _start_shard(self, index: int, node: str | None, name: str | None) -> Any:
+        """Create (or, when ``name`` runs already, find) shard ``index``'s actor, placed on ``node``."""
+        s = self._settings
+        o: dict[str, Any] = {"num_cpus": s.ray_shard_cpus, "max_restarts": s.ray_max_restarts,
+                             "max_task_retries": _RETRIES, "max_concurrency": s.ray_shard_threads}
+        if node is not None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            o["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
+        if name is not None:
+            o.update(name=name, namespace=NAMESPACE, get_if_exists=True)
+            if s.ray_detached:
+                o["lifetime"] = "detached"
+        path = None if self._dir is None else str(self._dir / f"shard-{index}")
+        return _actor_class().options(**o).remote(path, index, self._n, self.unit)
+
+    def _place(self, infos: list[dict[str, Any]], want: list[str | None], names: list[str | None]) -> None:
+        """Start again, on the node it was meant for, each shard this object started that Ray put
+        on another node while that node is alive (at most ``_PLACE_TRIES`` rounds, pausing longer
+        each time); ``infos`` is updated in place. A shard still elsewhere after that is logged and
+        kept: it works, only the memory is unevenly spread."""
+        ray = _ray()
+        from ray import exceptions as rx
+
+        for attempt in range(_PLACE_TRIES + 1):
+            alive = set(self._hosts())
+            wrong = [i for i, x in enumerate(infos)
+                     if self._owned[i] and want[i] in alive and x["node"] != want[i]]
+            if not wrong:
+                return
+            if attempt == _PLACE_TRIES:
+                break
+            time.sleep(_PLACE_PAUSE_S * (attempt + 1))
+            for i in wrong:
+                try:
+                    ray.kill(self._actors[i], no_restart=True)
+                except (rx.RayError, ValueError):  # already gone
+                    pass
+                name = names[i]
+                deadline = time.monotonic() + self._timeout
+                while name is not None and self._named_actor_exists(name) and time.monotonic() < deadline:
+                    time.sleep(0.05)  # the name is freed once the kill has gone through
+                self._actors[i] = self._start_shard(i, want[i], name)
+            fresh = self._get([self._actors[i].info.remote() for i in wrong], "placing the shards",
+                              timeout=max(self._timeout, self._settings.ray_start_timeout_s))
+            for i, x in zip(wrong, fresh, strict=True):
+                infos[i] = x
+        log.warning("shards %s run on another node than the one they were placed on", wrong)
 
     def load_shard(self, path: Path | str) -> int:
         """Open the sharded gallery at ``path`` (its manifest's shard count), or reload this one
