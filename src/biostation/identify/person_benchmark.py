@@ -65,6 +65,17 @@ def chimeric_persons(mated: Mapping[str, Sequence[Template]], fingers: int) -> l
     return out
 
 
+def gallery_persons(mated: Mapping[str, Sequence[Template]], fingers: int,
+                    templates: int) -> tuple[list[tuple[str, list[str]]], int]:
+    """The mated persons (:func:`chimeric_persons`) and the number of persons in a gallery of
+    ``templates``; ValueError when it cannot hold them."""
+    people = chimeric_persons(mated, fingers)
+    n = templates // fingers
+    if n < len(people):
+        raise ValueError(f"a gallery of {templates} templates cannot hold the {len(people)} mated persons")
+    return people, n
+
+
 def choose_probes(mated: Mapping[str, Sequence[Template]], people: Sequence[tuple[str, list[str]]],
                   probes: int) -> list[tuple[str, dict[int, Template]]]:
     """``probes`` captures: impression ``j`` (2nd, 3rd, ...) of every finger of a person,
@@ -100,10 +111,7 @@ def build(mated: Mapping[str, Sequence[Template]], fingers: int, templates: int,
           progress: Progress = no_progress) -> PersonBench:
     """The mated persons' first impressions among synthetic persons, ``templates // fingers``
     persons in all (mated ones at spread rows, as in the finger benchmark)."""
-    people = chimeric_persons(mated, fingers)
-    n = templates // fingers
-    if n < len(people):
-        raise ValueError(f"a gallery of {templates} templates cannot hold the {len(people)} mated persons")
+    people, n = gallery_persons(mated, fingers, templates)
     slots = set(reference_rows(n, len(people)).tolist())
     gen = synthetic.Generator(seed)
     g = PersonGallery()
@@ -190,16 +198,18 @@ def _chunk(start: int, stop: int) -> tuple[int, np.ndarray, np.ndarray]:
     return start, scores, dist
 
 
+def _streamed(chunk: int, workers: int, built: float, templates: int) -> dict[str, Any]:
+    return {"chunk": chunk, "workers": workers, "build_and_score_s": built,
+            "worker_s_per_template": built * max(workers, 1) / templates}
+
+
 def accuracy_streamed(mated: Mapping[str, Sequence[Template]], fingers: int, templates: int, probes: int,
                       seed: int = 1, workers: int = 1, chunk: int = 1000,
                       progress: Progress = no_progress) -> dict[str, Any]:
     """What :func:`accuracy` reports for ``build(mated, fingers, templates, probes, seed)``, the
     gallery generated and scored ``chunk`` persons at a time in ``workers`` processes (0: here);
     16 bytes are kept per probe and person."""
-    people = chimeric_persons(mated, fingers)
-    n = templates // fingers
-    if n < len(people):
-        raise ValueError(f"a gallery of {templates} templates cannot hold the {len(people)} mated persons")
+    people, n = gallery_persons(mated, fingers, templates)
     chosen = choose_probes(mated, people, probes)
     ps = [persons.probe_views(v) for _, v in chosen]
     slots = reference_rows(n, len(people))
@@ -214,8 +224,7 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], fingers: int, tem
     for i, mate in enumerate(mate_rows):
         tally.add(scores[i], dist[i], mate)
     out = _person_report(tally.report(), fingers, len(people))
-    out["streamed"] = {"chunk": chunk, "workers": workers, "build_and_score_s": built,
-                       "worker_s_per_template": built * max(workers, 1) / (n * fingers)}
+    out["streamed"] = _streamed(chunk, workers, built, n * fingers)
     return out
 
 
@@ -230,10 +239,7 @@ def accuracy_rotated(mated: Mapping[str, Sequence[Template]], fingers: int, temp
     :func:`accuracy`'s over all the searches, plus ``by_reference_impression``: the report of each
     ``r`` alone (for ``r`` = 1, what :func:`accuracy_streamed` reports with the probes
     :func:`choose_probes` picks for one search per other impression)."""
-    people = chimeric_persons(mated, fingers)
-    n = templates // fingers
-    if n < len(people):
-        raise ValueError(f"a gallery of {templates} templates cannot hold the {len(people)} mated persons")
+    people, n = gallery_persons(mated, fingers, templates)
     imps = min(len(mated[f]) for _, fs in people for f in fs)
     if imps < 2:
         raise ValueError("rotating the enrolled impression needs two impressions of every finger")
@@ -270,8 +276,7 @@ def accuracy_rotated(mated: Mapping[str, Sequence[Template]], fingers: int, temp
         progress(f"every impression enrolled in turn, {n} persons", r + 1, imps)
     out = _person_report(pooled.report(), fingers, len(people))
     out["by_reference_impression"] = per
-    out["streamed"] = {"chunk": chunk, "workers": workers, "build_and_score_s": built,
-                       "worker_s_per_template": built * max(workers, 1) / (n * fingers)}
+    out["streamed"] = _streamed(chunk, workers, built, n * fingers)
     return out
 
 

@@ -42,9 +42,9 @@ affinity so that it can restart elsewhere when its node dies; one that Ray start
 while its own is alive (Ray passes over a node whose state it has not caught up with yet) is
 started again where it belongs, so that the slices, and the memory, stay spread. Every node must
 be able to import ``biostation`` and, for a persistent gallery, reach ``directory`` (shared
-storage): a shard restarted on another node reloads from the same path. Persistent shards are *named* actors (namespace ``biostation``), so
-two backend objects opened on one directory share the same actors instead of writing one
-journal twice; ``ray_detached`` keeps them alive after the creating process exits.
+storage): a shard restarted on another node reloads from the same path. Persistent shards are
+*named* actors (namespace ``biostation``), so two backend objects opened on one directory share
+the same actors instead of writing one journal twice; ``ray_detached`` keeps them alive after the creating process exits.
 
 **Cost.** One actor round trip costs a few milliseconds (``benchmarks/bench_identify_ray.py``
 measures it); a search pays one round trip (the shards answer in parallel), so sharding pays
