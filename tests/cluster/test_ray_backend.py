@@ -273,6 +273,8 @@ def test_persons_shard_and_answer_as_one_person_gallery(ray_cluster, fvc, tmp_pa
                 got = g.search(p, k)
                 assert got == oracle.search(p, k) and all(isinstance(c, PersonCandidate) for c in got)
         assert g.search(person("DB2_B", 1, 5), 1, stages=2, penetration=0.3)[0].reference_id.startswith("DB2_B/g1/")
+        with pytest.raises(GalleryError, match="screen"):  # refused here, before any shard is asked
+            g.search(person("DB2_B", 1, 5), 1, stages=2, screen="local")
         assert sorted(g.fingers("one-finger")) == [2] and g.memory()["templates"] == oracle.memory()["templates"]
         with pytest.raises(GalleryError):
             g.insert("bad", [dataclasses.replace(fvc["DB1_B/101_1"], finger_position=0)])

@@ -55,11 +55,13 @@ def test_shards_spread_over_nodes_and_two_stage_runs_in_each(ray_nodes, items, s
             assert g.search(p, 5) == oracle.search(p, 5)
             # penetration 1: the first stage keeps everything, so the answers are the exhaustive ones
             assert g.search(p, 5, stages=2, penetration=1.0) == oracle.search(p, 5)
-            two = g.search(p, 5, stages=2, penetration=0.3)
-            # each shard's re-ranked shortlist: true scores, best first, a subset of the gallery
+            assert g.search(p, 5, stages=2, penetration=1.0, screen="local") == oracle.search(p, 5)
             full = {c.reference_id: c.score for c in oracle.search(p, len(items))}
-            assert all(full[c.reference_id] == c.score for c in two)
-            assert [c.score for c in two] == sorted((c.score for c in two), reverse=True)
+            for screen in ("codes", "local"):
+                two = g.search(p, 5, stages=2, penetration=0.3, screen=screen)
+                # each shard's re-ranked shortlist: true scores, best first, a subset of the gallery
+                assert all(full[c.reference_id] == c.score for c in two)
+                assert [c.score for c in two] == sorted((c.score for c in two), reverse=True)
 
 
 def test_a_shard_ray_started_on_another_node_is_placed_again(ray_nodes, items, shared):

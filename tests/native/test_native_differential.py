@@ -70,6 +70,33 @@ def test_scores_agree(a, b, seed):
     assert np.array_equal(native.score_many(pa, gallery), _reference.score_many(pa, gallery))
 
 
+@pytest.fixture(params=["avx512", "generic"])
+def screen_kernel(request):
+    """Each C screen kernel in turn (the AVX-512 one only where the CPU has it)."""
+    from biostation.matcher import _native
+
+    if request.param == "avx512" and _native.screen_isa(True) != "avx512":
+        pytest.skip("this CPU has no AVX-512 VPOPCNTDQ")
+    _native.screen_isa(request.param == "avx512")
+    yield request.param
+    _native.screen_isa(True)
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(a=templates(), b=templates(), seed=st.integers(0, 1000), top=st.sampled_from([0, 1, 8, 255]))
+def test_screen_scores_agree(screen_kernel, a, b, seed, top):
+    rng = np.random.default_rng(seed)
+    pa, pb, pc = prepare(a), prepare(b), prepare(near_copy(a, rng))
+    gallery = matcher.pack([pb, pc, pa, prepare(Template(width=W, height=H))])
+    for probe in (pa, pb, pc):
+        want = _reference.screen_many(probe, gallery, top=top)
+        assert np.array_equal(native.screen_many(probe, gallery, top=top), want)
+        idx = np.array([3, 0, 0, 2], np.int64)  # repeated and reordered rows
+        assert np.array_equal(native.screen_many(probe, gallery, idx, top=top), want[idx])
+        assert want.min() >= 0 and want.max() <= 2 * matcher.params.SIM_SCALE * max(top, 0)
+
+
 def test_extreme_sizes_agree():
     rng = np.random.default_rng(7)
     full = Template(width=W, height=H, minutiae=np.zeros(255, MINUTIA_DTYPE))
@@ -88,6 +115,9 @@ def test_extreme_sizes_agree():
     for x in ts:
         for y in ts:
             assert native.score(x, y) == _reference.score(x, y)
+    g = matcher.pack(ts)
+    for x in ts:
+        assert np.array_equal(native.screen_many(x, g, top=8), _reference.screen_many(x, g, top=8))
 
 
 def test_non_contiguous_and_big_endian_inputs_are_normalized():
@@ -114,6 +144,7 @@ def test_native_does_not_modify_inputs():
     before = {k: getattr(gallery, k).copy() for k in ("x", "y", "t", "desc", "cnt", "w", "offsets", "keys")}
     probe_before = [a.copy() for a in (ts[0].x, ts[0].y, ts[0].t, ts[0].desc, ts[0].cnt, ts[0].w)]
     native.score_many(ts[0], gallery)
+    native.screen_many(ts[0], gallery)
     native.score(ts[0], ts[1])
     for k, v in before.items():
         assert np.array_equal(getattr(gallery, k), v), k
@@ -150,6 +181,12 @@ def test_raw_c_calls_reject_bad_buffers():
         _native.score_many(*args, g.offsets, g.keys, np.array([1]), out)
     with pytest.raises(ValueError):
         _native.score_many(*args, g.offsets, g.keys, np.zeros(2, np.int64), out)
+    with pytest.raises(ValueError):
+        _native.screen_many(*args, g.offsets, g.keys, np.zeros(1, np.int64), out, -1)
+    with pytest.raises(IndexError):
+        _native.screen_many(*args, g.offsets, g.keys, np.array([1]), out, 8)
+    with pytest.raises(TypeError):
+        _native.screen_many(*args, g.offsets, g.keys, np.zeros(1, np.int64), out)  # no top
     big = np.zeros(256, np.int32)
     with pytest.raises(ValueError):
         _native.score_pair(big, big, big, np.zeros((256, s.desc.shape[1]), np.uint64), big, big + 1, 0, *good)

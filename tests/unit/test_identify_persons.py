@@ -123,6 +123,8 @@ def test_bad_person_records_are_refused_and_nothing_is_written(shared, tmp_path)
         g.search(good, stages=3)
     with pytest.raises(GalleryError, match="penetration"):
         g.search(good, stages=2, penetration=0)
+    with pytest.raises(GalleryError, match="codes"):  # persons are screened by their fused codes
+        g.search(good, stages=2, screen="local")
     assert PersonGallery().search(good) == []
 
 

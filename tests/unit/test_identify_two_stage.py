@@ -135,10 +135,85 @@ def test_two_stage_finds_mates_and_follows_mutations(gallery, fvc):
 
 def test_bad_search_arguments_are_refused(gallery, fvc):
     p = fvc["DB1_B/101_2"]
-    for kw in ({"stages": 3}, {"stages": 2, "penetration": 0}, {"stages": 2, "penetration": 2.0}):
+    for kw in ({"stages": 3}, {"stages": 2, "penetration": 0}, {"stages": 2, "penetration": 2.0},
+               {"stages": 2, "screen": "fast"}, {"stages": 1, "screen": None},
+               {"stages": 2, "screen": "local", "penetration": 0}):
         with pytest.raises(GalleryError):
             gallery.search(p, 5, **kw)
     assert LocalBackend().search(p, 3, stages=2) == []
+    assert LocalBackend().search(p, 3, stages=2, screen="local") == []
+
+
+def brute_screen(probe, ref, top):
+    """The local screen written out pair by pair in Python integers: each probe minutia's best
+    local similarity (the matcher's step 1, floor division), the ``top`` best summed."""
+    MP = matcher.params
+    best = []
+    for i in range(probe.n):
+        m = 0
+        for j in range(ref.n):
+            d = (int(probe.t[i]) - int(ref.t[j])) % MP.ANGLE_STEPS
+            tot = int(probe.cnt[i]) + int(ref.cnt[j])
+            if min(d, MP.ANGLE_STEPS - d) <= MP.PAIR_MAX_DIR and tot >= MP.SIM_MIN_BITS:
+                inter = sum(int(a & b).bit_count() for a, b in zip(probe.desc[i], ref.desc[j], strict=True))
+                m = max(m, 2 * MP.SIM_SCALE * inter // tot)
+        best.append(m)
+    return sum(sorted(best, reverse=True)[:top])
+
+
+@pytest.mark.parametrize("backend", sorted(matcher.backends()))
+def test_local_screen_is_its_specification(fvc, backend):
+    impl = matcher.backends()[backend]
+    names = ["DB1_B/101_1", "DB1_B/101_2", "DB2_B/104_3", "DB3_B/107_1", "DB4_B/110_8"]
+    ts = [matcher.prepare(fvc[n]) for n in names] + [matcher.prepare(Template(width=100, height=100))]
+    g = matcher.pack(ts)
+    for p in ts:
+        for top in (0, 1, IP.LOCAL_SCREEN_TOP, 500):
+            want = [brute_screen(p, r, top) for r in ts]
+            assert impl.screen_many(p, g, None, top).tolist() == want
+    with pytest.raises(ValueError):
+        impl.screen_many(ts[0], g, None, -1)
+
+
+def test_local_screen_ranks_the_mate_first_whatever_the_pose(fvc):
+    t = fvc["DB2_B/106_1"]
+    others = [matcher.prepare(fvc[f"DB2_B/{f}_1"]) for f in range(101, 111) if f != 106]
+    g = matcher.pack([matcher.prepare(moved(t, 0.6, 12, -9))] + others)
+    s = matcher.screen_many(matcher.prepare(t), g)
+    assert s[0] > s[1:].max()
+    assert screening.local_shortlist(matcher.prepare(t), g, 1).tolist() == [0]
+
+
+def test_top_rows_takes_the_highest_ties_to_the_earlier_row():
+    s = np.array([3, 1, 3, 2, 3, 0, 2], np.int32)
+    assert screening.top_rows(s, 2).tolist() == [0, 2]
+    assert screening.top_rows(s, 4).tolist() == [0, 2, 3, 4]
+    assert screening.top_rows(s, 5).tolist() == [0, 2, 3, 4, 6]
+    assert screening.top_rows(s, 99).tolist() == list(range(7))
+    assert screening.top_rows(s, 0).tolist() == []
+    rng = np.random.default_rng(4)
+    s = rng.integers(0, 30, 5000).astype(np.int32)  # many ties at any cut
+    for m in (1, 17, 250, 4999):
+        order = np.lexsort((np.arange(len(s)), -s))[:m]
+        assert screening.top_rows(s, m).tolist() == sorted(order.tolist())
+
+
+def test_local_two_stage_equals_the_exhaustive_oracle_on_its_shortlist(gallery, fvc):
+    v = gallery.view()
+    ids, g = v.reference_ids, v.packed
+    n = len(ids)
+    hits = 0
+    for f in range(101, 111):
+        sp = matcher.prepare(fvc[f"DB3_B/{f}_4"])
+        full = gallery.search(sp, n)
+        assert gallery.search(sp, 10, stages=2, penetration=1.0, screen="local") == full[:10]
+        pen = 0.55  # above the 200-reference floor of a 440-reference gallery
+        rows = screening.local_shortlist(sp, g, screening.shortlist_size(n, pen))
+        keep = {ids[r] for r in rows}
+        oracle = [c for c in full if c.reference_id in keep][:10]
+        assert gallery.search(sp, 10, stages=2, penetration=pen, screen="local") == oracle
+        hits += gallery.search(sp, 1, stages=2, screen="local")[0].reference_id == f"DB3_B/{f}_1"
+    assert hits >= 8  # at the default penetration (the 200-reference floor here)
 
 
 def test_reference_id_rule_is_shared():
@@ -250,6 +325,14 @@ def test_bench_identify_command_reports_both_searches(shared, tmp_path):
     assert tiled["penetration"] == streamed["operating_penetration"]
     assert tiled["templates"] == 180 and tiled["tile"] == 3 and tiled["screening_bytes"] == 180 * IP.CODE_BYTES
     assert tiled["exhaustive"]["searches"] == 3 and tiled["speedup_over_exhaustive"] > 0
+    local_acc = size["accuracy"]["local_screen"]  # the local screen, from the same exhaustive pass
+    assert local_acc["exhaustive_rank1_hits"] == size["accuracy"]["exhaustive_rank1_hits"]
+    op = [c for c in local_acc["curve"] if c["penetration"] == local_acc["operating_penetration"]][0]
+    assert op["rank1_hit_rate"] >= local_acc["exhaustive_rank1_hit_rate"]
+    assert local["stages2_local_screen"]["searches"] == 3 and local["speedup_local_screen_over_exhaustive"] > 0
+    assert "local_screen" in streamed
+    assert tiled["local_screen"]["penetration"] == streamed["local_screen"]["operating_penetration"]
+    assert tiled["local_screen"]["two_stage"]["searches"] == 3
     cd = rep["code_distances"]
     assert 0 <= cd["ks"] <= 1 and 0 <= cd["mate_rank_real_background"]["within_1pct"] <= 1
     r = CliRunner().invoke(app, ["bench", "identify", "--gallery", "5", "--fvc", str(shared / "data" / "fvc2002" / "DB1_B")])

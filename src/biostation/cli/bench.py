@@ -198,27 +198,33 @@ def register(app: typer.Typer) -> None:
             a = r["accuracy"]
             typer.echo(f"gallery {size}: exhaustive rank-1 {100 * a['exhaustive_rank1_hit_rate']:.1f} % of "
                        f"{a['probes']}, score gap median {a['score_gap_median']:.0f}; operating penetration "
-                       f"{100 * a['operating_penetration']:.2f} % (shortlist {a['operating_shortlist']})")
+                       f"{100 * a['operating_penetration']:.2f} % (shortlist {a['operating_shortlist']}) with the codes, "
+                       f"{100 * a['local_screen']['operating_penetration']:.2f} % (shortlist "
+                       f"{a['local_screen']['operating_shortlist']}) with the local screen")
             for name in ("local", "ray"):
                 if name not in r:
                     continue
-                for st in (1, 2):
-                    x = r[name].get(f"stages{st}")
+                for key, label in (("stages1", "stages 1"), ("stages2", "stages 2, codes"),
+                                   ("stages2_local_screen", "stages 2, local screen")):
+                    x = r[name].get(key)
                     if x:
                         same = x.get("identical_to_local")
-                        typer.echo(f"  {name:5} stages {st}: {x['searches_per_s']:.2f} searches/s, p50 "
+                        typer.echo(f"  {name:5} {label}: {x['searches_per_s']:.2f} searches/s, p50 "
                                    f"{x['p50_ms']:.1f} ms, p99 {x['p99_ms']:.1f} ms, rank-1 "
                                    f"{100 * x['rank1_hit_rate']:.0f} %" + ("" if same is None else f", identical "
                                                                           f"to local: {same}"))
                 if "speedup_over_exhaustive" in r[name]:
-                    typer.echo(f"  {name:5} two-stage speedup over exhaustive: {r[name]['speedup_over_exhaustive']:.2f}x")
+                    typer.echo(f"  {name:5} two-stage speedup over exhaustive: {r[name]['speedup_over_exhaustive']:.2f}x "
+                               f"(codes), {r[name]['speedup_local_screen_over_exhaustive']:.2f}x (local screen)")
         for size, a in report.get("streamed", {}).items():
             typer.echo(f"gallery {size} (streamed, {a['streamed']['build_and_score_s']:.0f} s): exhaustive rank-1 "
                        f"{100 * a['exhaustive_rank1_hit_rate']:.1f} % of {a['probes']}, score gap median "
                        f"{a['score_gap_median']:.0f}; operating penetration {100 * a['operating_penetration']:.2f} % "
                        f"(shortlist {a['operating_shortlist']}); 99 % of hits at "
                        f"{100 * a['penetration_99pct_of_exhaustive_hits']:.2f} %, 95 % at "
-                       f"{100 * a['penetration_95pct_of_exhaustive_hits']:.2f} %")
+                       f"{100 * a['penetration_95pct_of_exhaustive_hits']:.2f} % (codes); local screen: operating "
+                       f"penetration {100 * a['local_screen']['operating_penetration']:.2f} %, worst mate rank "
+                       f"{100 * a['local_screen']['mate_rank_worst']:.2f} %")
         for t in report.get("tiled", []):
             typer.echo(f"{t['templates']} templates (tiled x{t['tile']}): exhaustive p50 {t['exhaustive']['p50_ms']:.0f} "
                        f"ms, two-stage p50 {t['two_stage']['p50_ms']:.0f} ms ({t['speedup_over_exhaustive']:.1f}x), "
@@ -226,6 +232,11 @@ def register(app: typer.Typer) -> None:
             for o in t["other_penetrations"]:
                 typer.echo(f"  at {100 * o['penetration']:.2f} % penetration: two-stage p50 "
                            f"{o['two_stage']['p50_ms']:.0f} ms ({o['speedup_over_exhaustive']:.1f}x)")
+            if "local_screen" in t:
+                ls = t["local_screen"]
+                typer.echo(f"  local screen at {100 * ls['penetration']:.2f} %: two-stage p50 {ls['two_stage']['p50_ms']:.0f} "
+                           f"ms ({ls['speedup_over_exhaustive']:.1f}x), first stage "
+                           f"{ls['first_stage_templates_per_s']:.3g} templates/s")
         typer.echo(f"impostor scores, real vs synthetic: KS {report['impostor_ks']:.3f}")
         cd = report["code_distances"]
         typer.echo(f"screening-code distances to impostors, real vs synthetic: KS {cd['ks']:.3f}; mates ranked "

@@ -10,8 +10,11 @@ hit when the finger's reference comes first. From one exhaustive pass (every sco
 probe's screening distances, the two-stage rank-1 hit rate is computed at every penetration of a
 grid (the shortlist is the nearest codes; the matcher's scores are those of the exhaustive pass):
 that is the penetration/hit-rate curve. The operating point is the smallest penetration of the grid
-whose two-stage rank-1 hits are at least the exhaustive search's. Then both searches are timed side
-by side on the same probes, one at a time, in this process (and on a Ray cluster when asked).
+whose two-stage rank-1 hits are at least the exhaustive search's. The same curve and operating
+point come for the local screen (``["local_screen"]``, ranking by
+:func:`biostation.matcher.screen_many` instead of code distance), from the same exhaustive pass.
+Then the searches (exhaustive, two-stage with codes, two-stage with the local screen) are timed
+side by side on the same probes, one at a time, in this process (and on a Ray cluster when asked).
 
 **Tiling.** Building a gallery costs about 4 ms of CPU a template (generating and preparing), so
 larger galleries are timed over copies of the last distinct one: the first stage scans a
@@ -212,16 +215,25 @@ class Tally:
         }
 
 
+def local_screen(p: SearchTemplate, g: Any, index: np.ndarray | None = None) -> np.ndarray:
+    """The local screen's distance of ``p`` to gallery rows (lower = nearer, as code distances):
+    minus its :func:`biostation.matcher.screen_many` score."""
+    return -matcher.screen_many(p, g, index, top=IP.LOCAL_SCREEN_TOP)
+
+
 def accuracy(gal: Gallery, progress: Progress = no_progress) -> dict[str, Any]:
-    """Exhaustive rank-1, the score gap, and the two-stage curve over :data:`GRID`."""
+    """Exhaustive rank-1, the score gap, and the two-stage curve over :data:`GRID` of the codes
+    screen; ``["local_screen"]``: the same for the local screen, from the same exhaustive pass."""
     v = gal.local.view()
     g, screen, ids = v.packed, v.screening, v.reference_ids
     where = {r: i for i, r in enumerate(ids)}
-    tally = Tally(len(ids))
+    tally, local = Tally(len(ids)), Tally(len(ids))
     for pi, (p, mate_id) in enumerate(zip(gal.probes, gal.mates, strict=True)):
-        tally.add(matcher.match_many(p, g), screen.distances(screening.code(p)), where[mate_id])
+        scores = matcher.match_many(p, g)
+        tally.add(scores, screen.distances(screening.code(p)), where[mate_id])
+        local.add(scores, local_screen(p, g), where[mate_id])
         progress(f"accuracy {len(ids)}", pi + 1, len(gal.probes))
-    return tally.report()
+    return tally.report() | {"local_screen": local.report()}
 
 
 # --- accuracy over galleries too large to hold: built and scored a chunk at a time --------------
@@ -235,10 +247,10 @@ def _chunk_init(probes: list[SearchTemplate], refs: list[Template], slots: np.nd
                         gen=synthetic.Generator(seed))
 
 
-def _chunk_scores(start: int, stop: int) -> tuple[int, np.ndarray, np.ndarray]:
+def _chunk_scores(start: int, stop: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Rows ``start..stop`` of the gallery :func:`build` would enrol (the same references and
-    synthetic templates at the same rows), scored against every probe: matcher scores int32 and
-    screening distances uint16, both ``(probes, stop - start)``."""
+    synthetic templates at the same rows), scored against every probe: matcher scores int32,
+    screening-code distances uint16 and local-screen distances int32, each ``(probes, stop - start)``."""
     st = _chunk_state
     slots, refs, gen = st["slots"], st["refs"], st["gen"]
     items = []
@@ -253,18 +265,20 @@ def _chunk_scores(start: int, stop: int) -> tuple[int, np.ndarray, np.ndarray]:
     probes, codes = st["probes"], st["codes"]
     scores = np.empty((len(probes), stop - start), np.int32)
     dist = np.empty((len(probes), stop - start), np.uint16)
+    near = np.empty((len(probes), stop - start), np.int32)
     for i, p in enumerate(probes):
         scores[i] = matcher.match_many(p, g)
         dist[i] = index.distances(codes[i])
-    return start, scores, dist
+        near[i] = local_screen(p, g)
+    return start, scores, dist, near
 
 
 def accuracy_streamed(mated: Mapping[str, Sequence[Template]], size: int, probes: int, seed: int = 1,
                       workers: int = 1, chunk: int = 10_000, progress: Progress = no_progress) -> dict[str, Any]:
     """What :func:`accuracy` reports for ``build(mated, size, probes, seed)``, without holding the
     gallery: it is generated, prepared and scored ``chunk`` rows at a time in ``workers``
-    processes (0: in this one), and only every probe's scores and screening distances are kept
-    (6 bytes per probe and row: 10^6 rows and 160 probes take 960 MB)."""
+    processes (0: in this one), and only every probe's scores and both screens' distances are kept
+    (10 bytes per probe and row: 10^6 rows and 100 probes take 1 GB)."""
     fingers = sorted(mated)
     if size < len(fingers):
         raise ValueError(f"a gallery of {size} cannot hold the {len(fingers)} mated references")
@@ -274,35 +288,39 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], size: int, probes
     refs = [mated[f][0] for f in fingers]
     mate_rows = [int(slots[fingers.index(f)]) for f, _ in chosen]
     t0 = time.perf_counter()
-    scores, dist = score_in_chunks(size, len(ps), (np.int32, np.uint16), _chunk_init, (ps, refs, slots, seed),
-                                   _chunk_scores, chunk, workers, f"scoring a {size}-template gallery", progress)
+    scores, dist, near = score_in_chunks(size, len(ps), (np.int32, np.uint16, np.int32), _chunk_init,
+                                         (ps, refs, slots, seed), _chunk_scores, chunk, workers,
+                                         f"scoring a {size}-template gallery", progress)
     built = time.perf_counter() - t0
-    tally = Tally(size)
+    tally, local = Tally(size), Tally(size)
     for i, mate in enumerate(mate_rows):
         tally.add(scores[i], dist[i], mate)
+        local.add(scores[i], near[i], mate)
         progress(f"accuracy {size}", i + 1, len(ps))
-    out = tally.report()
+    out = tally.report() | {"local_screen": local.report()}
     out["streamed"] = {"chunk": chunk, "workers": workers, "build_and_score_s": built,
                        "worker_s_per_template": built * max(workers, 1) / size}
     return out
 
 
-def score_in_chunks(rows: int, probes: int, dtypes: tuple[Any, Any], init: Callable[..., None],
-                    initargs: tuple, work: Callable[[int, int], tuple[int, np.ndarray, np.ndarray]], chunk: int,
-                    workers: int, label: str, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and distances ``(probes, rows)`` gathered from ``work(start, stop)`` over chunks of
-    ``chunk`` rows, run here (``workers`` 0) or in ``workers`` spawned processes, each set up by
-    ``init(*initargs)`` (both module-level functions, so that a spawned process can import them)."""
-    scores = np.empty((probes, rows), dtypes[0])
-    dist = np.empty((probes, rows), dtypes[1])
+def score_in_chunks(rows: int, probes: int, dtypes: tuple[Any, ...], init: Callable[..., None],
+                    initargs: tuple, work: Callable[[int, int], tuple[Any, ...]], chunk: int,
+                    workers: int, label: str, progress: Progress) -> tuple[np.ndarray, ...]:
+    """Arrays ``(probes, rows)`` of ``dtypes`` (scores, distances...) gathered from
+    ``work(start, stop)``, which returns ``start`` and one ``(probes, stop - start)`` block of each,
+    over chunks of ``chunk`` rows, run here (``workers`` 0) or in ``workers`` spawned processes,
+    each set up by ``init(*initargs)`` (both module-level functions, so that a spawned process can
+    import them)."""
+    out = tuple(np.empty((probes, rows), dt) for dt in dtypes)
     bounds = [(a, min(rows, a + chunk)) for a in range(0, rows, chunk)]
     done = 0
 
-    def keep(res: tuple[int, np.ndarray, np.ndarray]) -> None:
+    def keep(res: tuple[Any, ...]) -> None:
         nonlocal done
-        a, sc, di = res
-        scores[:, a:a + sc.shape[1]], dist[:, a:a + sc.shape[1]] = sc, di
-        done += sc.shape[1]
+        a, blocks = res[0], res[1:]
+        for arr, block in zip(out, blocks, strict=True):
+            arr[:, a:a + block.shape[1]] = block
+        done += blocks[0].shape[1]
         progress(label, done, rows)
 
     if workers <= 0:
@@ -318,7 +336,7 @@ def score_in_chunks(rows: int, probes: int, dtypes: tuple[Any, Any], init: Calla
                                  initargs=initargs) as pool:
             for res in pool.map(work, *zip(*bounds, strict=True)):
                 keep(res)
-    return scores, dist
+    return out
 
 
 def latencies(fn: Callable[[Any], Any], probes: Sequence[Any]) -> tuple[list, dict]:
@@ -337,11 +355,14 @@ def rank1_rate(answers: Sequence[Sequence[Any]], mates: Sequence[str]) -> float:
     return float(np.mean([bool(a) and a[0].reference_id == m for a, m in zip(answers, mates, strict=True)]))
 
 
-def time_backend(backend: Any, gal: Gallery, probes: int, stages: int, penetration: float) -> tuple[list, dict]:
+def time_backend(backend: Any, gal: Gallery, probes: int, stages: int, penetration: float,
+                 screen: str = "codes") -> tuple[list, dict]:
     """Searches (top 10) of the first ``probes`` probes, one at a time, on ``backend``."""
     pick = np.unique(np.linspace(0, len(gal.probes) - 1, min(probes, len(gal.probes))).astype(int))
     ps = [gal.probes[i] for i in pick]
-    kw = {"stages": stages, "penetration": penetration}
+    kw: dict[str, Any] = {"stages": stages, "penetration": penetration}
+    if stages == 2:
+        kw["screen"] = screen
     answers, r = latencies(lambda p: backend.search(p, 10, **kw), ps)
     r["rank1_hit_rate"] = rank1_rate(answers, [gal.mates[i] for i in pick])
     return answers, r
@@ -357,10 +378,12 @@ def tiled_index(codes: np.ndarray, factor: int) -> screening.ScreeningIndex:
 
 
 def time_tiled(gal: Gallery, templates: int, probes: int, penetration: float,
-               also: Sequence[float] = (), exhaustive_probes: int | None = None) -> dict[str, Any]:
+               also: Sequence[float] = (), exhaustive_probes: int | None = None,
+               local_penetration: float | None = None) -> dict[str, Any]:
     """Exhaustive vs two-stage search time over ``templates`` rows tiled from the gallery (see the
     module docstring), side by side in this process (two-stage at ``penetration`` and at each of
-    ``also``), plus the first stage alone. The exhaustive search is timed on the first
+    ``also``), plus the first stage alone; with ``local_penetration``, the two-stage search with
+    the local screen too (``["local_screen"]``). The exhaustive search is timed on the first
     ``exhaustive_probes`` probes only (default: all; it costs about 10 s per 10^6 rows)."""
     v = gal.local.view()
     g, codes = v.packed, v.codes
@@ -390,6 +413,19 @@ def time_tiled(gal: Gallery, templates: int, probes: int, penetration: float,
         _, st2 = latencies(lambda p, mm=mm: two(p, mm), ps)
         out["other_penetrations"].append({"penetration": pen, "shortlist": mm, "two_stage": st2,
                                           "speedup_over_exhaustive": ex["p50_ms"] / st2["p50_ms"]})
+    if local_penetration is not None:
+        ml = screening.shortlist_size(n, local_penetration)
+        tiled_rows = np.arange(n, dtype=np.int64) % n0
+
+        def local_two(p: SearchTemplate) -> np.ndarray:
+            return rerank(p, screening.top_rows(matcher.screen_many(p, g, tiled_rows, top=IP.LOCAL_SCREEN_TOP), ml))
+
+        _, lt = latencies(local_two, ps)
+        _, lscan = latencies(lambda p: screening.top_rows(matcher.screen_many(p, g, tiled_rows,
+                                                                                top=IP.LOCAL_SCREEN_TOP), ml), ps)
+        out["local_screen"] = {"penetration": local_penetration, "shortlist": ml, "two_stage": lt,
+                               "first_stage": lscan, "first_stage_templates_per_s": n / (lscan["p50_ms"] / 1e3),
+                               "speedup_over_exhaustive": ex["p50_ms"] / lt["p50_ms"]}
     return out
 
 
@@ -457,6 +493,8 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
     a = ax[0, 0]
     curves = [(size, r["accuracy"]) for size, r in report["sizes"].items()]
     curves += [(f"{size} (streamed)", acc) for size, acc in report.get("streamed", {}).items()]
+    curves = [(f"{size} {name}", x) for size, acc in curves
+              for name, x in (("codes", acc), ("local", acc.get("local_screen"))) if x is not None]
     for size, acc in curves:
         pen = [c["penetration"] for c in acc["curve"]]
         a.plot(pen, [c["rank1_hit_rate"] for c in acc["curve"]], marker=".", label=f"{size}: two-stage rank-1")
@@ -466,7 +504,8 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
     a.set_xscale("log")
     a.set_xlabel("penetration rate (share of the gallery scored by the matcher)")
     a.set_ylabel("hit rate")
-    a.set_title("first stage: penetration vs hit rate\n(dashed: exhaustive rank-1; dash-dot: operating point)")
+    a.set_title("first stage (codes or local screen): penetration vs hit rate\n"
+                "(dashed: exhaustive rank-1; dash-dot: operating point)")
     a.legend(fontsize=7)
     panels = [("count", "minutiae per template"), ("pair_distance", "pair distance (px at 500 dpi)"),
               ("direction", "minutia direction (rad)"), ("x", "x - centroid (px)")]
@@ -529,12 +568,17 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
         acc = accuracy(gal, progress)
         pen = acc["operating_penetration"]
         r: dict[str, Any] = {"accuracy": acc, "memory": gal.local.memory(), "local": {}}
-        answers: dict[int, list] = {}
+        lpen = acc["local_screen"]["operating_penetration"]
+        answers: dict[Any, list] = {}
         for st in stages:
             answers[st], r["local"][f"stages{st}"] = time_backend(gal.local, gal, time_probes, st, pen)
+        if 2 in stages:
+            answers["local"], r["local"]["stages2_local_screen"] = time_backend(gal.local, gal, time_probes, 2, lpen,
+                                                                                "local")
         if 1 in stages and 2 in stages:
-            r["local"]["speedup_over_exhaustive"] = (r["local"]["stages2"]["searches_per_s"]
-                                                     / r["local"]["stages1"]["searches_per_s"])
+            for key, st in (("", "stages2"), ("_local_screen", "stages2_local_screen")):
+                r["local"][f"speedup{key}_over_exhaustive"] = (r["local"][st]["searches_per_s"]
+                                                               / r["local"]["stages1"]["searches_per_s"])
         if ray_backend is not None:
             rb = ray_backend()
             try:
@@ -544,9 +588,13 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
                 for st in stages:
                     ans, r["ray"][f"stages{st}"] = time_backend(rb, gal, time_probes, st, pen)
                     r["ray"][f"stages{st}"]["identical_to_local"] = ans == answers[st]
+                if 2 in stages:
+                    ans, x = time_backend(rb, gal, time_probes, 2, lpen, "local")
+                    r["ray"]["stages2_local_screen"] = x | {"identical_to_local": ans == answers["local"]}
                 if 1 in stages and 2 in stages:
-                    r["ray"]["speedup_over_exhaustive"] = (r["ray"]["stages2"]["searches_per_s"]
-                                                           / r["ray"]["stages1"]["searches_per_s"])
+                    for key, st in (("", "stages2"), ("_local_screen", "stages2_local_screen")):
+                        r["ray"][f"speedup{key}_over_exhaustive"] = (r["ray"][st]["searches_per_s"]
+                                                                     / r["ray"]["stages1"]["searches_per_s"])
             finally:
                 rb.close(shutdown=False)
         report["sizes"][str(size)] = r
@@ -568,7 +616,8 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
             report["tiled"].append(time_tiled(
                 last, size, min(time_probes, 5), acc["operating_penetration"],
                 also=(acc["penetration_99pct_of_exhaustive_hits"], acc["penetration_95pct_of_exhaustive_hits"], 0.01),
-                exhaustive_probes=2 if size > 2_000_000 else None))
+                exhaustive_probes=2 if size > 2_000_000 else None,
+                local_penetration=acc["local_screen"]["operating_penetration"]))
             progress(f"timing {size} templates", 1, 1)
     stats = {"real": synthetic.statistics(real), "synthetic": synthetic.statistics(last.synthetic)}
     report["synthetic_vs_real"] = synthetic.compare(real, last.synthetic)

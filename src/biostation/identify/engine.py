@@ -31,15 +31,19 @@ def check_reference_id(reference_id: object) -> str:
     return reference_id  # type: ignore[return-value]
 
 
-def check_search(k: object, stages: object, penetration: object) -> float:
-    """The penetration a search runs at (``penetration``, or :data:`.params.PENETRATION` when
-    None), after checking the search's arguments: GalleryError for ``k`` below 1, ``stages``
-    other than 1 or 2, or a two-stage penetration outside (0, 1]."""
+def check_search(k: object, stages: object, penetration: object, screen: object = "codes") -> float:
+    """The penetration a search runs at (``penetration``, or the ``screen``'s default,
+    :data:`.params.PENETRATION` or :data:`.params.LOCAL_PENETRATION`, when None), after checking
+    the search's arguments: GalleryError for ``k`` below 1, ``stages`` other than 1 or 2, a
+    ``screen`` not in :data:`.params.SCREENS`, or a two-stage penetration outside (0, 1]."""
     if k < 1:  # type: ignore[operator]
         raise GalleryError("k must be at least 1")
     if stages not in (1, 2):
         raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
-    pen = params.PENETRATION if penetration is None else penetration
+    if screen not in params.SCREENS:
+        raise GalleryError(f"screen must be one of {', '.join(params.SCREENS)}, got {screen!r}")
+    default = params.LOCAL_PENETRATION if screen == "local" else params.PENETRATION
+    pen = default if penetration is None else penetration
     if stages == 2 and not (isinstance(pen, (int, float)) and 0 < pen <= 1):
         raise GalleryError(f"penetration must be in (0, 1], got {pen!r}")
     return pen  # type: ignore[return-value]
@@ -65,9 +69,10 @@ class Backend(Protocol):
         """Load (or reload) the gallery persisted at ``path``; returns the number of references."""
 
     def search(self, probe: Template, k: int = 10, *, stages: int = 1,
-               penetration: float | None = None) -> list[Candidate]:
+               penetration: float | None = None, screen: str = "codes") -> list[Candidate]:
         """The ``k`` best-scoring references, best first (ties: earlier enrolment first);
-        ``stages=2`` screens first and scores only a shortlist (see :mod:`.screening`)."""
+        ``stages=2`` screens first (with ``screen``, see :data:`.params.SCREENS`) and scores
+        only a shortlist (see :mod:`.screening`)."""
 
     def insert(self, reference_id: str, template: Template) -> None:
         """Enrol ``template``; GalleryError if ``reference_id`` is already enrolled."""

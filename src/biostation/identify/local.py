@@ -15,8 +15,9 @@ Memory: :meth:`LocalBackend.memory` reports bytes per template of the packed arr
 and of the first stage's screening codes (:data:`.params.CODE_BYTES` per template).
 
 **Two-stage search.** ``search(probe, k, stages=2)`` screens the gallery with
-:mod:`.screening` codes and scores only the shortlist with the matcher; ``stages=1`` scores
-every reference (the oracle of the two-stage search, and its upper bound on accuracy).
+:mod:`.screening` codes (or, with ``screen="local"``, the matcher's local screen over the packed
+arrays) and scores only the shortlist with the matcher; ``stages=1`` scores every reference (the
+oracle of the two-stage search, and its upper bound on accuracy).
 """
 
 from __future__ import annotations
@@ -256,26 +257,33 @@ class LocalBackend:
                                np.array(self._codes, np.uint8).reshape(-1, IP.CODE_BYTES), self._screening())
 
     def search(self, probe: Template | SearchTemplate, k: int = 10, *, stages: int = 1,
-               penetration: float | None = None) -> list[Candidate]:
+               penetration: float | None = None, screen: str = "codes") -> list[Candidate]:
         """The ``k`` best references, best first (ties: earlier enrolment first).
 
         ``stages=1``: exhaustive, every reference is scored in full. ``stages=2``: the first
-        stage keeps the :func:`~.screening.shortlist_size` references (``penetration``, default
-        :data:`.params.PENETRATION`, of the gallery) whose screening codes are nearest the
-        probe's, and only those are scored; a mate the first stage drops is not found.
+        stage keeps the :func:`~.screening.shortlist_size` references (``penetration`` of the
+        gallery) that ``screen`` puts nearest the probe, and only those are scored; a mate the
+        first stage drops is not found. ``screen="codes"`` (default penetration
+        :data:`.params.PENETRATION`): the screening codes nearest the probe's;
+        ``screen="local"`` (default :data:`.params.LOCAL_PENETRATION`): the highest local
+        screen scores (:func:`~.screening.local_shortlist`).
         """
-        pen = check_search(k, stages, penetration)
+        pen = check_search(k, stages, penetration, screen)
         sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
         with self._lock:
             g, ids = self._gallery(), list(self._ids)
-            screen = self._screening() if stages == 2 else None
+            index = self._screening() if stages == 2 and screen == "codes" else None
         if not ids:
             return []
-        if screen is None:
+        if stages == 1:
             scores = matcher.match_many(sp, g)
             rows = np.arange(len(scores))
         else:
-            rows = screen.shortlist(screening.code(sp), screening.shortlist_size(len(ids), pen))
+            m = screening.shortlist_size(len(ids), pen)
+            if index is not None:
+                rows = index.shortlist(screening.code(sp), m)
+            else:
+                rows = screening.local_shortlist(sp, g, m)
             scores = matcher.match_many(sp, g, rows)
         order = np.lexsort((rows, -scores.astype(np.int64)))[:k]
         return [Candidate(score=int(scores[i]), reference_id=ids[rows[i]]) for i in order]

@@ -74,6 +74,7 @@ from ..config import Settings, get_settings
 from ..errors import BiostationError, ConfigError, GalleryError, GalleryUnavailableError
 from ..matcher.prepare import SearchTemplate, prepare
 from ..templates.model import Template
+from . import params as IP
 from .engine import Candidate, check_reference_id
 from .local import LocalBackend, params_digest
 from .persons import PersonCandidate, PersonGallery, finger_views, probe_views
@@ -210,13 +211,13 @@ class GalleryShard:
     def memory(self) -> dict[str, float]:
         return self._local.memory()
 
-    def search(self, probe: Any, k: int, stages: int = 1,
-               penetration: float | None = None) -> list[tuple[int, int, str, int]]:
+    def search(self, probe: Any, k: int, stages: int = 1, penetration: float | None = None,
+               screen: str = "codes") -> list[tuple[int, int, str, int]]:
         """This slice's ``k`` best as ``(score, enrolment stamp, referenceId, fingers compared)``,
         best first (fingers: 1 for a finger gallery); with ``stages=2`` the first stage screens
         this slice (its shortlist is ``penetration`` of the slice)."""
         local = self._local  # a concurrent reload swaps it
-        found = local.search(probe, k, stages=stages, penetration=penetration)
+        found = local.search(probe, k, stages=stages, penetration=penetration, screen=screen)
         return [(c.score, self._order(c.reference_id), c.reference_id, getattr(c, "fingers", 1)) for c in found]
 
     def insert(self, reference_id: str, stamp: int, template: Any) -> None:
@@ -515,7 +516,7 @@ class RayBackend:
 
     # --- the Backend protocol ----------------------------------------------------------------------
     def search(self, probe: Any, k: int = 10, *, stages: int = 1,
-               penetration: float | None = None) -> list[Any]:
+               penetration: float | None = None, screen: str = "codes") -> list[Any]:
         """The ``k`` best references over every shard, best first (ties: earlier enrolment first):
         :class:`Candidate` for fingers; for persons (``unit="person"``, ``probe`` as
         :func:`.persons.probe_views` takes it) :class:`~.persons.PersonCandidate`.
@@ -539,11 +540,13 @@ class RayBackend:
             raise GalleryError("k must be at least 1")
         if stages not in (1, 2):
             raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
+        if screen not in IP.SCREENS or (screen != "codes" and self.unit == "person"):
+            raise GalleryError(f"screen must be one of {', '.join(IP.SCREENS)} (codes for persons), got {screen!r}")
         if self.unit == "person":
             sp: Any = probe_views(probe)
         else:
             sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
-        parts = self._ask(lambda: [a.search.remote(sp, k, stages, penetration) for a in self._actors], "search")
+        parts = self._ask(lambda: [a.search.remote(sp, k, stages, penetration, screen) for a in self._actors], "search")
         best = heapq.nsmallest(k, (c for part in parts for c in part), key=lambda c: (-c[0], c[1], c[2]))
         if self.unit == "person":
             return [PersonCandidate(score=score, reference_id=rid, fingers=f) for score, _, rid, f in best]

@@ -1,10 +1,12 @@
-"""The first stage of a 1:N search: a fixed-length binary code per template, scanned by Hamming
-distance, so that the full matcher only scores a shortlist.
+"""The first stage of a 1:N search, so that the full matcher only scores a shortlist: a
+fixed-length binary code per template scanned by Hamming distance (``screen="codes"``), or the
+matcher's own local similarities (``screen="local"``, :func:`local_shortlist`).
 
 >>> from biostation.identify import screening
 >>> code = screening.code(matcher.prepare(template))     # uint8[CODE_BYTES]
 >>> index = screening.ScreeningIndex(codes)               # codes: uint8 (n, CODE_BYTES)
 >>> index.shortlist(code, 5000)                           # int64 row numbers, ascending
+>>> screening.local_shortlist(probe, packed_gallery, 5000)  # the local screen's, ascending
 
 **The code** is built from the minutiae geometry only (what any template has, whatever extractor
 made it, and whatever the matcher's scoring does with it): for every pair of minutiae between
@@ -28,6 +30,17 @@ distances too, but its exact (brute-force) path measured more than ten times slo
 **Cost.** Coding a template costs about 0.5 ms (numpy); the index holds :data:`.params.CODE_BYTES`
 bytes per template. The index is immutable once built; :meth:`ScreeningIndex.shortlist` is
 thread-safe (faiss releases the GIL while it scans).
+
+**The local screen** pools nothing: for each probe minutia it takes the best local similarity
+(the matcher's first step: the Dice coefficient of the neighbourhood codes, directions gated) over
+the reference's minutiae, and sums the :data:`.params.LOCAL_SCREEN_TOP` best
+(:func:`biostation.matcher.screen_many`, the "local similarity sort" idea of Cappelli, Ferrara
+and Maltoni's Minutia Cylinder-Code, IEEE TPAMI 32(12), 2010, on this matcher's descriptors). A
+code pools every pair of the finger into one histogram, so a mate seen through a small or
+shifted overlap drowns among strangers; the local screen only needs a few minutiae of the overlap
+to agree. It reads the gallery's own packed arrays (no index, no memory of its own) and costs
+about a tenth of a comparison (1 us a reference on one core with AVX-512 VPOPCNTDQ, 3-4 us
+without), against about 50 ns for a code: it trades scan rate for a far smaller shortlist.
 """
 
 from __future__ import annotations
@@ -36,8 +49,9 @@ import math
 
 import numpy as np
 
+from .. import matcher
 from ..matcher import params as MP
-from ..matcher.prepare import SearchTemplate
+from ..matcher.prepare import PackedGallery, SearchTemplate
 from . import params as P
 
 _ND, _NA = P.PAIR_DIST_BINS, P.PAIR_ANGLE_BINS
@@ -102,6 +116,30 @@ def shortlist_size(gallery: int, penetration: float) -> int:
     if not 0 < penetration <= 1:
         raise ValueError(f"penetration must be in (0, 1], got {penetration!r}")
     return min(gallery, max(P.MIN_SHORTLIST, math.ceil(penetration * gallery)))
+
+
+def top_rows(scores: np.ndarray, m: int) -> np.ndarray:
+    """Row numbers of the ``m`` highest ``scores``, ascending; ties at the cut go to the earlier
+    row (a partition, not a sort: linear in the number of rows)."""
+    n = len(scores)
+    m = min(int(m), n)
+    if m <= 0:
+        return np.zeros(0, np.int64)
+    if m == n:
+        return np.arange(n, dtype=np.int64)
+    kth = np.partition(scores, n - m)[n - m]  # the m-th highest score
+    above = np.flatnonzero(scores > kth)
+    ties = np.flatnonzero(scores == kth)[:m - len(above)]
+    return np.sort(np.concatenate([above, ties])).astype(np.int64)
+
+
+def local_shortlist(probe: SearchTemplate, gallery: PackedGallery, m: int) -> np.ndarray:
+    """The local screen: row numbers of the ``m`` references of ``gallery`` whose
+    :func:`biostation.matcher.screen_many` scores (the best local similarities of
+    :data:`.params.LOCAL_SCREEN_TOP` probe minutiae) are highest, ascending (ties: earlier row)."""
+    if m >= len(gallery):
+        return np.arange(len(gallery), dtype=np.int64)
+    return top_rows(matcher.screen_many(probe, gallery, top=P.LOCAL_SCREEN_TOP), m)
 
 
 def _faiss():

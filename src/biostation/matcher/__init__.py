@@ -92,5 +92,15 @@ def match_many(probe: Template | SearchTemplate, gallery: PackedGallery, index: 
     return _impl.score_many(_search(probe), gallery, index)
 
 
+def screen_many(probe: Template | SearchTemplate, gallery: PackedGallery, index: np.ndarray | None = None,
+                top: int = 8) -> np.ndarray:
+    """Local-similarity screen scores of ``probe`` against every entry of ``gallery`` (or those in
+    ``index``), int32, higher = more alike: each probe minutia's best local similarity (the first
+    step of a comparison) summed over the ``top`` best minutiae. About ten times cheaper than
+    :func:`match_many` in C on CPUs with AVX-512 VPOPCNTDQ, two to three times elsewhere; both
+    backends give the same integers. 1:N search screens with it (``identify.screening``)."""
+    return _impl.screen_many(_search(probe), gallery, index, top)
+
+
 __all__ = ["BACKEND", "THRESHOLDS", "PackedGallery", "SearchTemplate", "backends", "match", "match_many", "pack",
-           "params", "prepare"]
+           "params", "prepare", "screen_many"]

@@ -41,12 +41,20 @@ def score_pairs(left: list[SearchTemplate], right: list[SearchTemplate]) -> np.n
     return np.array([score(a, b) for a, b in zip(left, right)], np.int32)
 
 
-def score_many(probe: SearchTemplate, gallery: PackedGallery, index: np.ndarray | None = None) -> np.ndarray:
+def _many(kernel, probe: SearchTemplate, gallery: PackedGallery, index: np.ndarray | None, *extra: int) -> np.ndarray:
     ids = np.arange(len(gallery), dtype=np.int64) if index is None else np.ascontiguousarray(index, np.int64)
     out = np.zeros(len(ids), np.int32)
     c = np.ascontiguousarray
-    _native.score_many(*_arrays(probe), c(gallery.x, np.int32), c(gallery.y, np.int32), c(gallery.t, np.int32),
-                       c(gallery.desc, np.uint64), c(gallery.cnt, np.int32), c(gallery.w, np.int32),
-                       c(gallery.offsets, np.int64),
-                       c(gallery.keys, np.uint64), ids, out)
+    kernel(*_arrays(probe), c(gallery.x, np.int32), c(gallery.y, np.int32), c(gallery.t, np.int32),
+           c(gallery.desc, np.uint64), c(gallery.cnt, np.int32), c(gallery.w, np.int32), c(gallery.offsets, np.int64),
+           c(gallery.keys, np.uint64), ids, out, *extra)
     return out
+
+
+def score_many(probe: SearchTemplate, gallery: PackedGallery, index: np.ndarray | None = None) -> np.ndarray:
+    return _many(_native.score_many, probe, gallery, index)
+
+
+def screen_many(probe: SearchTemplate, gallery: PackedGallery, index: np.ndarray | None = None,
+                top: int = 8) -> np.ndarray:
+    return _many(_native.screen_many, probe, gallery, index, int(top))

@@ -18,3 +18,10 @@ def score_many(px: npt.NDArray[np.int32], py: npt.NDArray[np.int32], pt: npt.NDA
                gx: npt.NDArray[np.int32], gy: npt.NDArray[np.int32], gt: npt.NDArray[np.int32],
                gdesc: npt.NDArray[np.uint64], gcnt: npt.NDArray[np.int32], gw: npt.NDArray[np.int32], offsets: npt.NDArray[np.int64],
                keys: npt.NDArray[np.uint64], index: npt.NDArray[np.int64], out: npt.NDArray[np.int32]) -> None: ...
+def screen_many(px: npt.NDArray[np.int32], py: npt.NDArray[np.int32], pt: npt.NDArray[np.int32],
+                pdesc: npt.NDArray[np.uint64], pcnt: npt.NDArray[np.int32], pw: npt.NDArray[np.int32], pkey: int,
+                gx: npt.NDArray[np.int32], gy: npt.NDArray[np.int32], gt: npt.NDArray[np.int32],
+                gdesc: npt.NDArray[np.uint64], gcnt: npt.NDArray[np.int32], gw: npt.NDArray[np.int32],
+                offsets: npt.NDArray[np.int64], keys: npt.NDArray[np.uint64], index: npt.NDArray[np.int64],
+                out: npt.NDArray[np.int32], top: int) -> None: ...
+def screen_isa(allow_avx512: bool = ...) -> str: ...
