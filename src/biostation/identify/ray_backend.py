@@ -74,8 +74,7 @@ from ..config import Settings, get_settings
 from ..errors import BiostationError, ConfigError, GalleryError, GalleryUnavailableError
 from ..matcher.prepare import SearchTemplate, prepare
 from ..templates.model import Template
-from . import params as IP
-from .engine import Candidate, check_reference_id
+from .engine import Candidate, check_reference_id, check_search
 from .local import LocalBackend, params_digest
 from .persons import PersonCandidate, PersonGallery, finger_views, probe_views
 
@@ -536,12 +535,9 @@ class RayBackend:
             k = operator.index(k)
         except TypeError:
             raise GalleryError(f"k must be an integer, got {type(k).__name__}") from None
-        if k < 1:
-            raise GalleryError("k must be at least 1")
-        if stages not in (1, 2):
-            raise GalleryError(f"stages must be 1 or 2, got {stages!r}")
-        if screen not in IP.SCREENS or (screen != "codes" and self.unit == "person"):
-            raise GalleryError(f"screen must be one of {', '.join(IP.SCREENS)} (codes for persons), got {screen!r}")
+        check_search(k, stages, penetration, screen)  # here, before any shard is asked
+        if screen != "codes" and self.unit == "person":
+            raise GalleryError(f"a person gallery screens with codes, not {screen!r}")
         if self.unit == "person":
             sp: Any = probe_views(probe)
         else:
