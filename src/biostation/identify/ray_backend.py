@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
 import logging
 import operator
@@ -96,9 +97,13 @@ _UNSTAMPED = 1 << 63
 _RETRIES = 3
 # pause before a search whose shard was unavailable is asked again (seconds)
 _RETRY_PAUSE_S = 1.0
-# rounds of placing again the shards Ray started on another node, and the first pause (seconds)
-_PLACE_TRIES = 4
+# placing again the shards Ray started on another node: for at most this long (seconds), pausing
+# a little longer each round, up to the cap (seconds). Ray's soft affinity passes a live node over
+# while the scheduler's view of it lags; on two nodes of one loaded 2-core machine a shard took
+# up to five rounds (9 s) to land where it was meant to
+_PLACE_FOR_S = 60.0
 _PLACE_PAUSE_S = 0.5
+_PLACE_PAUSE_MAX_S = 2.0
 
 
 def shard_of(reference_id: str, shards: int) -> int:
@@ -405,21 +410,23 @@ class RayBackend:
 
     def _place(self, infos: list[dict[str, Any]], want: list[str | None], names: list[str | None]) -> None:
         """Start again, on the node it was meant for, each shard this object started that Ray put
-        on another node while that node is alive (at most ``_PLACE_TRIES`` rounds, pausing longer
-        each time); ``infos`` is updated in place. A shard still elsewhere after that is logged and
-        kept: it works, only the memory is unevenly spread."""
+        on another node while that node is alive (rounds for up to ``_PLACE_FOR_S`` seconds,
+        pausing longer each time); ``infos`` is updated in place. A shard still elsewhere after
+        that is logged and kept: it works, only the memory is unevenly spread."""
         ray = _ray()
         from ray import exceptions as rx
 
-        for attempt in range(_PLACE_TRIES + 1):
+        deadline = time.monotonic() + _PLACE_FOR_S
+        for attempt in itertools.count():
             alive = set(self._hosts())
             wrong = [i for i, x in enumerate(infos)
                      if self._owned[i] and want[i] in alive and x["node"] != want[i]]
             if not wrong:
                 return
-            if attempt == _PLACE_TRIES:
+            pause = min(_PLACE_PAUSE_S * (attempt + 1), _PLACE_PAUSE_MAX_S)
+            if time.monotonic() + pause > deadline:
                 break
-            time.sleep(_PLACE_PAUSE_S * (attempt + 1))
+            time.sleep(pause)
             for i in wrong:
                 try:
                     ray.kill(self._actors[i], no_restart=True)
