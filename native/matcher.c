@@ -345,21 +345,42 @@ static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
         return top_sum(best, A->n, top);                                                                  \
     }
 
-/* sum of the `top` largest of v[0..n) (v is reordered) */
-static int32_t top_sum(int32_t *v, int n, int top)
+/* number of v[0..n) at least x (a loop the compiler vectorizes) */
+static inline int count_at_least(const int32_t *v, int n, int32_t x)
 {
-    int32_t sum = 0;
-    for (int k = 0; k < top && k < n; k++) {
-        int bi = k;
-        for (int i = k + 1; i < n; i++)
-            if (v[i] > v[bi])
-                bi = i;
-        const int32_t t = v[k];
-        v[k] = v[bi];
-        v[bi] = t;
-        sum += v[k];
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        c += v[i] >= x;
+    return c;
+}
+
+/* sum of the `top` largest of v[0..n), all >= 0: T, the top-th largest, is found by bisection on
+   the value (count(v >= x) falls as x rises), then the sum is that of the values above T plus
+   T for each of the remaining places; ties at T count once per place, as when sorting */
+static inline int32_t top_sum(const int32_t *v, int n, int top)
+{
+    int32_t hi = 0, sum = 0;
+    for (int i = 0; i < n; i++) {
+        hi = v[i] > hi ? v[i] : hi;
+        sum += v[i];
     }
-    return sum;
+    if (top >= n)
+        return sum;
+    int32_t lo = 0; /* count(v >= lo) >= top; count(v >= hi + 1) < top */
+    while (lo < hi) {
+        const int32_t mid = lo + (hi - lo + 1) / 2;
+        if (count_at_least(v, n, mid) >= top)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    int32_t above = 0, nabove = 0;
+    for (int i = 0; i < n; i++) {
+        const int gt = v[i] > lo;
+        above += gt ? v[i] : 0;
+        nabove += gt;
+    }
+    return above + (top - nabove) * lo;
 }
 
 __attribute__((target("popcnt,avx2,avx512f,avx512vl,avx512bw,avx512dq,avx512vpopcntdq")))

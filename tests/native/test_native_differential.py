@@ -84,7 +84,7 @@ def screen_kernel(request):
 
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                                    HealthCheck.function_scoped_fixture])
-@given(a=templates(), b=templates(), seed=st.integers(0, 1000), top=st.sampled_from([0, 1, 8, 255]))
+@given(a=templates(), b=templates(), seed=st.integers(0, 1000), top=st.sampled_from([0, 1, 2, 8, 20, 255]))
 def test_screen_scores_agree(screen_kernel, a, b, seed, top):
     rng = np.random.default_rng(seed)
     pa, pb, pc = prepare(a), prepare(b), prepare(near_copy(a, rng))
