@@ -137,11 +137,16 @@ def test_bad_search_arguments_are_refused(gallery, fvc):
     p = fvc["DB1_B/101_2"]
     for kw in ({"stages": 3}, {"stages": 2, "penetration": 0}, {"stages": 2, "penetration": 2.0},
                {"stages": 2, "screen": "fast"}, {"stages": 1, "screen": None},
-               {"stages": 2, "screen": "local", "penetration": 0}):
+               {"stages": 2, "screen": "local", "penetration": 0}, {"stages": 2, "screen": "cascade", "penetration": 0},
+               {"stages": 2, "screen": "cascade", "first_penetration": 0},
+               {"stages": 2, "screen": "cascade", "first_penetration": 1.5},
+               {"stages": 2, "screen": "cascade", "first_penetration": "0.2"},
+               {"stages": 2, "screen": "codes", "first_penetration": 0.2},
+               {"stages": 2, "screen": "local", "first_penetration": 0.2}):
         with pytest.raises(GalleryError):
             gallery.search(p, 5, **kw)
-    assert LocalBackend().search(p, 3, stages=2) == []
-    assert LocalBackend().search(p, 3, stages=2, screen="local") == []
+    for screen in IP.SCREENS:
+        assert LocalBackend().search(p, 3, stages=2, screen=screen) == []
 
 
 def brute_screen(probe, ref, top):
@@ -214,6 +219,60 @@ def test_local_two_stage_equals_the_exhaustive_oracle_on_its_shortlist(gallery, 
         assert gallery.search(sp, 10, stages=2, penetration=pen, screen="local") == oracle
         hits += gallery.search(sp, 1, stages=2, screen="local")[0].reference_id == f"DB3_B/{f}_1"
     assert hits >= 8  # at the default penetration (the 200-reference floor here)
+
+
+def test_cascade_is_the_local_screen_on_the_codes_shortlist(gallery, fvc):
+    """The cascade's shortlist: the codes' shortlist at ``first_penetration``, then the local
+    screen's best of those; the matcher re-ranks it as it would the whole gallery."""
+    v = gallery.view()
+    ids, g, index = v.reference_ids, v.packed, v.screening
+    n = len(ids)
+    hits = 0
+    for f in range(101, 111):
+        sp = matcher.prepare(fvc[f"DB3_B/{f}_4"])
+        full = gallery.search(sp, n)
+        # both screens keep everything: the exhaustive answers
+        assert gallery.search(sp, 10, stages=2, screen="cascade", penetration=1.0, first_penetration=1.0) == full[:10]
+        first = index.shortlist(screening.code(sp), screening.shortlist_size(n, 0.7))
+        local = matcher.screen_many(sp, g, first, top=IP.LOCAL_SCREEN_TOP)
+        m = screening.shortlist_size(n, 0.5)
+        order = np.lexsort((first, -local.astype(np.int64)))[:m]  # best local screen, ties earlier row
+        keep = {ids[r] for r in first[order]}
+        assert screening.cascade_shortlist(sp, g, index, len(first), m).tolist() == sorted(first[order].tolist())
+        oracle = [c for c in full if c.reference_id in keep][:10]
+        assert gallery.search(sp, 10, stages=2, screen="cascade", penetration=0.5, first_penetration=0.7) == oracle
+        # a local shortlist as long as the codes' one: the codes' shortlist itself
+        codes_only = {ids[r] for r in first}
+        assert gallery.search(sp, 10, stages=2, screen="cascade", penetration=0.7, first_penetration=0.7) == \
+            [c for c in full if c.reference_id in codes_only][:10]
+        hits += gallery.search(sp, 1, stages=2, screen="cascade")[0].reference_id == f"DB3_B/{f}_1"
+    assert hits >= 8  # at the default penetrations (the 200-reference floor here)
+
+
+def test_cascade_tally_is_a_search_written_out(gallery, fvc):
+    """The benchmark's cascade curve counts, for each codes penetration, exactly the searches the
+    cascade (at that penetration, the local screen keeping ``local_penetration``) answers with
+    the mate first."""
+    from biostation.identify import benchmark
+
+    v = gallery.view()
+    ids, g, index = v.reference_ids, v.packed, v.screening
+    n = len(ids)
+    where = {r: i for i, r in enumerate(ids)}
+    tally = benchmark.CascadeTally(n)
+    probes = [(matcher.prepare(fvc[f"{db}/{f}_{k}"]), f"{db}/{f}_1") for db in ("DB1_B", "DB3_B")
+              for f in range(101, 111) for k in (3, 7)]
+    local_pen = 0.46  # 203 of 440: above the 200-reference floor, below the whole gallery
+    for sp, mate in probes:
+        scores = matcher.match_many(sp, g)
+        tally.add(scores, index.distances(screening.code(sp)), benchmark.local_screen(sp, g), where[mate])
+    rep = tally.report(local_pen)
+    assert rep["local_shortlist"] == screening.shortlist_size(n, local_pen) == 203
+    for point in rep["curve"]:
+        got = sum(gallery.search(sp, 1, stages=2, screen="cascade", penetration=local_pen,
+                                 first_penetration=point["penetration"])[0].reference_id == mate for sp, mate in probes)
+        assert round(point["rank1_hit_rate"] * len(probes)) == got, point
+    assert rep["exhaustive_rank1_hits"] == sum(gallery.search(sp, 1)[0].reference_id == mate for sp, mate in probes)
 
 
 def test_reference_id_rule_is_shared():
@@ -333,6 +392,13 @@ def test_bench_identify_command_reports_both_searches(shared, tmp_path):
     assert "local_screen" in streamed
     assert tiled["local_screen"]["penetration"] == streamed["local_screen"]["operating_penetration"]
     assert tiled["local_screen"]["two_stage"]["searches"] == 3
+    casc = size["accuracy"]["cascade"]  # the cascade, from the same pass: its local screen keeps the local op
+    assert casc["local_penetration"] == local_acc["operating_penetration"]
+    op = [c for c in casc["curve"] if c["penetration"] == casc["operating_penetration"]][0]
+    assert op["rank1_hit_rate"] >= casc["exhaustive_rank1_hit_rate"] == local_acc["exhaustive_rank1_hit_rate"]
+    assert local["stages2_cascade"]["searches"] == 3 and local["speedup_cascade_over_exhaustive"] > 0
+    assert tiled["cascade"]["penetration"] == streamed["cascade"]["operating_penetration"]
+    assert tiled["cascade"]["two_stage"]["searches"] == 3 and "cascade" in r.output
     cd = rep["code_distances"]
     assert 0 <= cd["ks"] <= 1 and 0 <= cd["mate_rank_real_background"]["within_1pct"] <= 1
     r = CliRunner().invoke(app, ["bench", "identify", "--gallery", "5", "--fvc", str(shared / "data" / "fvc2002" / "DB1_B")])

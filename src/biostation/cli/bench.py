@@ -200,12 +200,14 @@ def register(app: typer.Typer) -> None:
                        f"{a['probes']}, score gap median {a['score_gap_median']:.0f}; operating penetration "
                        f"{100 * a['operating_penetration']:.2f} % (shortlist {a['operating_shortlist']}) with the codes, "
                        f"{100 * a['local_screen']['operating_penetration']:.2f} % (shortlist "
-                       f"{a['local_screen']['operating_shortlist']}) with the local screen")
+                       f"{a['local_screen']['operating_shortlist']}) with the local screen; the cascade's codes keep "
+                       f"{100 * a['cascade']['operating_penetration']:.2f} % ({a['cascade']['operating_shortlist']})")
             for name in ("local", "ray"):
                 if name not in r:
                     continue
                 for key, label in (("stages1", "stages 1"), ("stages2", "stages 2, codes"),
-                                   ("stages2_local_screen", "stages 2, local screen")):
+                                   ("stages2_local_screen", "stages 2, local screen"),
+                                   ("stages2_cascade", "stages 2, cascade")):
                     x = r[name].get(key)
                     if x:
                         same = x.get("identical_to_local")
@@ -215,7 +217,8 @@ def register(app: typer.Typer) -> None:
                                                                           f"to local: {same}"))
                 if "speedup_over_exhaustive" in r[name]:
                     typer.echo(f"  {name:5} two-stage speedup over exhaustive: {r[name]['speedup_over_exhaustive']:.2f}x "
-                               f"(codes), {r[name]['speedup_local_screen_over_exhaustive']:.2f}x (local screen)")
+                               f"(codes), {r[name]['speedup_local_screen_over_exhaustive']:.2f}x (local screen), "
+                               f"{r[name]['speedup_cascade_over_exhaustive']:.2f}x (cascade)")
         for size, a in report.get("streamed", {}).items():
             typer.echo(f"gallery {size} (streamed, {a['streamed']['build_and_score_s']:.0f} s): exhaustive rank-1 "
                        f"{100 * a['exhaustive_rank1_hit_rate']:.1f} % of {a['probes']}, score gap median "
@@ -224,7 +227,8 @@ def register(app: typer.Typer) -> None:
                        f"{100 * a['penetration_99pct_of_exhaustive_hits']:.2f} %, 95 % at "
                        f"{100 * a['penetration_95pct_of_exhaustive_hits']:.2f} % (codes); local screen: operating "
                        f"penetration {100 * a['local_screen']['operating_penetration']:.2f} %, worst mate rank "
-                       f"{100 * a['local_screen']['mate_rank_worst']:.2f} %")
+                       f"{100 * a['local_screen']['mate_rank_worst']:.2f} %; cascade: codes keep "
+                       f"{100 * a['cascade']['operating_penetration']:.2f} %")
         for t in report.get("tiled", []):
             typer.echo(f"{t['templates']} templates (tiled x{t['tile']}): exhaustive p50 {t['exhaustive']['p50_ms']:.0f} "
                        f"ms, two-stage p50 {t['two_stage']['p50_ms']:.0f} ms ({t['speedup_over_exhaustive']:.1f}x), "
@@ -237,6 +241,11 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  local screen at {100 * ls['penetration']:.2f} %: two-stage p50 {ls['two_stage']['p50_ms']:.0f} "
                            f"ms ({ls['speedup_over_exhaustive']:.1f}x), first stage "
                            f"{ls['first_stage_templates_per_s']:.3g} templates/s")
+            if "cascade" in t:
+                c = t["cascade"]
+                typer.echo(f"  cascade (codes {100 * c['penetration']:.2f} %, local screen "
+                           f"{100 * c['local_penetration']:.2f} %): two-stage p50 {c['two_stage']['p50_ms']:.0f} ms "
+                           f"({c['speedup_over_exhaustive']:.1f}x), screens alone p50 {c['first_stage']['p50_ms']:.0f} ms")
         typer.echo(f"impostor scores, real vs synthetic: KS {report['impostor_ks']:.3f}")
         cd = report["code_distances"]
         typer.echo(f"screening-code distances to impostors, real vs synthetic: KS {cd['ks']:.3f}; mates ranked "

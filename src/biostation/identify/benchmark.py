@@ -215,6 +215,87 @@ class Tally:
         }
 
 
+def _first_rank(key: np.ndarray, rows: np.ndarray, at: int) -> int:
+    """Place of ``rows[at]`` when ``rows`` are ranked by ``key`` (lower first, ties: earlier row)."""
+    k, r = key[at], rows[at]
+    return int(np.count_nonzero((key < k) | ((key == k) & (rows < r))))
+
+
+class CascadeTally:
+    """The cascade (codes, then the local screen, then the matcher), one probe at a time: for each
+    codes penetration of :data:`GRID`, the mate's place among the codes shortlist ranked by the
+    local screen, and the best place of a reference that outscores the mate in the matcher. At
+    :meth:`report` the local screen's shortlist size is fixed, and a search is a rank-1 hit when
+    the mate is in that shortlist and no reference that outscores it is."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.hits = 0
+        self.places: list[np.ndarray] = []  # per probe: (len(GRID), 2) mate place, best beater place
+
+    def add(self, scores: np.ndarray, dist: np.ndarray, near: np.ndarray, mate: int) -> None:
+        """One mated search: matcher scores, code distances and local-screen distances (lower =
+        nearer) of every row, and the mate's row."""
+        n = self.n
+        self.hits += _rank1(scores, mate)
+        order = np.lexsort((np.arange(n), dist))  # nearest codes first, ties by row
+        pos = int(np.nonzero(order == mate)[0][0])
+        sm = scores[mate]
+        beats = (scores > sm) | ((scores == sm) & (np.arange(n) < mate))
+        out = np.full((len(GRID), 2), n + 1, np.int64)  # n + 1: not in the codes shortlist / no beater
+        for j, pen in enumerate(GRID):
+            m1 = screening.shortlist_size(n, pen)
+            if pos >= m1:
+                continue
+            rows = np.sort(order[:m1])
+            key = near[rows]
+            out[j, 0] = _first_rank(key, rows, int(np.searchsorted(rows, mate)))
+            b = np.flatnonzero(beats[rows])
+            if len(b):  # the beater the local screen ranks first: lowest distance, then earliest row
+                kb = key[b]
+                best = b[np.flatnonzero(kb == kb.min())[0]]
+                out[j, 1] = _first_rank(key, rows, int(best))
+        self.places.append(out)
+
+    def report(self, local_penetration: float) -> dict[str, Any]:
+        """The curve over the codes penetration, the local screen passing
+        ``shortlist_size(n, local_penetration)`` references to the matcher, and the operating
+        point: the smallest codes penetration whose rank-1 hits are at least the exhaustive's."""
+        n, probes = self.n, len(self.places)
+        m = screening.shortlist_size(n, local_penetration)
+        pl = np.stack(self.places) if self.places else np.zeros((0, len(GRID), 2), np.int64)
+        found = pl[:, :, 0] < m  # the mate survives both screens
+        hit = found & (pl[:, :, 1] >= m)
+        curve = [{"penetration": pen, "shortlist": screening.shortlist_size(n, pen),
+                  "rank1_hit_rate": float(hit[:, j].sum()) / max(probes, 1),
+                  "mate_in_shortlist": float(found[:, j].sum()) / max(probes, 1)} for j, pen in enumerate(GRID)]
+        ok = [j for j in range(len(GRID)) if hit[:, j].sum() >= self.hits]
+        op = GRID[ok[0]] if ok else 1.0
+        return {"gallery": n, "probes": probes, "exhaustive_rank1_hits": int(self.hits),
+                "exhaustive_rank1_hit_rate": self.hits / max(probes, 1),
+                "local_penetration": local_penetration, "local_shortlist": m, "curve": curve,
+                "operating_penetration": op, "operating_shortlist": screening.shortlist_size(n, op)}
+
+
+class Tallies:
+    """The three first stages' tallies from one exhaustive pass: codes, local screen, cascade."""
+
+    def __init__(self, n: int):
+        self.codes, self.local, self.cascade = Tally(n), Tally(n), CascadeTally(n)
+
+    def add(self, scores: np.ndarray, dist: np.ndarray, near: np.ndarray, mate: int) -> None:
+        self.codes.add(scores, dist, mate)
+        self.local.add(scores, near, mate)
+        self.cascade.add(scores, dist, near, mate)
+
+    def report(self) -> dict[str, Any]:
+        """The codes' report, with ``["local_screen"]`` and ``["cascade"]`` (its local screen
+        keeping the local screen's own operating penetration)."""
+        local = self.local.report()
+        return self.codes.report() | {"local_screen": local,
+                                      "cascade": self.cascade.report(local["operating_penetration"])}
+
+
 def local_screen(p: SearchTemplate, g: Any, index: np.ndarray | None = None) -> np.ndarray:
     """The local screen's distance of ``p`` to gallery rows (lower = nearer, as code distances):
     minus its :func:`biostation.matcher.screen_many` score."""
@@ -223,17 +304,16 @@ def local_screen(p: SearchTemplate, g: Any, index: np.ndarray | None = None) -> 
 
 def accuracy(gal: Gallery, progress: Progress = no_progress) -> dict[str, Any]:
     """Exhaustive rank-1, the score gap, and the two-stage curve over :data:`GRID` of the codes
-    screen; ``["local_screen"]``: the same for the local screen, from the same exhaustive pass."""
+    screen; ``["local_screen"]``: the same for the local screen, and ``["cascade"]`` the cascade's
+    curve over its codes penetration (:class:`CascadeTally`), from the same exhaustive pass."""
     v = gal.local.view()
     g, screen, ids = v.packed, v.screening, v.reference_ids
     where = {r: i for i, r in enumerate(ids)}
-    tally, local = Tally(len(ids)), Tally(len(ids))
+    tallies = Tallies(len(ids))
     for pi, (p, mate_id) in enumerate(zip(gal.probes, gal.mates, strict=True)):
-        scores = matcher.match_many(p, g)
-        tally.add(scores, screen.distances(screening.code(p)), where[mate_id])
-        local.add(scores, local_screen(p, g), where[mate_id])
+        tallies.add(matcher.match_many(p, g), screen.distances(screening.code(p)), local_screen(p, g), where[mate_id])
         progress(f"accuracy {len(ids)}", pi + 1, len(gal.probes))
-    return tally.report() | {"local_screen": local.report()}
+    return tallies.report()
 
 
 # --- accuracy over galleries too large to hold: built and scored a chunk at a time --------------
@@ -292,12 +372,11 @@ def accuracy_streamed(mated: Mapping[str, Sequence[Template]], size: int, probes
                                          (ps, refs, slots, seed), _chunk_scores, chunk, workers,
                                          f"scoring a {size}-template gallery", progress)
     built = time.perf_counter() - t0
-    tally, local = Tally(size), Tally(size)
+    tallies = Tallies(size)
     for i, mate in enumerate(mate_rows):
-        tally.add(scores[i], dist[i], mate)
-        local.add(scores[i], near[i], mate)
+        tallies.add(scores[i], dist[i], near[i], mate)
         progress(f"accuracy {size}", i + 1, len(ps))
-    out = tally.report() | {"local_screen": local.report()}
+    out = tallies.report()
     out["streamed"] = {"chunk": chunk, "workers": workers, "build_and_score_s": built,
                        "worker_s_per_template": built * max(workers, 1) / size}
     return out
@@ -356,13 +435,15 @@ def rank1_rate(answers: Sequence[Sequence[Any]], mates: Sequence[str]) -> float:
 
 
 def time_backend(backend: Any, gal: Gallery, probes: int, stages: int, penetration: float,
-                 screen: str = "codes") -> tuple[list, dict]:
+                 screen: str = "codes", first_penetration: float | None = None) -> tuple[list, dict]:
     """Searches (top 10) of the first ``probes`` probes, one at a time, on ``backend``."""
     pick = np.unique(np.linspace(0, len(gal.probes) - 1, min(probes, len(gal.probes))).astype(int))
     ps = [gal.probes[i] for i in pick]
     kw: dict[str, Any] = {"stages": stages, "penetration": penetration}
     if stages == 2:
         kw["screen"] = screen
+    if first_penetration is not None:
+        kw["first_penetration"] = first_penetration
     answers, r = latencies(lambda p: backend.search(p, 10, **kw), ps)
     r["rank1_hit_rate"] = rank1_rate(answers, [gal.mates[i] for i in pick])
     return answers, r
@@ -379,12 +460,14 @@ def tiled_index(codes: np.ndarray, factor: int) -> screening.ScreeningIndex:
 
 def time_tiled(gal: Gallery, templates: int, probes: int, penetration: float,
                also: Sequence[float] = (), exhaustive_probes: int | None = None,
-               local_penetration: float | None = None) -> dict[str, Any]:
+               local_penetration: float | None = None, cascade_penetration: float | None = None) -> dict[str, Any]:
     """Exhaustive vs two-stage search time over ``templates`` rows tiled from the gallery (see the
     module docstring), side by side in this process (two-stage at ``penetration`` and at each of
     ``also``), plus the first stage alone; with ``local_penetration``, the two-stage search with
-    the local screen too (``["local_screen"]``). The exhaustive search is timed on the first
-    ``exhaustive_probes`` probes only (default: all; it costs about 10 s per 10^6 rows)."""
+    the local screen too (``["local_screen"]``), and with ``cascade_penetration`` as well the
+    cascade (codes keeping that share, the local screen ``local_penetration``: ``["cascade"]``).
+    The exhaustive search is timed on the first ``exhaustive_probes`` probes only (default: all;
+    it costs about 10 s per 10^6 rows)."""
     v = gal.local.view()
     g, codes = v.packed, v.codes
     n0 = len(codes)
@@ -425,6 +508,21 @@ def time_tiled(gal: Gallery, templates: int, probes: int, penetration: float,
         out["local_screen"] = {"penetration": local_penetration, "shortlist": ml, "two_stage": lt,
                                "first_stage": lscan, "first_stage_templates_per_s": n / (lscan["p50_ms"] / 1e3),
                                "speedup_over_exhaustive": ex["p50_ms"] / lt["p50_ms"]}
+        if cascade_penetration is not None:
+            mc = screening.shortlist_size(n, cascade_penetration)
+
+            def cascade_scan(p: SearchTemplate) -> np.ndarray:
+                rows = screen.shortlist(screening.code(p), mc)
+                if ml >= len(rows):
+                    return rows
+                near = matcher.screen_many(p, g, rows % n0, top=IP.LOCAL_SCREEN_TOP)
+                return rows[screening.top_rows(near, ml)]
+
+            _, ct = latencies(lambda p: rerank(p, cascade_scan(p)), ps)
+            _, cscan = latencies(cascade_scan, ps)
+            out["cascade"] = {"penetration": cascade_penetration, "codes_shortlist": mc,
+                              "local_penetration": local_penetration, "shortlist": ml, "two_stage": ct,
+                              "first_stage": cscan, "speedup_over_exhaustive": ex["p50_ms"] / ct["p50_ms"]}
     return out
 
 
@@ -493,7 +591,8 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
     curves = [(size, r["accuracy"]) for size, r in report["sizes"].items()]
     curves += [(f"{size} (streamed)", acc) for size, acc in report.get("streamed", {}).items()]
     curves = [(f"{size} {name}", x) for size, acc in curves
-              for name, x in (("codes", acc), ("local", acc.get("local_screen"))) if x is not None]
+              for name, x in (("codes", acc), ("local", acc.get("local_screen")), ("cascade", acc.get("cascade")))
+              if x is not None]
     for size, acc in curves:
         pen = [c["penetration"] for c in acc["curve"]]
         a.plot(pen, [c["rank1_hit_rate"] for c in acc["curve"]], marker=".", label=f"{size}: two-stage rank-1")
@@ -568,15 +667,19 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
         pen = acc["operating_penetration"]
         r: dict[str, Any] = {"accuracy": acc, "memory": gal.local.memory(), "local": {}}
         lpen = acc["local_screen"]["operating_penetration"]
+        cpen = acc["cascade"]["operating_penetration"]
+        # the two-stage searches beside the codes': name, report key, screen, codes penetration
+        others = (("local", "_local_screen", "local", None), ("cascade", "_cascade", "cascade", cpen))
         answers: dict[Any, list] = {}
         for st in stages:
             answers[st], r["local"][f"stages{st}"] = time_backend(gal.local, gal, time_probes, st, pen)
         if 2 in stages:
-            answers["local"], r["local"]["stages2_local_screen"] = time_backend(gal.local, gal, time_probes, 2, lpen,
-                                                                                "local")
+            for name, key, scr, first in others:
+                answers[name], r["local"][f"stages2{key}"] = time_backend(gal.local, gal, time_probes, 2, lpen,
+                                                                          scr, first)
         if 1 in stages and 2 in stages:
-            for key, st in (("", "stages2"), ("_local_screen", "stages2_local_screen")):
-                r["local"][f"speedup{key}_over_exhaustive"] = (r["local"][st]["searches_per_s"]
+            for key in ("", "_local_screen", "_cascade"):
+                r["local"][f"speedup{key}_over_exhaustive"] = (r["local"][f"stages2{key}"]["searches_per_s"]
                                                                / r["local"]["stages1"]["searches_per_s"])
         if ray_backend is not None:
             rb = ray_backend()
@@ -588,11 +691,12 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
                     ans, r["ray"][f"stages{st}"] = time_backend(rb, gal, time_probes, st, pen)
                     r["ray"][f"stages{st}"]["identical_to_local"] = ans == answers[st]
                 if 2 in stages:
-                    ans, x = time_backend(rb, gal, time_probes, 2, lpen, "local")
-                    r["ray"]["stages2_local_screen"] = x | {"identical_to_local": ans == answers["local"]}
+                    for name, key, scr, first in others:
+                        ans, x = time_backend(rb, gal, time_probes, 2, lpen, scr, first)
+                        r["ray"][f"stages2{key}"] = x | {"identical_to_local": ans == answers[name]}
                 if 1 in stages and 2 in stages:
-                    for key, st in (("", "stages2"), ("_local_screen", "stages2_local_screen")):
-                        r["ray"][f"speedup{key}_over_exhaustive"] = (r["ray"][st]["searches_per_s"]
+                    for key in ("", "_local_screen", "_cascade"):
+                        r["ray"][f"speedup{key}_over_exhaustive"] = (r["ray"][f"stages2{key}"]["searches_per_s"]
                                                                      / r["ray"]["stages1"]["searches_per_s"])
             finally:
                 rb.close(shutdown=False)
@@ -616,7 +720,8 @@ def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes
                 last, size, min(time_probes, 5), acc["operating_penetration"],
                 also=(acc["penetration_99pct_of_exhaustive_hits"], acc["penetration_95pct_of_exhaustive_hits"], 0.01),
                 exhaustive_probes=2 if size > 2_000_000 else None,
-                local_penetration=acc["local_screen"]["operating_penetration"]))
+                local_penetration=acc["local_screen"]["operating_penetration"],
+                cascade_penetration=acc["cascade"]["operating_penetration"]))
             progress(f"timing {size} templates", 1, 1)
     stats = {"real": synthetic.statistics(real), "synthetic": synthetic.statistics(last.synthetic)}
     report["synthetic_vs_real"] = synthetic.compare(real, last.synthetic)

@@ -39,7 +39,7 @@ from ..templates import TemplateFormat, decode, encode
 from ..templates.model import Template
 from . import params as IP
 from . import screening
-from .engine import Candidate, check_reference_id, check_search
+from .engine import Candidate, cascade_penetration, check_reference_id, check_search
 
 #: a journal record's header: op, id length, data length (the id's bytes, then the data, follow)
 RECORD = struct.Struct("<cHI")
@@ -257,7 +257,8 @@ class LocalBackend:
                                np.array(self._codes, np.uint8).reshape(-1, IP.CODE_BYTES), self._screening())
 
     def search(self, probe: Template | SearchTemplate, k: int = 10, *, stages: int = 1,
-               penetration: float | None = None, screen: str = "codes") -> list[Candidate]:
+               penetration: float | None = None, screen: str = "codes",
+               first_penetration: float | None = None) -> list[Candidate]:
         """The ``k`` best references, best first (ties: earlier enrolment first).
 
         ``stages=1``: exhaustive, every reference is scored in full. ``stages=2``: the first
@@ -266,13 +267,16 @@ class LocalBackend:
         first stage drops is not found. ``screen="codes"`` (default penetration
         :data:`.params.PENETRATION`): the screening codes nearest the probe's;
         ``screen="local"`` (default :data:`.params.LOCAL_PENETRATION`): the highest local
-        screen scores (:func:`~.screening.local_shortlist`).
+        screen scores (:func:`~.screening.local_shortlist`); ``screen="cascade"`` (default
+        penetration :data:`.params.LOCAL_PENETRATION`): the highest local screen scores among the
+        ``first_penetration`` of the gallery (default :data:`.params.CASCADE_CODES_PENETRATION`)
+        whose codes are nearest (:func:`~.screening.cascade_shortlist`).
         """
-        pen = check_search(k, stages, penetration, screen)
+        pen = check_search(k, stages, penetration, screen, first_penetration)
         sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
         with self._lock:
             g, ids = self._gallery(), list(self._ids)
-            index = self._screening() if stages == 2 and screen == "codes" else None
+            index = self._screening() if stages == 2 and screen != "local" else None
         if not ids:
             return []
         if stages == 1:
@@ -280,10 +284,13 @@ class LocalBackend:
             rows = np.arange(len(scores))
         else:
             m = screening.shortlist_size(len(ids), pen)
-            if index is not None:
+            if screen == "codes":
                 rows = index.shortlist(screening.code(sp), m)
-            else:
+            elif screen == "local":
                 rows = screening.local_shortlist(sp, g, m)
+            else:
+                m1 = screening.shortlist_size(len(ids), cascade_penetration(first_penetration))
+                rows = screening.cascade_shortlist(sp, g, index, m1, m)
             scores = matcher.match_many(sp, g, rows)
         order = np.lexsort((rows, -scores.astype(np.int64)))[:k]
         return [Candidate(score=int(scores[i]), reference_id=ids[rows[i]]) for i in order]

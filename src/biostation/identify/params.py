@@ -27,11 +27,13 @@ CODE_SET_BITS = 320
 #: operating point ``biostation bench identify`` reports is chosen by the rank-1 parity rule
 PENETRATION = 0.2
 #: first stages a single-finger search can screen with: ``"codes"`` (the screening codes above,
-#: a Hamming scan) or ``"local"`` (the matcher's local-similarity screen,
+#: a Hamming scan), ``"local"`` (the matcher's local-similarity screen,
 #: :func:`biostation.matcher.screen_many`: every reference's minutiae, about a tenth of a
-#: comparison's cost in C). The codes scan costs about 50 ns a reference, the local screen about
-#: 1 us; the local screen keeps far more of the mates in a small shortlist (see docs/capacity-plan.md)
-SCREENS = ("codes", "local")
+#: comparison's cost in C) or ``"cascade"`` (the codes keep :data:`CASCADE_CODES_PENETRATION` of
+#: the gallery, the local screen ranks only those). The codes scan costs about 10 ns a reference,
+#: the local screen about 1 us; the local screen keeps far more of the mates in a small shortlist,
+#: and the cascade pays for it on the codes' shortlist only (see docs/capacity-plan.md)
+SCREENS = ("codes", "local", "cascade")
 #: the local screen sums the best local similarities of this many probe minutiae (minutiae). Chosen
 #: on the mated FVC2000/2002 searches among 20,000 synthetic templates and the other fingers'
 #: impressions: 4, 8 and 12 keep alike (98.1-98.7 % of the exhaustive hits within 1 % of the real
@@ -41,6 +43,10 @@ LOCAL_SCREEN_TOP = 8
 #: same searches a 0.5 % shortlist of 20,080 references kept 473 of the 475 exhaustive rank-1 hits
 #: and found 487 (it drops strangers that outscore a mate); 1 % kept 474
 LOCAL_PENETRATION = 0.01
+#: default share of the gallery the codes pass to the local screen in the cascade (fraction, 0..1];
+#: the local screen then passes ``penetration`` (default :data:`LOCAL_PENETRATION`) of the
+#: gallery to the matcher
+CASCADE_CODES_PENETRATION = 0.2
 #: the shortlist never holds fewer references than this (references): small galleries and
 #: shards are then re-ranked nearly in full
 MIN_SHORTLIST = 200

@@ -186,13 +186,14 @@ def shortlist(dist: np.ndarray, m: int) -> np.ndarray:
 
 
 def search(view: PersonView, probe: Mapping[int, SearchTemplate], k: int = 10, *, stages: int = 1,
-           penetration: float | None = None, screen: str = "codes") -> list[PersonCandidate]:
+           penetration: float | None = None, screen: str = "codes",
+           first_penetration: float | None = None) -> list[PersonCandidate]:
     """The ``k`` persons of highest fused score, best first (ties: earlier enrolment).
 
     ``stages=1`` scores every person's fingers; ``stages=2`` scores only the persons the first
     stage shortlists (``penetration`` of them, default :data:`.params.PENETRATION`). Persons are
     screened by their fused code distances: ``screen`` other than ``"codes"`` is a GalleryError."""
-    pen = check_search(k, stages, penetration, screen)
+    pen = check_search(k, stages, penetration, screen, first_penetration)
     if screen != "codes":
         raise GalleryError(f"a person gallery screens with codes, not {screen!r}")
     n = view.persons
@@ -352,9 +353,11 @@ class PersonGallery:
             return self._view
 
     def search(self, probe: Mapping[int, Template | SearchTemplate] | Iterable[Template], k: int = 10, *,
-               stages: int = 1, penetration: float | None = None, screen: str = "codes") -> list[PersonCandidate]:
+               stages: int = 1, penetration: float | None = None, screen: str = "codes",
+               first_penetration: float | None = None) -> list[PersonCandidate]:
         """See :func:`search`; ``probe`` as :func:`probe_views` takes it."""
-        return search(self.view(), probe_views(probe), k, stages=stages, penetration=penetration, screen=screen)
+        return search(self.view(), probe_views(probe), k, stages=stages, penetration=penetration, screen=screen,
+                      first_penetration=first_penetration)
 
     def memory(self) -> dict[str, float]:
         """Bytes of the matcher arrays and of the screening codes, in all and per person."""

@@ -216,12 +216,13 @@ class GalleryShard:
         return self._local.memory()
 
     def search(self, probe: Any, k: int, stages: int = 1, penetration: float | None = None,
-               screen: str = "codes") -> list[tuple[int, int, str, int]]:
+               screen: str = "codes", first_penetration: float | None = None) -> list[tuple[int, int, str, int]]:
         """This slice's ``k`` best as ``(score, enrolment stamp, referenceId, fingers compared)``,
         best first (fingers: 1 for a finger gallery); with ``stages=2`` the first stage screens
         this slice (its shortlist is ``penetration`` of the slice)."""
         local = self._local  # a concurrent reload swaps it
-        found = local.search(probe, k, stages=stages, penetration=penetration, screen=screen)
+        found = local.search(probe, k, stages=stages, penetration=penetration, screen=screen,
+                             first_penetration=first_penetration)
         return [(c.score, self._order(c.reference_id), c.reference_id, getattr(c, "fingers", 1)) for c in found]
 
     def insert(self, reference_id: str, stamp: int, template: Any) -> None:
@@ -521,8 +522,8 @@ class RayBackend:
         return self._actors[shard_of(check_reference_id(reference_id), self._n)]
 
     # --- the Backend protocol ----------------------------------------------------------------------
-    def search(self, probe: Any, k: int = 10, *, stages: int = 1,
-               penetration: float | None = None, screen: str = "codes") -> list[Any]:
+    def search(self, probe: Any, k: int = 10, *, stages: int = 1, penetration: float | None = None,
+               screen: str = "codes", first_penetration: float | None = None) -> list[Any]:
         """The ``k`` best references over every shard, best first (ties: earlier enrolment first):
         :class:`Candidate` for fingers; for persons (``unit="person"``, ``probe`` as
         :func:`.persons.probe_views` takes it) :class:`~.persons.PersonCandidate`.
@@ -542,14 +543,15 @@ class RayBackend:
             k = operator.index(k)
         except TypeError:
             raise GalleryError(f"k must be an integer, got {type(k).__name__}") from None
-        check_search(k, stages, penetration, screen)  # here, before any shard is asked
+        check_search(k, stages, penetration, screen, first_penetration)  # here, before any shard is asked
         if screen != "codes" and self.unit == "person":
             raise GalleryError(f"a person gallery screens with codes, not {screen!r}")
         if self.unit == "person":
             sp: Any = probe_views(probe)
         else:
             sp = probe if isinstance(probe, SearchTemplate) else prepare(probe)
-        parts = self._ask(lambda: [a.search.remote(sp, k, stages, penetration, screen) for a in self._actors], "search")
+        parts = self._ask(lambda: [a.search.remote(sp, k, stages, penetration, screen, first_penetration)
+                                   for a in self._actors], "search")
         best = heapq.nsmallest(k, (c for part in parts for c in part), key=lambda c: (-c[0], c[1], c[2]))
         if self.unit == "person":
             return [PersonCandidate(score=score, reference_id=rid, fingers=f) for score, _, rid, f in best]
