@@ -56,8 +56,10 @@ def test_shards_spread_over_nodes_and_two_stage_runs_in_each(ray_nodes, items, s
             # penetration 1: the first stage keeps everything, so the answers are the exhaustive ones
             assert g.search(p, 5, stages=2, penetration=1.0) == oracle.search(p, 5)
             assert g.search(p, 5, stages=2, penetration=1.0, screen="local") == oracle.search(p, 5)
+            assert g.search(p, 5, stages=2, penetration=1.0, screen="cascade", first_penetration=1.0) == \
+                oracle.search(p, 5)
             full = {c.reference_id: c.score for c in oracle.search(p, len(items))}
-            for screen in ("codes", "local"):
+            for screen in ("codes", "local", "cascade"):
                 two = g.search(p, 5, stages=2, penetration=0.3, screen=screen)
                 # each shard's re-ranked shortlist: true scores, best first, a subset of the gallery
                 assert all(full[c.reference_id] == c.score for c in two)

@@ -16,7 +16,8 @@ and of the first stage's screening codes (:data:`.params.CODE_BYTES` per templat
 
 **Two-stage search.** ``search(probe, k, stages=2)`` screens the gallery with
 :mod:`.screening` codes (or, with ``screen="local"``, the matcher's local screen over the packed
-arrays) and scores only the shortlist with the matcher; ``stages=1`` scores every reference (the
+arrays; with ``screen="cascade"``, the local screen over the codes' shortlist) and scores only
+the shortlist with the matcher; ``stages=1`` scores every reference (the
 oracle of the two-stage search, and its upper bound on accuracy).
 """
 
