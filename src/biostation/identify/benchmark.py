@@ -586,34 +586,40 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(2, 4, figsize=(20, 8.5))
-    a = ax[0, 0]
-    curves = [(size, r["accuracy"]) for size, r in report["sizes"].items()]
-    curves += [(f"{size} (streamed)", acc) for size, acc in report.get("streamed", {}).items()]
-    curves = [(f"{size} {name}", x) for size, acc in curves
-              for name, x in (("codes", acc), ("local", acc.get("local_screen")), ("cascade", acc.get("cascade")))
-              if x is not None]
-    for size, acc in curves:
-        pen = [c["penetration"] for c in acc["curve"]]
-        a.plot(pen, [c["rank1_hit_rate"] for c in acc["curve"]], marker=".", label=f"{size}: two-stage rank-1")
-        a.plot(pen, [c["mate_in_shortlist"] for c in acc["curve"]], ls=":", label=f"{size}: mate in shortlist")
-        a.axhline(acc["exhaustive_rank1_hit_rate"], ls="--", lw=0.8, color=a.lines[-2].get_color())
-        a.axvline(acc["operating_penetration"], ls="-.", lw=0.8, color=a.lines[-2].get_color())
-    a.set_xscale("log")
-    a.set_xlabel("penetration rate (share of the gallery scored by the matcher)")
-    a.set_ylabel("hit rate")
-    a.set_title("first stage (codes or local screen): penetration vs hit rate\n"
-                "(dashed: exhaustive rank-1; dash-dot: operating point)")
-    a.legend(fontsize=7)
+    fig, ax = plt.subplots(3, 4, figsize=(20, 12.5))
+    sizes = [(size, r["accuracy"]) for size, r in report["sizes"].items()]
+    sizes += [(f"{size} (streamed)", acc) for size, acc in report.get("streamed", {}).items()]
+    stages = ((None, "codes: penetration vs hit rate", "penetration (share of the gallery the matcher scores)"),
+              ("local_screen", "local screen: penetration vs hit rate",
+               "penetration (share of the gallery the matcher scores)"),
+              ("cascade", "cascade: codes penetration vs hit rate\n(the local screen then keeps its own "
+               "operating share)", "codes penetration (share of the gallery the local screen ranks)"))
+    for a, (key, title, xlabel) in zip(ax[0, :3], stages, strict=True):
+        for size, acc in sizes:
+            x = acc if key is None else acc.get(key)
+            if x is None:
+                continue
+            pen = [c["penetration"] for c in x["curve"]]
+            a.plot(pen, [c["rank1_hit_rate"] for c in x["curve"]], marker=".", label=f"{size}: two-stage rank-1")
+            color = a.lines[-1].get_color()
+            a.plot(pen, [c["mate_in_shortlist"] for c in x["curve"]], ls=":", color=color,
+                   label=f"{size}: mate in shortlist")
+            a.axhline(x["exhaustive_rank1_hit_rate"], ls="--", lw=0.8, color=color)
+            a.axvline(x["operating_penetration"], ls="-.", lw=0.8, color=color)
+        a.set_xscale("log")
+        a.set_xlabel(xlabel)
+        a.set_ylabel("hit rate")
+        a.set_title(f"{title}\n(dashed: exhaustive rank-1; dash-dot: operating point)", fontsize=10)
+        a.legend(fontsize=7, loc="lower right")
     panels = [("count", "minutiae per template"), ("pair_distance", "pair distance (px at 500 dpi)"),
               ("direction", "minutia direction (rad)"), ("x", "x - centroid (px)")]
-    for (key, label), a in zip(panels, [ax[0, 1], ax[0, 2], ax[1, 0], ax[1, 1]], strict=True):
+    for (key, label), a in zip(panels, [ax[1, 0], ax[1, 1], ax[1, 2], ax[1, 3]], strict=True):
         bins = 40
         for name in ("real", "synthetic"):
             a.hist(stats[name][key], bins=bins, density=True, histtype="step", label=name)
         a.set_title(f"{label}: KS {report['synthetic_vs_real'][key]['ks']:.3f}")
         a.legend(fontsize=7)
-    a = ax[1, 2]
+    a = ax[2, 0]
     hi = max(float(np.percentile(np.concatenate(list(impostors.values())), 99.9)), 1.0)
     for name, s in impostors.items():
         a.hist(np.clip(s, 0, hi), bins=60, range=(0, hi), density=True, histtype="step", label=f"{name} ({len(s)})")
@@ -621,7 +627,7 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
     a.set_title(f"impostor scores, FVC vs synthetic: KS {report['impostor_ks']:.3f}")
     a.set_xlabel("matcher score")
     a.legend(fontsize=7)
-    a = ax[0, 3]
+    a = ax[2, 1]
     if codes is not None:
         for name in ("real", "synthetic"):
             a.hist(codes[name], bins=60, density=True, histtype="step",
@@ -630,18 +636,48 @@ def plot(report: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], impost
         a.set_title(f"screening-code distance to impostors: KS {cd['ks']:.3f}")
         a.set_xlabel("Hamming distance (bits)")
         a.legend(fontsize=7)
-        a = ax[1, 3]
+        a = ax[0, 3]
         for name in ("real", "synthetic"):
             r = np.sort(codes[f"mate_rank_{name}"])
             a.plot(np.maximum(r, 1e-4), np.arange(1, len(r) + 1) / len(r), label=f"{name} background")
         a.set_xscale("log")
         a.set_xlabel("share of the background the first stage ranks above the mate")
         a.set_ylabel("share of mated searches")
-        a.set_title("mate rank by the first stage: real vs synthetic strangers")
+        a.set_title("mate rank by the codes: real vs synthetic strangers")
         a.legend(fontsize=7)
+    _plot_latency(ax[2, 2], report)
+    ax[2, 3].axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_latency(a: Any, report: dict[str, Any]) -> None:
+    """p50 search time against gallery size, one line per search (local backend; tiled sizes
+    marked with open symbols)."""
+    modes = (("exhaustive", "stages1", "exhaustive", None), ("two-stage, codes", "stages2", "two_stage", None),
+             ("two-stage, local screen", "stages2_local_screen", "two_stage", "local_screen"),
+             ("two-stage, cascade", "stages2_cascade", "two_stage", "cascade"))
+    for label, key, tkey, sub in modes:
+        pts = [(int(size), r["local"][key]["p50_ms"]) for size, r in report["sizes"].items() if key in r["local"]]
+        tiled = []
+        for t in report.get("tiled", []):
+            x = t if sub is None else t.get(sub)
+            if x is not None:
+                tiled.append((t["templates"], x[tkey]["p50_ms"]))
+        if not pts and not tiled:
+            continue
+        xs, ys = zip(*sorted(pts + tiled), strict=True)
+        a.plot(xs, ys, marker="o", label=label)
+        if tiled:
+            a.plot(*zip(*tiled, strict=True), ls="", marker="o", mfc="white", color=a.lines[-1].get_color())
+    a.axhline(200, ls=":", color="grey", lw=0.8)
+    a.set_xscale("log")
+    a.set_yscale("log")
+    a.set_xlabel("templates in the gallery (open symbols: tiled)")
+    a.set_ylabel("p50 search time, one core (ms)")
+    a.set_title("search time (dotted: 0.2 s)")
+    a.legend(fontsize=7)
 
 
 def run(mated: Mapping[str, Sequence[Template]], sizes: Sequence[int], *, probes: int = 100,
