@@ -150,6 +150,11 @@ def _choose_probes(mated: Mapping[str, Sequence[Template]], probes: int) -> list
     return chosen
 
 
+def _nearest_first(dist: np.ndarray) -> np.ndarray:
+    """Row numbers by ``dist``, nearest first, ties by row: the order a first stage ranks them in."""
+    return np.lexsort((np.arange(len(dist)), dist))
+
+
 def _rank1(scores: np.ndarray, mate: int, rows: np.ndarray | None = None) -> bool:
     """Is ``mate`` first among ``rows`` (all when None), ties going to the earlier enrolment?"""
     s = scores if rows is None else scores[rows]
@@ -168,15 +173,15 @@ class Tally:
         self.hits, self.gaps, self.mate_ranks, self.probes = 0, [], [], 0
         self.curve_hits = np.zeros(len(GRID), np.int64)
 
-    def add(self, scores: np.ndarray, dist: np.ndarray, mate: int) -> None:
+    def add(self, scores: np.ndarray, dist: np.ndarray, mate: int, order: np.ndarray | None = None) -> None:
         """One mated search: its matcher score for every row, its screening distance to every
-        row, and the row of its mate."""
+        row, and the row of its mate (``order``: :func:`_nearest_first` of ``dist``, when known)."""
         n = self.n
         self.probes += 1
         self.hits += _rank1(scores, mate)
         others = np.delete(scores, mate)
         self.gaps.append(int(scores[mate]) - int(others.max()) if len(others) else int(scores[mate]))
-        order = np.lexsort((np.arange(n), dist))  # nearest first, ties by row
+        order = _nearest_first(dist) if order is None else order
         pos = int(np.nonzero(order == mate)[0][0])
         self.mate_ranks.append(pos / n)
         for j, pen in enumerate(GRID):
@@ -233,12 +238,14 @@ class CascadeTally:
         self.hits = 0
         self.places: list[np.ndarray] = []  # per probe: (len(GRID), 2) mate place, best beater place
 
-    def add(self, scores: np.ndarray, dist: np.ndarray, near: np.ndarray, mate: int) -> None:
+    def add(self, scores: np.ndarray, dist: np.ndarray, near: np.ndarray, mate: int,
+            order: np.ndarray | None = None) -> None:
         """One mated search: matcher scores, code distances and local-screen distances (lower =
-        nearer) of every row, and the mate's row."""
+        nearer) of every row, and the mate's row (``order``: :func:`_nearest_first` of ``dist``,
+        when known)."""
         n = self.n
         self.hits += _rank1(scores, mate)
-        order = np.lexsort((np.arange(n), dist))  # nearest codes first, ties by row
+        order = _nearest_first(dist) if order is None else order
         pos = int(np.nonzero(order == mate)[0][0])
         sm = scores[mate]
         beats = (scores > sm) | ((scores == sm) & (np.arange(n) < mate))
@@ -284,9 +291,10 @@ class Tallies:
         self.codes, self.local, self.cascade = Tally(n), Tally(n), CascadeTally(n)
 
     def add(self, scores: np.ndarray, dist: np.ndarray, near: np.ndarray, mate: int) -> None:
-        self.codes.add(scores, dist, mate)
+        order = _nearest_first(dist)  # the codes' ranking, shared by the codes and cascade tallies
+        self.codes.add(scores, dist, mate, order)
         self.local.add(scores, near, mate)
-        self.cascade.add(scores, dist, near, mate)
+        self.cascade.add(scores, dist, near, mate, order)
 
     def report(self) -> dict[str, Any]:
         """The codes' report, with ``["local_screen"]`` and ``["cascade"]`` (its local screen
