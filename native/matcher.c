@@ -316,23 +316,32 @@ static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
  * quotient is taken in float32 as the specification does (exact: see _reference.py), which lets
  * the compiler vectorize the inner loop; the reference's descriptors are first laid out word by
  * word. Compiled twice: for CPUs with AVX-512 VPOPCNTDQ (eight popcounts an instruction) and
- * for any x86-64, chosen once at run time. */
-#define SCREEN_BODY                                                                                       \
+ * for any x86-64, chosen once at run time. PAD: the reference's minutiae are padded with empty
+ * ones (no bits in common with anything: a similarity of 0, which cannot raise a maximum) up to
+ * a multiple of PAD, so that the AVX-512 loop runs whole 16-lane vectors and never the scalar
+ * remainder GCC appends (0.46 against 0.83 us a reference, 20,000 synthetic templates; probes
+ * and references of 34 and 38 minutiae on average). The AVX2 build keeps PAD 1: padding measured
+ * 10 % slower there. Scanning only the vectors that cover a probe minutia's direction window,
+ * with the reference's minutiae bucketed by direction, measured slower still (0.57 us). */
+#define SCREEN_BODY(PAD)                                                                                  \
     {                                                                                                     \
-        uint64_t W0[MAXN], W1[MAXN], W2[MAXN], W3[MAXN];                                                  \
-        int32_t T[MAXN], C[MAXN], best[MAXN];                                                             \
+        uint64_t W0[MAXN + 16], W1[MAXN + 16], W2[MAXN + 16], W3[MAXN + 16];                              \
+        int32_t T[MAXN + 16], C[MAXN + 16], best[MAXN];                                                   \
+        const int nbp = (B->n + (PAD) - 1) / (PAD) * (PAD);                                               \
         const int maxdir = (int)prm[P_PAIR_MAX_DIR], minbits = (int)prm[P_SIM_MIN_BITS];                  \
         const int32_t scale2 = (int32_t)(2 * prm[P_SIM_SCALE]);                                           \
         for (int j = 0; j < B->n; j++) {                                                                  \
             W0[j] = B->d[4 * j], W1[j] = B->d[4 * j + 1], W2[j] = B->d[4 * j + 2], W3[j] = B->d[4 * j + 3]; \
             T[j] = B->t[j], C[j] = B->c[j];                                                               \
         }                                                                                                 \
+        for (int j = B->n; j < nbp; j++) /* padding to whole vectors: no bits in common, so 0 */          \
+            W0[j] = W1[j] = W2[j] = W3[j] = 0, T[j] = C[j] = 0;                                           \
         for (int i = 0; i < A->n; i++) {                                                                  \
             const uint64_t *da = A->d + 4 * (size_t)i;                                                    \
             const uint64_t d0 = da[0], d1 = da[1], d2 = da[2], d3 = da[3];                                \
             const int32_t ta = A->t[i] + maxdir, ca = A->c[i];                                            \
             int32_t m = 0;                                                                                \
-            for (int j = 0; j < B->n; j++) {                                                              \
+            for (int j = 0; j < nbp; j++) {                                                               \
                 const int32_t inter = (int32_t)(__builtin_popcountll(d0 & W0[j]) + __builtin_popcountll(d1 & W1[j]) \
                                                 + __builtin_popcountll(d2 & W2[j]) + __builtin_popcountll(d3 & W3[j])); \
                 const int32_t tot = ca + C[j];                                                            \
@@ -384,10 +393,10 @@ static inline int32_t top_sum(const int32_t *v, int n, int top)
 }
 
 __attribute__((target("popcnt,avx2,avx512f,avx512vl,avx512bw,avx512dq,avx512vpopcntdq")))
-static int32_t screen4_avx512(const tpl_t *A, const tpl_t *B, int top) SCREEN_BODY
+static int32_t screen4_avx512(const tpl_t *A, const tpl_t *B, int top) SCREEN_BODY(16)
 
 __attribute__((target_clones("arch=x86-64-v3", "popcnt", "default")))
-static int32_t screen4_any(const tpl_t *A, const tpl_t *B, int top) SCREEN_BODY
+static int32_t screen4_any(const tpl_t *A, const tpl_t *B, int top) SCREEN_BODY(1)
 
 /* any descriptor length: plain loops, the same arithmetic */
 static int32_t screen_words(const tpl_t *A, const tpl_t *B, int top)

@@ -111,7 +111,11 @@ def test_extreme_sizes_agree():
                                           (0, 1638, 3.0, 1, 0), (1638, 0, 1.0, 1, 0)], MINUTIA_DTYPE))
     two = Template(width=W, height=H, minutiae=full.minutiae[:2].copy())
     three = Template(width=W, height=H, minutiae=full.minutiae[1:4].copy())
-    ts = [prepare(t) for t in (full, one, two, three, empty, corners, near_copy(full, rng), near_copy(three, rng))]
+    # 16 and 17: one whole vector of the AVX-512 screen kernel, and one minutia past it (padding)
+    sixteen = Template(width=W, height=H, minutiae=full.minutiae[:16].copy())
+    seventeen = Template(width=W, height=H, minutiae=full.minutiae[:17].copy())
+    ts = [prepare(t) for t in (full, one, two, three, empty, corners, near_copy(full, rng), near_copy(three, rng),
+                               sixteen, seventeen)]
     for x in ts:
         for y in ts:
             assert native.score(x, y) == _reference.score(x, y)
