@@ -321,8 +321,15 @@ static int32_t score_pair(const tpl_t *a0, const tpl_t *b0, int32_t *sim)
  * a multiple of PAD, so that the AVX-512 loop runs whole 16-lane vectors and never the scalar
  * remainder GCC appends (0.46 against 0.83 us a reference, 20,000 synthetic templates; probes
  * and references of 34 and 38 minutiae on average). The AVX2 build keeps PAD 1: padding measured
- * 10 % slower there. Scanning only the vectors that cover a probe minutia's direction window,
- * with the reference's minutiae bucketed by direction, measured slower still (0.57 us). */
+ * 10 % slower there. Tried and slower, all giving the same integers: scanning only the vectors
+ * that cover a probe minutia's direction window, the reference's minutiae bucketed by direction
+ * (0.57 us); the transpose, lanes over the probe's minutiae laid out once per search in
+ * direction order, each reference minutia against its bucket's run of them (0.55 us); two probe
+ * minutiae a pass over the reference's words (0.48 us). The loop is bound by the vector units
+ * (about 30 instructions per 16 pairs), not by loads or the division. On a shortlist (rows
+ * ascending but scattered: a random third of 10^5 references) a reference costs 0.69 us against
+ * 0.45 in gallery order, the same templates; prefetching the next 2-8 entries' arrays in many()
+ * did not change that, so it is in neither loop. */
 #define SCREEN_BODY(PAD)                                                                                  \
     {                                                                                                     \
         uint64_t W0[MAXN + 16], W1[MAXN + 16], W2[MAXN + 16], W3[MAXN + 16];                              \

@@ -31,7 +31,7 @@ PENETRATION = 0.2
 #: :func:`biostation.matcher.screen_many`: every reference's minutiae, about a tenth of a
 #: comparison's cost in C) or ``"cascade"`` (the codes keep :data:`CASCADE_CODES_PENETRATION` of
 #: the gallery, the local screen ranks only those). The codes scan costs about 10 ns a reference,
-#: the local screen about 1 us; the local screen keeps far more of the mates in a small shortlist,
+#: the local screen about 0.5 us; the local screen keeps far more of the mates in a small shortlist,
 #: and the cascade pays for it on the codes' shortlist only (see docs/capacity-plan.md)
 SCREENS = ("codes", "local", "cascade")
 #: the local screen sums the best local similarities of this many probe minutiae (minutiae). Chosen

@@ -96,8 +96,8 @@ def screen_many(probe: Template | SearchTemplate, gallery: PackedGallery, index:
                 top: int = 8) -> np.ndarray:
     """Local-similarity screen scores of ``probe`` against every entry of ``gallery`` (or those in
     ``index``), int32, higher = more alike: each probe minutia's best local similarity (the first
-    step of a comparison) summed over the ``top`` best minutiae. About ten times cheaper than
-    :func:`match_many` in C on CPUs with AVX-512 VPOPCNTDQ, two to three times elsewhere; both
+    step of a comparison) summed over the ``top`` best minutiae. About twenty times cheaper than
+    :func:`match_many` in C on CPUs with AVX-512 VPOPCNTDQ, about three times elsewhere; both
     backends give the same integers. 1:N search screens with it (``identify.screening``)."""
     return _impl.screen_many(_search(probe), gallery, index, top)
 
