@@ -49,7 +49,7 @@ about a twentieth of a comparison (0.45 us a reference on one core with AVX-512 
 in the long tail (a few percent of them rank beyond 10 %), so they keep a generous share, and the
 local screen, which ranks the surviving mates near the top, cuts that share down to what the
 matcher re-ranks. At 10^6 references the codes' scan is some 10 ms, the local screen on 10 % of
-the gallery about 80 ms, and the matcher on 0.1 % about 9 ms (see docs/capacity-plan.md).
+the gallery about 60 ms, and the matcher on 0.1 % about 13 ms (see docs/capacity-plan.md).
 """
 
 from __future__ import annotations
