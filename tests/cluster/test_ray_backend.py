@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.cluster.conftest import kill_for_good
 
 from biostation.config import Settings
 from biostation.errors import (
@@ -161,7 +162,7 @@ def test_killed_shard_reloads_its_slice(ray_cluster, fvc, tmp_path):
         both(g, oracle, "delete", items[1][0])
         assert_same(g, oracle, fvc, ks=(5,))
         # a shard killed for good: a typed error, not a hang
-        ray_cluster.kill(g.shard_actors()[1], no_restart=True)
+        kill_for_good(g.shard_actors()[1])
         with pytest.raises(GalleryUnavailableError):
             g.search(items[0][1])
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from tests.cluster.conftest import kill_for_good
 
 from biostation.config import Settings
 from biostation.errors import GalleryUnavailableError
@@ -137,7 +138,7 @@ def test_a_shard_that_cannot_come_back_is_named(ray_cluster, items, shared, tmp_
     settings = Settings(ray_shard_cpus=0, ray_timeout_s=8, ray_max_restarts=0)
     with RayBackend(tmp_path / "g", shards=3, settings=settings) as g:
         g.insert_many(items)
-        ray_cluster.kill(g.shard_actors()[1], no_restart=True)
+        kill_for_good(g.shard_actors()[1])
         with pytest.raises(GalleryUnavailableError) as err:
             g.search(probes(shared)[0], 5)
         assert err.value.missing_shards == [1]

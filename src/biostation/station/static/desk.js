@@ -127,6 +127,13 @@ function render() {
   if (!st) { box.innerHTML = `<p class="meta">${escd(dt("queue"))}…</p>`; return; }
   const cur = st.step;
   if (desk.lastStep !== st.session_id + cur) { desk.lastStep = st.session_id + cur; loadQueue().catch(() => {}); }
+  if (cur === "demographics") {
+    // the form on screen already shows this session, these demographics, this language: building
+    // it again would replace the button under a click in flight, and that click would be lost
+    const key = JSON.stringify([st.session_id, st.demographics || null, curLang()]);
+    if (desk.demoKey === key && q("#demo")) return;
+    desk.demoKey = key;
+  } else desk.demoKey = null;
   box.innerHTML = `<ol class="stepper">${STEPS.map((s, i) => `<li class="${s === cur ? "now" : (STEPS.indexOf(cur) > i || cur === "confirmed") ? "done" : ""}"
       data-step="${s}">${i + 1}. ${escd(dt("step_" + s))}</li>`).join("")}</ol>
     <div id="stepbody"></div>`;
