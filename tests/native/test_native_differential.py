@@ -111,17 +111,60 @@ def test_extreme_sizes_agree():
                                           (0, 1638, 3.0, 1, 0), (1638, 0, 1.0, 1, 0)], MINUTIA_DTYPE))
     two = Template(width=W, height=H, minutiae=full.minutiae[:2].copy())
     three = Template(width=W, height=H, minutiae=full.minutiae[1:4].copy())
-    # 16 and 17: one whole vector of the AVX-512 screen kernel, and one minutia past it (padding)
-    sixteen = Template(width=W, height=H, minutiae=full.minutiae[:16].copy())
-    seventeen = Template(width=W, height=H, minutiae=full.minutiae[:17].copy())
+    # around the AVX-512 screen kernel's steps: whole vectors of 16 minutiae, the half step of 8 at
+    # the end, the transposed layout's 8 minutiae and its masked loads of 2
+    sized = [Template(width=W, height=H, minutiae=full.minutiae[:k].copy()) for k in (7, 8, 9, 15, 16, 17, 24, 25, 33)]
     ts = [prepare(t) for t in (full, one, two, three, empty, corners, near_copy(full, rng), near_copy(three, rng),
-                               sixteen, seventeen)]
+                               *sized)]
     for x in ts:
         for y in ts:
             assert native.score(x, y) == _reference.score(x, y)
     g = matcher.pack(ts)
     for x in ts:
         assert np.array_equal(native.screen_many(x, g, top=8), _reference.screen_many(x, g, top=8))
+
+
+def one_minutia(bits: range, t: int = 10) -> "SearchTemplate":
+    """A prepared template of one minutia whose descriptor has exactly ``bits`` set."""
+    from biostation.matcher.prepare import SearchTemplate
+
+    desc = np.zeros((1, 4), np.uint64)
+    for b in bits:
+        desc[0, b // 64] |= np.uint64(1) << np.uint64(b % 64)
+    one = np.ones(1, np.int32)
+    return SearchTemplate(x=one * 100, y=one * 100, t=one * t, desc=desc, cnt=one * len(bits), w=one, key=len(bits))
+
+
+@pytest.mark.parametrize("scale", [100, 1000, 512])
+def test_screen_agrees_at_another_similarity_scale(screen_kernel, scale, monkeypatch):
+    """The AVX-512 kernel scales after the maximum when 2 * SIM_SCALE is a power of two and before
+    the division otherwise: both against the specification, with the C module reconfigured. At
+    SIM_SCALE 100, 53 bits in common out of 100 + 100 is a quotient of exactly 53 that scaling after
+    the division would truncate to 52 (float32(200) * float32(53 / 200) < 53)."""
+    from biostation.matcher import _cbackend
+
+    rng = np.random.default_rng(11)
+    trap = [one_minutia(range(0, 100)), one_minutia(range(47, 147))]
+    ts = []
+    for k in (0, 1, 9, 17, 40, 90):
+        m = np.zeros(k, MINUTIA_DTYPE)
+        m["x"], m["y"] = rng.integers(0, W, k), rng.integers(0, H, k)
+        m["angle"] = rng.random(k).astype(np.float32) * 6
+        t = Template(width=W, height=H, minutiae=m)
+        ts += [t, near_copy(t, rng)]
+    monkeypatch.setattr(matcher.params, "SIM_SCALE", scale)
+    try:
+        _cbackend.configure()
+        prepared = trap + [prepare(t) for t in ts]
+        g = matcher.pack(prepared)
+        if scale == 100:
+            assert _reference.screen_many(trap[0], matcher.pack(trap[1:]), top=1)[0] == 53
+        for x in prepared:
+            for top in (1, 8):
+                assert np.array_equal(native.screen_many(x, g, top=top), _reference.screen_many(x, g, top=top))
+    finally:
+        monkeypatch.undo()
+        _cbackend.configure()
 
 
 def test_non_contiguous_and_big_endian_inputs_are_normalized():
