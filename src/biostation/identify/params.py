@@ -28,10 +28,10 @@ CODE_SET_BITS = 320
 PENETRATION = 0.2
 #: first stages a single-finger search can screen with: ``"codes"`` (the screening codes above,
 #: a Hamming scan), ``"local"`` (the matcher's local-similarity screen,
-#: :func:`biostation.matcher.screen_many`: every reference's minutiae, about a twentieth of a
+#: :func:`biostation.matcher.screen_many`: every reference's minutiae, about a thirtieth of a
 #: comparison's cost in C) or ``"cascade"`` (the codes keep :data:`CASCADE_CODES_PENETRATION` of
 #: the gallery, the local screen ranks only those). The codes scan costs about 10 ns a reference,
-#: the local screen about 0.5 us; the local screen keeps far more of the mates in a small shortlist,
+#: the local screen about 0.35 us; the local screen keeps far more of the mates in a small shortlist,
 #: and the cascade pays for it on the codes' shortlist only (see docs/capacity-plan.md)
 SCREENS = ("codes", "local", "cascade")
 #: the local screen sums the best local similarities of this many probe minutiae (minutiae). Chosen

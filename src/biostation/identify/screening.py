@@ -42,14 +42,14 @@ and Maltoni's Minutia Cylinder-Code, IEEE TPAMI 32(12), 2010, on this matcher's 
 code pools every pair of the finger into one histogram, so a mate seen through a small or
 shifted overlap drowns among strangers; the local screen only needs a few minutiae of the overlap
 to agree. It reads the gallery's own packed arrays (no index, no memory of its own) and costs
-about a twentieth of a comparison (0.45 us a reference on one core with AVX-512 VPOPCNTDQ, about
+about a thirtieth of a comparison (0.35 us a reference on one core with AVX-512 VPOPCNTDQ, about
 3 us without), against about 10 ns for a code: it trades scan rate for a far smaller shortlist.
 
 **The cascade** pays the local screen's price on the codes' shortlist only: the codes lose mates
 in the long tail (a few percent of them rank beyond 10 %), so they keep a generous share, and the
 local screen, which ranks the surviving mates near the top, cuts that share down to what the
 matcher re-ranks. At 10^6 references the codes' scan is some 10 ms, the local screen on 10 % of
-the gallery about 60 ms, and the matcher on 0.1 % about 13 ms (see docs/capacity-plan.md).
+the gallery about 35 ms, and the matcher on 0.1 % about 13 ms (see docs/capacity-plan.md).
 """
 
 from __future__ import annotations
