@@ -363,9 +363,7 @@ static inline int32_t top_sum(const int32_t *v, int n, int top)
     return above + (top - nabove) * lo;
 }
 
-
-/* top_sum in AVX-512, the same integer by the same search (the compiler does not vectorize
- * top_sum's counts as well) */
+/* top_sum in AVX-512: the same integer by the same search, its counts on whole vectors */
 __attribute__((target("popcnt,avx2,avx512f,avx512vl,avx512bw,avx512dq,avx512vpopcntdq")))
 static inline int32_t top_sum512(const int32_t *v, int n, int top)
 {
@@ -426,8 +424,8 @@ static inline __m512 max16(const float (*v)[16])
 }
 
 /* The AVX-512 kernel in intrinsics: the same integers as screen4_any, in about 30 instructions
- * for 16 pairs where GCC's vectorization of screen4_any takes 37, and with the work around that
- * loop (the reference's layout, each probe minutia's maximum, the top sum) vectorized too:
+ * for 16 pairs where GCC's AVX-512 vectorization of the same C took 37, and with the work around
+ * that loop (the reference's layout, each probe minutia's maximum, the top sum) vectorized too:
  * - the maximum is kept over the float quotients and truncated once per probe minutia (truncation
  *   is monotone, so trunc(max q) = max trunc(q)). When scale2 is a power of two, as it is, the
  *   quotient is inter / tot, scaled after the maximum: scaling by a power of two commutes with float
