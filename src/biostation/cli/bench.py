@@ -232,7 +232,9 @@ def register(app: typer.Typer) -> None:
         for t in report.get("tiled", []):
             typer.echo(f"{t['templates']} templates (tiled x{t['tile']}): exhaustive p50 {t['exhaustive']['p50_ms']:.0f} "
                        f"ms, two-stage p50 {t['two_stage']['p50_ms']:.0f} ms ({t['speedup_over_exhaustive']:.1f}x), "
-                       f"first stage {t['first_stage_templates_per_s']:.3g} templates/s")
+                       + (f"first stage {t['first_stage_templates_per_s']:.3g} templates/s (shortlist "
+                          f"{t['first_stage_rate_shortlist']})" if t["first_stage_templates_per_s"]
+                          else "first stage: none (the whole gallery is the shortlist)"))
             for o in t["other_penetrations"]:
                 typer.echo(f"  at {100 * o['penetration']:.2f} % penetration: two-stage p50 "
                            f"{o['two_stage']['p50_ms']:.0f} ms ({o['speedup_over_exhaustive']:.1f}x)")
