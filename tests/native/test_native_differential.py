@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from biostation import matcher
 from biostation.matcher import _reference
-from biostation.matcher.prepare import prepare
+from biostation.matcher.prepare import SearchTemplate, prepare
 from biostation.templates import MINUTIA_DTYPE, Template
 
 native = matcher.backends().get("native")
@@ -124,10 +124,8 @@ def test_extreme_sizes_agree():
         assert np.array_equal(native.screen_many(x, g, top=8), _reference.screen_many(x, g, top=8))
 
 
-def one_minutia(bits: range, t: int = 10) -> "SearchTemplate":
+def one_minutia(bits: range, t: int = 10) -> SearchTemplate:
     """A prepared template of one minutia whose descriptor has exactly ``bits`` set."""
-    from biostation.matcher.prepare import SearchTemplate
-
     desc = np.zeros((1, 4), np.uint64)
     for b in bits:
         desc[0, b // 64] |= np.uint64(1) << np.uint64(b % 64)

@@ -497,12 +497,14 @@ def time_tiled(gal: Gallery, templates: int, probes: int, penetration: float,
     # the scan rate: at the operating shortlist, or at 1 % where that is the whole gallery (which
     # the codes pass on without scanning: a rate from that time would count no scan)
     m_rate = m if m < n else screening.shortlist_size(n, 0.01)
-    rate = scan if m_rate == m else latencies(lambda p: screen.shortlist(screening.code(p), m_rate), ps)[1]
+    rate_per_s = None
+    if m_rate < n:
+        rate = scan if m_rate == m else latencies(lambda p: screen.shortlist(screening.code(p), m_rate), ps)[1]
+        rate_per_s = n / (rate["p50_ms"] / 1e3)
     out = {"templates": n, "tile": factor, "shortlist": m, "penetration": penetration,
            "screening_bytes": screen.nbytes, "gallery_bytes_held": g.nbytes,
            "exhaustive": ex, "two_stage": st, "first_stage": scan,
-           "first_stage_templates_per_s": n / (rate["p50_ms"] / 1e3) if m_rate < n else None,
-           "first_stage_rate_shortlist": m_rate if m_rate < n else None,
+           "first_stage_templates_per_s": rate_per_s, "first_stage_rate_shortlist": m_rate if rate_per_s else None,
            "speedup_over_exhaustive": ex["p50_ms"] / st["p50_ms"], "other_penetrations": []}
     for pen in also:
         mm = screening.shortlist_size(n, pen)
